@@ -1,0 +1,159 @@
+"""An enrollment (one customer's run through one journey) and the actions the engine asks for.
+
+The engine is a pure function from (journey, enrollment, profile, signal, now) to a new enrollment
+plus a list of actions; the runtime carries the actions out.  Keeping these types here, apart from
+both, is what lets the engine stay free of I/O and the runtime stay free of journey logic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Status = Literal["active", "waiting", "sending", "completed", "converted", "exited"]
+FINISHED: frozenset[str] = frozenset({"completed", "converted", "exited"})
+
+
+class Enrollment(BaseModel):
+    """State of one run.  ``revision`` grows by one on every change: the store's compare-and-set key.
+
+    ``journey_version`` pins the journey the customer entered on, so editing a journey never
+    strands someone mid-way: they finish on the version they started.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    journey_id: str
+    journey_version: str
+    customer_id: str
+    status: Status = "active"
+    step_id: str | None = None
+    entered_at: datetime
+    updated_at: datetime
+    holdout: bool = False
+    trigger: dict[str, Any] = Field(default_factory=dict)
+    #: When waiting: the due time of the timer and, for an event wait, the event name.
+    wait_until: datetime | None = None
+    waiting_for: str | None = None
+    #: Per step, the outcome of its send (``sent``, ``capped``, …) for branches and reports.
+    outcomes: dict[str, str] = Field(default_factory=dict)
+    sent: int = 0
+    exit_reason: str | None = None
+    revision: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+
+# ----------------------------------------------------------------------------------------------
+# Signals: why the engine is being asked to move an enrollment.
+
+
+@dataclass(frozen=True)
+class Started:
+    """The customer just entered; run from the first step."""
+
+
+@dataclass(frozen=True)
+class TimerFired:
+    """The timer set for ``revision`` came due (a stale revision is ignored by the engine)."""
+
+    revision: int
+
+
+@dataclass(frozen=True)
+class EventArrived:
+    """An event for this customer arrived (goals, ``exit_when`` and event waits look at it)."""
+
+    name: str
+    properties: dict[str, Any]
+    event_id: str
+    timestamp: datetime
+
+
+DeliveryOutcomeName = Literal[
+    "sent", "capped", "deferred", "suppressed", "no_consent", "no_address", "failed", "undeliverable", "holdout"
+]
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """The send at ``step_id`` was decided: ``outcome`` says how (``sent``, ``capped``, …)."""
+
+    step_id: str
+    outcome: DeliveryOutcomeName
+    channel: str | None = None
+
+
+Signal = Started | TimerFired | EventArrived | Delivered
+
+
+# ----------------------------------------------------------------------------------------------
+# Actions: what the runtime must carry out, in order.
+
+
+@dataclass(frozen=True)
+class SendAction:
+    """Hand a message to the deliver actor; the enrollment sits in ``sending`` until it answers."""
+
+    step_id: str
+    channels: tuple[str, ...]
+    template: str
+    on_capped: Literal["skip", "defer", "exit"]
+    recipient_id: str
+    idempotency_key: str
+    holdout: bool = False
+
+
+@dataclass(frozen=True)
+class ScheduleTimer:
+    """Wake the enrollment at ``due`` (a durable timer, not a Dramatiq delay)."""
+
+    due: datetime
+    revision: int
+
+
+@dataclass(frozen=True)
+class CancelTimer:
+    """The enrollment no longer waits (goal reached, event arrived): drop its timer."""
+
+
+@dataclass(frozen=True)
+class UpdateProfile:
+    """Set or increment attributes on a profile (``customer_id`` may be another customer)."""
+
+    customer_id: str
+    set: dict[str, Any] = field(default_factory=dict)
+    increment: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Record:
+    """Count something for reports: ``stat`` per journey and step (``entered``, ``branch:…``)."""
+
+    step_id: str | None
+    stat: str
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The enrollment ended: ``completed``, ``converted`` or ``exited`` with a reason."""
+
+    status: Literal["completed", "converted", "exited"]
+    reason: str
+
+
+Action = SendAction | ScheduleTimer | CancelTimer | UpdateProfile | Record | Finish
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The engine's answer: the enrollment to store (compare-and-set) and the actions to run."""
+
+    enrollment: Enrollment
+    actions: tuple[Action, ...]

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install everything the tests need (redis-server, Prism, the package with its test extras)
+# and run the whole suite.  Safe to run again: installed parts are reused.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
+fi
+if [[ ! -x node_modules/.bin/prism ]]; then
+  npm install --no-save --no-audit --no-fund --silent @stoplight/prism-cli@5 >/dev/null
+fi
+if [[ ! -x .venv/bin/python ]]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e '.[test]' >/dev/null
+
+.venv/bin/ruff check .
+.venv/bin/ruff format --check -q orchestrator channels tests
+.venv/bin/mypy
+PATH="$PWD/node_modules/.bin:$PATH" .venv/bin/python -m pytest "$@"
