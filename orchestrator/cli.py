@@ -1,0 +1,70 @@
+"""The ``loyaloop`` command.  Each sub-command lives in its own module and is imported only when
+used, so ``loyaloop validate`` starts fast and never needs Redis or provider SDKs.
+
+No traceback reaches a marketer: Loyaloop's own errors print as one clear message and exit 1.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from orchestrator.errors import LoyaloopError
+
+#: command name → "module:attribute" of a ``click.Command``.
+COMMANDS: dict[str, str] = {
+    "validate": "orchestrator.commands.authoring:validate",
+    "schema": "orchestrator.commands.authoring:schema",
+    "render": "orchestrator.commands.authoring:render",
+    "demo": "orchestrator.commands.demo:demo",
+    "track": "orchestrator.commands.intake:track",
+    "identify": "orchestrator.commands.intake:identify",
+    "import": "orchestrator.commands.intake:import_events",
+    "worker": "orchestrator.commands.ops:worker",
+    "scheduler": "orchestrator.commands.ops:scheduler",
+    "status": "orchestrator.commands.ops:status",
+    "unsubscribe": "orchestrator.commands.consent:unsubscribe",
+    "serve": "orchestrator.commands.serve:serve",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose sub-commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, _, attribute = target.partition(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="loyaloop")
+def cli() -> None:
+    """Loyaloop: customer journeys as code, run by Dramatiq workers on Redis."""
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point: turn Loyaloop errors into one readable line and exit code 1."""
+    try:
+        return cli.main(args=argv, prog_name="loyaloop", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except LoyaloopError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)

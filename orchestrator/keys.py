@@ -1,0 +1,96 @@
+"""Every Redis key name Loyaloop uses, in one place.
+
+Per-customer keys carry the hash tag ``{customer_id}`` so all of one customer's keys share a Redis
+Cluster slot and one Lua script may touch them together.  Global keys are few and sharded where
+they are hot.  Nothing here talks to Redis.
+"""
+
+from __future__ import annotations
+
+PREFIX = "lp"
+
+
+def _customer(customer_id: str, kind: str) -> str:
+    return f"{PREFIX}:c:{{{customer_id}}}:{kind}"
+
+
+# --- one customer ------------------------------------------------------------------------------
+def profile(customer_id: str) -> str:
+    """JSON of the profile (without consent)."""
+    return _customer(customer_id, "profile")
+
+
+def consent(customer_id: str) -> str:
+    """Hash channel → "1"/"0": kept apart from the profile so consent changes are one HSET."""
+    return _customer(customer_id, "consent")
+
+
+def send_log(customer_id: str) -> str:
+    """Sorted set of sends scored by time: the frequency-cap log."""
+    return _customer(customer_id, "sends")
+
+
+def live_enrollments(customer_id: str) -> str:
+    """Hash journey id → run id of the customer's live enrollment in that journey."""
+    return _customer(customer_id, "live")
+
+
+def last_entry(customer_id: str) -> str:
+    """Hash journey id → epoch seconds of the customer's last entry (re-entry cooldowns)."""
+    return _customer(customer_id, "entered")
+
+
+def enrollment(customer_id: str, run_id: str) -> str:
+    """JSON of one enrollment; compare-and-set on its ``revision``."""
+    return _customer(customer_id, f"run:{run_id}")
+
+
+def seen_events(customer_id: str) -> str:
+    """Set of event ids already handled (duplicate events are ignored)."""
+    return _customer(customer_id, "seen")
+
+
+def delivered(customer_id: str) -> str:
+    """Hash idempotency key → outcome: a send is carried out at most once."""
+    return _customer(customer_id, "delivered")
+
+
+# --- global ------------------------------------------------------------------------------------
+def timers(shard: int) -> str:
+    """Sorted set of due timers (member → due epoch seconds), one per shard."""
+    return f"{PREFIX}:timers:{shard}"
+
+
+def timer_leases(shard: int) -> str:
+    """Sorted set of claimed timers (member → lease expiry), re-driven by the reaper."""
+    return f"{PREFIX}:leases:{shard}"
+
+
+def journey_stats(journey_id: str) -> str:
+    """Hash ``step:stat`` → count, for ``loyaloop demo`` and ``loyaloop status``."""
+    return f"{PREFIX}:stats:{journey_id}"
+
+
+def journey_version(journey_id: str, version: str) -> str:
+    """JSON of a journey version, so in-flight enrollments finish on the version they entered."""
+    return f"{PREFIX}:journey:{journey_id}:{version}"
+
+
+def suppressed() -> str:
+    """Hash of hashed address → reason: the global suppression list."""
+    return f"{PREFIX}:suppressed"
+
+
+def rate_limit(channel: str) -> str:
+    """Per-channel send-rate window shared by every worker."""
+    return f"{PREFIX}:rate:{channel}"
+
+
+def schedule_fired(journey_id: str) -> str:
+    """String set NX per schedule fire time, so several schedulers fire a broadcast once."""
+    return f"{PREFIX}:fired:{journey_id}"
+
+
+def refused() -> str:
+    """Hash reason → count of refused inputs (bad events are counted, never lost silently)."""
+    return f"{PREFIX}:refused"
