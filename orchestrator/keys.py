@@ -94,3 +94,28 @@ def schedule_fired(journey_id: str) -> str:
 def refused() -> str:
     """Hash reason → count of refused inputs (bad events are counted, never lost silently)."""
     return f"{PREFIX}:refused"
+
+
+# --- provider messages and the HTTP front door --------------------------------------------------
+def message(provider_message_id: str) -> str:
+    """Hash of who a sent message belongs to (customer_id, run_id, step_id, channel, idempotency_key).
+
+    Written when a provider accepts a message, read by webhooks that only carry the provider's id
+    (Twilio status callbacks carry just the ``MessageSid``).
+    """
+    return f"{PREFIX}:msg:{provider_message_id}"
+
+
+def message_status(idempotency_key: str) -> str:
+    """Hash of a message's delivery status (``status``, ``<event>_at`` times) fed by provider webhooks."""
+    return f"{PREFIX}:msgstatus:{idempotency_key}"
+
+
+def api_rate(key_id: str) -> str:
+    """GCRA state (theoretical arrival time) of one API key, shared by every HTTP worker."""
+    return f"{PREFIX}:http:rate:{key_id}"
+
+
+def webhook_seen(provider: str, digest: str) -> str:
+    """Marker of a signed webhook payload already accepted, kept for the staleness window (replays)."""
+    return f"{PREFIX}:http:seen:{provider}:{digest}"
