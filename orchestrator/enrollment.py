@@ -80,6 +80,10 @@ DeliveryOutcomeName = Literal[
     "sent", "capped", "deferred", "suppressed", "no_consent", "no_address", "failed", "undeliverable", "holdout"
 ]
 
+#: Outcomes that do not decide a send: the enrollment stays in ``sending`` and the runtime
+#: re-drives the delivery later (quiet hours, ``on_capped: defer``).  Every other outcome moves on.
+NON_FINAL_OUTCOMES: frozenset[str] = frozenset({"deferred"})
+
 
 @dataclass(frozen=True)
 class Delivered:
