@@ -184,12 +184,29 @@ def next_schedule_fire(trigger: ScheduleTrigger, after: datetime, tz: str) -> da
     """The next cron fire strictly after ``after``, reading the cron in zone ``tz`` (returned in UTC).
 
     The caller resolves ``trigger.timezone`` (``settings`` / ``local`` / a zone) into ``tz``.
+    Like classic cron, a schedule with fixed hours fires once on the night clocks fall back (at
+    the first of the two identical wall times), so a 02:30 broadcast is not sent twice; an
+    hourly-style schedule (``*`` in the hour field) keeps firing through the repeated hour.
     """
     zone = resolve_zone(tz)
-    start = _aware(after).astimezone(zone)
-    fire = croniter(trigger.schedule, start).get_next(datetime)
-    assert isinstance(fire, datetime)
-    return _aware(fire).astimezone(UTC)
+    fields = trigger.schedule.split()
+    fixed_hours = len(fields) >= 2 and "*" not in fields[1]
+    iterator = croniter(trigger.schedule, _aware(after).astimezone(zone))
+    for _ in range(4):
+        fire = iterator.get_next(datetime)
+        assert isinstance(fire, datetime)
+        fire = _aware(fire).astimezone(UTC)
+        if not (fixed_hours and _second_occurrence(fire, zone)):
+            return fire
+    raise AssertionError("a fixed-hour schedule repeats at most once per fall-back")  # pragma: no cover
+
+
+def _second_occurrence(instant: datetime, zone: ZoneInfo) -> bool:
+    """Whether ``instant`` is the later of two instants sharing one wall time (fall-back hour)."""
+    wall = instant.astimezone(zone).replace(tzinfo=None)
+    first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    second = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    return first != second and instant == second and first < second
 
 
 def _as_date(value: Any) -> date | None:
