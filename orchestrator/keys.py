@@ -119,3 +119,9 @@ def api_rate(key_id: str) -> str:
 def webhook_seen(provider: str, digest: str) -> str:
     """Marker of a signed webhook payload already accepted, kept for the staleness window (replays)."""
     return f"{PREFIX}:http:seen:{provider}:{digest}"
+
+
+def sms_contact(address_digest: str) -> str:
+    """String customer id last texted at a phone number (by its SHA-256 digest): an inbound STOP carries
+    only the number, so this is how it finds whose consent to withdraw."""
+    return f"{PREFIX}:http:sms-contact:{address_digest}"
