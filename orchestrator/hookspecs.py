@@ -1,7 +1,13 @@
 """The whole plugin contract.  A plugin is a module or object with ``@hookimpl`` functions.
 
 Hooks are called with keyword arguments only; a plugin may accept any subset of a hook's
-parameters.  Built-in channels in ``channels/`` register through these very hooks.
+parameters (pluggy passes just the ones it names).  Built-in channels in ``channels/`` register
+through these very hooks, from the same entry-point group (``loyaloop``) as outside plugins, so
+nothing a built-in does is out of reach for a third-party package.
+
+Order: plugins are called in pluggy's order, the last registered first, unless an
+implementation says ``@hookimpl(tryfirst=True)`` or ``trylast=True``.  Every hook is documented
+with its exact signature in ``docs/plugins.md`` (a test holds the two together).
 """
 
 from __future__ import annotations
@@ -15,16 +21,21 @@ from orchestrator.errors import DeliveryError
 from orchestrator.message import Channel, Message, Receipt
 from orchestrator.settings import Settings
 
-hookspec = pluggy.HookspecMarker("loyaloop")
-hookimpl = pluggy.HookimplMarker("loyaloop")
+PROJECT_NAME = "loyaloop"
+#: The entry-point group a plugin distribution declares (``[project.entry-points.loyaloop]``).
+ENTRY_POINT_GROUP = "loyaloop"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
 @hookspec
 def loyaloop_configure(settings: Settings) -> None:
-    """Called once at start-up, before any other hook, with the loaded settings.
+    """Called once per :func:`orchestrator.plugins.build_channels`, before any channel is registered.
 
-    Read your own configuration here (from the environment for secrets) and raise
-    ``ConfigurationError`` with the fix when something required is missing.
+    Read your own configuration here (secrets from the environment, never from a file) and raise
+    ``ConfigurationError`` saying which variable to set when something required is missing, so a
+    worker refuses to start instead of failing on its first send.
     """
 
 
@@ -32,35 +43,53 @@ def loyaloop_configure(settings: Settings) -> None:
 def loyaloop_register_channels(register: Callable[[Channel], None], settings: Settings) -> None:
     """Register delivery channels by calling ``register(channel)`` once per channel.
 
-    Called once when the plugin manager builds the channel registry.  A name registered twice
-    is refused at start-up with a ``PluginError`` naming both plugins.
+    ``channel`` satisfies :class:`orchestrator.message.Channel` (``name``, ``address_field``,
+    ``consent_key``, ``send(message) -> Receipt``).  Called once when the worker builds its channel
+    registry.  A name registered twice is refused at start-up with a ``PluginError`` naming both
+    plugins: channels are never silently shadowed.
     """
 
 
 @hookspec
 def loyaloop_prepare_message(message: Message, profile: dict[str, Any], journey_id: str) -> Message | None:
-    """Adjust a rendered message just before it is sent (UTM parameters, custom args).
+    """Adjust a rendered message just before it is sent (UTM parameters, custom args, headers).
 
-    Return a new ``Message`` (it is frozen: use ``dataclasses.replace``) or None to leave it.
-    Plugins run in registration order, each seeing the previous one's result.
+    ``profile`` is the customer's ``Profile.context()``.  Return a new ``Message`` (it is frozen:
+    use ``dataclasses.replace``) or None to leave it unchanged.  Unlike the other hooks, results
+    chain: each plugin receives the message the previous one returned.  Raising here fails the
+    send (the runtime treats it as a bug to fix, not as a delivery outcome).
     """
 
 
 @hookspec
 def loyaloop_message_sent(message: Message, receipt: Receipt) -> None:
-    """Observe a message the provider accepted.  Must not raise; errors are logged and ignored."""
+    """Observe a message the provider accepted (analytics, audit trails).
+
+    Called after the send is recorded.  Must not raise; an exception is logged (plugin name and
+    exception type only, never the message) and ignored so an observer cannot break delivery.
+    """
 
 
 @hookspec
 def loyaloop_message_failed(message: Message, error: DeliveryError) -> None:
-    """Observe a message that failed, transiently (will retry) or permanently (will not)."""
+    """Observe a message that failed: ``TransientError`` (will be retried) or ``PermanentError``.
+
+    Same rules as ``loyaloop_message_sent``: exceptions are logged without personal data and ignored.
+    """
 
 
 @hookspec
 def loyaloop_template_filters() -> dict[str, Callable[..., Any]] | None:
-    """Return Jinja2 filters to add to the sandboxed template and condition environments."""
+    """Return Jinja2 filters to add to the sandboxed template and condition environments.
+
+    Names must be unique across plugins (a clash is a ``PluginError``).  Filters run inside the
+    sandbox on marketer-written templates, so they must not expose I/O or mutable globals.
+    """
 
 
 @hookspec
 def loyaloop_template_globals() -> dict[str, Any] | None:
-    """Return values or functions to add as Jinja2 globals in templates and conditions."""
+    """Return values or functions to add as Jinja2 globals in templates and conditions.
+
+    Same uniqueness and sandbox rules as ``loyaloop_template_filters``.
+    """
