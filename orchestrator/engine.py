@@ -455,19 +455,52 @@ def _step_wait(run: _Run, step: WaitStep) -> object:
     enrollment = run.enrollment
     wait = step.wait
     enrollment.waiting_for = None
+    zone = resolve_zone(run.profile.timezone, run.settings_timezone)
     if isinstance(wait, timedelta):
         due = _aware(run.now) + wait
     elif isinstance(wait, WaitUntil):
-        zone = resolve_zone(run.profile.timezone, run.settings_timezone)
         due = next_local_time(run.now, wait.until, zone, wait.weekdays)
-    else:
-        assert isinstance(wait, WaitForEvent)
+    elif isinstance(wait, WaitForEvent):
         due = _aware(run.now) + wait.timeout
         enrollment.waiting_for = wait.event
+    else:
+        # A moment computed from the customer's data (``wait: {at: …, before: 3d}``).
+        moment = _moment(conditions.evaluate(wait.at, run.ctx()), zone)
+        if moment is None:
+            run.record(step.id, "no_moment")
+            run.finish("exited", "no_moment")
+            return _DONE
+        due = moment - wait.before if wait.before is not None else moment
+        if due <= _aware(run.now):
+            run.record(step.id, "moment_passed")
+            return run.journey.next_step_id(step.id)
     enrollment.status = "waiting"
     enrollment.wait_until = due
     run.actions.append(ScheduleTimer(due=due, revision=enrollment.revision))
     return _PAUSE
+
+
+def _moment(value: Any, zone: ZoneInfo) -> datetime | None:
+    """An instant from what a ``wait: {at: …}`` expression gave; naive values are the customer's wall time.
+
+    Nothing (None, empty text) gives None; anything that is not a date, a datetime or ISO-8601
+    text is a :class:`TemplateError`, handled like any broken condition.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError as exc:
+            raise TemplateError(f"wait moment {value!r} is not an ISO-8601 date or time") from exc
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            return value.astimezone(UTC)
+        local = _local_instant(value.date(), value.time(), zone)
+        return local
+    if isinstance(value, date):
+        return _local_instant(value, time(0, 0), zone)
+    raise TemplateError(f"wait moment {value!r} is not a date or time")
 
 
 def _step_branch(run: _Run, step: BranchStep) -> object:

@@ -997,3 +997,62 @@ def test_advance_keeps_its_invariants(flow: Journey, customer: str, script: list
             assert d.enrollment.status in {"sending", "waiting"}
         if isinstance(signal, Delivered) and signal.outcome == "deferred":
             assert d.enrollment.status == "sending"
+
+
+# ----------------------------------------------------------------------------------------------
+# Waiting for a moment computed from the customer's data (replenishment).
+
+
+def moment_flow(at: str, before: str | None = None) -> Journey:
+    wait: dict[str, Any] = {"at": at}
+    if before is not None:
+        wait["before"] = before
+    return journey([{"id": "until_due", "wait": wait}, {"id": "remind", "send": "email", "template": "reorder"}])
+
+
+def test_wait_at_a_product_run_out_date_minus_before() -> None:
+    """``at`` reads the profile's replenishment date; ``before`` moves the timer earlier."""
+    runs_out = datetime(2026, 4, 1, 12, 0, tzinfo=UTC)
+    who = profile(products={"sku1": {"sku": "sku1", "last_bought_at": NOW, "replenish_at": runs_out}})
+    flow = moment_flow("profile.products['sku1'].replenish_at", "3d")
+    d = start(flow, who)
+    assert d.enrollment.status == "waiting"
+    assert only(d, ScheduleTimer).due == runs_out - timedelta(days=3)
+    assert only(fire(flow, d, who), SendAction).step_id == "remind"
+
+
+def test_wait_at_expression_with_duration_globals() -> None:
+    """``now + days(n)`` from the trigger's items works as a moment."""
+    flow = moment_flow("now + days(event.replenish_days)")
+    d = start(flow, trigger={"replenish_days": 30})
+    assert only(d, ScheduleTimer).due == NOW + timedelta(days=30)
+
+
+def test_wait_at_naive_text_is_the_customers_wall_time() -> None:
+    """An ISO string without offset means that wall time in the profile's zone."""
+    d = start(moment_flow("'2026-04-10T09:00'"), profile(timezone="Europe/Amsterdam"))
+    assert only(d, ScheduleTimer).due == datetime(2026, 4, 10, 7, 0, tzinfo=UTC)
+    d = start(moment_flow("'2026-04-10T09:00+00:00'"), profile(timezone="Europe/Amsterdam"))
+    assert only(d, ScheduleTimer).due == datetime(2026, 4, 10, 9, 0, tzinfo=UTC)
+
+
+def test_wait_at_a_past_moment_continues_at_once() -> None:
+    """A moment already gone does not wait at all."""
+    d = start(moment_flow("'2026-01-01T00:00+00:00'"))
+    assert Record("until_due", "moment_passed") in d.actions
+    assert only(d, SendAction).step_id == "remind"
+    assert not of_type(d, ScheduleTimer)
+
+
+def test_wait_at_nothing_ends_the_run() -> None:
+    """No moment (the product has no replenishment date) ends the enrollment."""
+    d = start(moment_flow("event.runs_out"), trigger={"runs_out": None})
+    assert only(d, Finish) == Finish("exited", "no_moment")
+    assert not of_type(d, SendAction)
+
+
+@pytest.mark.parametrize("at", ["'next tuesday'", "42", "event.missing"])
+def test_wait_at_garbage_is_a_condition_error(at: str) -> None:
+    """Text that is not ISO-8601, a number, or a missing field end the run as ``condition_error``."""
+    d = start(moment_flow(at))
+    assert only(d, Finish) == Finish("exited", "condition_error")
