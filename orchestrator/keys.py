@@ -50,6 +50,11 @@ def seen_events(customer_id: str) -> str:
     return _customer(customer_id, "seen")
 
 
+def consent_history(customer_id: str) -> str:
+    """Stream of consent changes (channel, granted, source, at): the proof of opt-in and opt-out."""
+    return _customer(customer_id, "consent-history")
+
+
 def delivered(customer_id: str) -> str:
     """Hash idempotency key → outcome: a send is carried out at most once."""
     return _customer(customer_id, "delivered")

@@ -44,6 +44,11 @@ class Settings(BaseModel):
     locales: list[str] = Field(default_factory=lambda: ["en", "nl"])
     caps: list[CapRule] = Field(default_factory=list)
     transactional_counts_toward_caps: bool = True
+    #: Transactional sends ignore quiet hours unless this is true (a receipt is expected at once).
+    transactional_quiet_hours: bool = False
+    #: How long the frequency-cap send log keeps a send: at least the longest cap window anywhere,
+    #: journey overrides included, so one journey's short rules never trim another's history.
+    send_log_retention: Duration = Field(default_factory=lambda: __import__("datetime").timedelta(days=30))
     quiet_hours: dict[ChannelName, QuietWindow | None] = Field(default_factory=dict)
     defer_max: Duration = Field(default_factory=lambda: __import__("datetime").timedelta(days=3))
     #: Sends per second per channel, shared by every worker (protects against provider 429 storms).

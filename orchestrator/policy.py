@@ -1,0 +1,289 @@
+"""The fatigue gate: every send of every journey and channel passes here before a provider sees it.
+
+Checks, in this order (the first that fails decides):
+
+1. **address** — the profile has an address for the channel (``no_address``);
+2. **suppression** — the normalized address's SHA-256 is not on the global list (``suppressed``;
+   transactional sends too: a hard-bounced mailbox stays dead for receipts);
+3. **consent** — marketing needs consent on the channel (``no_consent``); transactional skips it;
+4. **quiet hours** — marketing sends inside the channel's window, in the customer's own zone, are
+   deferred to the window's end (``quiet``); transactional sends bypass quiet hours unless
+   ``settings.transactional_quiet_hours``;
+5. **caps** — every applicable rule against the customer's rolling send log (``capped``), and if
+   allowed the send is recorded in the same atomic step.  Transactional sends bypass caps;
+   ``settings.transactional_counts_toward_caps`` decides whether they are recorded (and so count
+   toward marketing caps).
+
+Steps 2, 3 and 5 are one Lua call (see :mod:`orchestrator.caps`); step 4 is computed in Python
+before it, so a decision costs exactly one Redis round trip, and :meth:`Gate.check_many` puts many
+decisions into one pipelined round trip.
+
+Consent: the consent hash in Redis (``keys.consent``, written by :func:`orchestrator.consent.set_consent`)
+wins when it has an entry for the channel, because it is newer than any profile read; without an
+entry, the profile's ``consent`` carried by the request decides.  So an unsubscribe between the
+runtime reading the profile and the gate deciding still stops the send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import redis
+
+from orchestrator import caps, keys
+from orchestrator.consent import address_hash
+from orchestrator.journey import QuietWindow
+from orchestrator.quiet_hours import effective_window, quiet_until, resolve_zone
+from orchestrator.settings import CapRule, Settings
+
+Outcome = Literal["allowed", "capped", "quiet", "suppressed", "no_consent", "no_address"]
+Category = Literal["marketing", "transactional"]
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    """One message a journey wants to send, with what the gate needs to know about the customer.
+
+    ``consent`` and ``timezone`` come from the profile; ``quiet_hours_override`` is the journey's
+    ``quiet_hours`` field and ``caps_override`` its cap rules (replacing the settings' rules for
+    this journey's sends).  ``step_id`` breaks ties between sends of equal priority and
+    ``consent_key`` names the consent entry when a channel's differs from its name.
+    """
+
+    customer_id: str
+    channel: str
+    category: Category
+    journey_id: str
+    journey_tags: tuple[str, ...]
+    priority: int
+    idempotency_key: str
+    address: str | None
+    consent: Mapping[str, bool]
+    timezone: str | None
+    quiet_hours_override: Mapping[str, QuietWindow | None] | Literal[False] | None = None
+    caps_override: list[CapRule] | None = None
+    step_id: str = ""
+    consent_key: str | None = None
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """What the gate decided; the runtime records it per journey and step and acts on it.
+
+    ``retry_at`` (UTC) is the end of the quiet window for ``quiet`` and the moment the blocking
+    cap frees a slot for ``capped`` (``None`` when a ``max: 0`` rule blocks for good).
+    ``timezone_fallback`` is true when the profile's zone was missing or unknown and the settings'
+    default zone was used.  ``rule`` is the blocking cap rule; ``duplicate`` marks an ``allowed``
+    that was already recorded under the same idempotency key (a retry, not a new send).
+    """
+
+    outcome: Outcome
+    retry_at: datetime | None = None
+    reason: str = ""
+    timezone_fallback: bool = False
+    rule: CapRule | None = None
+    duplicate: bool = False
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome == "allowed"
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A request with everything computed that needs no Redis."""
+
+    index: int
+    request: SendRequest
+    rules: tuple[CapRule, ...]
+    quiet_end: datetime | None
+    quiet_reason: str
+    fallback: bool
+    args: tuple[Any, ...]
+
+
+class Gate:
+    """Decides, for one or many sends, whether each may go now; records allowed sends for caps.
+
+    Thread-safe as long as the Redis client is (redis-py's is): the gate holds no mutable state but
+    the cached script hash.
+    """
+
+    def __init__(self, redis: redis.Redis, settings: Settings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self._sha: str | None = None
+        self._release_sha: str | None = None
+        longest = max((rule.window for rule in settings.caps), default=timedelta(0))
+        self._horizon = max(longest, settings.send_log_retention)
+
+    # --- deciding -----------------------------------------------------------------------------
+    def check(self, request: SendRequest, *, now: datetime) -> GateDecision:
+        """Decide one send (one Redis round trip, none when the profile has no address)."""
+        return self.check_many([request], now=now)[0]
+
+    def check_many(self, requests: list[SendRequest], *, now: datetime) -> list[GateDecision]:
+        """Decide many sends in one pipelined round trip; decisions come back in the input order.
+
+        Sends are evaluated in a fixed order — priority (high first), then journey id, step id and
+        idempotency key — so when one customer has several sends due at once and one free slot,
+        the highest-priority journey takes it, and the same input always gives the same answer.
+        """
+        now_ms = caps.to_ms(now)
+        decisions: list[GateDecision | None] = [None] * len(requests)
+        order = sorted(
+            range(len(requests)),
+            key=lambda i: (
+                -requests[i].priority,
+                requests[i].journey_id,
+                requests[i].step_id,
+                requests[i].idempotency_key,
+            ),
+        )
+        prepared: list[_Prepared] = []
+        for index in order:
+            request = requests[index]
+            if not request.address:
+                _zone, fallback = resolve_zone(request.timezone, self.settings.default_timezone)
+                decisions[index] = GateDecision(
+                    "no_address", reason=f"no {request.channel} address on the profile", timezone_fallback=fallback
+                )
+                continue
+            prepared.append(self._prepare(index, request, now, now_ms))
+        if prepared:
+            for item, raw in zip(prepared, self._run(prepared), strict=True):
+                decisions[item.index] = self._decode(item, raw)
+        return [decision for decision in decisions if decision is not None]
+
+    def _prepare(self, index: int, request: SendRequest, now: datetime, now_ms: int) -> _Prepared:
+        settings = self.settings
+        marketing = request.category == "marketing"
+        zone, fallback = resolve_zone(request.timezone, settings.default_timezone)
+        quiet_end: datetime | None = None
+        quiet_reason = ""
+        if marketing or settings.transactional_quiet_hours:
+            window = effective_window(request.channel, settings.quiet_hours, request.quiet_hours_override)
+            quiet_end = quiet_until(now, window, zone)
+            if quiet_end is not None and window is not None:
+                quiet_reason = f"quiet hours {window.start:%H:%M}-{window.end:%H:%M} on {request.channel} in {zone}" + (
+                    " (default zone)" if fallback else ""
+                )
+        if marketing:
+            source = settings.caps if request.caps_override is None else request.caps_override
+            rules = tuple(
+                rule for rule in source if caps.applies(rule, request.channel, "marketing", request.journey_tags)
+            )
+            record = True
+            consent_key = request.consent_key or request.channel
+            mode = "1" if request.consent.get(consent_key) is True else "0"
+        else:
+            rules = ()
+            record = settings.transactional_counts_toward_caps
+            consent_key = request.consent_key or request.channel
+            mode = "-"
+        horizon = max([self._horizon, *(rule.window for rule in rules)])
+        args: list[Any] = [
+            now_ms,
+            request.idempotency_key,
+            caps.member(request.idempotency_key, request.channel, request.category, request.journey_tags),
+            consent_key,
+            address_hash(request.address or ""),
+            mode,
+            "1" if quiet_end is not None else "0",
+            "1" if record else "0",
+            horizon // caps.MILLISECOND,
+            len(rules),
+        ]
+        for rule in rules:
+            args.extend(caps.encode_rule(rule))
+        return _Prepared(index, request, rules, quiet_end, quiet_reason, fallback, tuple(args))
+
+    def _run(self, prepared: list[_Prepared]) -> list[Any]:
+        """Evaluate every prepared send in one pipeline; reload the script once if Redis forgot it."""
+        sha = self._sha or self._load()
+        results = self._pipeline(sha, prepared)
+        missing = [i for i, raw in enumerate(results) if isinstance(raw, redis.exceptions.NoScriptError)]
+        if missing:
+            sha = self._load()
+            for i, raw in zip(missing, self._pipeline(sha, [prepared[i] for i in missing]), strict=True):
+                results[i] = raw
+        for raw in results:
+            if isinstance(raw, Exception):
+                raise raw
+        return results
+
+    def _pipeline(self, sha: str, prepared: list[_Prepared]) -> list[Any]:
+        pipe = self.redis.pipeline(transaction=False)
+        suppressed = keys.suppressed()
+        for item in prepared:
+            customer = item.request.customer_id
+            pipe.evalsha(sha, 3, keys.send_log(customer), keys.consent(customer), suppressed, *item.args)
+        return list(pipe.execute(raise_on_error=False))
+
+    def _load(self) -> str:
+        self._sha = caps.text(self.redis.script_load(caps.GATE_SCRIPT))
+        return self._sha
+
+    def _decode(self, item: _Prepared, raw: list[Any]) -> GateDecision:
+        outcome = caps.text(raw[0])
+        request, fallback = item.request, item.fallback
+        if outcome == "allowed":
+            detail = caps.text(raw[1]) if len(raw) > 1 else "new"
+            reason = {"dup": "already recorded under this idempotency key", "pass": "transactional"}.get(detail, "")
+            return GateDecision("allowed", reason=reason, timezone_fallback=fallback, duplicate=detail == "dup")
+        if outcome == "quiet":
+            return GateDecision("quiet", retry_at=item.quiet_end, reason=item.quiet_reason, timezone_fallback=fallback)
+        if outcome == "capped":
+            rule = item.rules[int(raw[1]) - 1]
+            retry_ms = int(raw[2])
+            return GateDecision(
+                "capped",
+                retry_at=None if retry_ms < 0 else caps.from_ms(retry_ms),
+                reason=caps.describe(rule),
+                timezone_fallback=fallback,
+                rule=rule,
+            )
+        if outcome == "suppressed":
+            return GateDecision("suppressed", reason="address is on the suppression list", timezone_fallback=fallback)
+        if outcome == "no_consent":
+            key = request.consent_key or request.channel
+            return GateDecision("no_consent", reason=f"no marketing consent for {key}", timezone_fallback=fallback)
+        raise AssertionError(f"unexpected gate script answer {raw!r}")  # pragma: no cover
+
+    # --- after deciding -----------------------------------------------------------------------
+    def defer_until(
+        self, decision: GateDecision, request: SendRequest, now: datetime, defer_max: timedelta
+    ) -> datetime | None:
+        """When to try a deferred send again, or ``None`` to skip it.
+
+        ``quiet`` always gets the window's end: quiet hours defer, they never drop.  ``capped``
+        gets the moment a slot frees if that is within ``defer_max`` of ``now``, else ``None``
+        (``on_capped: defer`` then behaves as ``skip``).  Every other outcome has nothing to wait
+        for and gets ``None``.
+        """
+        if decision.outcome == "quiet":
+            return decision.retry_at
+        if decision.outcome != "capped" or decision.retry_at is None:
+            return None
+        return decision.retry_at if decision.retry_at - now <= defer_max else None
+
+    def release(self, customer_id: str, idempotency_key: str) -> bool:
+        """Forget a recorded send so it stops counting toward caps; ``True`` if one was removed.
+
+        For a send the gate allowed but the channel then refused for good (bad address, provider
+        rejects): the customer never received it, so it must not eat a slot.  Do not call it after
+        a transient failure that will be retried — the retry reuses the slot through the
+        idempotency key.  Releasing an unknown key is harmless; a later check with the same key is
+        treated as a new send.
+        """
+        if self._release_sha is None:
+            self._release_sha = caps.text(self.redis.script_load(caps.RELEASE_SCRIPT))
+        try:
+            removed = self.redis.evalsha(self._release_sha, 1, keys.send_log(customer_id), idempotency_key)
+        except redis.exceptions.NoScriptError:
+            self._release_sha = caps.text(self.redis.script_load(caps.RELEASE_SCRIPT))
+            removed = self.redis.evalsha(self._release_sha, 1, keys.send_log(customer_id), idempotency_key)
+        return bool(removed)
