@@ -409,7 +409,9 @@ _DONE = object()  # the run already finished (exit step, capped exit)
 
 
 def _bumped(enrollment: Enrollment, now: datetime) -> Enrollment:
-    copy = enrollment.model_copy(deep=True)
+    # Shallow copy plus fresh containers for the fields the engine mutates: the caller's
+    # enrollment must stay untouched (it is the compare-and-set's expected state).
+    copy = enrollment.model_copy(update={"outcomes": dict(enrollment.outcomes), "trigger": dict(enrollment.trigger)})
     copy.revision = enrollment.revision + 1
     copy.updated_at = now
     return copy
@@ -635,7 +637,8 @@ def advance(
     if enrollment.finished:
         return _stale(enrollment)
     step = _current_step(journey, enrollment)
-    run = _Run(journey, _bumped(enrollment, now), profile.model_copy(deep=True), now, settings_timezone, None)
+    # The profile is never mutated: an update step replaces the run's copy (see _apply_update).
+    run = _Run(journey, _bumped(enrollment, now), profile, now, settings_timezone, None)
 
     if isinstance(signal, Started):
         if enrollment.status != "active" or enrollment.step_id is not None:

@@ -1056,3 +1056,22 @@ def test_wait_at_garbage_is_a_condition_error(at: str) -> None:
     """Text that is not ISO-8601, a number, or a missing field end the run as ``condition_error``."""
     d = start(moment_flow(at))
     assert only(d, Finish) == Finish("exited", "condition_error")
+
+
+def test_inputs_are_never_mutated() -> None:
+    """The enrollment passed in is the compare-and-set's expected state; the profile is the store's."""
+    flow = journey(
+        [
+            {"id": "award", "update": {"set": {"tier": "gold"}, "increment": {"points": 5}}},
+            {"id": "hello", "send": "email", "template": "x"},
+            {"id": "pause", "wait": "1d"},
+        ]
+    )
+    who = profile(attributes={"points": 1, "tags": ["a"]})
+    before_profile = who.model_dump()
+    d = start(flow, who, trigger={"items": [{"sku": "a"}]})
+    before_enrollment = d.enrollment.model_dump()
+    out = advance(flow, d.enrollment, who, Delivered("hello", "sent"), now=NOW)
+    assert out.enrollment.outcomes == {"hello": "sent"}
+    assert d.enrollment.model_dump() == before_enrollment
+    assert who.model_dump() == before_profile
