@@ -12,15 +12,19 @@ from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from orchestrator.errors import TemplateError
+from orchestrator.sandbox import GuardedEnvironment
 
 
 @lru_cache(maxsize=1)
-def environment() -> ImmutableSandboxedEnvironment:
-    """The one sandbox conditions run in (templates get their own, with autoescape)."""
-    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+def environment() -> GuardedEnvironment:
+    """The one sandbox conditions run in (templates get their own, with autoescape).
+
+    Escape attempts (``''.__class__``) are refused when an expression is compiled, before it
+    ever runs, as well as by the sandbox at run time.
+    """
+    return GuardedEnvironment(undefined=StrictUndefined, autoescape=False)
 
 
 @lru_cache(maxsize=4096)
@@ -34,6 +38,8 @@ def check_syntax(expression: str) -> str | None:
         _compiled(expression)
     except TemplateSyntaxError as exc:
         return exc.message or str(exc)
+    except SecurityError as exc:
+        return str(exc)
     return None
 
 

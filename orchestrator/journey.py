@@ -184,10 +184,45 @@ class WaitForEvent(Model):
     on_timeout: StepId | None = None
 
 
-class WaitStep(StepBase):
-    """Pause the enrollment: a duration (``2d``), a local time, or an event with a timeout."""
+class WaitAt(Model):
+    """Wait until a moment computed from the customer's data, optionally some time ``before`` it.
 
-    wait: Duration | WaitUntil | WaitForEvent
+    ``at`` is an expression giving an aware datetime or an ISO-8601 string (a naive one is read in
+    the customer's time zone), e.g. ``now + days(trigger.items | map(attribute='replenish_days',
+    default=0) | select | min)`` for "a few days before the product runs out".  A moment already
+    past continues at once; an expression giving nothing (None, empty) ends the enrollment.
+    """
+
+    at: Expression
+    before: Duration | None = None
+
+
+def _wait_kind(value: Any) -> str | None:
+    if isinstance(value, timedelta | str):
+        return "duration"
+    for kind, model in (("until", WaitUntil), ("event", WaitForEvent), ("at", WaitAt)):
+        if isinstance(value, model) or (isinstance(value, dict) and kind in value):
+            return kind
+    return None
+
+
+WaitSpec = Annotated[
+    Annotated[Duration, Tag("duration")]
+    | Annotated[WaitUntil, Tag("until")]
+    | Annotated[WaitForEvent, Tag("event")]
+    | Annotated[WaitAt, Tag("at")],
+    Discriminator(
+        _wait_kind,
+        custom_error_type="wait_kind",
+        custom_error_message="a wait is a duration such as '2d', or a mapping with 'until', 'event' or 'at'",
+    ),
+]
+
+
+class WaitStep(StepBase):
+    """Pause the enrollment: a duration (``2d``), a local time, an event with a timeout, or a moment."""
+
+    wait: WaitSpec
 
 
 class BranchCase(Model):
