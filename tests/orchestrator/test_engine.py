@@ -1075,3 +1075,51 @@ def test_inputs_are_never_mutated() -> None:
     assert out.enrollment.outcomes == {"hello": "sent"}
     assert d.enrollment.model_dump() == before_enrollment
     assert who.model_dump() == before_profile
+
+
+ZONES = ["Europe/Amsterdam", "America/New_York", "Asia/Kolkata", "Pacific/Chatham", "Australia/Lord_Howe"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    now=st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2028, 12, 31), timezones=st.just(UTC)),
+    at=st.times().map(lambda t: t.replace(second=0, microsecond=0)),
+    zone_name=st.sampled_from(ZONES),
+    weekdays=st.none() | st.lists(st.integers(min_value=0, max_value=6), min_size=1, max_size=7, unique=True),
+)
+def test_next_local_time_is_the_first_matching_instant(
+    now: datetime, at: time, zone_name: str, weekdays: list[int] | None
+) -> None:
+    """Strictly after now, on an allowed day, at the asked wall time, or at the jump when that time
+    does not exist that day; and no earlier instant after now would have done."""
+    zone = ZoneInfo(zone_name)
+    due = next_local_time(now, at, zone, weekdays)
+    assert due > now
+    local = due.astimezone(zone)
+    if weekdays is not None:
+        assert local.weekday() in weekdays
+    if local.time() != at:
+        # A spring-forward gap: the wall time was skipped, ``due`` is the jump itself.
+        just_before = (due - timedelta(seconds=1)).astimezone(zone)
+        assert just_before.utcoffset() != local.utcoffset()
+        assert just_before.time() < at < local.time()
+    limit = timedelta(days=7 if weekdays else 1, hours=2)
+    assert due - now <= limit
+    # The same wall time one day earlier (if allowed) is not after now: ``due`` is the first.
+    earlier_day = local.date() - timedelta(days=1)
+    if weekdays is None or earlier_day.weekday() in weekdays:
+        earlier = datetime.combine(earlier_day, at).replace(tzinfo=zone)
+        assert earlier.astimezone(UTC) <= now or earlier.astimezone(UTC) >= due
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    after=st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2028, 12, 31), timezones=st.just(UTC)),
+    schedule=st.sampled_from(["0 9 * * *", "30 2 * * *", "*/15 * * * *", "0 9 * * 1", "45 2 * * 0"]),
+    zone_name=st.sampled_from(ZONES),
+)
+def test_next_schedule_fire_is_always_strictly_later(after: datetime, schedule: str, zone_name: str) -> None:
+    """A scheduler asking for the next fire after the last one never gets the same one back."""
+    fire_at = next_schedule_fire(ScheduleTrigger(schedule=schedule), after, zone_name)
+    assert fire_at > after
+    assert fire_at - after <= timedelta(days=8)
