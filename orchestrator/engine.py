@@ -689,7 +689,10 @@ def advance(
         if enrollment.status != "sending" or signal.step_id != enrollment.step_id:
             return _stale(enrollment)
         if not isinstance(step, SendStep):
-            return _stale(enrollment)
+            # The journey lost this send (edited under the run): end it rather than leave it sending.
+            run.record(enrollment.step_id, "step_missing")
+            run.finish("exited", "step_missing")
+            return run.decision()
         outcome = signal.outcome
         run.enrollment.outcomes[step.id] = outcome
         run.record(step.id, outcome)

@@ -1123,3 +1123,11 @@ def test_next_schedule_fire_is_always_strictly_later(after: datetime, schedule: 
     fire_at = next_schedule_fire(ScheduleTrigger(schedule=schedule), after, zone_name)
     assert fire_at > after
     assert fire_at - after <= timedelta(days=8)
+
+
+def test_delivery_report_for_a_send_the_journey_no_longer_has_exits() -> None:
+    """A run left ``sending`` on a step an edit removed ends instead of hanging forever."""
+    d = start(WELCOME)
+    edited = journey([{"id": "other", "send": "email", "template": "x"}])
+    out = advance(edited, d.enrollment, profile(), Delivered("hello", "sent"), now=NOW)
+    assert only(out, Finish) == Finish("exited", "step_missing")
