@@ -1,0 +1,88 @@
+"""The ASGI app: intake API, provider webhooks, unsubscribe page, health and metrics.
+
+:func:`create_app` takes everything it talks to (settings, the runtime's intake, a Redis client)
+so tests, ``loyaloop serve`` and the benchmark build the same app around real or embedded parts.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from orchestrator.errors import ConfigurationError
+from orchestrator.http.config import HttpConfig, load_http_config
+from orchestrator.http.intake_api import IntakeApi
+from orchestrator.http.observability import AccessLog, metrics
+from orchestrator.http.protocol import Intake
+from orchestrator.http.responses import error
+from orchestrator.http.sendgrid_webhook import SendGridWebhook
+from orchestrator.http.twilio_webhook import TwilioWebhooks
+from orchestrator.http.unsubscribe_page import UnsubscribePage
+from orchestrator.settings import Settings
+from orchestrator.unsubscribe import secret_bytes
+
+log = logging.getLogger("loyaloop.http")
+
+
+def _unsubscribe_secret(settings: Settings) -> bytes | None:
+    """The signing secret, or None when unset (the page then answers 503); a weak one is refused."""
+    if settings.secret_key is None or not settings.secret_key.get_secret_value():
+        log.warning("LOYALOOP_SECRET_KEY is not set: /u/{token} unsubscribe links answer 503")
+        return None
+    return secret_bytes(settings)
+
+
+def create_app(
+    settings: Settings,
+    intake: Intake,
+    redis: redis.Redis,
+    *,
+    config: HttpConfig | None = None,
+) -> Starlette:
+    """Build the app.  ``redis`` must decode responses; ``config`` defaults to the environment."""
+    http = config if config is not None else load_http_config()
+    if not http.api_keys:
+        log.warning("LOYALOOP_API_KEYS is empty: every /v1 request answers 401")
+    if redis.get_encoder().decode_responses is not True:
+        raise ConfigurationError("create_app needs a Redis client made with decode_responses=True")
+    api = IntakeApi(http, redis, intake)
+    sendgrid = SendGridWebhook(http, redis, intake)
+    twilio = TwilioWebhooks(http, redis, intake, settings.public_url)
+    unsubscribe = UnsubscribePage(redis, _unsubscribe_secret(settings))
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return error(404, "no such endpoint; see docs/http.md")
+
+    async def wrong_method(request: Request, exc: Exception) -> Response:
+        return error(405, f"{request.method} is not allowed here")
+
+    async def crashed(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s", request.scope.get("route") and request.scope["route"].path)
+        return error(500, "internal error; the request was not accepted, retry later")
+
+    routes = [
+        Route("/v1/track", api.track, methods=["POST"]),
+        Route("/v1/identify", api.identify, methods=["POST"]),
+        Route("/v1/batch", api.batch, methods=["POST"]),
+        Route("/webhooks/sendgrid", sendgrid, methods=["POST"]),
+        Route("/webhooks/twilio/status", twilio.status, methods=["POST"]),
+        Route("/webhooks/twilio/inbound", twilio.inbound, methods=["POST"]),
+        Route("/u/{token}", unsubscribe.show, methods=["GET"]),
+        Route("/u/{token}", unsubscribe.confirm, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(AccessLog)],
+        exception_handlers={404: not_found, 405: wrong_method, 500: crashed},
+    )

@@ -1,0 +1,100 @@
+"""What the HTTP front door needs to know that journeys' ``settings.yaml`` must not: keys and limits.
+
+Everything here comes from the environment because it is either a secret (API keys, the Twilio
+auth token) or an ops decision (rates, sizes).  It is read once at start-up and refused loudly when
+wrong, so a worker never serves half-configured.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+from orchestrator.errors import ConfigurationError
+from orchestrator.http.auth import ApiKey, parse_api_keys
+
+#: Defaults documented in docs/http.md.
+DEFAULT_MAX_BODY = 64 * 1024
+DEFAULT_MAX_BATCH_BODY = 1024 * 1024
+DEFAULT_MAX_BATCH_ITEMS = 500
+DEFAULT_RATE = 1000.0
+DEFAULT_BURST = 2000
+DEFAULT_WEBHOOK_TOLERANCE = 300
+DEFAULT_HELP_TEXT = "Reply STOP to unsubscribe, START to subscribe again."
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    """Keys, limits and provider secrets for one HTTP worker."""
+
+    api_keys: tuple[ApiKey, ...] = ()
+    #: Events per second per API key (a batch costs one per item), shared by all workers.
+    rate: float = DEFAULT_RATE
+    #: Events a key may send at once above the steady rate; at least the batch size.
+    burst: int = DEFAULT_BURST
+    max_body: int = DEFAULT_MAX_BODY
+    max_batch_body: int = DEFAULT_MAX_BATCH_BODY
+    max_batch_items: int = DEFAULT_MAX_BATCH_ITEMS
+    #: A track timestamp may be at most this far ahead of the server clock (clock skew).
+    max_future_seconds: int = 3600
+    sendgrid_public_key: ec.EllipticCurvePublicKey | None = None
+    twilio_auth_token: str | None = field(default=None, repr=False)
+    webhook_tolerance: int = DEFAULT_WEBHOOK_TOLERANCE
+    sms_help_text: str = DEFAULT_HELP_TEXT
+
+    def __post_init__(self) -> None:
+        if self.burst < self.max_batch_items:
+            raise ConfigurationError(
+                f"LOYALOOP_API_BURST={self.burst!r} is smaller than the batch size {self.max_batch_items!r}; "
+                "a full batch could never pass the rate limit (raise the burst or lower LOYALOOP_API_MAX_BATCH)"
+            )
+        if self.rate <= 0:
+            raise ConfigurationError(f"LOYALOOP_API_RATE={self.rate!r} must be a positive number of events/s")
+
+
+def load_sendgrid_key(value: str) -> ec.EllipticCurvePublicKey:
+    """The verification key SendGrid shows in its settings: base64 of a DER SubjectPublicKeyInfo."""
+    try:
+        key = load_der_public_key(base64.b64decode(value.strip(), validate=True))
+    except (ValueError, binascii.Error) as exc:
+        raise ConfigurationError(
+            "SENDGRID_WEBHOOK_PUBLIC_KEY is not a base64 DER public key; copy the 'Verification Key' "
+            "from SendGrid's Mail Settings > Event Webhook page"
+        ) from exc
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise ConfigurationError("SENDGRID_WEBHOOK_PUBLIC_KEY is not an ECDSA key (expected P-256)")
+    return key
+
+
+def _number(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name}={raw!r} is not a number") from exc
+
+
+def load_http_config(env: Mapping[str, str] | None = None) -> HttpConfig:
+    """Read the HTTP configuration from the environment (see docs/http.md for every variable)."""
+    environ = os.environ if env is None else env
+    public_key = environ.get("SENDGRID_WEBHOOK_PUBLIC_KEY")
+    return HttpConfig(
+        api_keys=parse_api_keys(environ.get("LOYALOOP_API_KEYS", "")),
+        rate=_number(environ, "LOYALOOP_API_RATE", DEFAULT_RATE),
+        burst=int(_number(environ, "LOYALOOP_API_BURST", DEFAULT_BURST)),
+        max_body=int(_number(environ, "LOYALOOP_API_MAX_BODY", DEFAULT_MAX_BODY)),
+        max_batch_body=int(_number(environ, "LOYALOOP_API_MAX_BATCH_BODY", DEFAULT_MAX_BATCH_BODY)),
+        max_batch_items=int(_number(environ, "LOYALOOP_API_MAX_BATCH", DEFAULT_MAX_BATCH_ITEMS)),
+        sendgrid_public_key=load_sendgrid_key(public_key) if public_key else None,
+        twilio_auth_token=environ.get("TWILIO_AUTH_TOKEN") or None,
+        webhook_tolerance=int(_number(environ, "LOYALOOP_WEBHOOK_TOLERANCE", DEFAULT_WEBHOOK_TOLERANCE)),
+        sms_help_text=environ.get("LOYALOOP_SMS_HELP_TEXT") or DEFAULT_HELP_TEXT,
+    )

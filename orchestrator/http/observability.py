@@ -1,0 +1,91 @@
+"""Metrics and the access log: enough to run the service, nothing about the people in it.
+
+The access log names the route *template* (``/u/{token}``, never the token), the status, the time
+taken and the API key *id*; it never holds a client address, a query string, a body or a key.
+uvicorn's own access log is switched off by ``loyaloop serve`` because it logs client IPs and raw
+paths.
+
+Prometheus metrics live in the default registry; when ``PROMETHEUS_MULTIPROC_DIR`` is set (it is,
+by ``loyaloop serve --workers N``), ``/metrics`` aggregates every worker's values.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUESTS = Counter("loyaloop_http_requests_total", "HTTP requests answered", ["route", "method", "status"])
+LATENCY = Histogram(
+    "loyaloop_http_request_seconds",
+    "Time to answer an HTTP request",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+EVENTS_ACCEPTED = Counter("loyaloop_http_events_accepted_total", "Intake calls handed to the runtime", ["kind"])
+RATE_LIMITED = Counter("loyaloop_http_rate_limited_total", "Requests refused by the per-key rate limit")
+WEBHOOK_EVENTS = Counter("loyaloop_webhook_events_total", "Provider webhook events handled", ["provider", "event"])
+WEBHOOK_REFUSED = Counter("loyaloop_webhook_refused_total", "Provider webhook requests refused", ["provider", "reason"])
+
+access_log = logging.getLogger("loyaloop.http.access")
+
+
+def route_of(scope: Scope) -> str:
+    """The matched route's template, or ``unmatched`` (a 404 must not echo a scanner's path)."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
+class AccessLog:
+    """Pure ASGI middleware (no ``BaseHTTPMiddleware``: it costs a task per request)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = route_of(scope)
+            REQUESTS.labels(route=route, method=scope["method"], status=str(status)).inc()
+            LATENCY.labels(route=route).observe(elapsed)
+            if access_log.isEnabledFor(logging.INFO):
+                state: dict[str, Any] = scope.get("state") or {}
+                access_log.info(
+                    "%s %s %d %.1fms key=%s",
+                    scope["method"],
+                    route,
+                    status,
+                    elapsed * 1000,
+                    state.get("key_id", "-"),
+                )
+
+
+def metrics(request: Request) -> Response:
+    """``GET /metrics``: the Prometheus text format, every worker's values when multi-process."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,26 @@
+"""What the HTTP app needs from the runtime, as a Protocol so any intake (embedded, Dramatiq) fits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+
+class Intake(Protocol):
+    """The runtime's front door.
+
+    ``track`` returns the event id once the event is durably enqueued (that is when the HTTP app
+    answers 202) and raises :class:`~orchestrator.errors.InputError` with ``field`` for bad input.
+    """
+
+    def track(
+        self,
+        customer_id: str,
+        event: str,
+        properties: dict[str, Any] | None = None,
+        *,
+        event_id: str | None = None,
+        timestamp: datetime | None = None,
+    ) -> str: ...
+
+    def identify(self, customer_id: str, attributes: dict[str, Any]) -> None: ...
