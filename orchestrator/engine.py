@@ -16,10 +16,12 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
+from jinja2 import Template
 from jinja2 import TemplateError as JinjaTemplateError
 from jinja2.exceptions import SecurityError
 
@@ -268,16 +270,22 @@ def context(
     """The names a condition or template sees: ``profile``, ``event``, ``trigger``, ``now``, ``journey``.
 
     ``event`` is the event at hand, or the trigger's properties when there is none, so a step
-    deep in a journey can still say ``event.total`` about the order that started it.
+    deep in a journey can still say ``event.total`` about the order that started it.  After an
+    event wait, the awaited event's properties are laid over the trigger's (the validator lets
+    steps use the fields of both).
     """
+    awaited: dict[str, Any] | None = None
     if isinstance(enrollment_or_trigger, Enrollment):
         trigger = dict(enrollment_or_trigger.trigger)
+        awaited = enrollment_or_trigger.awaited_event
     else:
         trigger = dict(enrollment_or_trigger or {})
     if isinstance(event, EventArrived):
         properties = dict(event.properties)
     elif event is not None:
         properties = dict(event)
+    elif awaited is not None:
+        properties = {**trigger, **awaited}
     else:
         properties = dict(trigger)
     return {
@@ -289,13 +297,18 @@ def context(
     }
 
 
+@lru_cache(maxsize=1024)
+def _template(source: str) -> Template:
+    return conditions.environment().from_string(source)
+
+
 def render_value(value: Any, ctx: dict[str, Any]) -> Any:
-    """An ``update`` value: strings with ``{{`` are rendered in the condition sandbox.
+    """An ``update`` value: strings with ``{{`` (or ``{%``) are rendered in the condition sandbox.
 
     A value that is exactly one ``{{ expression }}`` keeps the expression's type (so
     ``{{ profile.points + 10 }}`` stores a number); anything else renders to a string.
     """
-    if not isinstance(value, str) or "{{" not in value:
+    if not isinstance(value, str) or ("{{" not in value and "{%" not in value):
         return value
     whole = _WHOLE_EXPRESSION.match(value)
     if whole is not None:
@@ -304,7 +317,7 @@ def render_value(value: Any, ctx: dict[str, Any]) -> Any:
             return result
         return result.isoformat() if isinstance(result, datetime | date) else str(result)
     try:
-        return conditions.environment().from_string(value).render(**ctx)
+        return _template(value).render(**ctx)
     except SecurityError as exc:
         raise TemplateError(f"value {value!r} tried something unsafe: {exc}") from exc
     except (JinjaTemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
@@ -526,7 +539,8 @@ def _step_split(run: _Run, step: SplitStep) -> object:
 
 
 def _step_update(run: _Run, step: UpdateStep) -> object:
-    ctx = run.ctx()
+    # Set values are templates: they see what a message template sees (``step``, too).
+    ctx = {**run.ctx(), "step": {"id": step.id}, "unsubscribe_url": ""}
     spec = step.update
     target = run.enrollment.customer_id
     if spec.to is not None:
@@ -682,6 +696,8 @@ def advance(
         run.record(step.id, "event")
         run.enrollment.wait_until = None
         run.enrollment.waiting_for = None
+        run.enrollment.awaited_event = dict(signal.properties)
+        run.event = None  # from here on ``event`` is the trigger's properties with the awaited ones on top
         target = wait.on_event if wait.on_event is not None else journey.next_step_id(step.id)
         return _run_from(run, target)
 

@@ -39,6 +39,9 @@ class Enrollment(BaseModel):
     #: When waiting: the due time of the timer and, for an event wait, the event name.
     wait_until: datetime | None = None
     waiting_for: str | None = None
+    #: Properties of the awaited event (``wait: {event: …}``) once it arrived: later steps see them
+    #: as ``event`` on top of the trigger's, even after further waits.
+    awaited_event: dict[str, Any] | None = None
     #: Per step, the outcome of its send (``sent``, ``capped``, …) for branches and reports.
     outcomes: dict[str, str] = Field(default_factory=dict)
     sent: int = 0

@@ -1131,3 +1131,42 @@ def test_delivery_report_for_a_send_the_journey_no_longer_has_exits() -> None:
     edited = journey([{"id": "other", "send": "email", "template": "x"}])
     out = advance(edited, d.enrollment, profile(), Delivered("hello", "sent"), now=NOW)
     assert only(out, Finish) == Finish("exited", "step_missing")
+
+
+def test_awaited_event_properties_stay_visible_after_later_waits() -> None:
+    """After ``wait: {event: …}`` the event's fields sit on top of the trigger's for every later step."""
+    flow = journey(
+        [
+            {"id": "await_open", "wait": {"event": "app.opened", "timeout": "1d"}},
+            {"id": "pause", "wait": "1h"},
+            {
+                "id": "check",
+                "branch": [{"if": "event.platform == 'ios' and event.total == 80", "goto": "ios"}],
+                "else": "other",
+            },
+            {"id": "ios", "exit": "ios"},
+            {"id": "other", "exit": "other"},
+        ]
+    )
+    d = start(flow, trigger={"total": 80, "platform": "web"})
+    d = advance(flow, d.enrollment, profile(), event("app.opened", platform="ios"), now=NOW)
+    assert d.enrollment.awaited_event == {"platform": "ios"}
+    assert only(fire(flow, d), Finish).reason == "ios"
+    timed_out = fire(flow, fire(flow, start(flow, trigger={"total": 80, "platform": "web"})))
+    assert only(timed_out, Finish).reason == "other"
+
+
+def test_update_values_are_templates_with_statements_and_the_step() -> None:
+    """``{% if %}`` blocks render too, and ``step.id`` is available as in message templates."""
+    flow = journey(
+        [
+            {
+                "id": "label",
+                "update": {
+                    "set": {"tag": "{% if profile.orders_count > 0 %}buyer{% else %}lead{% endif %}-{{ step.id }}"}
+                },
+            }
+        ]
+    )
+    assert only(start(flow, profile(orders_count=2)), UpdateProfile).set == {"tag": "buyer-label"}
+    assert only(start(flow), UpdateProfile).set == {"tag": "lead-label"}
