@@ -957,12 +957,13 @@ signals = st.one_of(
     ).map(lambda pair: Delivered(pair[0], pair[1])),  # type: ignore[arg-type]
     st.just("fresh_timer"),
     st.just("fresh_delivery"),
+    st.just("goal_check"),
 )
 
 
 @settings(max_examples=150, deadline=None)
 @given(
-    flow=st.sampled_from([WELCOME, EVENT_WAIT, WINBACK, SPLIT]),
+    flow=st.sampled_from([WELCOME, EVENT_WAIT, WINBACK, SPLIT, WELCOME.model_copy(update={"holdout": 50.0})]),
     customer=st.text(alphabet="abcdef0123456789", min_size=1, max_size=8),
     script=st.lists(signals, max_size=25),
 )
@@ -982,6 +983,14 @@ def test_advance_keeps_its_invariants(flow: Journey, customer: str, script: list
         else:
             signal = item
         clock += timedelta(hours=1)
+        if item == "goal_check":
+            ended = check_exit(flow, before, who, event("order.placed"), now=clock)
+            if ended is None:
+                continue
+            assert before.finished is False and ended.enrollment.finished
+            assert ended.enrollment.revision == before.revision + 1
+            d = ended
+            continue
         d = advance(flow, before, who, signal, now=clock)
         if d.enrollment is before:
             assert d.actions == ()
@@ -993,8 +1002,10 @@ def test_advance_keeps_its_invariants(flow: Journey, customer: str, script: list
         if d.enrollment.finished:
             assert not _pausing(d.actions)
             assert of_type(d, Finish)
-        elif _pausing(d.actions):
-            assert d.enrollment.status in {"sending", "waiting"}
+        else:
+            assert d.enrollment.status in {"sending", "waiting"}, "a live run always rests at a send or a wait"
+        if d.enrollment.holdout:
+            assert not of_type(d, SendAction)
         if isinstance(signal, Delivered) and signal.outcome == "deferred":
             assert d.enrollment.status == "sending"
 
