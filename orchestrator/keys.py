@@ -31,7 +31,10 @@ def send_log(customer_id: str) -> str:
 
 
 def live_enrollments(customer_id: str) -> str:
-    """Hash journey id → run id of the customer's live enrollment in that journey."""
+    """Hash run id → journey id of the customer's live (unfinished) enrollments.
+
+    Keyed by run so ``re_entry: always`` may keep several live runs of one journey.
+    """
     return _customer(customer_id, "live")
 
 
@@ -41,12 +44,17 @@ def last_entry(customer_id: str) -> str:
 
 
 def enrollment(customer_id: str, run_id: str) -> str:
-    """JSON of one enrollment; compare-and-set on its ``revision``."""
+    """Hash of one enrollment: ``rev`` (the compare-and-set key), ``doc`` (its JSON), ``send`` (the
+    pending send while it is in ``sending``) and ``timer`` (``revision|due`` of its live timer)."""
     return _customer(customer_id, f"run:{run_id}")
 
 
 def seen_events(customer_id: str) -> str:
-    """Set of event ids already handled (duplicate events are ignored)."""
+    """Hash event id → ``applied`` (profile updated) or ``done`` (journeys handled too).
+
+    Two phases so a worker killed between them finishes the journey part on redelivery without
+    counting the order twice.
+    """
     return _customer(customer_id, "seen")
 
 
@@ -56,19 +64,23 @@ def consent_history(customer_id: str) -> str:
 
 
 def delivered(customer_id: str) -> str:
-    """Hash idempotency key → outcome: a send is carried out at most once."""
+    """Hash idempotency key → ``claimed:<lease expiry>`` or ``done:<outcome>``: a send is carried
+    out once; ``<key>#attempts`` counts transient failures."""
     return _customer(customer_id, "delivered")
 
 
 # --- global ------------------------------------------------------------------------------------
 def timers(shard: int) -> str:
-    """Sorted set of due timers (member → due epoch seconds), one per shard."""
-    return f"{PREFIX}:timers:{shard}"
+    """Sorted set of due timers (member → due epoch seconds), one per shard.
+
+    The shard's hash tag puts it in one Cluster slot with its lease set (one Lua call claims).
+    """
+    return f"{PREFIX}:timers:{{t{shard}}}"
 
 
 def timer_leases(shard: int) -> str:
     """Sorted set of claimed timers (member → lease expiry), re-driven by the reaper."""
-    return f"{PREFIX}:leases:{shard}"
+    return f"{PREFIX}:leases:{{t{shard}}}"
 
 
 def journey_stats(journey_id: str) -> str:
@@ -92,7 +104,7 @@ def rate_limit(channel: str) -> str:
 
 
 def schedule_fired(journey_id: str) -> str:
-    """String set NX per schedule fire time, so several schedulers fire a broadcast once."""
+    """Hash fire epoch → scheduler id, set with HSETNX, so several schedulers fire a broadcast once."""
     return f"{PREFIX}:fired:{journey_id}"
 
 
@@ -124,6 +136,26 @@ def api_rate(key_id: str) -> str:
 def webhook_seen(provider: str, digest: str) -> str:
     """Marker of a signed webhook payload already accepted, kept for the staleness window (replays)."""
     return f"{PREFIX}:http:seen:{provider}:{digest}"
+
+
+def journeys_index() -> str:
+    """Hash journey id → current version (what ``loyaloop status`` lists)."""
+    return f"{PREFIX}:journeys"
+
+
+def date_plan(day: str) -> str:
+    """String set NX once a UTC day is planned for date triggers (birthdays)."""
+    return f"{PREFIX}:dateplan:{day}"
+
+
+def scheduler_state() -> str:
+    """Hash of scheduler bookkeeping (last cron check per journey, last date-plan day)."""
+    return f"{PREFIX}:scheduler"
+
+
+def metrics_counters() -> str:
+    """Hash counter name → value shared by every process (events in, sends by outcome, retries)."""
+    return f"{PREFIX}:metrics"
 
 
 def sms_contact(address_digest: str) -> str:

@@ -1,0 +1,115 @@
+"""The Dramatiq actors: thin wrappers that turn a message into a call on the process's Runtime.
+
+Actors are declared per broker by :func:`declare_actors` (not at import time on a global broker),
+so the worker module, the embedded default and tests can each bind them to their own broker.
+
+A message is a nudge, never the truth: every actor re-reads Redis and may find nothing left to
+do.  A malformed message is counted and dropped (it would fail the same way on every retry); any
+other exception goes to Dramatiq's Retries middleware, which backs off exponentially.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import dramatiq
+from pydantic import ValidationError
+
+from orchestrator.errors import InputError, JourneyError
+from orchestrator.runtime import Runtime
+from orchestrator.timers import parse_member
+
+log = logging.getLogger(__name__)
+
+EVENTS, DELIVERIES, TIMERS, COHORTS = "loyaloop-events", "loyaloop-deliveries", "loyaloop-timers", "loyaloop-cohorts"
+QUEUES = (EVENTS, DELIVERIES, TIMERS, COHORTS)
+RETRY_OPTIONS: dict[str, Any] = {"max_retries": 8, "min_backoff": 250, "max_backoff": 60_000}
+
+
+class Actors:
+    """The four actors bound to one broker, plus the runtime they call (built lazily, once)."""
+
+    def __init__(self, broker: dramatiq.Broker, runtime_factory: Callable[[Actors], Runtime]) -> None:
+        self.broker = broker
+        self._factory = runtime_factory
+        self._runtime: Runtime | None = None
+        self._lock = threading.Lock()
+
+        def handle_event(
+            customer_id: str, name: str, properties: dict[str, Any], event_id: str, timestamp: str
+        ) -> None:
+            self._guard(
+                "event",
+                lambda rt: rt.handle_event(customer_id, name, properties, event_id, datetime.fromisoformat(timestamp)),
+            )
+
+        def profile_changed(customer_id: str) -> None:
+            self._guard("profile", lambda rt: rt.profile_changed(customer_id))
+
+        def deliver(customer_id: str, run_id: str, revision: int) -> None:
+            self._guard("deliver", lambda rt: rt.deliver(customer_id, run_id, int(revision)))
+
+        def fire_timers(members: list[str]) -> None:
+            self._guard("timers", lambda rt: _fire(rt, members))
+
+        def enter_batch(journey_id: str, customer_ids: list[str], run_key: str, trigger: dict[str, Any]) -> None:
+            self._guard("cohort", lambda rt: rt.enter_batch(journey_id, list(customer_ids), run_key, trigger))
+
+        def declare(fn: Callable[..., None], queue: str) -> dramatiq.Actor[Any, Any]:
+            return dramatiq.Actor(
+                fn,
+                broker=broker,
+                actor_name=f"loyaloop.{fn.__name__}",
+                queue_name=queue,
+                priority=0,
+                options=dict(RETRY_OPTIONS),
+            )
+
+        self.handle_event = declare(handle_event, EVENTS)
+        self.profile_changed = declare(profile_changed, EVENTS)
+        self.deliver = declare(deliver, DELIVERIES)
+        self.fire_timers = declare(fire_timers, TIMERS)
+        self.enter_batch = declare(enter_batch, COHORTS)
+
+    @property
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            with self._lock:
+                if self._runtime is None:
+                    self._runtime = self._factory(self)
+        return self._runtime
+
+    def use(self, runtime: Runtime) -> None:
+        """Bind an already built runtime (the embedded default and tests)."""
+        self._runtime = runtime
+
+    def _guard(self, kind: str, call: Callable[[Runtime], object]) -> None:
+        runtime = self.runtime
+        try:
+            call(runtime)
+        except (InputError, ValidationError, JourneyError, ValueError, KeyError, TypeError) as exc:
+            # The same message would fail the same way on every retry: count it and move on.
+            runtime.store.refuse(f"message:{kind}:{type(exc).__name__}")
+            log.warning("dropped a malformed %s message: %s", kind, type(exc).__name__)
+
+
+class ActorDispatcher:
+    """The runtime's way to hand a send to another worker: one deliver message per send."""
+
+    def __init__(self, actors: Actors) -> None:
+        self.actors = actors
+
+    def deliver(self, customer_id: str, run_id: str, revision: int) -> None:
+        self.actors.deliver.send(customer_id, run_id, revision)
+
+
+def _fire(runtime: Runtime, members: list[str]) -> None:
+    """Fire a batch of claimed timers, acknowledging each once handled (a crash leaves the rest leased)."""
+    for text in members:
+        customer_id, run_id, revision = parse_member(text)
+        runtime.fire_timer(customer_id, run_id, revision)
+        runtime.timers.ack_member(customer_id, run_id, revision)

@@ -1,0 +1,437 @@
+"""The imperative shell around the engine: carries a Decision out against Redis and the channels.
+
+The engine decides, this module does.  Every transition is stored with a compare-and-set on the
+enrollment revision *before* its effects are released (a send enqueued, a profile updated), so a
+Dramatiq message delivered twice or a timer fired twice finds a newer revision and does nothing.
+Timers are written *before* the compare-and-set: a timer for a revision that never got stored is
+stale and harmless, while the reverse order could lose a wake-up in a crash.
+
+An enrollment in ``sending`` always has a timer (the send lease): if the worker delivering it dies,
+the timer fires after the lease and the send is re-driven — without waiting for Dramatiq to notice
+the dead worker.  The same timer is moved to the end of quiet hours, a freed cap slot, or a retry
+after a transient failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from orchestrator import engine
+from orchestrator.delivery import Delivery
+from orchestrator.enrollment import (
+    Decision,
+    Delivered,
+    Enrollment,
+    EventArrived,
+    Finish,
+    Record,
+    ScheduleTimer,
+    SendAction,
+    TimerFired,
+    UpdateProfile,
+)
+from orchestrator.errors import StateConflict
+from orchestrator.journey import DateTrigger, Journey
+from orchestrator.profile import ProductPurchase, Profile
+from orchestrator.settings import Settings
+from orchestrator.store import Store, StoredEnrollment
+from orchestrator.timers import Timers
+
+log = logging.getLogger(__name__)
+
+#: How long a worker may hold an enrollment in ``sending`` before the send is re-driven.
+SEND_LEASE = 60.0
+#: Attempts at a compare-and-set that keeps losing before the nudge is dropped (another worker won).
+CAS_ATTEMPTS = 5
+ORDER_EVENTS = frozenset({"order.placed", "order.completed", "order", "purchase"})
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Dispatcher(Protocol):
+    """How the runtime hands work to other workers (Dramatiq actors, or direct calls when embedded)."""
+
+    def deliver(self, customer_id: str, run_id: str, revision: int) -> None: ...
+
+
+class JourneyBook:
+    """The journeys now live plus every older version an in-flight enrollment may still be on."""
+
+    def __init__(self, store: Store, journeys: dict[str, Journey]) -> None:
+        self.store = store
+        self.current = dict(journeys)
+        self._versions: dict[tuple[str, str], Journey] = {(j.id, j.version): j for j in journeys.values()}
+        for journey in journeys.values():
+            store.save_journey(journey)
+
+    def get(self, journey_id: str, version: str) -> Journey | None:
+        """The exact version an enrollment entered on (so editing a journey strands nobody)."""
+        found = self._versions.get((journey_id, version))
+        if found is None:
+            found = self.store.load_journey(journey_id, version)
+            if found is None:
+                found = self.current.get(journey_id)  # the version was lost: the explicit rule is "move on"
+            if found is not None:
+                self._versions[(journey_id, version)] = found
+        return found
+
+
+@dataclass
+class Runtime:
+    """Everything a worker needs to run journeys; one per process, shared by its threads."""
+
+    settings: Settings
+    store: Store
+    timers: Timers
+    journeys: JourneyBook
+    delivery: Delivery
+    dispatcher: Dispatcher | None = None
+    clock: Clock = utc_now
+    send_lease: float = SEND_LEASE
+
+    @property
+    def tz(self) -> str:
+        return self.settings.default_timezone
+
+    # --- carrying out a decision ---------------------------------------------------------------
+    def carry_out(self, stored: StoredEnrollment | None, decision: Decision, *, inline: bool = False) -> bool:
+        """Store the decision's enrollment (CAS) and run its actions; False when it was stale.
+
+        Raises StateConflict when another worker moved the enrollment first.
+        """
+        enrollment = decision.enrollment
+        if stored is not None and enrollment is stored.enrollment:
+            return False
+        now = self.clock()
+        send = next((a for a in decision.actions if isinstance(a, SendAction)), None)
+        if send is None and enrollment.status == "sending" and stored is not None:
+            send = stored.send  # a non-final outcome (deferred): still the same send
+        schedule = next((a for a in decision.actions if isinstance(a, ScheduleTimer)), None)
+        timer: tuple[int, float] | None = None
+        if schedule is not None:
+            timer = (schedule.revision, schedule.due.timestamp())
+        elif enrollment.status == "sending":
+            timer = (enrollment.revision, now.timestamp() + self.send_lease)
+        if timer is not None and not enrollment.finished:
+            self.timers.schedule(enrollment.customer_id, enrollment.run_id, timer[0], timer[1])
+        if stored is None:
+            if not self.store.create_enrollment(enrollment, send=send, timer=timer):
+                return False
+        else:
+            self.store.cas_enrollment(enrollment, expected=stored.enrollment.revision, send=send, timer=timer)
+            if stored.timer is not None and (timer is None or stored.timer[0] != timer[0]):
+                self.timers.cancel(enrollment.customer_id, enrollment.run_id, stored.timer[0])
+        self._effects(enrollment, decision.actions)
+        if send is not None and enrollment.status == "sending" and any(a is send for a in decision.actions):
+            if inline or self.dispatcher is None:
+                self.deliver(enrollment.customer_id, enrollment.run_id, enrollment.revision)
+            else:
+                self.dispatcher.deliver(enrollment.customer_id, enrollment.run_id, enrollment.revision)
+        return True
+
+    def _effects(self, enrollment: Enrollment, actions: Iterable[Any]) -> None:
+        records: list[tuple[str, str | None, str, int]] = []
+        recorded = set()
+        for action in actions:
+            if isinstance(action, Record):
+                records.append((enrollment.journey_id, action.step_id, action.stat, 1))
+                recorded.add((action.step_id, action.stat))
+            elif isinstance(action, UpdateProfile):
+                self.store.update_profile(action.customer_id, action.set, action.increment)
+            elif isinstance(action, Finish) and (None, action.status) not in recorded:
+                records.append((enrollment.journey_id, None, action.status, 1))
+        if records:
+            self.store.record_many(records)
+
+    def _decide_and_store(
+        self, customer_id: str, run_id: str, decide: Callable[[StoredEnrollment], Decision | None]
+    ) -> bool:
+        """Re-read and decide again when a compare-and-set loses, a bounded number of times."""
+        for _ in range(CAS_ATTEMPTS):
+            stored = self.store.get_enrollment(customer_id, run_id)
+            if stored is None:
+                return False
+            decision = decide(stored)
+            if decision is None:
+                return False
+            try:
+                return self.carry_out(stored, decision)
+            except StateConflict:
+                continue
+        log.info("enrollment kept moving; giving up this nudge", extra={"run_id": run_id})
+        return False
+
+    def journey_of(self, enrollment: Enrollment) -> Journey | None:
+        return self.journeys.get(enrollment.journey_id, enrollment.journey_version)
+
+    # --- entering ------------------------------------------------------------------------------
+    def enter(
+        self, journey: Journey, profile: Profile, *, run_id: str, trigger: dict[str, Any], inline: bool = False
+    ) -> bool:
+        """Enter one customer (the caller checked trigger and audience); the re-entry rule is applied here."""
+        now = self.clock()
+        live = self.store.live_runs(profile.id)
+        mine = [run for run, journey_id in live.items() if journey_id == journey.id]
+        if run_id in live:
+            return False
+        last = self.store.last_entries(profile.id).get(journey.id)
+        if not engine.may_enter(journey, has_live=bool(mine), last_entered_at=last, now=now):
+            return False
+        if journey.re_entry == "restart":
+            for old in mine:
+                self._end(profile.id, old, "restarted")
+        decision = engine.enter(journey, profile, trigger=trigger, run_id=run_id, now=now, settings_timezone=self.tz)
+        return self.carry_out(None, decision, inline=inline)
+
+    def _end(self, customer_id: str, run_id: str, reason: str) -> None:
+        def decide(stored: StoredEnrollment) -> Decision | None:
+            if stored.enrollment.finished:
+                return None
+            ended = stored.enrollment.model_copy(deep=True)
+            ended.revision += 1
+            ended.status, ended.exit_reason, ended.updated_at = "exited", reason, self.clock()
+            return Decision(ended, (Record(None, reason), Finish("exited", reason)))
+
+        self._decide_and_store(customer_id, run_id, decide)
+
+    def enter_batch(self, journey_id: str, customer_ids: list[str], run_key: str, trigger: dict[str, Any]) -> int:
+        """Enter a chunk of a cohort: profiles read in one pipelined call, sends delivered inline
+        (one message per chunk, not per customer).  Returns how many entered."""
+        journey = self.journeys.current.get(journey_id)
+        if journey is None:
+            return 0
+        now = self.clock()
+        entered = 0
+        for profile in self.store.get_profiles(customer_ids).values():
+            if not engine.in_audience(journey, profile, now):
+                continue
+            if self.enter(journey, profile, run_id=run_id_for(journey.id, run_key), trigger=trigger, inline=True):
+                entered += 1
+        return entered
+
+    # --- events --------------------------------------------------------------------------------
+    def handle_event(
+        self, customer_id: str, name: str, properties: dict[str, Any], event_id: str, timestamp: datetime
+    ) -> str:
+        """Apply an event once: profile first, then goals/exits of live runs, then triggers.
+
+        Returns ``duplicate``, ``handled``.  A redelivered event whose profile part was applied
+        but whose journey part was not finishes the journey part (entries are keyed by event id).
+        """
+        state, profile = self.store.apply_event(
+            customer_id, event_id, lambda p: derive_profile(p, name, properties, timestamp)
+        )
+        if state == "done":
+            self.store.count("events_duplicate")
+            return "duplicate"
+        now = self.clock()
+        event = EventArrived(name, dict(properties), event_id, timestamp)
+        self._live_runs_see(profile, event)
+        for journey in self.journeys.current.values():
+            if engine.matches_trigger(journey, name, properties, profile, now=now) and engine.in_audience(
+                journey, profile, now
+            ):
+                self.enter(journey, profile, run_id=run_id_for(journey.id, event_id), trigger=dict(properties))
+        self.store.finish_event(customer_id, event_id)
+        self.store.count("events_handled")
+        return "handled"
+
+    def _live_runs_see(self, profile: Profile, event: EventArrived | None) -> None:
+        """Goals and exits first (a purchase ends the cart-abandonment run), then event waits."""
+        now = self.clock()
+        for run_id in self.store.live_runs(profile.id):
+
+            def decide(stored: StoredEnrollment) -> Decision | None:
+                journey = self.journey_of(stored.enrollment)
+                if journey is None or stored.enrollment.finished:
+                    return None
+                exit_decision = engine.check_exit(journey, stored.enrollment, profile, event, now=now)
+                if exit_decision is not None:
+                    return exit_decision
+                if event is not None and stored.enrollment.waiting_for == event.name:
+                    return engine.advance(
+                        journey, stored.enrollment, profile, event, now=now, settings_timezone=self.tz
+                    )
+                return None
+
+            self._decide_and_store(profile.id, run_id, decide)
+
+    def profile_changed(self, customer_id: str) -> None:
+        """After ``identify``: profile-condition goals and exits may now hold."""
+        profile = self.store.get_profile(customer_id)
+        if profile is not None:
+            self._live_runs_see(profile, None)
+
+    # --- timers --------------------------------------------------------------------------------
+    def fire_timer(self, customer_id: str, run_id: str, revision: int) -> str:
+        """A timer came due: advance a wait, re-drive a send, or enter a date-triggered journey."""
+        if run_id.startswith(DATE_RUN_PREFIX):
+            return self._fire_date(customer_id, run_id)
+        stored = self.store.get_enrollment(customer_id, run_id)
+        if stored is None or stored.enrollment.revision != revision or stored.enrollment.finished:
+            return "stale"
+        if stored.enrollment.status == "sending":
+            return self.deliver(customer_id, run_id, revision)
+        profile = self.store.get_profile(customer_id) or Profile(id=customer_id)
+        now = self.clock()
+
+        def decide(current: StoredEnrollment) -> Decision | None:
+            journey = self.journey_of(current.enrollment)
+            if journey is None:
+                return None
+            exit_decision = engine.check_exit(journey, current.enrollment, profile, None, now=now)
+            if exit_decision is not None:
+                return exit_decision
+            return engine.advance(
+                journey, current.enrollment, profile, TimerFired(revision), now=now, settings_timezone=self.tz
+            )
+
+        return "advanced" if self._decide_and_store(customer_id, run_id, decide) else "stale"
+
+    def _fire_date(self, customer_id: str, run_id: str) -> str:
+        _, journey_id, year = run_id.split(":", 2)
+        journey = self.journeys.current.get(journey_id)
+        profile = self.store.get_profile(customer_id)
+        if journey is None or profile is None or not isinstance(journey.trigger, DateTrigger):
+            return "stale"
+        if not engine.in_audience(journey, profile, self.clock()):
+            return "stale"
+        trigger = {"date": journey.trigger.date, "year": int(year)}
+        entered = self.enter(journey, profile, run_id=f"{journey_id}-y{year}", trigger=trigger)
+        return "entered" if entered else "stale"
+
+    # --- delivering ----------------------------------------------------------------------------
+    def deliver(self, customer_id: str, run_id: str, revision: int) -> str:
+        """Decide and carry out the pending send of an enrollment in ``sending`` at ``revision``."""
+        stored = self.store.get_enrollment(customer_id, run_id)
+        if stored is None or stored.send is None:
+            return "stale"
+        enrollment = stored.enrollment
+        if enrollment.revision != revision or enrollment.status != "sending":
+            return "stale"
+        journey = self.journey_of(enrollment)
+        if journey is None:
+            return "stale"
+        now = self.clock()
+        result = self.delivery.attempt(journey, enrollment, stored.send, now=now)
+        if result.retry_at is not None:
+            due = result.retry_at.timestamp()
+            self.timers.schedule(customer_id, run_id, revision, due)
+            self.store.set_timer_field(customer_id, run_id, revision, due)
+            return "retry"
+        outcome = result.outcome
+        signal = Delivered(stored.send.step_id, outcome, result.channel)  # type: ignore[arg-type]
+        profile = self.store.get_profile(customer_id) or Profile(id=customer_id)
+
+        def decide(current: StoredEnrollment) -> Decision | None:
+            if current.enrollment.revision != revision:
+                return None
+            return engine.advance(journey, current.enrollment, profile, signal, now=now, settings_timezone=self.tz)
+
+        self._decide_and_store(customer_id, run_id, decide)
+        return outcome
+
+
+DATE_RUN_PREFIX = "@date:"
+
+
+def date_timer_run(journey_id: str, year: int) -> str:
+    """The pseudo run id a date-trigger timer carries (``@date:<journey>:<year>``)."""
+    return f"{DATE_RUN_PREFIX}{journey_id}:{year}"
+
+
+def run_id_for(journey_id: str, key: str) -> str:
+    """A deterministic run id: the same event (or fire time) entering twice is the same run."""
+    digest = hashlib.sha256(f"{journey_id}\0{key}".encode()).hexdigest()[:16]
+    return f"{journey_id}-{digest}"
+
+
+def derive_profile(profile: Profile, name: str, properties: dict[str, Any], timestamp: datetime) -> Profile:
+    """What an event teaches about a customer: orders count, money spent, products to replenish."""
+    if profile.created_at is None:
+        profile.created_at = timestamp
+    if name not in ORDER_EVENTS:
+        return profile
+    profile.orders_count += 1
+    total = next((properties[k] for k in ("total", "amount", "value") if k in properties), 0)
+    if isinstance(total, int | float) and not isinstance(total, bool):
+        profile.total_spent = round(profile.total_spent + float(total), 2)
+    if profile.last_order_at is None or timestamp > profile.last_order_at:
+        profile.last_order_at = timestamp
+    items = properties.get("items") or properties.get("products") or []
+    if isinstance(items, list):
+        for item in items:
+            if not isinstance(item, dict) or not item.get("sku"):
+                continue
+            sku = str(item["sku"])
+            days = item.get("replenish_days")
+            replenish_at = None
+            if isinstance(days, int | float) and not isinstance(days, bool) and days > 0:
+                replenish_at = timestamp + timedelta(days=float(days))
+            profile.products[sku] = ProductPurchase(
+                sku=sku, name=str(item.get("name", "")), last_bought_at=timestamp, replenish_at=replenish_at
+            )
+    return profile
+
+
+def build_runtime(
+    settings: Settings,
+    client: Any,
+    *,
+    journeys: dict[str, Journey] | None = None,
+    dispatcher: Dispatcher | None = None,
+    clock: Clock = utc_now,
+    pm: Any = None,
+    channels: dict[str, Any] | None = None,
+    timer_lease: float = 30.0,
+    send_lease: float = SEND_LEASE,
+) -> Runtime:
+    """Wire a runtime from settings and a Redis client (``decode_responses=True``)."""
+    from orchestrator import plugins
+    from orchestrator.policy import Gate
+    from orchestrator.ratelimit import RateLimiter
+    from orchestrator.render import Renderer
+
+    if journeys is None:
+        from orchestrator.loader import load_journeys
+
+        journeys = load_journeys(settings.journeys_dir, settings.templates_dir)
+    manager = pm if pm is not None else plugins.get_plugin_manager()
+    if channels is None:
+        channels = plugins.build_channels(settings, manager)
+    store = Store(client)
+    renderer = Renderer(
+        settings.templates_dir,
+        default_locale=settings.default_locale,
+        filters=plugins.template_filters(manager),
+        globals=plugins.template_globals(manager),
+    )
+    delivery = Delivery(
+        settings=settings,
+        store=store,
+        channels=channels,
+        gate=Gate(client, settings),
+        renderer=renderer,
+        pm=manager,
+        ratelimiter=RateLimiter(client, settings) if settings.rate_limits else None,
+        claim_lease=send_lease,
+    )
+    return Runtime(
+        settings=settings,
+        store=store,
+        timers=Timers(client, lease=timer_lease),
+        journeys=JourneyBook(store, journeys),
+        delivery=delivery,
+        dispatcher=dispatcher,
+        clock=clock,
+        send_lease=send_lease,
+    )

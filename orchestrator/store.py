@@ -1,0 +1,406 @@
+"""Every Redis read and write for customers, enrollments, journeys and stats, in one place.
+
+Redis is the truth and Dramatiq messages are only nudges, so everything here is written to be
+safe when a message is delivered twice or a worker dies half-way: enrollments change only by
+compare-and-set on their revision, events are applied to a profile once, and a send is claimed
+with a lease before a channel is called.  Scripts touch only keys of one customer (one hash
+tag) so they stay valid on Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from typing import Any, Literal
+
+import redis
+
+from orchestrator import keys
+from orchestrator.enrollment import Enrollment, SendAction
+from orchestrator.errors import StateConflict
+from orchestrator.journey import Journey
+from orchestrator.profile import Profile
+
+#: Finished enrollments are kept this long for reports and webhooks, then expire.
+FINISHED_TTL = 90 * 86400
+#: Seen event ids are kept this long (a replay older than this is treated as new).
+SEEN_TTL = 30 * 86400
+PROVIDER_ID_TTL = 30 * 86400
+
+# KEYS: enrollment hash, live hash, last-entry hash
+# ARGV: expected rev ("-1" = create), new rev, doc, send json or "", journey id, run id, finished "1"/"0",
+#       entered epoch or "", finished ttl, timer ("" keep, "x" drop, else "revision|due")
+_CAS = """
+local cur = redis.call('HGET', KEYS[1], 'rev')
+if ARGV[1] == '-1' then
+  if cur then return 0 end
+elseif cur ~= ARGV[1] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'rev', ARGV[2], 'doc', ARGV[3])
+if ARGV[4] == '' then redis.call('HDEL', KEYS[1], 'send') else redis.call('HSET', KEYS[1], 'send', ARGV[4]) end
+if ARGV[7] == '1' then
+  redis.call('HDEL', KEYS[2], ARGV[6])
+  redis.call('HDEL', KEYS[1], 'timer')
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[9]))
+else
+  redis.call('HSET', KEYS[2], ARGV[6], ARGV[5])
+end
+if ARGV[8] ~= '' then redis.call('HSET', KEYS[3], ARGV[5], ARGV[8]) end
+if ARGV[10] == 'x' then redis.call('HDEL', KEYS[1], 'timer')
+elseif ARGV[10] ~= '' and ARGV[7] ~= '1' then redis.call('HSET', KEYS[1], 'timer', ARGV[10]) end
+return 1
+"""
+
+# KEYS: delivered hash.  ARGV: field, now epoch, lease seconds
+_CLAIM = """
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if v then
+  if string.sub(v, 1, 5) == 'done:' then return v end
+  local expiry = tonumber(string.sub(v, 9))
+  if expiry and expiry > tonumber(ARGV[2]) then return 'busy:' .. tostring(expiry) end
+end
+redis.call('HSET', KEYS[1], ARGV[1], 'claimed:' .. tostring(tonumber(ARGV[2]) + tonumber(ARGV[3])))
+return 'claimed'
+"""
+
+Claim = tuple[Literal["claimed", "done", "busy"], str]
+
+
+def _epoch(moment: datetime) -> float:
+    return moment.timestamp()
+
+
+def send_to_json(send: SendAction) -> str:
+    return json.dumps(dataclasses.asdict(send), separators=(",", ":"))
+
+
+def send_from_json(text: str) -> SendAction:
+    data = json.loads(text)
+    data["channels"] = tuple(data["channels"])
+    return SendAction(**data)
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredEnrollment:
+    """An enrollment as stored, with its pending send and live timer (``revision``, due epoch)."""
+
+    enrollment: Enrollment
+    send: SendAction | None
+    timer: tuple[int, float] | None
+
+
+class Store:
+    """All of Loyaloop's per-customer state in Redis.  ``client`` must use ``decode_responses=True``."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+        self._cas = client.register_script(_CAS)
+        self._claim = client.register_script(_CLAIM)
+
+    # --- profiles ------------------------------------------------------------------------------
+    def get_profile(self, customer_id: str) -> Profile | None:
+        """The profile with consent merged in, or None for a customer never seen."""
+        return self.get_profiles([customer_id]).get(customer_id)
+
+    def get_profiles(self, customer_ids: Iterable[str]) -> dict[str, Profile]:
+        """Many profiles in one pipelined round trip (cohort fan-out reads 500 at a time)."""
+        ids = list(customer_ids)
+        pipe = self.redis.pipeline(transaction=False)
+        for customer_id in ids:
+            pipe.get(keys.profile(customer_id))
+            pipe.hgetall(keys.consent(customer_id))
+        replies = pipe.execute()
+        found: dict[str, Profile] = {}
+        for index, customer_id in enumerate(ids):
+            raw, consent = replies[2 * index], replies[2 * index + 1]
+            if raw is None:
+                continue
+            found[customer_id] = _with_consent(Profile.model_validate_json(raw), consent)
+        return found
+
+    def save_profile(self, profile: Profile) -> None:
+        """Write a whole profile (consent goes to its own hash)."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(keys.profile(profile.id), _profile_json(profile))
+        if profile.consent:
+            pipe.hset(keys.consent(profile.id), mapping={k: "1" if v else "0" for k, v in profile.consent.items()})
+        pipe.execute()
+
+    def change_profile(self, customer_id: str, change: Callable[[Profile], Profile | None]) -> Profile:
+        """Read-modify-write a profile under WATCH (retried on a concurrent change).
+
+        ``change`` receives the current profile (a fresh one for a new customer) and returns the
+        new one, or None to leave it untouched.
+        """
+        key = keys.profile(customer_id)
+        while True:
+            with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    consent = pipe.hgetall(keys.consent(customer_id))
+                    current = Profile.model_validate_json(raw) if raw else Profile(id=customer_id)
+                    current = _with_consent(current, consent)
+                    changed = change(current.model_copy(deep=True))
+                    if changed is None:
+                        return current
+                    pipe.multi()
+                    pipe.set(key, _profile_json(changed))
+                    if changed.consent != current.consent:
+                        mapping = {k: "1" if v else "0" for k, v in changed.consent.items()}
+                        pipe.delete(keys.consent(customer_id))
+                        if mapping:
+                            pipe.hset(keys.consent(customer_id), mapping=mapping)
+                    pipe.execute()
+                    return changed
+                except redis.WatchError:
+                    continue
+
+    def apply_event(
+        self, customer_id: str, event_id: str, change: Callable[[Profile], Profile]
+    ) -> tuple[Literal["new", "applied", "done"], Profile]:
+        """Apply an event's effect on the profile exactly once (phase one of event handling).
+
+        Returns ``new`` when applied now, ``applied`` when an earlier delivery applied it but did
+        not finish the journeys part (redo that part), ``done`` for a duplicate.
+        """
+        key, seen = keys.profile(customer_id), keys.seen_events(customer_id)
+        while True:
+            with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(key, seen)
+                    state = pipe.hget(seen, event_id)
+                    raw = pipe.get(key)
+                    consent = pipe.hgetall(keys.consent(customer_id))
+                    current = Profile.model_validate_json(raw) if raw else Profile(id=customer_id)
+                    current = _with_consent(current, consent)
+                    if state in ("applied", "done"):
+                        pipe.unwatch()
+                        return state, current
+                    changed = change(current.model_copy(deep=True))
+                    pipe.multi()
+                    pipe.set(key, _profile_json(changed))
+                    pipe.hset(seen, event_id, "applied")
+                    pipe.expire(seen, SEEN_TTL)
+                    pipe.execute()
+                    return "new", changed
+                except redis.WatchError:
+                    continue
+
+    def finish_event(self, customer_id: str, event_id: str) -> None:
+        """Phase two done: a redelivered copy of this event is now a pure duplicate."""
+        self.redis.hset(keys.seen_events(customer_id), event_id, "done")
+
+    def update_profile(self, customer_id: str, set_: dict[str, Any], increment: dict[str, float]) -> Profile:
+        """Apply a journey's ``update`` step: attributes set, numbers incremented."""
+
+        def change(profile: Profile) -> Profile:
+            for name, value in set_.items():
+                profile.attributes[name] = value
+            for name, amount in increment.items():
+                old = profile.attributes.get(name, 0)
+                base = old if isinstance(old, int | float) and not isinstance(old, bool) else 0
+                total = base + amount
+                profile.attributes[name] = int(total) if float(total).is_integer() else total
+            return profile
+
+        return self.change_profile(customer_id, change)
+
+    def set_consent(self, customer_id: str, channel: str, given: bool) -> None:
+        self.redis.hset(keys.consent(customer_id), channel, "1" if given else "0")
+
+    def scan_customers(self, count: int = 1000) -> Iterator[list[str]]:
+        """Every known customer id, in batches (SCAN, never KEYS)."""
+        prefix, suffix = keys.profile("\0").split("\0")
+        batch: list[str] = []
+        for key in self.redis.scan_iter(match=f"{prefix}*{suffix}", count=count):
+            batch.append(key[len(prefix) : -len(suffix)])
+            if len(batch) >= count:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    # --- enrollments ---------------------------------------------------------------------------
+    def get_enrollment(self, customer_id: str, run_id: str) -> StoredEnrollment | None:
+        data = self.redis.hgetall(keys.enrollment(customer_id, run_id))
+        return _stored(data)
+
+    def get_enrollments(self, customer_id: str, run_ids: Iterable[str]) -> list[StoredEnrollment]:
+        ids = list(run_ids)
+        pipe = self.redis.pipeline(transaction=False)
+        for run_id in ids:
+            pipe.hgetall(keys.enrollment(customer_id, run_id))
+        return [found for found in (_stored(data) for data in pipe.execute()) if found is not None]
+
+    def live_runs(self, customer_id: str) -> dict[str, str]:
+        """Run id → journey id of the customer's unfinished enrollments."""
+        return dict(self.redis.hgetall(keys.live_enrollments(customer_id)))
+
+    def last_entries(self, customer_id: str) -> dict[str, datetime]:
+        raw = self.redis.hgetall(keys.last_entry(customer_id))
+        return {journey: datetime.fromtimestamp(float(value)).astimezone() for journey, value in raw.items()}
+
+    def create_enrollment(
+        self, enrollment: Enrollment, send: SendAction | None = None, timer: tuple[int, float] | None = None
+    ) -> bool:
+        """Store a new enrollment; False when that run id exists already (a redelivered entry)."""
+        return self._write(enrollment, expected=-1, send=send, entered=enrollment.entered_at, timer=timer)
+
+    def cas_enrollment(
+        self,
+        enrollment: Enrollment,
+        *,
+        expected: int,
+        send: SendAction | None = None,
+        timer: tuple[int, float] | Literal["keep"] | None = "keep",
+    ) -> None:
+        """Replace the enrollment stored at revision ``expected``; raise StateConflict if it moved.
+
+        ``timer`` is the enrollment's new live timer (revision, due epoch), None to forget it, or
+        ``keep``.
+        """
+        if not self._write(enrollment, expected=expected, send=send, entered=None, timer=timer):
+            raise StateConflict(
+                f"enrollment {enrollment.run_id!r} is no longer at revision {expected}; re-read it and decide again"
+            )
+
+    def _write(
+        self,
+        enrollment: Enrollment,
+        *,
+        expected: int,
+        send: SendAction | None,
+        entered: datetime | None,
+        timer: tuple[int, float] | Literal["keep"] | None,
+    ) -> bool:
+        customer_id = enrollment.customer_id
+        timer_arg = "" if timer == "keep" else "x" if timer is None else f"{timer[0]}|{timer[1]!r}"
+        args = [
+            str(expected),
+            str(enrollment.revision),
+            enrollment.model_dump_json(),
+            send_to_json(send) if send is not None else "",
+            enrollment.journey_id,
+            enrollment.run_id,
+            "1" if enrollment.finished else "0",
+            repr(_epoch(entered)) if entered is not None else "",
+            str(FINISHED_TTL),
+            timer_arg,
+        ]
+        result = self._cas(
+            keys=[
+                keys.enrollment(customer_id, enrollment.run_id),
+                keys.live_enrollments(customer_id),
+                keys.last_entry(customer_id),
+            ],
+            args=args,
+        )
+        return bool(result)
+
+    def set_timer_field(self, customer_id: str, run_id: str, revision: int, due: float) -> None:
+        """Remember the live timer of an enrollment (a deferred send), so a later cancel finds it."""
+        self.redis.hset(keys.enrollment(customer_id, run_id), "timer", f"{revision}|{due!r}")
+
+    # --- deliveries ----------------------------------------------------------------------------
+    def claim_delivery(self, customer_id: str, idempotency_key: str, *, now: float, lease: float) -> Claim:
+        """Claim a send before calling the channel.  ``done`` carries the earlier outcome; ``busy``
+        the lease expiry of another worker's claim.  An expired claim is taken over (the worker
+        holding it died); channels pass the idempotency key on so the provider drops a repeat."""
+        result = str(self._claim(keys=[keys.delivered(customer_id)], args=[idempotency_key, repr(now), repr(lease)]))
+        if result == "claimed":
+            return "claimed", ""
+        kind, _, rest = result.partition(":")
+        return ("done", rest) if kind == "done" else ("busy", rest)
+
+    def finish_delivery(self, customer_id: str, idempotency_key: str, outcome: str) -> None:
+        self.redis.hset(keys.delivered(customer_id), idempotency_key, f"done:{outcome}")
+
+    def release_delivery(self, customer_id: str, idempotency_key: str) -> None:
+        """Give a claim back without sending (quiet hours, retry later)."""
+        self.redis.hdel(keys.delivered(customer_id), idempotency_key)
+
+    def delivery_attempt(self, customer_id: str, idempotency_key: str) -> int:
+        """Count one more transient failure of this send; returns the count so far."""
+        return int(self.redis.hincrby(keys.delivered(customer_id), f"{idempotency_key}#attempts", 1))
+
+    def remember_provider_message(
+        self, provider_message_id: str, *, customer_id: str, run_id: str, step_id: str, channel: str, key: str
+    ) -> None:
+        """Map a provider's message id back to the send, for status webhooks."""
+        mapping = {"customer_id": customer_id, "run_id": run_id, "step_id": step_id, "channel": channel}
+        mapping["idempotency_key"] = key
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(keys.message(provider_message_id), mapping=mapping)
+        pipe.expire(keys.message(provider_message_id), PROVIDER_ID_TTL)
+        pipe.execute()
+
+    def lookup_provider_message(self, provider_message_id: str) -> dict[str, str] | None:
+        """Customer, run, step, channel and idempotency key of a provider's message id."""
+        found = self.redis.hgetall(keys.message(provider_message_id))
+        return dict(found) if found else None
+
+    # --- journeys ------------------------------------------------------------------------------
+    def save_journey(self, journey: Journey) -> None:
+        """Keep every version ever loaded: in-flight enrollments finish on the one they entered."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(keys.journey_version(journey.id, journey.version), journey.model_dump_json(by_alias=True), nx=True)
+        pipe.hset(keys.journeys_index(), journey.id, journey.version)
+        pipe.execute()
+
+    def load_journey(self, journey_id: str, version: str) -> Journey | None:
+        raw = self.redis.get(keys.journey_version(journey_id, version))
+        return Journey.model_validate_json(raw) if raw else None
+
+    def journey_ids(self) -> dict[str, str]:
+        return dict(self.redis.hgetall(keys.journeys_index()))
+
+    # --- stats and counters --------------------------------------------------------------------
+    def record(self, journey_id: str, step_id: str | None, stat: str, amount: int = 1) -> None:
+        self.redis.hincrby(keys.journey_stats(journey_id), f"{step_id or '_journey'}:{stat}", amount)
+
+    def record_many(self, records: Iterable[tuple[str, str | None, str, int]]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for journey_id, step_id, stat, amount in records:
+            pipe.hincrby(keys.journey_stats(journey_id), f"{step_id or '_journey'}:{stat}", amount)
+        pipe.execute()
+
+    def stats(self, journey_id: str) -> dict[str, int]:
+        return {field: int(value) for field, value in self.redis.hgetall(keys.journey_stats(journey_id)).items()}
+
+    def refuse(self, reason: str) -> None:
+        """Count a refused input (bad event, bad message) by reason."""
+        self.redis.hincrby(keys.refused(), reason, 1)
+
+    def refused_counts(self) -> dict[str, int]:
+        return {reason: int(count) for reason, count in self.redis.hgetall(keys.refused()).items()}
+
+    def count(self, name: str, amount: int = 1) -> None:
+        self.redis.hincrby(keys.metrics_counters(), name, amount)
+
+    def counters(self) -> dict[str, int]:
+        return {name: int(value) for name, value in self.redis.hgetall(keys.metrics_counters()).items()}
+
+
+def _profile_json(profile: Profile) -> str:
+    return profile.model_dump_json(exclude={"consent"})
+
+
+def _with_consent(profile: Profile, consent: dict[str, str]) -> Profile:
+    if consent:
+        profile.consent = {channel: value == "1" for channel, value in consent.items()}
+    return profile
+
+
+def _stored(data: dict[str, str]) -> StoredEnrollment | None:
+    if not data or "doc" not in data:
+        return None
+    timer = None
+    if data.get("timer"):
+        revision, _, due = data["timer"].partition("|")
+        timer = (int(revision), float(due))
+    send = send_from_json(data["send"]) if data.get("send") else None
+    return StoredEnrollment(Enrollment.model_validate_json(data["doc"]), send, timer)

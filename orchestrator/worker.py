@@ -1,0 +1,48 @@
+"""The module ops point Dramatiq at: ``dramatiq orchestrator.worker -p N -t M``.
+
+Importing it sets the global broker from ``REDIS_URL`` (a RedisBroker) and declares the actors on
+it; each worker process then builds its Runtime (journeys, channels, gate) on the first message.
+Without ``REDIS_URL`` the broker is a StubBroker: that is only useful in-process, which is what
+:mod:`orchestrator.embedded` does.
+
+``LOYALOOP_HEARTBEAT_MS`` shortens Dramatiq's dead-worker detection (default 60 s); Loyaloop's own
+timer leases re-drive journey work sooner than that anyway.
+"""
+
+from __future__ import annotations
+
+import os
+
+import dramatiq
+import redis
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+
+from orchestrator.actors import ActorDispatcher, Actors
+from orchestrator.runtime import Runtime, build_runtime
+from orchestrator.settings import Settings, load_settings
+
+
+def build_broker(settings: Settings) -> dramatiq.Broker:
+    """A RedisBroker on ``REDIS_URL``, or a StubBroker for the embedded default."""
+    if settings.redis_url:
+        heartbeat = int(os.environ.get("LOYALOOP_HEARTBEAT_MS", "60000"))
+        return RedisBroker(url=settings.redis_url, namespace="loyaloop", heartbeat_timeout=heartbeat)
+    return StubBroker()
+
+
+def setup(settings: Settings | None = None) -> tuple[dramatiq.Broker, Actors]:
+    """Set the global broker and declare the actors on it."""
+    settings = settings or load_settings()
+    broker = build_broker(settings)
+    dramatiq.set_broker(broker)
+    client_url = settings.redis_url
+
+    def build(actors: Actors) -> Runtime:
+        client = redis.Redis.from_url(client_url or "redis://127.0.0.1:6379/0", decode_responses=True)
+        return build_runtime(settings, client, dispatcher=ActorDispatcher(actors))
+
+    return broker, Actors(broker, build)
+
+
+broker, actors = setup()
