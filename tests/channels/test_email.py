@@ -53,7 +53,11 @@ def test_api_key_means_sendgrid_with_the_environment_settings(tmp_path: Path) ->
     chosen = email_channel.make_channel(Settings(outbox_path=tmp_path / "o.jsonl"), env=env)
     assert isinstance(chosen, SendGridEmail)
     config = chosen.config
-    assert (config.from_email, config.from_name, config.host) == ("news@brand.example", "Brand News", "http://127.0.0.1:9")
+    assert (config.from_email, config.from_name, config.host) == (
+        "news@brand.example",
+        "Brand News",
+        "http://127.0.0.1:9",
+    )
     assert (config.asm_group_id, config.sandbox, config.reply_to) == (17, True, "care@brand.example")
     assert KEY not in repr(config)
 
