@@ -73,7 +73,7 @@ def create_app(
         Route("/v1/track", api.track, methods=["POST"]),
         Route("/v1/identify", api.identify, methods=["POST"]),
         Route("/v1/batch", api.batch, methods=["POST"]),
-        Route("/webhooks/sendgrid", sendgrid, methods=["POST"]),
+        Route("/webhooks/sendgrid", sendgrid.handle, methods=["POST"]),
         Route("/webhooks/twilio/status", twilio.status, methods=["POST"]),
         Route("/webhooks/twilio/inbound", twilio.inbound, methods=["POST"]),
         Route("/u/{token}", unsubscribe.show, methods=["GET"]),

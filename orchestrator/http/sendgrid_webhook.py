@@ -92,7 +92,7 @@ class SendGridWebhook:
         WEBHOOK_REFUSED.labels(provider="sendgrid", reason=reason).inc()
         return error(status, message)
 
-    async def __call__(self, request: Request) -> Response:
+    async def handle(self, request: Request) -> Response:
         public_key = self._config.sendgrid_public_key
         if public_key is None:
             return self._refuse(

@@ -3,21 +3,28 @@
 Every refusal is an :class:`InputError` whose ``field`` is a path into the body (``timestamp``,
 ``batch[3].properties``), so a client can point at the exact value.  Unknown fields are refused
 too: a typo such as ``"propertes"`` would otherwise drop the customer's data without a word.
-A batch is checked whole before any item is handed on, so a bad item means nothing was stored.
+A batch is checked whole before any item is handed on, so a bad item means nothing was stored;
+that is why the runtime's own checks (``orchestrator.intake.check_*``) run here too, before anything
+is enqueued, rather than only inside ``track``.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+from orchestrator import intake
 from orchestrator.errors import InputError
+from orchestrator.profile import Profile
 
 MAX_ID_LENGTH = 128
 MAX_EVENT_LENGTH = 128
+
+T = TypeVar("T")
 
 _TRACK_FIELDS = frozenset({"customer_id", "event", "properties", "event_id", "timestamp"})
 _IDENTIFY_FIELDS = frozenset({"customer_id", "attributes"})
@@ -89,14 +96,18 @@ def _text(data: dict[str, Any], name: str, prefix: str, *, limit: int, required:
     return value
 
 
+def _runtime_check(check: Callable[[Any], T], value: Any, prefix: str) -> T:
+    """Run one of the runtime's checks, pointing its refusal at the value's place in this body."""
+    try:
+        return check(value)
+    except InputError as exc:
+        where = _path(prefix, exc.field) if exc.field else prefix or None
+        raise InputError(str(exc), field=where) from None
+
+
 def _customer_id(data: dict[str, Any], prefix: str) -> str:
     value = _text(data, "customer_id", prefix, limit=MAX_ID_LENGTH, required=True)
-    assert value is not None
-    if "{" in value or "}" in value:
-        # Braces would break the Redis Cluster hash tag every per-customer key is built with.
-        where = _path(prefix, "customer_id")
-        raise InputError(f"{where!r} must not contain '{{' or '}}'", field=where)
-    return value
+    return _runtime_check(intake.check_customer_id, value, prefix)
 
 
 def _object(data: dict[str, Any], name: str, prefix: str) -> dict[str, Any]:
@@ -147,11 +158,15 @@ def parse_track(value: Any, now: datetime, max_future: timedelta, prefix: str = 
     allowed = _TRACK_FIELDS | ({"type"} if prefix else frozenset())
     _no_unknown(data, allowed, prefix)
     customer_id = _customer_id(data, prefix)
-    event = _text(data, "event", prefix, limit=MAX_EVENT_LENGTH, required=True)
-    assert event is not None
+    event = _runtime_check(
+        intake.check_event, _text(data, "event", prefix, limit=MAX_EVENT_LENGTH, required=True), prefix
+    )
     properties = _object(data, "properties", prefix)
     _finite(properties, _path(prefix, "properties"))
+    properties = _runtime_check(intake.check_properties, properties, prefix)
     event_id = _text(data, "event_id", prefix, limit=MAX_ID_LENGTH, required=False)
+    if event_id is not None:
+        _runtime_check(intake.check_event_id, event_id, prefix)
     raw_time = data.get("timestamp")
     timestamp = None if raw_time is None else parse_timestamp(raw_time, _path(prefix, "timestamp"), now, max_future)
     return TrackCall(customer_id, event, properties, event_id, timestamp)
@@ -166,7 +181,22 @@ def parse_identify(value: Any, prefix: str = "") -> IdentifyCall:
     if "attributes" not in data:
         where = _path(prefix, "attributes")
         raise InputError(f"{where!r} is required (an object of profile fields)", field=where)
-    return IdentifyCall(customer_id, _object(data, "attributes", prefix))
+    attributes = _object(data, "attributes", prefix)
+    _runtime_check(_check_attributes, attributes, _path(prefix, "attributes"))
+    return IdentifyCall(customer_id, attributes)
+
+
+def _check_attributes(attributes: dict[str, Any]) -> None:
+    """Everything ``identify`` would refuse, checked against a blank profile (no Redis needed)."""
+    values = intake.check_attributes(attributes)
+    if values.get("timezone") is not None:
+        from orchestrator.timeparse import parse_timezone
+
+        try:
+            parse_timezone(values["timezone"])
+        except ValueError as exc:
+            raise InputError(str(exc), field="timezone") from None
+    intake.apply_attributes(Profile(id="validation"), values)
 
 
 def parse_batch(value: Any, now: datetime, max_future: timedelta, max_items: int) -> list[Call]:

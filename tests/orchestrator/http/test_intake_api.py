@@ -15,7 +15,7 @@ import redis
 from orchestrator import keys
 from orchestrator.http import create_app
 from tests.orchestrator.http.conftest import Served, bearer, make_config, make_settings
-from tests.orchestrator.http.helpers import API_SECRET, RecordingIntake, SendGridSigner, serve
+from tests.orchestrator.http.helpers import API_SECRET, OTHER_SECRET, RecordingIntake, SendGridSigner, serve
 
 NOW = datetime.now(UTC)
 
@@ -207,7 +207,7 @@ def tight(redis_url: str) -> Iterator[tuple[httpx.Client, RecordingIntake]]:
 
 
 def test_rate_limit_answers_429_with_retry_after_per_key(tight: tuple[httpx.Client, RecordingIntake]) -> None:
-    """After the burst a key gets 429 with Retry-After; another key is unaffected; refused events are not handed over."""
+    """After the burst a key gets 429 with Retry-After; another key is unaffected; refused events stay out."""
     http, intake = tight
     body: dict[str, Any] = {"customer_id": "c", "event": "e"}
     statuses = [http.post("/v1/track", json=body, headers=bearer()).status_code for _ in range(3)]
@@ -216,8 +216,6 @@ def test_rate_limit_answers_429_with_retry_after_per_key(tight: tuple[httpx.Clie
     assert refused.status_code == 429
     assert int(refused.headers["retry-after"]) >= 1
     assert len(intake.tracked) == 3
-    from tests.orchestrator.http.helpers import OTHER_SECRET
-
     assert http.post("/v1/track", json=body, headers=bearer(OTHER_SECRET)).status_code == 202
 
 
@@ -240,3 +238,40 @@ def test_access_log_names_the_key_id_never_the_key_or_the_body(
     assert "key=shop" in lines[-1]
     text = "\n".join(lines)
     assert API_SECRET not in text and "ada@example.com" not in text and "127.0.0.1" not in text
+
+
+RUNTIME_RULES: list[tuple[str, str, dict[str, Any], str]] = [
+    ("customer-space", "/v1/track", {"customer_id": "a b", "event": "e"}, "customer_id"),
+    ("event-upper", "/v1/track", {"customer_id": "c", "event": "Order Placed"}, "event"),
+    ("event-id-slash", "/v1/track", {"customer_id": "c", "event": "e", "event_id": "a/b"}, "event_id"),
+    (
+        "derived-attribute",
+        "/v1/identify",
+        {"customer_id": "c", "attributes": {"orders_count": 3}},
+        "attributes.orders_count",
+    ),
+    ("bad-zone", "/v1/identify", {"customer_id": "c", "attributes": {"timezone": "Mars/Base"}}, "attributes.timezone"),
+    (
+        "batch-identify-zone",
+        "/v1/batch",
+        {
+            "batch": [
+                {"type": "track", "customer_id": "c", "event": "e"},
+                {"type": "identify", "customer_id": "c", "attributes": {"timezone": "Nowhere/Town"}},
+            ]
+        },
+        "batch[1].attributes.timezone",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "field"), [r[1:] for r in RUNTIME_RULES], ids=[r[0] for r in RUNTIME_RULES])
+def test_the_runtimes_own_rules_are_checked_before_anything_is_handed_over(
+    served: Served, path: str, body: dict[str, Any], field: str
+) -> None:
+    """Rules the runtime enforces are applied up front, so a batch is refused whole, never half-stored."""
+    response = served.client.post(path, json=body, headers=bearer())
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == field
+    assert served.intake.tracked == [] and served.intake.identified == []
+    assert stored_keys(served.redis) == set()
