@@ -43,8 +43,10 @@ from orchestrator.yamlfile import DataPath, YamlDocument
 
 DEFAULT_CHANNELS = frozenset({"email", "sms", "push", "outbox"})
 #: Names every condition may use; templates also get ``journey``, ``step`` and ``unsubscribe_url``.
-CONDITION_NAMES = ("profile", "event", "trigger", "now")
-TEMPLATE_NAMES = (*CONDITION_NAMES, "journey", "step", "unsubscribe_url")
+CONDITION_NAMES = ("profile", "event", "trigger", "now", "journey")
+#: Names that ``mapping.name`` resolves to a dict method rather than the key.
+DICT_METHODS = frozenset(dir(dict))
+TEMPLATE_NAMES = (*CONDITION_NAMES, "step", "unsubscribe_url")
 FIXED_FIELDS = {"journey": {"id", "name"}, "step": {"id"}}
 
 
@@ -450,8 +452,11 @@ def analyse(env: GuardedEnvironment, tree: nodes.Node, scope: Scope) -> list[tup
     allowed = set(scope.names) | set(env.globals)
     template_tree = tree if isinstance(tree, nodes.Template) else nodes.Template([nodes.Output([tree])])
     template_tree.set_environment(env)
+    declared = _locally_declared(tree)
     for name in sorted(meta.find_undeclared_variables(template_tree)):
-        if name not in allowed:
+        # A child template's top-level {% set %} is visible in its blocks at run time, although
+        # jinja2.meta analyses each block on its own: names set anywhere count as declared.
+        if name not in allowed and name not in declared:
             hint = did_you_mean(name, allowed) or f"available: {', '.join(sorted(scope.names))}"
             out.append((first_use(tree, name), f"{name!r} is undefined", hint))
     fields = {
@@ -460,9 +465,17 @@ def analyse(env: GuardedEnvironment, tree: nodes.Node, scope: Scope) -> list[tup
         "trigger": scope.trigger_fields,
         **FIXED_FIELDS,
     }
-    declared = _locally_declared(tree)
     for ref in references(tree):
         known = fields.get(ref.root)
+        if known is not None and not ref.subscript and ref.field in DICT_METHODS and ref.root not in declared:
+            out.append(
+                (
+                    ref.line,
+                    f"{ref.root}.{ref.field} is the mapping's built-in {ref.field!r} method, not the field",
+                    f"write {ref.root}['{ref.field}'] instead",
+                )
+            )
+            continue
         if known is None or ref.root in declared or ref.field in known:
             continue
         where = {
@@ -489,8 +502,10 @@ def _locally_declared(tree: nodes.Node) -> set[str]:
 
 def _channels_and_templates(journey: Journey, doc: YamlDocument, ctx: CheckContext) -> list[Problem]:
     problems: list[Problem] = []
-    _, inside, trigger_fields = _scopes(journey, ctx)
-    scope = Scope(TEMPLATE_NAMES, inside.event_fields, trigger_fields, inside.profile_fields)
+    # Messages are rendered with the trigger's properties as ``event`` (delivery happens later than
+    # any awaited event), so only the trigger's fields are safe to use in a template.
+    entry, _, trigger_fields = _scopes(journey, ctx)
+    scope = Scope(TEMPLATE_NAMES, trigger_fields, trigger_fields, entry.profile_fields)
     for index, step in enumerate(journey.steps):
         if not isinstance(step, SendStep):
             continue

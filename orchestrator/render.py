@@ -157,10 +157,13 @@ class Renderer:
         for item in files:
             by_locale.setdefault(item.locale, {})[item.part] = item
         need = required_parts(channel)
+        fallback = {**by_locale.get(self.default_locale, {}), **by_locale.get(None, {})}
         for candidate in self._candidates(locale):
             parts = by_locale.get(candidate)
             if parts and all(part in parts for part in need):
-                return (candidate or self.default_locale), parts
+                # Optional parts (push ``data``) are often language-neutral: take the default's.
+                extra = {part: item for part, item in fallback.items() if part not in need}
+                return (candidate or self.default_locale), {**extra, **parts}
         if not files:
             raise TemplateError(
                 f"no template {template!r} for channel {channel!r}: expected files like "

@@ -81,6 +81,8 @@ class Reference:
     root: str
     field: str
     line: int
+    #: True for ``root['field']``; ``root.items`` finds the mapping's method, not the key.
+    subscript: bool = False
 
 
 def references(tree: nodes.Node) -> Iterator[Reference]:
@@ -94,7 +96,7 @@ def references(tree: nodes.Node) -> Iterator[Reference]:
             and isinstance(node.arg, nodes.Const)
             and isinstance(node.arg.value, str)
         ):
-            yield Reference(node.node.name, node.arg.value, node.lineno or 1)
+            yield Reference(node.node.name, node.arg.value, node.lineno or 1, subscript=True)
 
 
 def first_use(tree: nodes.Node, name: str) -> int:
