@@ -77,6 +77,7 @@ __all__ = [
     "next_local_time",
     "next_schedule_fire",
     "resolve_zone",
+    "schedule_zone",
     "split_arm",
 ]
 
@@ -203,6 +204,17 @@ def next_schedule_fire(trigger: ScheduleTrigger, after: datetime, tz: str) -> da
     raise AssertionError("a fixed-hour schedule repeats at most once per fall-back")  # pragma: no cover
 
 
+def schedule_zone(trigger: ScheduleTrigger, profile: Profile | None, settings_timezone: str) -> str:
+    """The zone a schedule trigger's cron is read in: ``settings``, ``local`` (the customer's own
+    zone, falling back to the settings') or a named zone.  Pass ``profile=None`` for ``local`` to
+    get the settings zone (a scheduler that does not fan out per zone)."""
+    if trigger.timezone == "settings":
+        return settings_timezone
+    if trigger.timezone == "local":
+        return resolve_zone(profile.timezone if profile else None, settings_timezone).key
+    return trigger.timezone
+
+
 def _second_occurrence(instant: datetime, zone: ZoneInfo) -> bool:
     """Whether ``instant`` is the later of two instants sharing one wall time (fall-back hour)."""
     wall = instant.astimezone(zone).replace(tzinfo=None)
@@ -243,7 +255,11 @@ def next_date_fire(trigger: DateTrigger, profile: Profile, after: datetime, sett
     The date itself (year zero) never fires: a birthday fires from the first birthday on, a
     membership anniversary a year after joining.  Missing or unreadable dates give None.
     """
-    original = _as_date(profile.context().get(trigger.date))
+    # Loyaloop's own fields win a name clash, as in Profile.context(), without building all of it.
+    raw = (
+        getattr(profile, trigger.date) if trigger.date in Profile.model_fields else profile.attributes.get(trigger.date)
+    )
+    original = _as_date(raw)
     if original is None:
         return None
     zone = resolve_zone(profile.timezone, settings_timezone)

@@ -1181,3 +1181,21 @@ def test_update_values_are_templates_with_statements_and_the_step() -> None:
     )
     assert only(start(flow, profile(orders_count=2)), UpdateProfile).set == {"tag": "buyer-label"}
     assert only(start(flow), UpdateProfile).set == {"tag": "lead-label"}
+
+
+def test_schedule_zone_resolves_settings_local_and_named_zones() -> None:
+    """``settings`` → the settings zone; ``local`` → the customer's (or settings'); else the name."""
+    local = ScheduleTrigger(schedule="0 10 * * 2", timezone="local")
+    assert engine.schedule_zone(ScheduleTrigger(schedule="0 10 * * 2"), None, "Europe/Amsterdam") == "Europe/Amsterdam"
+    assert engine.schedule_zone(local, profile(timezone="Asia/Kolkata"), "Europe/Amsterdam") == "Asia/Kolkata"
+    assert engine.schedule_zone(local, profile(timezone="nowhere"), "Europe/Amsterdam") == "Europe/Amsterdam"
+    assert engine.schedule_zone(local, None, "Europe/Amsterdam") == "Europe/Amsterdam"
+    named = ScheduleTrigger(schedule="0 10 * * 2", timezone="America/New_York")
+    assert engine.schedule_zone(named, profile(timezone="Asia/Kolkata"), "UTC") == "America/New_York"
+
+
+def test_next_date_fire_reads_loyaloop_fields_too() -> None:
+    """A date trigger on ``created_at`` (a membership anniversary) uses the profile's own field."""
+    trigger = DateTrigger(date="created_at", at=time(9, 0))
+    member = profile(created_at=datetime(2024, 6, 1, 15, 0, tzinfo=UTC), attributes={"created_at": "1999-01-01"})
+    assert next_date_fire(trigger, member, NOW, "UTC") == datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
