@@ -150,7 +150,10 @@ class SendGridEmail:
             raise PermanentError(
                 f"custom args exceed SendGrid's {MAX_CUSTOM_ARGS_BYTES} bytes; send less metadata", code="custom_args"
             )
-        mail.custom_arg = [CustomArg(key, str(value)) for key, value in custom_args.items()]
+        # On the recipient's personalization: SendGrid's contract types the top-level custom_args as a
+        # string, the personalization's as an object, and the two are merged on SendGrid's side anyway.
+        for key, value in custom_args.items():
+            mail.add_custom_arg(CustomArg(key, str(value), p=0))
         if message.headers:
             mail.header = [Header(key, value) for key, value in message.headers.items()]
         if message.category == "marketing" and self.config.asm_group_id is not None:

@@ -30,6 +30,7 @@ from twilio.rest import Client
 
 from channels import outbox
 from channels.http import TIMEOUT, error_for_status, redact
+from orchestrator import render
 from orchestrator.errors import ConfigurationError, PermanentError, TransientError
 from orchestrator.hookspecs import hookimpl
 from orchestrator.message import Channel, Message, Receipt
@@ -37,44 +38,20 @@ from orchestrator.settings import Settings
 
 PROVIDER = "twilio"
 
+
 # --- segments --------------------------------------------------------------------------------
-GSM7_BASIC = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-#: Characters of the GSM 03.38 extension table: each costs two septets (an escape plus itself).
-GSM7_EXTENDED = frozenset("^{}\\[~]|€\f")
-
-
 @dataclass(frozen=True)
 class Segments:
     """How a carrier splits a text: ``count`` parts in ``encoding`` (``GSM-7`` or ``UCS-2``)."""
 
     count: int
     encoding: str
-    units: int
-
-
-def _pack(costs: list[int], size: int) -> int:
-    """Parts needed when no character (an escape pair, a surrogate pair) may straddle two parts."""
-    parts, used = 1, 0
-    for cost in costs:
-        if used + cost > size:
-            parts, used = parts + 1, 0
-        used += cost
-    return parts
 
 
 def sms_segments(text: str) -> Segments:
-    """Segments of ``text``: GSM-7 fits 160 septets in one part or 153 per part of a longer text;
-    anything outside GSM-7 switches the whole text to UCS-2, 70 UTF-16 units or 67 per part."""
-    if all(char in GSM7_BASIC or char in GSM7_EXTENDED for char in text):
-        costs = [2 if char in GSM7_EXTENDED else 1 for char in text]
-        units = sum(costs)
-        return Segments(count=1 if units <= 160 else _pack(costs, 153), encoding="GSM-7", units=units)
-    costs = [2 if ord(char) > 0xFFFF else 1 for char in text]
-    units = sum(costs)
-    return Segments(count=1 if units <= 70 else _pack(costs, 67), encoding="UCS-2", units=units)
+    """Segments of ``text``, counted by :func:`orchestrator.render.sms_segments` (one rule for previews and sends)."""
+    encoding, count = render.sms_segments(text)
+    return Segments(count=count, encoding=encoding)
 
 
 # --- configuration ---------------------------------------------------------------------------

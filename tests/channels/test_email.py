@@ -94,7 +94,8 @@ def test_request_carries_everything_sendgrid_needs(loopback: LoopbackServer) -> 
         {"type": "text/html", "value": "<p>Welcome aboard, Jane.</p>"},
     ]
     assert sorted(body["categories"]) == ["welcome", "welcome_email"]
-    assert body["custom_args"] == {
+    assert "custom_args" not in body
+    assert body["personalizations"][0]["custom_args"] == {
         "utm": "x",
         "journey_id": "welcome",
         "step_id": "welcome_email",

@@ -43,7 +43,7 @@ def form(loopback: LoopbackServer) -> dict[str, list[str]]:
 @pytest.mark.parametrize(
     ("text", "count", "encoding"),
     [
-        ("", 1, "GSM-7"),
+        ("", 0, "GSM-7"),
         ("a" * 160, 1, "GSM-7"),
         ("a" * 161, 2, "GSM-7"),
         ("a" * 306, 2, "GSM-7"),
