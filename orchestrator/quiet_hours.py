@@ -2,8 +2,8 @@
 
 A window is judged on the local wall clock (``21:00-08:00`` means "after nine in the evening or
 before eight in the morning, as the customer's clock shows it"), because that is what the customer
-experiences.  A send that falls inside is deferred to the first instant the clock leaves the window,
-never dropped.  Clock changes are handled on that definition:
+experiences.  A send that falls inside is deferred to the window's end, never dropped.  Clock
+changes are handled on that definition:
 
 * a window end that falls in a DST gap (the clock jumps over it) ends at the jump itself;
 * a window end that occurs twice (the clock falls back) ends at the next occurrence after now,
@@ -119,8 +119,10 @@ def _jump(before: datetime, after: datetime, zone: tzinfo) -> datetime:
 def quiet_until(now: datetime, window: QuietWindow | None, zone: tzinfo) -> datetime | None:
     """``None`` when ``now`` is outside the window, else the UTC instant the window ends.
 
-    The end is the first instant after ``now`` at which the local clock reaches the window's end
-    (see the module docstring for DST gaps and repeated hours).
+    The end is the next instant after ``now`` at which the local clock shows the window's end, or
+    the jump that skips over it (see the module docstring for DST gaps and repeated hours).  When
+    a clock falling back briefly leaves and re-enters the window, the send waits for the end of
+    the whole stretch rather than slipping out in the repeated hour.
     """
     if window is None or window.start == window.end:
         return None
@@ -132,6 +134,7 @@ def quiet_until(now: datetime, window: QuietWindow | None, zone: tzinfo) -> date
     today = local.date()
     for day in (today, today + timedelta(days=1), today + timedelta(days=2)):
         for instant in _occurrences(day, window.end, zone):
-            if instant > now:
+            # A jump can land inside a window that covers almost the whole day: not an end then.
+            if instant > now and not in_window(_wall(instant, zone).time(), window):
                 return instant
     raise AssertionError("unreachable: a window end occurs within two days")  # pragma: no cover
