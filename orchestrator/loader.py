@@ -9,8 +9,9 @@ pass is not checked further — its later problems would be guesses.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -69,7 +70,7 @@ def parse_journey(doc: YamlDocument, version: str) -> Journey:
     try:
         journey = Journey.model_validate(doc.data)
     except ValidationError as exc:
-        raise ValidationFailed(problems_from(exc, doc, Journey)) from None
+        raise ValidationFailed(sort_problems(problems_from(exc, doc, Journey))) from None
     return journey.model_copy(update={"version": version})
 
 
@@ -111,7 +112,7 @@ def _load(path: Path, ctx: CheckContext) -> tuple[Journey, YamlDocument]:
     journey = parse_journey(doc, version_of(content))
     problems = check_journey(journey, doc, ctx)
     if problems:
-        raise ValidationFailed(problems)
+        raise ValidationFailed(sort_problems(problems))
     return journey, doc
 
 
@@ -137,8 +138,14 @@ def load_journeys(
     channels: set[str] | None = None,
     default_locale: str = "en",
     files: Iterable[Path] | None = None,
+    filters: dict[str, Callable[..., Any]] | None = None,
+    globals: dict[str, Any] | None = None,
 ) -> dict[str, Journey]:
-    """Every journey of a folder by id; raises :class:`ValidationFailed` with the problems of all files."""
+    """Every journey of a folder by id; raises :class:`ValidationFailed` with the problems of all files.
+
+    ``channels`` are the names the plugin registry knows; ``filters`` and ``globals`` are the
+    plugins' template additions, so templates using them validate.
+    """
     problems: list[Problem] = []
     catalogue: Catalogue | None = None
     try:
@@ -146,6 +153,7 @@ def load_journeys(
     except ValidationFailed as exc:
         problems.extend(exc.problems)
     ctx = _context(templates_dir, catalogue, channels, default_locale, None)
+    ctx.env = environment(Path(templates_dir), filters, globals)
     journeys: dict[str, Journey] = {}
     where: dict[str, tuple[YamlDocument, str]] = {}
     for path in files if files is not None else journey_files(journeys_dir):
@@ -168,5 +176,10 @@ def load_journeys(
         journeys[journey.id] = journey
         where[journey.id] = (doc, path.name)
     if problems:
-        raise ValidationFailed(list(dict.fromkeys(problems)))
+        raise ValidationFailed(sort_problems(problems))
     return journeys
+
+
+def sort_problems(problems: Iterable[Problem]) -> list[Problem]:
+    """Unique problems in file, line, column order (how an editor lists them)."""
+    return sorted(dict.fromkeys(problems), key=lambda p: (p.path, p.line, p.column))
