@@ -555,6 +555,8 @@ def advance(
     if isinstance(signal, EventArrived):
         if enrollment.status != "waiting" or enrollment.waiting_for != signal.name:
             return _stale(enrollment)
+        if signal.event_id == enrollment.trigger_event_id:
+            return _stale(enrollment)
         if not isinstance(step, WaitStep) or not isinstance(step.wait, WaitForEvent):
             return _stale(enrollment)
         wait = step.wait
@@ -608,10 +610,13 @@ def enter(
     run_id: str,
     now: datetime,
     settings_timezone: str = "UTC",
+    event_id: str | None = None,
 ) -> Decision:
     """Start a new run for ``profile`` and drive it to its first pause (``revision`` becomes 1).
 
     The caller has already checked :func:`matches_trigger` / :func:`in_audience` / :func:`may_enter`.
+    Pass the trigger event's ``event_id`` so a redelivered trigger event is never taken for a
+    goal or a restart of the run it just started (see :func:`check_exit`).
     """
     holdout = is_holdout(journey.id, profile.id, journey.holdout)
     enrollment = Enrollment(
@@ -624,6 +629,7 @@ def enter(
         updated_at=now,
         holdout=holdout,
         trigger=dict(trigger),
+        trigger_event_id=event_id,
     )
     decision = advance(journey, enrollment, profile, Started(), now=now, settings_timezone=settings_timezone)
     head: list[Action] = [Record(None, "entered")]
@@ -662,6 +668,8 @@ def check_exit(
     """
     if enrollment.finished:
         return None
+    if event is not None and event.event_id == enrollment.trigger_event_id:
+        return None  # the event that started this run, seen again (at-least-once redelivery)
     ctx = context(profile, enrollment, event, now, journey)
     restarting = (
         journey.re_entry == "restart"

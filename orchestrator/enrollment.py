@@ -36,6 +36,9 @@ class Enrollment(BaseModel):
     updated_at: datetime
     holdout: bool = False
     trigger: dict[str, Any] = Field(default_factory=dict)
+    #: The id of the event that started the run: a redelivery of that very event must not end it
+    #: (as a goal, an exit or a restart) right after it began.
+    trigger_event_id: str | None = None
     #: When waiting: the due time of the timer and, for an event wait, the event name.
     wait_until: datetime | None = None
     waiting_for: str | None = None

@@ -1038,3 +1038,17 @@ def test_update_values_are_templates_with_statements_and_the_step() -> None:
     )
     assert only(start(flow, profile(orders_count=2)), UpdateProfile).set == {"tag": "buyer-label"}
     assert only(start(flow), UpdateProfile).set == {"tag": "lead-label"}
+
+
+def test_the_trigger_event_redelivered_never_ends_its_own_run() -> None:
+    """At-least-once: the order that started a win-back countdown, handled again, is not a restart or a goal."""
+    d = enter(WINBACK, profile(), trigger={}, run_id="run1", now=NOW, event_id="evt-1")
+    assert d.enrollment.trigger_event_id == "evt-1"
+    same = EventArrived("order.placed", {}, "evt-1", NOW)
+    assert check_exit(WINBACK, d.enrollment, profile(), same, now=NOW) is None
+    other = EventArrived("order.placed", {}, "evt-2", NOW)
+    assert check_exit(WINBACK, d.enrollment, profile(), other, now=NOW) is not None
+    flow = journey([{"id": "await_it", "wait": {"event": "order.placed", "timeout": "1d"}}])
+    waiting = enter(flow, profile(), trigger={}, run_id="r", now=NOW, event_id="evt-1")
+    assert advance(flow, waiting.enrollment, profile(), same, now=NOW).actions == ()
+    assert advance(flow, waiting.enrollment, profile(), other, now=NOW).actions != ()
