@@ -1,0 +1,113 @@
+"""The gate as the runtime uses it: the order of checks, deferral bounds, and one round trip."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import redis
+
+from orchestrator.consent import set_consent, suppress
+from orchestrator.journey import QuietWindow
+from orchestrator.policy import Gate, GateDecision, SendRequest
+from orchestrator.settings import CapRule, Settings
+
+#: 23:00 in Amsterdam in winter: inside the SMS quiet hours below.
+NIGHT = datetime(2026, 1, 10, 22, 0, tzinfo=UTC)
+DAY = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
+SETTINGS = Settings(caps=[CapRule(window="1d", max=1)], quiet_hours={"sms": QuietWindow.model_validate("21:00-08:00")})
+
+
+def sms(key: str, **changes: Any) -> SendRequest:
+    base = SendRequest(
+        customer_id="ann",
+        channel="sms",
+        category="marketing",
+        journey_id="j",
+        journey_tags=(),
+        priority=50,
+        idempotency_key=key,
+        address="+31612345678",
+        consent={"sms": True},
+        timezone="Europe/Amsterdam",
+    )
+    return replace(base, **changes)
+
+
+def test_order_address_suppression_consent_quiet_caps(redis_client: redis.Redis) -> None:
+    """Each check only speaks when the earlier ones passed: no address, then suppression, then
+    consent, then quiet hours, then caps."""
+    gate = Gate(redis_client, SETTINGS)
+    assert gate.check(sms("fill"), now=DAY).allowed  # the 1-per-day cap is now full
+    assert gate.check(sms("a", address=None), now=NIGHT).outcome == "no_address"
+    assert gate.check(sms("b", consent={}), now=NIGHT).outcome == "no_consent"
+    assert gate.check(sms("c"), now=NIGHT).outcome == "quiet"
+    assert gate.check(sms("d"), now=DAY).outcome == "capped"
+    suppress(redis_client, "+31 6 1234 5678", "carrier_block")
+    assert gate.check(sms("e", consent={}), now=NIGHT).outcome == "suppressed"
+
+
+def test_no_address_needs_no_redis() -> None:
+    """A profile without an address is decided locally (the client here points at nothing)."""
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    decision = Gate(dead, SETTINGS).check(sms("a", address=""), now=DAY)
+    assert decision == GateDecision("no_address", reason="no sms address on the profile")
+
+
+def test_defer_until_respects_defer_max_for_caps(redis_client: redis.Redis) -> None:
+    """A capped send may wait for its slot only up to ``defer_max``; after that it is skipped."""
+    gate = Gate(redis_client, SETTINGS)
+    assert gate.check(sms("fill"), now=DAY).allowed
+    later = DAY + timedelta(hours=2)
+    capped = gate.check(sms("x"), now=later)
+    assert capped.retry_at == DAY + timedelta(days=1)
+    assert gate.defer_until(capped, sms("x"), later, timedelta(days=1)) == DAY + timedelta(days=1)
+    assert gate.defer_until(capped, sms("x"), later, timedelta(hours=21)) is None
+    assert gate.defer_until(gate.check(sms("y", consent={}), now=DAY), sms("y"), DAY, timedelta(days=9)) is None
+
+
+class CountingRedis(redis.Redis):
+    """A client that counts network round trips: single commands and pipeline executions."""
+
+    trips = 0
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.trips += 1
+        return super().execute_command(*args, **options)
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+        pipe = super().pipeline(transaction, shard_hint)
+        execute = pipe.execute
+
+        def counted(raise_on_error: bool = True) -> Any:
+            self.trips += 1
+            return execute(raise_on_error)
+
+        pipe.execute = counted  # type: ignore[method-assign]
+        return pipe
+
+
+def test_check_many_is_one_round_trip(redis_url: str) -> None:
+    """However many sends and customers, a batch costs one pipelined round trip (after the script
+    is loaded once), and a single check costs one."""
+    client = CountingRedis.from_url(redis_url)
+    gate = Gate(client, Settings(caps=[CapRule(window="1d", max=2)]))
+    gate.check(sms("warm"), now=DAY)
+    client.trips = 0
+    decisions = gate.check_many([sms(f"k{i}", customer_id=f"c{i % 7}") for i in range(50)], now=DAY)
+    assert client.trips == 1
+    assert [d.outcome for d in decisions].count("allowed") == 14
+    client.trips = 0
+    assert gate.check(sms("one", customer_id="z"), now=DAY).allowed
+    assert client.trips == 1
+    client.close()
+
+
+def test_consent_key_may_differ_from_channel(redis_client: redis.Redis) -> None:
+    """A channel whose consent entry has another name (``whatsapp`` under ``sms``) is checked there."""
+    gate = Gate(redis_client, Settings())
+    request = sms("w", channel="whatsapp", consent={"sms": True}, consent_key="sms")
+    assert gate.check(request, now=DAY).allowed
+    set_consent(redis_client, "ann", "sms", False, source="api")
+    assert gate.check(replace(request, idempotency_key="w2"), now=DAY).outcome == "no_consent"
