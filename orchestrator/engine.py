@@ -189,7 +189,7 @@ def render_value(value: Any, ctx: dict[str, Any]) -> Any:
     whole = _WHOLE_EXPRESSION.match(value)
     if whole is not None:
         result = conditions.evaluate(whole.group("expr"), ctx)
-        if result is None or isinstance(result, str | int | float | bool):
+        if result is None or isinstance(result, str | int | float | bool | list | dict):
             return result
         return result.isoformat() if isinstance(result, datetime | date) else str(result)
     try:
@@ -442,7 +442,7 @@ def _apply_update(profile: Profile, values: dict[str, Any], increments: dict[str
         current = attributes.get(name, 0)
         base = current if isinstance(current, int | float) and not isinstance(current, bool) else 0
         total = base + amount
-        attributes[name] = int(total) if isinstance(base, int) and float(amount).is_integer() else total
+        attributes[name] = int(total) if float(total).is_integer() else total  # as the store does it
     return profile.model_copy(update={"attributes": attributes})
 
 
