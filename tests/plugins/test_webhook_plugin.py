@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -38,10 +39,14 @@ def _can_build_offline() -> bool:
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """pip-installs the plugin into a private directory put on sys.path (the shared venv stays untouched)."""
     target = tmp_path_factory.mktemp("site")
+    source = tmp_path_factory.mktemp("src") / DISTRIBUTION.name
+    shutil.copytree(
+        DISTRIBUTION, source, ignore=shutil.ignore_patterns("build", "*.egg-info")
+    )  # keep builds out of the repo
     command = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target)]
     if _can_build_offline():
         command += ["--no-build-isolation", "--no-index"]  # build with the venv's own setuptools
-    result = subprocess.run([*command, str(DISTRIBUTION)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([*command, str(source)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     sys.path.insert(0, str(target))
     importlib.invalidate_caches()
