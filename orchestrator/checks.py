@@ -82,10 +82,12 @@ class CheckContext:
 def check_journey(journey: Journey, doc: YamlDocument, ctx: CheckContext) -> list[Problem]:
     """Every cross-check problem of one validated journey."""
     problems: list[Problem] = []
-    problems += _step_ids(journey, doc)
+    duplicates = _step_ids(journey, doc)
+    problems += duplicates
     problems += _references(journey, doc)
-    problems += _reachability(journey, doc)
-    problems += _loops(journey, doc)
+    if not duplicates:  # with two steps of one id the graph is a guess: fix the ids first
+        problems += _reachability(journey, doc)
+        problems += _loops(journey, doc)
     problems += _trigger(journey, doc, ctx)
     problems += _events(journey, doc, ctx)
     problems += _expressions(journey, doc, ctx)
@@ -453,7 +455,14 @@ def analyse(env: GuardedEnvironment, tree: nodes.Node, scope: Scope) -> list[tup
     template_tree = tree if isinstance(tree, nodes.Template) else nodes.Template([nodes.Output([tree])])
     template_tree.set_environment(env)
     declared = _locally_declared(tree)
-    for name in sorted(meta.find_undeclared_variables(template_tree)):
+    try:
+        undeclared = meta.find_undeclared_variables(template_tree)
+    except TemplateAssertionError as exc:  # an unknown filter or test
+        hint = (
+            did_you_mean(_quoted(exc.message or ""), [*env.filters, *env.tests]) or "see docs/journeys.md for filters"
+        )
+        return [(exc.lineno or 1, f"template error: {exc.message}", hint)]
+    for name in sorted(undeclared):
         # A child template's top-level {% set %} is visible in its blocks at run time, although
         # jinja2.meta analyses each block on its own: names set anywhere count as declared.
         if name not in allowed and name not in declared:

@@ -56,17 +56,25 @@ def _unsafe_name(name: Any) -> bool:
 def unsafe_accesses(tree: nodes.Node) -> list[tuple[int, str]]:
     """``(line, description)`` for every attempt to reach Python internals in a parsed template."""
     found: list[tuple[int, str]] = []
+    reported: set[int] = set()  # ids of constants already reported as an attribute name
     for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter, nodes.Test, nodes.Const, nodes.Name)):
         line = node.lineno or 1
         if isinstance(node, nodes.Getattr) and _unsafe_name(node.attr):
             found.append((line, f"access to {node.attr!r}"))
         elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and _unsafe_name(node.arg.value):
             found.append((line, f"access to {node.arg.value!r}"))
+            reported.add(id(node.arg))
         elif isinstance(node, nodes.Filter | nodes.Test) and node.name in _ATTRIBUTE_FILTERS:
             for argument in [*node.args, *(kw.value for kw in node.kwargs)]:
                 if isinstance(argument, nodes.Const) and _unsafe_name(argument.value):
                     found.append((line, f"access to {argument.value!r} through the {node.name!r} filter"))
-        elif isinstance(node, nodes.Const) and isinstance(node.value, str) and _DUNDER.match(node.value):
+                    reported.add(id(argument))
+        elif (
+            isinstance(node, nodes.Const)
+            and id(node) not in reported
+            and isinstance(node.value, str)
+            and _DUNDER.match(node.value)
+        ):
             found.append((line, f"the internal name {node.value!r}"))
         elif isinstance(node, nodes.Name) and _unsafe_name(node.name) and node.name != "_":
             found.append((line, f"the internal name {node.name!r}"))
