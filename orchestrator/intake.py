@@ -22,6 +22,7 @@ import redis
 from pydantic import ValidationError
 
 from orchestrator import consent as consent_store
+from orchestrator import keys
 from orchestrator.actors import Actors
 from orchestrator.errors import InputError
 from orchestrator.journey import EVENT_NAME
@@ -208,6 +209,8 @@ class Loyaloop:
             )
         except InputError as error:
             raise self._refuse(error) from None
+        if profile.timezone:
+            self.store.redis.sadd(keys.timezones(), profile.timezone)
         for channel, given in (values.get("consent") or {}).items():
             consent_store.set_consent(self.store.redis, customer_id, channel, bool(given), source="identify")
         self.actors.profile_changed.send(customer_id)

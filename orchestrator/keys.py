@@ -162,3 +162,8 @@ def sms_contact(address_digest: str) -> str:
     """String customer id last texted at a phone number (by its SHA-256 digest): an inbound STOP carries
     only the number, so this is how it finds whose consent to withdraw."""
     return f"{PREFIX}:http:sms-contact:{address_digest}"
+
+
+def timezones() -> str:
+    """Set of the IANA zones customers live in (a ``timezone: local`` broadcast fires per zone)."""
+    return f"{PREFIX}:zones"

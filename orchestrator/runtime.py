@@ -40,7 +40,7 @@ from orchestrator.journey import DateTrigger, Journey
 from orchestrator.profile import ProductPurchase, Profile
 from orchestrator.settings import Settings
 from orchestrator.store import Store, StoredEnrollment
-from orchestrator.timers import Timers
+from orchestrator.timers import DEFAULT_SHARDS, Timers
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +211,10 @@ class Runtime:
             return 0
         now = self.clock()
         entered = 0
+        zone = trigger.get("zone")
         for profile in self.store.get_profiles(customer_ids).values():
+            if zone is not None and home_zone(profile, self.tz) != zone:
+                continue
             if not engine.in_audience(journey, profile, now):
                 continue
             if self.enter(journey, profile, run_id=run_id_for(journey.id, run_key), trigger=trigger, inline=True):
@@ -349,6 +352,11 @@ def date_timer_run(journey_id: str, year: int) -> str:
     return f"{DATE_RUN_PREFIX}{journey_id}:{year}"
 
 
+def home_zone(profile: Profile, default: str) -> str:
+    """The zone a customer's local-time broadcast fires in (the default when theirs is unknown)."""
+    return str(engine.resolve_zone(profile.timezone, default).key)
+
+
 def run_id_for(journey_id: str, key: str) -> str:
     """A deterministic run id: the same event (or fire time) entering twice is the same run."""
     digest = hashlib.sha256(f"{journey_id}\0{key}".encode()).hexdigest()[:16]
@@ -394,6 +402,7 @@ def build_runtime(
     channels: dict[str, Any] | None = None,
     timer_lease: float = 30.0,
     send_lease: float = SEND_LEASE,
+    timer_shards: int | None = None,
 ) -> Runtime:
     """Wire a runtime from settings and a Redis client (``decode_responses=True``)."""
     from orchestrator import plugins
@@ -428,7 +437,7 @@ def build_runtime(
     return Runtime(
         settings=settings,
         store=store,
-        timers=Timers(client, lease=timer_lease),
+        timers=Timers(client, lease=timer_lease, shards=timer_shards or DEFAULT_SHARDS),
         journeys=JourneyBook(store, journeys),
         delivery=delivery,
         dispatcher=dispatcher,

@@ -36,8 +36,8 @@ COHORT_CHUNK = 500
 DATE_HORIZON = timedelta(hours=36)
 DATE_LOOKBACK = timedelta(hours=12)
 
-FireTimers = Callable[[list[str]], None]
-EnterBatch = Callable[[str, list[str], str, dict[str, Any]], None]
+FireTimers = Callable[[list[str]], object]
+EnterBatch = Callable[[str, list[str], str, dict[str, Any]], object]
 
 
 @dataclass
@@ -73,6 +73,7 @@ class Scheduler:
         self.cohort_chunk = cohort_chunk
         self.id = scheduler_id or uuid.uuid4().hex[:12]
         self.redis = runtime.store.redis
+        self._fires: dict[tuple[str, str, float], datetime] = {}
 
     def tick(self, now: datetime | None = None) -> TickReport:
         """One pass: re-drive expired leases, fire due timers, start due broadcasts, plan birthdays."""
@@ -99,41 +100,79 @@ class Scheduler:
 
     # --- cron broadcasts -----------------------------------------------------------------------
     def start_broadcasts(self, now: datetime) -> int:
+        """Start every schedule-triggered journey whose cron time has come, once per fire time.
+
+        ``timezone: local`` fires once per zone customers live in, entering only that zone's
+        customers, so everyone gets it at the cron time on their own clock.
+        """
         started = 0
         for journey in self.runtime.journeys.current.values():
             trigger = journey.trigger
             if not isinstance(trigger, ScheduleTrigger):
                 continue
-            field = f"cron:{journey.id}"
-            last_raw = self.redis.hget(keys.scheduler_state(), field)
-            if last_raw is None:
-                # First sight of this journey: start counting from now (no back-fill of past fires).
-                self.redis.hsetnx(keys.scheduler_state(), field, repr(now.timestamp()))
-                continue
-            last = datetime.fromtimestamp(float(last_raw), UTC)
-            fire = engine.next_schedule_fire(trigger, last, self._zone(trigger))
-            if fire > now:
-                continue
-            # Fires missed while no scheduler ran collapse into the latest one.
-            while (following := engine.next_schedule_fire(trigger, fire, self._zone(trigger))) <= now:
-                fire = following
-            self.redis.hset(keys.scheduler_state(), field, repr(fire.timestamp()))
-            if not self.redis.hsetnx(keys.schedule_fired(journey.id), str(int(fire.timestamp())), self.id):
-                continue  # another scheduler fired it
-            run_key = f"schedule:{int(fire.timestamp())}"
-            trigger_data = {"fired_at": fire.isoformat()}
-            for ids in self.runtime.store.scan_customers(self.cohort_chunk):
-                self.enter_batch(journey.id, ids, run_key, trigger_data)
-            self.runtime.store.record(journey.id, None, "broadcast")
-            started += 1
+            for zone in self.zones_for(trigger):
+                started += self._broadcast(journey.id, trigger, zone, now)
         return started
 
-    def _zone(self, trigger: ScheduleTrigger) -> str:
-        # ``local`` (each customer at the cron time in their own zone) is read in the settings'
-        # zone for now: a per-zone fan-out is future work.
-        if trigger.timezone in ("settings", "local"):
-            return self.runtime.settings.default_timezone
-        return trigger.timezone
+    def _next_fire(self, trigger: ScheduleTrigger, last: float, zone: str) -> datetime:
+        """The next cron fire after ``last``, memoised: cron arithmetic is the costly part of a pass."""
+        memo = (trigger.schedule, zone, last)
+        fire = self._fires.get(memo)
+        if fire is None:
+            if len(self._fires) > 10_000:
+                self._fires.clear()
+            fire = self._fires[memo] = engine.next_schedule_fire(trigger, datetime.fromtimestamp(last, UTC), zone)
+        return fire
+
+    def next_broadcast(self, now: datetime) -> datetime | None:
+        """The earliest coming cron fire of any schedule-triggered journey (the demo jumps there)."""
+        soonest: datetime | None = None
+        for journey in self.runtime.journeys.current.values():
+            trigger = journey.trigger
+            if not isinstance(trigger, ScheduleTrigger):
+                continue
+            for zone in self.zones_for(trigger):
+                local = trigger.timezone == "local"
+                raw = self.redis.hget(
+                    keys.scheduler_state(), f"cron:{journey.id}:{zone}" if local else f"cron:{journey.id}"
+                )
+                fire = self._next_fire(trigger, float(raw) if raw else now.timestamp(), zone)
+                soonest = fire if soonest is None else min(soonest, fire)
+        return soonest
+
+    def zones_for(self, trigger: ScheduleTrigger) -> list[str]:
+        default = self.runtime.settings.default_timezone
+        if trigger.timezone == "settings":
+            return [default]
+        if trigger.timezone == "local":
+            return sorted({default, *self.redis.smembers(keys.timezones())})
+        return [trigger.timezone]
+
+    def _broadcast(self, journey_id: str, trigger: ScheduleTrigger, zone: str, now: datetime) -> int:
+        local = trigger.timezone == "local"
+        field = f"cron:{journey_id}:{zone}" if local else f"cron:{journey_id}"
+        last_raw = self.redis.hget(keys.scheduler_state(), field)
+        if last_raw is None:
+            # First sight of this journey (or zone): count from now, no back-fill of past fires.
+            self.redis.hsetnx(keys.scheduler_state(), field, repr(now.timestamp()))
+            return 0
+        fire = self._next_fire(trigger, float(last_raw), zone)
+        if fire > now:
+            return 0
+        # Fires missed while no scheduler ran collapse into the latest one.
+        while (following := engine.next_schedule_fire(trigger, fire, zone)) <= now:
+            fire = following
+        self.redis.hset(keys.scheduler_state(), field, repr(fire.timestamp()))
+        epoch = int(fire.timestamp())
+        if not self.redis.hsetnx(keys.schedule_fired(journey_id), f"{epoch}|{zone}" if local else str(epoch), self.id):
+            return 0  # another scheduler fired it
+        trigger_data: dict[str, Any] = {"fired_at": fire.isoformat()}
+        if local:
+            trigger_data["zone"] = zone
+        for ids in self.runtime.store.scan_customers(self.cohort_chunk):
+            self.enter_batch(journey_id, ids, f"schedule:{epoch}", trigger_data)
+        self.runtime.store.record(journey_id, None, "broadcast")
+        return 1
 
     # --- anniversaries -------------------------------------------------------------------------
     def plan_dates(self, now: datetime) -> int:

@@ -96,7 +96,8 @@ class Store:
     """All of Loyaloop's per-customer state in Redis.  ``client`` must use ``decode_responses=True``."""
 
     def __init__(self, client: redis.Redis) -> None:
-        self.redis = client
+        #: Typed loosely: redis-py's stubs cannot express ``decode_responses=True`` (str replies).
+        self.redis: Any = client
         self._cas = client.register_script(_CAS)
         self._claim = client.register_script(_CLAIM)
 
@@ -177,9 +178,9 @@ class Store:
                     consent = pipe.hgetall(keys.consent(customer_id))
                     current = Profile.model_validate_json(raw) if raw else Profile(id=customer_id)
                     current = _with_consent(current, consent)
-                    if state in ("applied", "done"):
+                    if state == "applied" or state == "done":
                         pipe.unwatch()
-                        return state, current
+                        return ("applied" if state == "applied" else "done"), current
                     changed = change(current.model_copy(deep=True))
                     pipe.multi()
                     pipe.set(key, _profile_json(changed))

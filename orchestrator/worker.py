@@ -27,7 +27,10 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     """A RedisBroker on ``REDIS_URL``, or a StubBroker for the embedded default."""
     if settings.redis_url:
         heartbeat = int(os.environ.get("LOYALOOP_HEARTBEAT_MS", "60000"))
-        return RedisBroker(url=settings.redis_url, namespace="loyaloop", heartbeat_timeout=heartbeat)
+        broker: dramatiq.Broker = RedisBroker(  # type: ignore[no-untyped-call]
+            url=settings.redis_url, namespace="loyaloop", heartbeat_timeout=heartbeat
+        )
+        return broker
     return StubBroker()
 
 

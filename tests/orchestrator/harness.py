@@ -81,11 +81,11 @@ class Harness:
             outbox_path=tmp_path / "outbox.jsonl",
             templates_dir=tmp_path / "templates",
             journeys_dir=tmp_path / "journeys",
-            secret_key="s" * 40,  # type: ignore[arg-type]
+            secret_key="s" * 40,
             **(settings or {}),
         )
         self.client = redis.Redis.from_url(redis_url, decode_responses=True)
-        self.broker = RedisBroker(url=redis_url, namespace=f"t{uuid.uuid4().hex[:8]}")
+        self.broker = RedisBroker(url=redis_url, namespace=f"t{uuid.uuid4().hex[:8]}")  # type: ignore[no-untyped-call]
         self.actors = Actors(self.broker, lambda actors: self.runtime)
         self.runtime: Runtime = build_runtime(
             self.settings,
@@ -97,7 +97,11 @@ class Harness:
         )
         self.actors.use(self.runtime)
         self.api = Loyaloop(self.actors, self.client, clock=self.clock)
-        self.scheduler = Scheduler(self.runtime, self.actors.fire_timers.send, self.actors.enter_batch.send)
+        self.scheduler = Scheduler(
+            self.runtime,
+            self.actors.fire_timers.send,
+            self.actors.enter_batch.send,
+        )
         self.worker: dramatiq.Worker | None = None
 
     def start(self, threads: int = 4) -> Harness:

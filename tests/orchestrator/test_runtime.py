@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from tests.orchestrator.harness import journey, running
+from tests.orchestrator.harness import Harness, journey, running
 
 WELCOME = journey(
     {
@@ -20,10 +21,14 @@ WELCOME = journey(
 )
 
 
-def customer(h: object, cid: str, **extra: object) -> None:
-    attrs = {"email": f"{cid}@example.com", "consent": {"email": True, "sms": True}, "timezone": "Europe/Amsterdam"}
+def customer(h: Harness, cid: str, **extra: Any) -> None:
+    attrs: dict[str, Any] = {
+        "email": f"{cid}@example.com",
+        "consent": {"email": True, "sms": True},
+        "timezone": "Europe/Amsterdam",
+    }
     attrs.update(extra)
-    h.api.identify(cid, attrs)  # type: ignore[attr-defined]
+    h.api.identify(cid, attrs)
 
 
 def test_event_enrolls_sends_waits_on_a_durable_timer_and_sends_again(redis_url: str, tmp_path: Path) -> None:
