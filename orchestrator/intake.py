@@ -272,3 +272,23 @@ def _created(profile: Profile, now: datetime) -> Profile:
     if profile.created_at is None:
         profile.created_at = now
     return profile
+
+
+#: The name the HTTP front door and scripts may use.
+Client = Loyaloop
+
+
+def connect(settings: Any = None) -> Loyaloop:
+    """A client on ``REDIS_URL`` sending to the workers started with ``dramatiq orchestrator.worker``."""
+    from orchestrator.errors import ConfigurationError
+    from orchestrator.settings import load_settings
+    from orchestrator.worker import setup
+
+    settings = settings or load_settings()
+    if not settings.redis_url:
+        raise ConfigurationError(
+            "REDIS_URL is not set; export REDIS_URL=redis://host:6379/0 to reach the workers' Redis "
+            "(without it, Loyaloop runs embedded only inside `loyaloop demo`)"
+        )
+    _broker, actors = setup(settings)
+    return Loyaloop(actors, redis.Redis.from_url(settings.redis_url, decode_responses=True))
