@@ -217,7 +217,9 @@ class Runtime:
                 continue
             if not engine.in_audience(journey, profile, now):
                 continue
-            if self.enter(journey, profile, run_id=run_id_for(journey.id, run_key), trigger=trigger, inline=True):
+            if self.enter(
+                journey, profile, run_id=run_id_for(journey.id, profile.id, run_key), trigger=trigger, inline=True
+            ):
                 entered += 1
         return entered
 
@@ -243,7 +245,9 @@ class Runtime:
             if engine.matches_trigger(journey, name, properties, profile, now=now) and engine.in_audience(
                 journey, profile, now
             ):
-                self.enter(journey, profile, run_id=run_id_for(journey.id, event_id), trigger=dict(properties))
+                self.enter(
+                    journey, profile, run_id=run_id_for(journey.id, customer_id, event_id), trigger=dict(properties)
+                )
         self.store.finish_event(customer_id, event_id)
         self.store.count("events_handled")
         return "handled"
@@ -309,7 +313,9 @@ class Runtime:
         if not engine.in_audience(journey, profile, self.clock()):
             return "stale"
         trigger = {"date": journey.trigger.date, "year": int(year)}
-        entered = self.enter(journey, profile, run_id=f"{journey_id}-y{year}", trigger=trigger)
+        entered = self.enter(
+            journey, profile, run_id=run_id_for(journey_id, customer_id, f"date:{year}"), trigger=trigger
+        )
         return "entered" if entered else "stale"
 
     # --- delivering ----------------------------------------------------------------------------
@@ -357,9 +363,13 @@ def home_zone(profile: Profile, default: str) -> str:
     return str(engine.resolve_zone(profile.timezone, default).key)
 
 
-def run_id_for(journey_id: str, key: str) -> str:
-    """A deterministic run id: the same event (or fire time) entering twice is the same run."""
-    digest = hashlib.sha256(f"{journey_id}\0{key}".encode()).hexdigest()[:16]
+def run_id_for(journey_id: str, customer_id: str, key: str) -> str:
+    """A deterministic run id: the same event (or fire time) entering twice is the same run.
+
+    The customer is part of it because run ids make idempotency keys, which must be unique
+    across customers (the outbox and providers drop a repeated key).
+    """
+    digest = hashlib.sha256(f"{journey_id}\0{customer_id}\0{key}".encode()).hexdigest()[:16]
     return f"{journey_id}-{digest}"
 
 
