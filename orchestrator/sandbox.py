@@ -49,6 +49,13 @@ _ATTRIBUTE_FILTERS = frozenset(
 )
 
 
+def _walk(tree: nodes.Node, kinds: tuple[type[nodes.Node], ...]) -> Iterator[Any]:
+    """The tree itself and every descendant of those kinds (``find_all`` skips the root)."""
+    if isinstance(tree, kinds):
+        yield tree
+    yield from tree.find_all(kinds)
+
+
 def _unsafe_name(name: Any) -> bool:
     return isinstance(name, str) and (name.startswith("_") or name in UNSAFE_ATTRIBUTES)
 
@@ -57,7 +64,7 @@ def unsafe_accesses(tree: nodes.Node) -> list[tuple[int, str]]:
     """``(line, description)`` for every attempt to reach Python internals in a parsed template."""
     found: list[tuple[int, str]] = []
     reported: set[int] = set()  # ids of constants already reported as an attribute name
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter, nodes.Test, nodes.Const, nodes.Name)):
+    for node in _walk(tree, (nodes.Getattr, nodes.Getitem, nodes.Filter, nodes.Test, nodes.Const, nodes.Name)):
         line = node.lineno or 1
         if isinstance(node, nodes.Getattr) and _unsafe_name(node.attr):
             found.append((line, f"access to {node.attr!r}"))
@@ -95,7 +102,7 @@ class Reference:
 
 def references(tree: nodes.Node) -> Iterator[Reference]:
     """Every ``name.attr`` / ``name['key']`` whose base is a plain variable."""
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+    for node in _walk(tree, (nodes.Getattr, nodes.Getitem)):
         if isinstance(node, nodes.Getattr) and isinstance(node.node, nodes.Name):
             yield Reference(node.node.name, node.attr, node.lineno or 1)
         elif (

@@ -1,0 +1,233 @@
+"""Cross-checks that need the whole journey: the step graph, scopes of variables, and the sandbox.
+
+The broken-journey corpus covers each refusal once; these tests pin down the rules around them —
+what is *accepted* (a loop with a wait in it, locals in templates) matters as much.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from orchestrator.catalogue import Catalogue, load_catalogue
+from orchestrator.conditions import environment
+from orchestrator.errors import ValidationFailed
+from orchestrator.journey import Journey
+from orchestrator.loader import load_journey_file
+from orchestrator.sandbox import references, unsafe_accesses
+
+ROOT = Path(__file__).resolve().parents[2]
+CATALOGUE = load_catalogue(ROOT / "journeys" / "catalogue.yaml")
+
+
+def load_text(
+    tmp_path: Path, body: str, *, catalogue: Catalogue | None = CATALOGUE, trigger: str = "order.placed"
+) -> Journey:
+    text = f"id: sample\nname: Sample\ntrigger:\n  event: {trigger}\n" + textwrap.dedent(body)
+    path = tmp_path / "sample.yaml"
+    path.write_text(text, encoding="utf-8")
+    return load_journey_file(path, templates_dir=ROOT / "templates", catalogue=catalogue)
+
+
+def messages(tmp_path: Path, body: str, **kwargs: object) -> list[str]:
+    with pytest.raises(ValidationFailed) as caught:
+        load_text(tmp_path, body, **kwargs)  # type: ignore[arg-type]
+    return [str(problem) for problem in caught.value.problems]
+
+
+def test_a_loop_with_a_wait_is_fine(tmp_path: Path) -> None:
+    """A weekly reminder loop is legitimate: the wait makes each round take time."""
+    load_text(
+        tmp_path,
+        """\
+        steps:
+          - id: remind
+            send: email
+            template: winback_miss_you
+          - id: week
+            wait: 7d
+          - id: again
+            branch:
+              - if: "profile.orders_count == 0"
+                goto: remind
+        """,
+    )
+
+
+def test_a_self_loop_without_wait_is_refused(tmp_path: Path) -> None:
+    found = messages(
+        tmp_path,
+        """\
+        steps:
+          - id: spin
+            update: {increment: {points: 1}}
+            next: spin
+        """,
+    )
+    assert found == [
+        f"{tmp_path / 'sample.yaml'}:6:9: steps spin → spin form a loop with no wait in it; "
+        "a customer would go round it forever (hint: add a wait step inside the loop, or leave it with an exit)"
+    ]
+
+
+def test_wait_outcomes_and_split_arms_make_steps_reachable(tmp_path: Path) -> None:
+    """Steps reached only through on_event, on_timeout or a split arm are not 'unreachable'."""
+    load_text(
+        tmp_path,
+        """\
+        steps:
+          - id: opened
+            wait: {event: app.opened, timeout: 3d, on_event: ab, on_timeout: bye}
+          - id: bye
+            exit: true
+          - id: ab
+            split:
+              - {name: email_first, percent: 50, goto: mail}
+              - {name: push_first, percent: 50, goto: push}
+          - id: mail
+            send: email
+            template: winback_miss_you
+            next: bye
+          - id: push
+            send: push
+            template: vip_early_access
+        """,
+    )
+
+
+def test_a_step_after_an_exit_or_split_is_unreachable(tmp_path: Path) -> None:
+    """A split never falls through, so the step after it needs a goto."""
+    found = messages(
+        tmp_path,
+        """\
+        steps:
+          - id: ab
+            split:
+              - {name: a, percent: 50, goto: bye}
+              - {name: b, percent: 50, goto: bye}
+          - id: lost
+            wait: 1d
+          - id: bye
+            exit: true
+        """,
+    )
+    assert len(found) == 1 and "step 'lost' can never be reached" in found[0] and ":10:9:" in found[0]
+
+
+def test_event_fields_follow_the_context(tmp_path: Path) -> None:
+    """A wait's ``if`` sees the awaited event's properties; the trigger filter sees the trigger's."""
+    load_text(
+        tmp_path,
+        """\
+        steps:
+          - id: await_friend
+            wait:
+              event: referral.converted
+              if: "event.referrer_id == profile.id and trigger.total > 0"
+              timeout: 30d
+          - id: later
+            branch:
+              - if: "event.friend_id or event.total"
+                goto: done
+          - id: done
+            exit: true
+        """,
+    )
+    found = messages(
+        tmp_path,
+        """\
+        steps:
+          - id: await_friend
+            wait:
+              event: referral.converted
+              if: "event.total > 0"
+              timeout: 30d
+        """,
+    )
+    assert "event.total is not a property of this event" in found[0]
+
+
+def test_templates_only_see_trigger_fields(tmp_path: Path) -> None:
+    """Messages render with the trigger's properties: a template using another event's field is refused."""
+    templates = tmp_path / "templates" / "sms"
+    templates.mkdir(parents=True)
+    (templates / "t.txt.j2").write_text(
+        "{% set n = trigger['items'] | length %}{{ n }} {{ event.total }} {{ event.friend_id }}\n"
+    )
+    path = tmp_path / "j.yaml"
+    path.write_text(
+        "id: j\nname: J\ntrigger: {event: order.placed}\nsteps:\n"
+        "  - id: w\n    wait: {event: referral.converted, timeout: 1d}\n  - id: s\n    send: sms\n    template: t\n"
+    )
+    with pytest.raises(ValidationFailed) as caught:
+        load_journey_file(path, templates_dir=tmp_path / "templates", catalogue=CATALOGUE)
+    [problem] = caught.value.problems
+    assert "event.friend_id is not a property of this event" in problem.message
+
+
+def test_without_a_catalogue_only_names_are_checked(tmp_path: Path) -> None:
+    """No catalogue: any profile/event field is accepted, unknown root names still are not."""
+    load_text(
+        tmp_path,
+        'audience: "profile.anything and event.whatever"\nsteps:\n  - id: bye\n    exit: true\n',
+        catalogue=None,
+    )
+    found = messages(tmp_path, 'audience: "profil.anything"\nsteps:\n  - id: bye\n    exit: true\n', catalogue=None)
+    assert "'profil' is undefined (hint: did you mean 'profile'?)" in found[0]
+
+
+def test_loop_variables_and_sets_are_not_undefined(tmp_path: Path) -> None:
+    """Names a template declares itself (for, set, macro arguments) are not catalogue fields."""
+    load_text(
+        tmp_path,
+        """\
+        steps:
+          - id: note
+            update:
+              set:
+                summary: "{% for item in trigger['items'] %}{{ item.sku }}{% endfor %}{% set x = 1 %}{{ x }}"
+          - id: bye
+            exit: true
+        """,
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "found"),
+    [
+        ("''.__class__.__mro__", {"access to '__class__'", "access to '__mro__'"}),
+        ("cycler.__init__.__globals__", {"access to '__init__'", "access to '__globals__'"}),
+        ("x.mro()", {"access to 'mro'"}),
+        ("x['__globals__']", {"access to '__globals__'"}),
+        ("x | map(attribute='__class__') | list", {"access to '__class__' through the 'map' filter"}),
+        ("'__class__'", {"the internal name '__class__'"}),
+        ("_private", {"the internal name '_private'"}),
+        ("profile.first_name ~ event['total']", set()),
+    ],
+)
+def test_unsafe_access_is_found_statically(source: str, found: set[str]) -> None:
+    """Every dunder, ``mro`` or ``__globals__`` reach is found in the syntax tree before it runs."""
+    tree = environment().parse_expression(source)
+    assert {what for _, what in unsafe_accesses(tree)} == found
+
+
+def test_references_find_attribute_and_subscript_uses() -> None:
+    tree = environment().parse_expression("profile.first_name ~ event['total'] ~ item.sku")
+    assert {(r.root, r.field, r.subscript) for r in references(tree)} == {
+        ("profile", "first_name", False),
+        ("event", "total", True),
+        ("item", "sku", False),
+    }
+
+
+def test_conditions_refuse_escapes_when_compiled() -> None:
+    """conditions.evaluate refuses an escape even if validation was skipped."""
+    from orchestrator.conditions import check_syntax, evaluate
+    from orchestrator.errors import TemplateError
+
+    assert check_syntax("''.__class__") is not None
+    with pytest.raises(TemplateError, match=r"unsafe|not allowed"):
+        evaluate("cycler.__init__.__globals__", {})
+    assert evaluate("now + days(2) > now", {"now": __import__("datetime").datetime(2026, 1, 1)}) is True
