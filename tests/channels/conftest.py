@@ -60,8 +60,14 @@ class Prism:
         return len(self.log_path.read_bytes())
 
     def violations(self, since: int = 0) -> list[str]:
-        time.sleep(0.2)  # Prism writes its log lines asynchronously
-        text = self.log_path.read_bytes()[since:].decode("utf-8", errors="replace")
+        """Violation lines logged after ``since``, once Prism has logged its answer to the request."""
+        deadline = time.monotonic() + 3.0
+        text = ""
+        while time.monotonic() < deadline:  # Prism writes its log asynchronously
+            text = self.log_path.read_bytes()[since:].decode("utf-8", errors="replace")
+            if "Responding with" in text or "Request terminated" in text:
+                break
+            time.sleep(0.02)
         return [line for line in text.splitlines() if "Violation" in line or "✖" in line]
 
 
