@@ -179,7 +179,10 @@ def run_demo(
                 progress(clock.now, position)
         stats = {journey_id: system.runtime.store.stats(journey_id) for journey_id in journeys}
     outbox = settings.outbox_path
-    messages = sum(1 for _ in outbox.open(encoding="utf-8")) if outbox.exists() else 0
+    messages = 0
+    if outbox.exists():
+        with outbox.open(encoding="utf-8") as handle:
+            messages = sum(1 for _ in handle)
     return DemoResult(journeys, stats, outbox, customers, days, len(story), time.perf_counter() - began, messages)
 
 

@@ -5,8 +5,10 @@ it; each worker process then builds its Runtime (journeys, channels, gate) on th
 Without ``REDIS_URL`` the broker is a StubBroker: that is only useful in-process, which is what
 :mod:`orchestrator.embedded` does.
 
-``LOYALOOP_HEARTBEAT_MS`` shortens Dramatiq's dead-worker detection (default 60 s); Loyaloop's own
-timer leases re-drive journey work sooner than that anyway.
+``LOYALOOP_HEARTBEAT_MS`` shortens Dramatiq's dead-worker detection (default 60 s) and
+``LOYALOOP_MAINTENANCE_CHANCE`` (per million commands) how often the broker looks for dead workers;
+Loyaloop's own leases (``LOYALOOP_TIMER_LEASE``, ``LOYALOOP_SEND_LEASE``, seconds) re-drive journey
+work sooner than that anyway.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     """A RedisBroker on ``REDIS_URL``, or a StubBroker for the embedded default."""
     if settings.redis_url:
         heartbeat = int(os.environ.get("LOYALOOP_HEARTBEAT_MS", "60000"))
+        maintenance = int(os.environ.get("LOYALOOP_MAINTENANCE_CHANCE", "1000"))
         broker: dramatiq.Broker = RedisBroker(  # type: ignore[no-untyped-call]
-            url=settings.redis_url, namespace="loyaloop", heartbeat_timeout=heartbeat
+            url=settings.redis_url, namespace="loyaloop", heartbeat_timeout=heartbeat, maintenance_chance=maintenance
         )
         return broker
     return StubBroker()
@@ -43,7 +46,13 @@ def setup(settings: Settings | None = None) -> tuple[dramatiq.Broker, Actors]:
 
     def build(actors: Actors) -> Runtime:
         client = redis.Redis.from_url(client_url or "redis://127.0.0.1:6379/0", decode_responses=True)
-        return build_runtime(settings, client, dispatcher=ActorDispatcher(actors))
+        return build_runtime(
+            settings,
+            client,
+            dispatcher=ActorDispatcher(actors),
+            timer_lease=float(os.environ.get("LOYALOOP_TIMER_LEASE", "30")),
+            send_lease=float(os.environ.get("LOYALOOP_SEND_LEASE", "60")),
+        )
 
     return broker, Actors(broker, build)
 

@@ -25,8 +25,8 @@ def demo(customers: int, days: int, seed: int, outbox: Path | None, journeys_dir
     from orchestrator.loader import load_journeys
 
     console = Console()
-    if console.width < 140:
-        console = Console(width=140)  # the table is wide; wrapping it helps nobody
+    if console.width < 160:
+        console = Console(width=160)  # the table is wide; wrapping it helps nobody
     settings = load_settings(journeys_dir)
     settings.outbox_path = outbox or default_outbox()
     if settings.outbox_path.exists():
@@ -44,7 +44,10 @@ def demo(customers: int, days: int, seed: int, outbox: Path | None, journeys_dir
         result = run_demo(settings, journeys, customers=customers, days=days, seed=seed, progress=progress)
     table = Table(title="Journeys and steps", show_lines=False)
     for header in HEADERS:
-        table.add_column(header, justify="left" if header in ("journey", "step") else "right")
+        if header in ("journey", "step"):
+            table.add_column(header, justify="left", no_wrap=True, min_width=20)
+        else:
+            table.add_column(header, justify="right")
     for journey_id in sorted(journeys):
         for row in rows(journeys[journey_id], result.stats[journey_id]):
             table.add_row(*row)
