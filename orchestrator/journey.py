@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     Tag,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -53,7 +54,23 @@ LocalTime = Annotated[
     PlainSerializer(lambda t: t.strftime("%H:%M"), return_type=str),
     Field(json_schema_extra={"type": "string", "pattern": r"^([01]\d|2[0-3]):[0-5]\d$"}),
 ]
-Weekday = Annotated[int, BeforeValidator(_weekday), Field(ge=0, le=6)]
+Weekday = Annotated[
+    int,
+    BeforeValidator(_weekday),
+    Field(ge=0, le=6),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "string",
+                    "pattern": "^([Mm]on(day)?|[Tt]ue(sday)?|[Ww]ed(nesday)?|[Tt]hu(rsday)?|[Ff]ri(day)?"
+                    "|[Ss]at(urday)?|[Ss]un(day)?)$",
+                },
+                {"type": "integer", "minimum": 0, "maximum": 6},
+            ]
+        }
+    ),
+]
 StepId = Annotated[str, Field(pattern=IDENTIFIER, max_length=64)]
 EventName = Annotated[str, Field(pattern=EVENT_NAME, max_length=128)]
 Expression = Annotated[str, Field(min_length=1, max_length=2000)]
