@@ -66,8 +66,7 @@ class OutboxWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._fd: int | None = None
-        self._pid = 0
+        self._identity: tuple[int, int] | None = None
         self._offset = 0
         self._seen: set[str] = set()
 
@@ -81,30 +80,19 @@ class OutboxWriter:
                 writer = cls._instances[resolved] = cls(resolved)
             return writer
 
-    def _descriptor(self) -> int:
-        """An open descriptor, reopened after a fork (flock is per open file) or if the file was replaced."""
-        if self._fd is not None and self._pid == os.getpid():
-            try:
-                if os.stat(self.path).st_ino == os.fstat(self._fd).st_ino:
-                    return self._fd
-            except FileNotFoundError:
-                pass
-            os.close(self._fd)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-        self._pid = os.getpid()
-        self._offset = 0
-        self._seen = set()
-        return self._fd
-
     def _catch_up(self, fd: int) -> None:
-        """Read the keys of lines appended since we last looked (by any process)."""
-        size = os.fstat(fd).st_size
-        if size < self._offset:  # truncated behind our back: start over
-            self._offset, self._seen = 0, set()
-        if size == self._offset:
+        """Read the keys of lines appended since we last looked (by any process).
+
+        The file is opened per append (no descriptor outlives a call, so forks and deleted files
+        need no special care); a different inode means a new file, so what we knew is dropped.
+        """
+        status = os.fstat(fd)
+        identity = (status.st_dev, status.st_ino)
+        if identity != self._identity or status.st_size < self._offset:
+            self._identity, self._offset, self._seen = identity, 0, set()
+        if status.st_size == self._offset:
             return
-        chunk = os.pread(fd, size - self._offset, self._offset)
+        chunk = os.pread(fd, status.st_size - self._offset, self._offset)
         complete = chunk[: chunk.rfind(b"\n") + 1]
         for line in complete.splitlines():
             try:
@@ -120,9 +108,10 @@ class OutboxWriter:
         now = datetime.now(UTC)
         line = (json.dumps(record(message, now), ensure_ascii=False) + "\n").encode()
         with self._lock:
-            fd = self._descriptor()
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
                 self._catch_up(fd)
                 if message.idempotency_key in self._seen:
                     return False, now
@@ -133,7 +122,7 @@ class OutboxWriter:
                 self._seen.add(message.idempotency_key)
                 return True, now
             finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)  # also releases the flock
 
 
 class OutboxChannel:
