@@ -38,11 +38,10 @@ def serve(host: str, port: int, workers: int, log_level: str, access_log: bool) 
     webhooks, the /u/{token} unsubscribe page, /healthz and /metrics.  Needs REDIS_URL; keys and
     limits come from the environment (see docs/http.md).  Client addresses are never logged."""
     import redis
-    import uvicorn
 
     from orchestrator.errors import ConfigurationError
     from orchestrator.http.config import load_http_config
-    from orchestrator.http.server import FACTORY, require_redis
+    from orchestrator.http.server import FACTORY, require_redis, run_uvicorn
     from orchestrator.settings import load_settings
 
     # Refuse bad configuration here, once, rather than in every worker process.
@@ -59,7 +58,7 @@ def serve(host: str, port: int, workers: int, log_level: str, access_log: bool) 
     config = log_config(log_level)
     if not access_log:
         config["loggers"]["loyaloop.http.access"] = {"level": "WARNING"}
-    uvicorn.run(
+    run_uvicorn(
         FACTORY,
         factory=True,
         host=host,

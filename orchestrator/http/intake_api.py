@@ -25,7 +25,7 @@ from orchestrator import keys
 from orchestrator.errors import InputError
 from orchestrator.http.auth import KeyRing
 from orchestrator.http.config import HttpConfig
-from orchestrator.http.limits import RateLimiter, read_body
+from orchestrator.http.limits import RateLimiter, Verdict, read_body
 from orchestrator.http.observability import EVENTS_ACCEPTED, RATE_LIMITED
 from orchestrator.http.protocol import Intake
 from orchestrator.http.responses import error
@@ -90,13 +90,12 @@ class IntakeApi:
             calls = self._parse(kind, body)
         except InputError as exc:
             problem = exc
-        verdict = self._limiter.charge(key_id, max(len(calls), 1))
+        verdict, duplicates = self._charge_and_check(key_id, calls)
         if not verdict.allowed:
             RATE_LIMITED.inc()
             return error(429, "rate limit exceeded for this API key", headers={"Retry-After": str(verdict.retry_after)})
         if problem is not None:
             return error(400, str(problem), field=problem.field)
-        duplicates = self._already_handled(calls)
         results: list[dict[str, Any]] = []
         for index, (call, duplicate) in enumerate(zip(calls, duplicates, strict=True)):
             try:
@@ -111,20 +110,20 @@ class IntakeApi:
             return JSONResponse({"accepted": len(results), "results": results}, status_code=202)
         return JSONResponse({"accepted": True, **results[0]}, status_code=202)
 
-    def _already_handled(self, calls: list[Call]) -> list[bool]:
-        """Which tracks carry an event id the runtime has already seen (one pipelined round trip)."""
+    def _charge_and_check(self, key_id: str, calls: list[Call]) -> tuple[Verdict, list[bool]]:
+        """Charge the rate limit and look up which event ids the runtime has already handled, in one
+        pipelined round trip (a malformed body costs one unit, so refusals are not free)."""
         wanted = [(i, call) for i, call in enumerate(calls) if isinstance(call, TrackCall) and call.event_id]
-        flags = [False] * len(calls)
-        if not wanted:
-            return flags
         with self._client.pipeline(transaction=False) as pipe:
+            self._limiter.queue(pipe, key_id, max(len(calls), 1))
             for _, call in wanted:
                 assert isinstance(call, TrackCall) and call.event_id is not None
                 pipe.hexists(keys.seen_events(call.customer_id), call.event_id)
             answers = pipe.execute()
-        for (index, _), seen in zip(wanted, answers, strict=True):
+        flags = [False] * len(calls)
+        for (index, _), seen in zip(wanted, answers[1:], strict=True):
             flags[index] = bool(seen)
-        return flags
+        return self._limiter.verdict(answers[0]), flags
 
     def _hand_over(self, call: Call, duplicate: bool) -> dict[str, Any]:
         if isinstance(call, IdentifyCall):

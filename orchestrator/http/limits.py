@@ -56,7 +56,16 @@ class RateLimiter:
 
     def charge(self, key_id: str, cost: int = 1) -> Verdict:
         """Count ``cost`` events against the key; refused events are not counted."""
-        allowed, wait_us = self._script(keys=[keys.api_rate(key_id)], args=[self._interval, self._tolerance, cost])
+        return self.verdict(self._script(keys=[keys.api_rate(key_id)], args=[self._interval, self._tolerance, cost]))
+
+    def queue(self, pipe: redis.client.Pipeline, key_id: str, cost: int = 1) -> None:
+        """Queue the charge on a pipeline (one round trip with other reads); read it with :meth:`verdict`."""
+        self._script(keys=[keys.api_rate(key_id)], args=[self._interval, self._tolerance, cost], client=pipe)
+
+    @staticmethod
+    def verdict(answer: list[int]) -> Verdict:
+        """The script's answer as a :class:`Verdict`."""
+        allowed, wait_us = answer
         if int(allowed):
             return Verdict(True)
         return Verdict(False, max(1, math.ceil(int(wait_us) / 1_000_000)))
