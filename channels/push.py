@@ -117,7 +117,13 @@ class FcmPush:
         """A valid OAuth2 token, exchanged only when the cached one is missing, expiring or refused."""
         with self._token_lock:
             if self._stale or not self._credentials.valid:
-                request = google.auth.transport.requests.Request(session=self.session)
+                transport = google.auth.transport.requests.Request(session=self.session)
+
+                def request(*args: Any, **kwargs: Any) -> Any:
+                    # google-auth would wait up to 120 s for the token endpoint; use our own timeouts.
+                    kwargs["timeout"] = (self.config.connect_timeout, self.config.read_timeout)
+                    return transport(*args, **kwargs)
+
                 try:
                     self._credentials.refresh(request)
                 except google.auth.exceptions.RefreshError as exc:

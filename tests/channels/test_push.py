@@ -256,3 +256,21 @@ def test_unreachable_token_endpoint_is_transient(google: FakeGoogle) -> None:
     sender = FcmPush(FcmConfig(project_id=PROJECT, service_account=info, base_url=google.server.url))
     with pytest.raises(TransientError, match="token"):
         sender.send(factories.push())
+
+
+def test_slow_token_endpoint_times_out_as_transient(google: FakeGoogle) -> None:
+    """The token exchange uses the channel's own timeouts, not google-auth's two-minute default."""
+    exchange = google.handle
+
+    def slow(seen: Seen) -> Reply:
+        reply = exchange(seen)
+        if seen.path == "/token":
+            reply.delay = 1.5
+        return reply
+
+    google.server.handler = slow
+    sender = channel(google, read_timeout=0.3)
+    started = time.monotonic()
+    with pytest.raises(TransientError, match="token"):
+        sender.send(factories.push())
+    assert time.monotonic() - started < 1.4
