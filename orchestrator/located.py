@@ -85,18 +85,42 @@ def _resolve(node: Any, loc: tuple[Any, ...]) -> tuple[int, DataPath]:
 _MISSING = object()
 
 
-def _is_branch_label(part: Any) -> bool:
-    return isinstance(part, str) and ("[" in part or "(" in part or part[:1].isupper())
+_PRIMITIVE_LABELS = frozenset({"str", "int", "float", "bool", "list", "dict", "none", "timedelta", "time", "datetime"})
 
 
-def _fold_unions(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _looks_like_label(part: Any) -> bool:
+    return isinstance(part, str) and (
+        "[" in part or "(" in part or "-" in part or part[:1].isupper() or part in _PRIMITIVE_LABELS
+    )
+
+
+def _label_index(data: Any, loc: tuple[Any, ...]) -> int | None:
+    """Where in ``loc`` the first union-branch label is: a part that is not in the data and looks like one."""
+    node = data
+    for index, part in enumerate(loc):
+        child: Any = _MISSING
+        if isinstance(node, dict):
+            try:
+                child = node.get(part, _MISSING)
+            except TypeError:
+                child = _MISSING
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            child = node[part]
+        if child is not _MISSING:
+            node = child
+        elif _looks_like_label(part):
+            return index
+    return None
+
+
+def _fold_unions(errors: list[dict[str, Any]], data: Any) -> list[dict[str, Any]]:
     """Keep, for each union, only the branch that best explains the input."""
     groups: dict[tuple[Any, ...], dict[Any, list[dict[str, Any]]]] = {}
     order: list[tuple[Any, ...] | int] = []
     singles: dict[int, dict[str, Any]] = {}
     for index, error in enumerate(errors):
         loc = tuple(error["loc"])
-        label_at = next((i for i, part in enumerate(loc) if _is_branch_label(part)), None)
+        label_at = _label_index(data, loc)
         if label_at is None:
             singles[index] = error
             order.append(index)
@@ -170,9 +194,13 @@ def _pick(candidates: list[type[BaseModel]], node: Any) -> type[BaseModel] | Non
     return best if overlap(best) or len(candidates) == 1 else None
 
 
+#: Fields the loader computes; suggesting them to a marketer would only mislead.
+COMPUTED_KEYS = frozenset({"version"})
+
+
 def allowed_keys(model: type[BaseModel]) -> set[str]:
     """The YAML keys a model accepts (aliases such as ``if`` rather than ``if_``)."""
-    return {info.alias or name for name, info in model.model_fields.items()}
+    return {info.alias or name for name, info in model.model_fields.items()} - COMPUTED_KEYS
 
 
 def _field(model: type[BaseModel], key: str) -> Any:
@@ -202,7 +230,7 @@ def problems_from(exc: ValidationError, doc: YamlDocument, root: type[BaseModel]
     """One located problem per distinct mistake in ``exc``."""
     problems: list[Problem] = []
     seen: set[tuple[int, int, str]] = set()
-    for error in _fold_unions([dict(e) for e in exc.errors(include_url=False)]):
+    for error in _fold_unions([dict(e) for e in exc.errors(include_url=False)], doc.data):
         problem = _problem(error, doc, root)
         identity = (problem.line, problem.column, problem.message)
         if identity not in seen:
@@ -266,7 +294,8 @@ def _problem(error: dict[str, Any], doc: YamlDocument, root: type[BaseModel]) ->
     if kind == "string_pattern_mismatch":
         pattern = str(error.get("ctx", {}).get("pattern", ""))
         words = _PATTERN_WORDS.get(pattern, f"text matching {pattern}")
-        return doc.problem(path, f"{label}{shown(value)} is not valid here", f"write {words}")
+        on_key = bool(loc) and loc[-1] == "[key]"  # a mapping key (event name, field name) is wrong
+        return doc.problem(path, f"{label}{shown(value)} is not valid here", f"write {words}", at_key=on_key)
     return doc.problem(path, f"{label}{_lower_first(message)}, got {shown(value)}")
 
 
