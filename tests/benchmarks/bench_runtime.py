@@ -1,0 +1,227 @@
+"""Runtime benchmark: ``python -m tests.benchmarks.bench_runtime [--quick]``.
+
+Starts its own redis-server and measures, in the same run:
+1. a bare Dramatiq no-op actor's message rate (the yardstick);
+2. event → enrollment → outbox rate through the real actors (target ≥ 0.5× the bare rate);
+3. p99 latency from ``track`` to the outbox line at 200 events/s (target < 50 ms);
+4. a cohort entering one journey through ``enter_batch`` vs the bare per-message rate (target ≥ 5×);
+5. timers: Redis bytes per waiting customer (target < 400 B) and the scheduler's fire rate
+   (target ≥ 20,000/s) with p99 lateness (target < 1 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import dramatiq
+import redis
+from dramatiq.brokers.redis import RedisBroker
+
+from orchestrator.actors import QUEUES, ActorDispatcher, Actors
+from orchestrator.intake import Loyaloop
+from orchestrator.journey import Journey
+from orchestrator.plugins import get_plugin_manager
+from orchestrator.runtime import build_runtime
+from orchestrator.scheduler import Scheduler
+from orchestrator.settings import Settings
+from orchestrator.timers import Timers
+from tests.orchestrator.harness import write_templates
+from tests.redis_server import RedisServer
+
+THREADS = 8
+
+
+def _journey(first_wait: bool) -> Journey:
+    steps: list[dict[str, Any]] = [{"id": "hello", "send": "email", "template": "hello"}]
+    if first_wait:
+        steps.insert(0, {"id": "pause", "wait": "30d"})
+    data = {
+        "id": "bench_wait" if first_wait else "bench",
+        "name": "Bench",
+        "trigger": {"event": "signup"} if not first_wait else {"schedule": "0 10 * * *", "timezone": "UTC"},
+        "category": "transactional",
+        "re_entry": "always",
+        "steps": steps,
+    }
+    return Journey.model_validate(data).model_copy(update={"version": "b1"})
+
+
+def bare_rate(url: str, count: int) -> float:
+    broker = RedisBroker(url=url, namespace="bare")  # type: ignore[no-untyped-call]
+
+    def noop(n: int) -> None:
+        return None
+
+    actor = dramatiq.Actor(noop, broker=broker, actor_name="noop", queue_name="bare", priority=0, options={})
+    worker = dramatiq.Worker(broker, worker_threads=THREADS, worker_timeout=50)
+    worker.start()
+    started = time.perf_counter()
+    for n in range(count):
+        actor.send(n)
+    broker.join("bare", interval=5)
+    elapsed = time.perf_counter() - started
+    worker.stop()
+    broker.close()
+    return count / elapsed
+
+
+class System:
+    def __init__(self, url: str, folder: Path, journeys: list[Journey]) -> None:
+        write_templates(folder / "templates", ["hello"])
+        self.outbox = folder / "outbox.jsonl"
+        settings = Settings(
+            redis_url=url, outbox_path=self.outbox, templates_dir=folder / "templates", secret_key="b" * 40
+        )
+        self.client = redis.Redis.from_url(url, decode_responses=True)
+        self.broker = RedisBroker(url=url, namespace="loyaloop")  # type: ignore[no-untyped-call]
+        self.actors = Actors(self.broker, lambda _a: self.runtime)
+        self.runtime = build_runtime(
+            settings,
+            self.client,
+            journeys={j.id: j for j in journeys},
+            dispatcher=ActorDispatcher(self.actors),
+            pm=get_plugin_manager(),
+        )
+        self.actors.use(self.runtime)
+        self.api = Loyaloop(self.actors, self.client)
+        self.worker = dramatiq.Worker(self.broker, worker_threads=THREADS, worker_timeout=50)
+        self.worker.start()
+
+    def settle(self) -> None:
+        for _ in range(2):
+            for queue in QUEUES:
+                self.broker.join(queue, interval=5)
+
+    def lines(self) -> list[dict[str, Any]]:
+        if not self.outbox.exists():
+            return []
+        return [json.loads(line) for line in self.outbox.read_text(encoding="utf-8").splitlines() if line]
+
+    def close(self) -> None:
+        self.worker.stop()
+        self.broker.close()
+
+
+def event_rate(system: System, count: int) -> float:
+    for n in range(count):
+        system.client.set(f"lp:c:{{r{n}}}:profile", json.dumps({"id": f"r{n}", "email": f"r{n}@example.com"}))
+    started = time.perf_counter()
+    for n in range(count):
+        system.api.track(f"r{n}", "signup", event_id=f"rate-{n}")
+    system.settle()
+    elapsed = time.perf_counter() - started
+    assert len(system.lines()) >= count, len(system.lines())
+    return count / elapsed
+
+
+def latency(system: System, seconds: float, rate: float) -> tuple[float, float]:
+    sent: dict[str, float] = {}
+    before = len(system.lines())
+    interval = 1.0 / rate
+    start = time.perf_counter()
+    n = 0
+    while time.perf_counter() - start < seconds:
+        cid = f"l{n}"
+        system.client.set(f"lp:c:{{{cid}}}:profile", json.dumps({"id": cid, "email": f"{cid}@example.com"}))
+        sent[cid] = datetime.now(UTC).timestamp()
+        system.api.track(cid, "signup", event_id=f"lat-{n}")
+        n += 1
+        time.sleep(max(0.0, start + n * interval - time.perf_counter()))
+    system.settle()
+    lags = []
+    for line in system.lines()[before:]:
+        if line["customer_id"] in sent:
+            lags.append(datetime.fromisoformat(line["sent_at"]).timestamp() - sent[line["customer_id"]])
+    lags.sort()
+    return statistics.median(lags) * 1000, lags[int(len(lags) * 0.99) - 1] * 1000
+
+
+def cohort_rate(system: System, count: int) -> float:
+    pipe = system.client.pipeline(transaction=False)
+    for n in range(count):
+        pipe.set(f"lp:c:{{k{n}}}:profile", json.dumps({"id": f"k{n}"}))
+    pipe.execute()
+    ids = [f"k{n}" for n in range(count)]
+    started = time.perf_counter()
+    for start in range(0, count, 500):
+        system.actors.enter_batch.send("bench_wait", ids[start : start + 500], "cohort-1", {})
+    system.settle()
+    elapsed = time.perf_counter() - started
+    entered = system.runtime.store.stats("bench_wait").get("_journey:entered", 0)
+    assert entered >= count, entered
+    return count / elapsed
+
+
+def timer_figures(url: str, count: int) -> tuple[float, float, float]:
+    client = redis.Redis.from_url(url, decode_responses=True)
+    client.flushall()
+    base = int(client.info("memory")["used_memory"])
+    timers = Timers(client)
+    now = time.time()
+    for start in range(0, count, 10_000):
+        timers.schedule_many(
+            (f"cust-{n:07d}", f"welcome-{n:016x}", 3, now + 1 + 5 * n / count) for n in range(start, start + 10_000)
+        )
+    per_customer = (int(client.info("memory")["used_memory"]) - base) / count
+    fired = 0
+    lateness: list[float] = []
+    sink: list[list[str]] = []
+    started = time.perf_counter()
+    while fired < count:
+        at = time.time()
+        claimed = timers.claim_due(at, 2000)
+        for timer in claimed:
+            lateness.append(at - timer.due)
+        for chunk in range(0, len(claimed), 200):
+            sink.append([t.member for t in claimed[chunk : chunk + 200]])
+        timers.ack(claimed)
+        fired += len(claimed)
+        if not claimed:
+            time.sleep(0.002)
+    elapsed = time.perf_counter() - started - 1.0  # the first timer is due one second in
+    lateness.sort()
+    client.close()
+    return per_customer, fired / max(elapsed, 1e-9), lateness[int(len(lateness) * 0.99) - 1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller counts (a minute or so)")
+    args = parser.parse_args(argv)
+    n_bare, n_events, n_cohort, n_timers, lat_seconds = (
+        (2000, 1000, 10_000, 200_000, 5) if args.quick else (10_000, 5000, 100_000, 1_000_000, 20)
+    )
+    server = RedisServer().start()
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            bare = bare_rate(server.url, n_bare)
+            system = System(server.url, Path(folder), [_journey(False), _journey(True)])
+            try:
+                events = event_rate(system, n_events)
+                p50, p99 = latency(system, lat_seconds, 200)
+                cohort = cohort_rate(system, n_cohort)
+            finally:
+                system.close()
+        per_customer, fire_rate, late = timer_figures(server.url, n_timers)
+    finally:
+        server.cleanup()
+    print(f"bare no-op actor:            {bare:10.0f} msg/s")
+    print(f"event → enrollment → outbox: {events:10.0f} ev/s  ({events / bare:.2f}× bare; target ≥ 0.5×)")
+    print(f"track → outbox at 200 ev/s:  p50 {p50:.1f} ms, p99 {p99:.1f} ms (target p99 < 50 ms)")
+    print(f"cohort of {n_cohort}:        {cohort:10.0f} customers/s ({cohort / bare:.1f}× bare; target ≥ 5×)")
+    print(f"timers ({n_timers}):         {per_customer:.0f} B each (target < 400 B)")
+    print(f"timer fire rate:             {fire_rate:10.0f} /s (target ≥ 20,000/s), p99 lateness {late * 1000:.0f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
