@@ -63,6 +63,8 @@ def get_plugin_manager(*, load_entry_points: bool = True, env: dict[str, str] | 
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginError(f"a plugin breaks the hook contract: {exc}") from exc
+    except ValueError as exc:  # the same module declared under two entry-point names
+        raise PluginError(f"a plugin is declared twice: {exc}; remove one of the entry points") from exc
     except ImportError as exc:
         raise PluginError(
             f"a plugin in entry-point group {hookspecs.ENTRY_POINT_GROUP!r} failed to import: {exc}; "

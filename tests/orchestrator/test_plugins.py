@@ -366,3 +366,14 @@ def test_channels_register_and_send_end_to_end(settings: Settings) -> None:
     channels = plugins.build_channels(settings, manager(("pigeon", plugin)))
     receipt = channels["pigeon"].send(factories.email(channel="pigeon"))
     assert receipt.provider_message_id == "1" and plugin.channel.sent[0].channel == "pigeon"
+
+
+def test_a_module_declared_under_two_entry_points_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A distribution pointing a second entry point at an already-loaded module is a PluginError, not a crash."""
+    info = tmp_path / "copycat_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: copycat-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[loyaloop]\nzz_copycat = channels.email\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PluginError, match="declared twice"):
+        plugins.get_plugin_manager()
