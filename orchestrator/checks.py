@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from croniter import croniter
 from jinja2 import TemplateSyntaxError, meta, nodes
@@ -36,7 +35,7 @@ from orchestrator.journey import (
     WaitStep,
 )
 from orchestrator.located import did_you_mean
-from orchestrator.render import optional_parts, required_parts, template_files
+from orchestrator.render import LOCALE, optional_parts, required_parts, template_files
 from orchestrator.sandbox import GuardedEnvironment, first_use, references, unsafe_accesses
 from orchestrator.timeparse import parse_timezone
 from orchestrator.yamlfile import DataPath, YamlDocument
@@ -655,11 +654,61 @@ def first_line_of(source: str, needle: str) -> int:
 
 def _template_hint(exc: TemplateSyntaxError) -> str:
     message = exc.message or ""
-    if "end of template" in message or "endif" in message or "endfor" in message:
-        return "every {% if %} needs an {% endif %} and every {% for %} an {% endfor %}"
-    return "check the {{ }} and {% %} tags are balanced and closed"
+    if "print statement" in message:
+        return "close every {{ with }}"
+    if any(tag in message for tag in ("endif", "endfor", "endblock", "endmacro")):
+        return (
+            "every {% if %} needs an {% endif %}, every {% for %} an {% endfor %}, every {% block %} an {% endblock %}"
+        )
+    return "check that the {{ }} and {% %} tags are balanced and closed"
 
 
-def check_template_syntax(env: GuardedEnvironment, source: str) -> Any:
-    """Parse a template source, raising :class:`TemplateSyntaxError` (used by previews)."""
-    return Parser(env, source).parse()
+def check_templates_folder(ctx: CheckContext) -> tuple[int, list[Problem]]:
+    """Every ``.j2`` file under the templates folder, used by a journey or not: naming, syntax, sandbox.
+
+    A template nobody sends yet is still checked, so a broken file never waits in the folder for
+    the day a journey starts using it.  Returns the number of files and their problems.
+    """
+    root = ctx.templates_dir
+    if not root.is_dir():
+        return 0, [Problem(str(root), 1, 1, "the templates folder does not exist", "pass --templates DIR")]
+    scope = Scope(TEMPLATE_NAMES, None, None, None)
+    problems: list[Problem] = []
+    paths = sorted(root.rglob("*.j2"))
+    for path in paths:
+        relative = path.relative_to(root).as_posix()
+        pieces = path.name[: -len(".j2")].split(".")
+        if "/" not in relative:
+            problems.append(
+                Problem(
+                    str(path), 1, 1, "templates live in a folder per channel", "move it to <channel>/<name>.<part>.j2"
+                )
+            )
+        elif not path.name.startswith("_"):
+            channel = relative.split("/", 1)[0]
+            allowed = (*required_parts(channel), *optional_parts(channel))
+            part = pieces[-1]
+            if len(pieces) not in (2, 3) or part not in allowed:
+                problems.append(
+                    Problem(
+                        str(path),
+                        1,
+                        1,
+                        f"{path.name!r} is not named <name>[.<locale>].<part>.j2 with a {channel} part",
+                        did_you_mean(part, allowed) or f"{channel} parts: {', '.join(allowed)}",
+                    )
+                )
+                continue
+            if len(pieces) == 3 and not LOCALE.match(pieces[1]):
+                problems.append(
+                    Problem(
+                        str(path),
+                        1,
+                        1,
+                        f"{pieces[1]!r} is not a locale",
+                        "write a language code such as 'nl' or 'nl-BE'",
+                    )
+                )
+                continue
+        problems += check_template_file(path, relative, scope, ctx)
+    return len(paths), problems

@@ -78,6 +78,18 @@ def _plugin_additions(settings: Settings) -> tuple[set[str] | None, dict[str, Ca
         return None, {}, {}
 
 
+def _template_additions(no_plugins: bool) -> tuple[dict[str, Callable[..., Any]], dict[str, Any]]:
+    if no_plugins:
+        return {}, {}
+    try:
+        from orchestrator import plugins
+
+        manager = plugins.get_plugin_manager()
+        return plugins.template_filters(manager), plugins.template_globals(manager)
+    except LoyaloopError:
+        return {}, {}
+
+
 def _targets(paths: tuple[Path, ...]) -> dict[Path, list[Path] | None]:
     """Journey folders to check, each with the files to check (None: all of the folder)."""
     if not paths:
@@ -136,14 +148,22 @@ def validate(paths: tuple[Path, ...], templates_dir: Path | None, no_plugins: bo
         except ValidationFailed as exc:
             problems += exc.problems
             count += len(files if files is not None else journey_files(folder))
-    for problem in sort_problems(problems):
+    from orchestrator.checks import CheckContext, check_templates_folder
+    from orchestrator.render import environment
+
+    template_count, template_problems = check_templates_folder(
+        CheckContext(templates_dir=templates, env=environment(templates, *_template_additions(no_plugins)))
+    )
+    problems += template_problems
+    problems = sort_problems(problems)
+    for problem in problems:
         click.echo(str(problem))
     files_with = len({problem.path for problem in problems})
     if problems:
         noun = "problem" if len(problems) == 1 else "problems"
         click.echo(f"{len(problems)} {noun} in {files_with} file{'s' if files_with != 1 else ''}", err=True)
         sys.exit(1)
-    click.echo(f"{count} journey{'s' if count != 1 else ''} valid, templates checked", err=True)
+    click.echo(f"{count} journey{'s' if count != 1 else ''} and {template_count} template files valid", err=True)
 
 
 @click.command()

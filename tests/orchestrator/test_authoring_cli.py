@@ -31,14 +31,39 @@ def test_validate_the_shipped_journeys_succeeds() -> None:
     code, out, err = run("validate", str(ROOT / "journeys"), "--templates", str(ROOT / "templates"), "--no-plugins")
     assert code == 0, out
     assert out == ""
-    assert "9 journeys valid" in err
+    count = len(list((ROOT / "templates").rglob("*.j2")))
+    assert f"9 journeys and {count} template files valid" in err
+
+
+def test_validate_checks_templates_no_journey_uses_yet(tmp_path: Path) -> None:
+    """A broken or misnamed template is reported even before a journey sends it."""
+    shutil.copytree(ROOT / "templates", tmp_path / "templates")
+    (tmp_path / "templates" / "sms" / "unused.txt.j2").write_text("Hi {{ profile.first_name\n")
+    (tmp_path / "templates" / "email" / "welcome.nl.subjct.j2").write_text("Hoi\n")
+    (tmp_path / "templates" / "push" / "x.title.j2").write_text("{{ ''.__class__ }}\n")
+    code, out, err = run("validate", str(ROOT / "journeys"), "--templates", str(tmp_path / "templates"), "--no-plugins")
+    assert code == 1
+    assert out.splitlines() == [
+        f"{tmp_path}/templates/email/welcome.nl.subjct.j2:1:1: 'welcome.nl.subjct.j2' is not named "
+        "<name>[.<locale>].<part>.j2 with a email part (hint: did you mean 'subject'?)",
+        f"{tmp_path}/templates/push/x.title.j2:1:1: access to '__class__' is not allowed (it could escape the sandbox) "
+        "(hint: use only the fields of profile, event and trigger)",
+        f"{tmp_path}/templates/sms/unused.txt.j2:1:1: template syntax error: unexpected end of template, "
+        "expected 'end of print statement'. (hint: close every {{ with }})",
+    ]
+    assert "3 problems in 3 files" in err
 
 
 def test_validate_prints_every_problem_located_and_exits_1(tmp_path: Path) -> None:
     """Problems from several files, sorted, each on one line with its hint; then a summary."""
     for name in ("unknown_key_with_suggestion.yaml", "bad_duration.yaml", "catalogue.yaml"):
         shutil.copy(CORPUS / name, tmp_path / name)
-    code, out, err = run("validate", str(tmp_path), "--templates", str(CORPUS / "templates"), "--no-plugins")
+    templates = tmp_path / "templates"
+    for source in (CORPUS / "templates").rglob("ok.*.j2"):
+        target = templates / source.relative_to(CORPUS / "templates")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, target)
+    code, out, err = run("validate", str(tmp_path), "--templates", str(templates), "--no-plugins")
     assert code == 1
     lines = out.splitlines()
     assert lines == [
