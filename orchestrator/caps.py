@@ -17,85 +17,111 @@ suppression check would have to move into its own pipelined read.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
+
+import redis
 
 from orchestrator.errors import InputError
 from orchestrator.settings import CapRule
 from orchestrator.timeparse import format_duration
 
+_hiredis_pack: Callable[[tuple[Any, ...]], bytes] | None
+try:
+    from hiredis import pack_command as _hiredis_pack
+except ImportError:  # pragma: no cover - hiredis is a dependency, but the gate works without it
+    _hiredis_pack = None
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND = timedelta(milliseconds=1)
 SEP = "\x1f"
-#: ARGV slots before the rules, and per rule (see the script).
-HEAD = 10
-PER_RULE = 5
-
 GATE_SCRIPT = r"""
 -- KEYS: 1 send log (zset), 2 consent (hash), 3 suppression list (hash)
--- ARGV: 1 now ms, 2 idempotency key, 3 log member, 4 consent key, 5 address hash ('' = skip),
---       6 consent mode ('-' skip, '1'/'0' what the profile says), 7 quiet ('1'),
---       8 record ('1'), 9 log horizon ms, 10 rule count, then per rule:
---       window ms, max, channel ('' any), category ('' any), tag ('' any)
-if ARGV[5] ~= '' and redis.call('HEXISTS', KEYS[3], ARGV[5]) == 1 then
-  return {'suppressed'}
+-- ARGV: 1 now ms, 2 log member (idempotency key first), 3 consent key, 4 address hash ('' = skip),
+--       5 flags: consent mode ('-' skip, '1'/'0' what the profile says), quiet ('1'), record ('1'),
+--       6 log horizon ms, then 5 per rule: window ms, max, channel, category, tag ('' = any)
+-- Returns one string: a (allowed, recorded), d (allowed, already recorded), p (allowed, not
+-- recorded), s (suppressed), n (no consent), q (quiet), c<rule number>,<retry ms or -1> (capped).
+-- Few redis.call()s on purpose: each costs more than the Lua around it.
+local sup = ARGV[4]
+if sup ~= '' and redis.call('HEXISTS', KEYS[3], sup) == 1 then
+  return 's'
 end
-local mode = ARGV[6]
+local flags = ARGV[5]
+local mode = string.sub(flags, 1, 1)
 if mode ~= '-' then
-  local flag = redis.call('HGET', KEYS[2], ARGV[4])
+  local flag = redis.call('HGET', KEYS[2], ARGV[3])
   if flag == '0' or (flag ~= '1' and mode ~= '1') then
-    return {'no_consent'}
+    return 'n'
   end
 end
-if ARGV[7] == '1' then
-  return {'quiet'}
+if string.sub(flags, 2, 2) == '1' then
+  return 'q'
 end
-local record = ARGV[8] == '1'
-local nrules = tonumber(ARGV[10])
+local record = string.sub(flags, 3, 3) == '1'
+local nrules = (#ARGV - 6) / 5
 if (not record) and nrules == 0 then
-  return {'allowed', 'pass'}
+  return 'p'
 end
 local log = KEYS[1]
 local now = tonumber(ARGV[1])
-local horizon = tonumber(ARGV[9])
-local idem = ARGV[2]
-redis.call('ZREMRANGEBYSCORE', log, '-inf', now - horizon)
+local horizon = tonumber(ARGV[6])
+local cutoff = now - horizon
+local item = ARGV[2]
+local idem = string.match(item, '^(.-)\31')
 local entries = redis.call('ZRANGE', log, 0, -1, 'WITHSCORES')
-local since, window, limit, rch, rcat, rtag, counts, hits = {}, {}, {}, {}, {}, {}, {}, {}
-for r = 1, nrules do
-  local base = 10 + (r - 1) * 5
-  window[r] = tonumber(ARGV[base + 1])
-  since[r] = now - window[r]
-  limit[r] = tonumber(ARGV[base + 2])
-  rch[r] = ARGV[base + 3]
-  rcat[r] = ARGV[base + 4]
-  rtag[r] = ARGV[base + 5]
-  counts[r] = 0
-  hits[r] = {}
+local n = #entries
+if n > 0 and tonumber(entries[2]) <= cutoff then
+  redis.call('ZREMRANGEBYSCORE', log, '-inf', cutoff)
 end
-for i = 1, #entries, 2 do
-  local eidem, ech, ecat, etags = string.match(entries[i], '^(.-)\31(.-)\31(.-)\31(.*)$')
-  if eidem == idem then
-    return {'allowed', 'dup'}
-  end
+local since, limit, rch, rcat, rtag, counts = {}, {}, {}, {}, {}, {}
+for r = 1, nrules do
+  local b = 6 + (r - 1) * 5
+  since[r] = now - tonumber(ARGV[b + 1])
+  limit[r] = tonumber(ARGV[b + 2])
+  rch[r] = ARGV[b + 3]
+  rcat[r] = ARGV[b + 4]
+  local tag = ARGV[b + 5]
+  rtag[r] = tag ~= '' and (',' .. tag .. ',') or false
+  counts[r] = 0
+end
+local parsed = {}
+for i = 1, n, 2 do
   local score = tonumber(entries[i + 1])
-  for r = 1, nrules do
-    if score > since[r] and (rch[r] == '' or rch[r] == ech) and (rcat[r] == '' or rcat[r] == ecat)
-        and (rtag[r] == '' or (etags and string.find(etags, ',' .. rtag[r] .. ',', 1, true))) then
-      local n = counts[r] + 1
-      counts[r] = n
-      hits[r][n] = score
+  if score > cutoff then
+    local eidem, ech, ecat, etags = string.match(entries[i], '^(.-)\31(.-)\31(.-)\31(.*)$')
+    if eidem == idem then
+      return 'd'
+    end
+    for r = 1, nrules do
+      local tag = rtag[r]
+      if score > since[r] and (rch[r] == '' or rch[r] == ech) and (rcat[r] == '' or rcat[r] == ecat)
+          and ((not tag) or (etags and string.find(etags, tag, 1, true))) then
+        counts[r] = counts[r] + 1
+        parsed[#parsed + 1] = r
+        parsed[#parsed + 1] = score
+      end
     end
   end
 end
 local worst, worst_key, worst_retry = 0, 0, 0
 for r = 1, nrules do
-  if counts[r] >= limit[r] then
+  local count, lim = counts[r], limit[r]
+  if count >= lim then
     local retry, key = -1, math.huge
-    if limit[r] > 0 then
-      retry = hits[r][counts[r] - limit[r] + 1] + window[r]
+    if lim > 0 then
+      local want, seen = count - lim + 1, 0
+      for j = 1, #parsed, 2 do
+        if parsed[j] == r then
+          seen = seen + 1
+          if seen == want then
+            retry = parsed[j + 1] + (now - since[r])
+            break
+          end
+        end
+      end
       key = retry
     end
     if worst == 0 or key > worst_key then
@@ -104,13 +130,13 @@ for r = 1, nrules do
   end
 end
 if worst > 0 then
-  return {'capped', worst, worst_retry}
+  return 'c' .. worst .. ',' .. string.format('%d', worst_retry)
 end
 if record then
-  redis.call('ZADD', log, now, ARGV[3])
+  redis.call('ZADD', log, now, item)
   redis.call('PEXPIRE', log, horizon)
 end
-return {'allowed', 'new'}
+return 'a'
 """
 
 RELEASE_SCRIPT = r"""
@@ -125,6 +151,69 @@ for i = 1, #entries do
 end
 return 0
 """
+
+
+#: Commands packed and written per socket write while streaming a pipeline.
+CHUNK = 256
+
+
+def evalsha_many(client: redis.Redis, sha: str, commands: Iterable[tuple[Any, ...]]) -> list[Any]:
+    """Run ``EVALSHA sha *command`` for every command as one pipeline; error replies come back as exceptions.
+
+    On a real server the commands are written in chunks as they are produced, so Redis already
+    works through the first chunk while Python prepares the next: still one round trip of latency,
+    but Python and Redis overlap instead of taking turns.  Any other client (fakeredis in the
+    embedded demo) gets an ordinary redis-py pipeline.
+    """
+    pool = getattr(client, "connection_pool", None)
+    if pool is None or not _streams(pool.connection_class):
+        pipe = client.pipeline(transaction=False)
+        for command in commands:
+            pipe.evalsha(sha, *command)
+        return list(pipe.execute(raise_on_error=False))
+    try:
+        connection = pool.get_connection()
+    except TypeError:  # redis-py before 5.3 wants a command name
+        connection = pool.get_connection("EVALSHA")
+    count = 0
+    try:
+        chunk: list[tuple[Any, ...]] = []
+        for command in commands:
+            chunk.append(("EVALSHA", sha, *command))
+            if len(chunk) >= CHUNK:
+                connection.send_packed_command(_pack(connection, chunk), check_health=count == 0)
+                count += len(chunk)
+                chunk = []
+        if chunk:
+            connection.send_packed_command(_pack(connection, chunk), check_health=count == 0)
+            count += len(chunk)
+        results: list[Any] = []
+        for _ in range(count):
+            try:
+                results.append(connection.read_response())
+            except redis.exceptions.ResponseError as error:
+                results.append(error)
+        return results
+    except BaseException:
+        # Replies may still be in flight: this connection cannot be reused.
+        connection.disconnect()
+        raise
+    finally:
+        pool.release(connection)
+
+
+def _pack(connection: Any, chunk: list[tuple[Any, ...]]) -> Any:
+    """RESP bytes for a chunk of commands: hiredis's C packer when present, else redis-py's."""
+    if _hiredis_pack is None:
+        return connection.pack_commands(chunk)
+    return [b"".join([_hiredis_pack(command) for command in chunk])]
+
+
+def _streams(connection_class: type) -> bool:
+    """A redis-py connection to a real server (fakeredis subclasses it but has no socket)."""
+    return issubclass(
+        connection_class, redis.connection.AbstractConnection
+    ) and not connection_class.__module__.startswith("fakeredis")
 
 
 def to_ms(moment: datetime) -> int:
@@ -148,17 +237,16 @@ def applies(rule: CapRule, channel: str, category: str, tags: Sequence[str]) -> 
 
 
 @lru_cache(maxsize=1024)
-def encode_rule(rule: CapRule) -> tuple[int, int, str, str, str]:
-    """The five ARGV values of one rule."""
-    return (
-        rule.window // MILLISECOND,
-        rule.max,
-        "" if rule.channel == "any" else rule.channel,
-        rule.category or "",
-        rule.tag or "",
-    )
+def encode_rules(rules: tuple[CapRule, ...]) -> tuple[str, ...]:
+    """The script's rule arguments: window ms, max, channel, category, tag per rule ('' = any)."""
+    out: list[str] = []
+    for rule in rules:
+        channel = "" if rule.channel == "any" else rule.channel
+        out += [str(rule.window // MILLISECOND), str(rule.max), channel, rule.category or "", rule.tag or ""]
+    return tuple(out)
 
 
+@lru_cache(maxsize=1024)
 def describe(rule: CapRule) -> str:
     """A rule in words, for decision reasons: ``cap: at most 2 sms per 1d (tag promo)``."""
     what = "messages" if rule.channel == "any" else f"{rule.channel} messages"

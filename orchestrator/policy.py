@@ -26,7 +26,7 @@ runtime reading the profile and the gate deciding still stops the send.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -92,6 +92,10 @@ class GateDecision:
         return self.outcome == "allowed"
 
 
+#: The cap rules a send answers to, their script arguments and the log horizon in ms.
+_RuleSet = tuple[tuple[CapRule, ...], tuple[str, ...], int]
+
+
 @dataclass(frozen=True)
 class _Prepared:
     """A request with everything computed that needs no Redis."""
@@ -117,6 +121,9 @@ class Gate:
         self.settings = settings
         self._sha: str | None = None
         self._release_sha: str | None = None
+        self._rule_cache: dict[
+            tuple[str, tuple[str, ...], int], tuple[Any, tuple[tuple[CapRule, ...], tuple[str, ...], int]]
+        ] = {}
         longest = max((rule.window for rule in settings.caps), default=timedelta(0))
         self._horizon = max(longest, settings.send_log_retention)
 
@@ -143,7 +150,7 @@ class Gate:
                 requests[i].idempotency_key,
             ),
         )
-        prepared: list[_Prepared] = []
+        pending: list[tuple[int, SendRequest, str]] = []
         for index in order:
             request = requests[index]
             if not request.address:
@@ -152,13 +159,43 @@ class Gate:
                     "no_address", reason=f"no {request.channel} address on the profile", timezone_fallback=fallback
                 )
                 continue
-            prepared.append(self._prepare(index, request, now, now_ms))
-        if prepared:
-            for item, raw in zip(prepared, self._run(prepared), strict=True):
+            # Encoding the log member validates the request: a bad one is refused before anything is sent.
+            member = caps.member(request.idempotency_key, request.channel, request.category, request.journey_tags)
+            pending.append((index, request, member))
+        if pending:
+            prepared: list[_Prepared] = []
+
+            def commands() -> Iterator[tuple[Any, ...]]:
+                # Lazily, so the next sends are prepared while Redis already runs the first ones.
+                for index, request, member in pending:
+                    item = self._prepare(index, request, member, now, now_ms)
+                    prepared.append(item)
+                    yield self._command(item)
+
+            for item, raw in zip(prepared, self._run(commands(), prepared), strict=True):
                 decisions[item.index] = self._decode(item, raw)
         return [decision for decision in decisions if decision is not None]
 
-    def _prepare(self, index: int, request: SendRequest, now: datetime, now_ms: int) -> _Prepared:
+    def _rules(self, request: SendRequest) -> _RuleSet:
+        """The rules a marketing send answers to, their script encoding and the log horizon (ms).
+
+        Cached per (channel, tags, override): a fan-out repeats the same few combinations.
+        """
+        override = request.caps_override
+        cache_key = (request.channel, request.journey_tags, id(override))
+        hit = self._rule_cache.get(cache_key)
+        if hit is not None and hit[0] is override:
+            return hit[1]
+        source = self.settings.caps if override is None else override
+        rules = tuple(rule for rule in source if caps.applies(rule, request.channel, "marketing", request.journey_tags))
+        horizon = max([self._horizon, *(rule.window for rule in rules)]) // caps.MILLISECOND
+        value = (rules, caps.encode_rules(rules), horizon)
+        if len(self._rule_cache) > 4096:
+            self._rule_cache.clear()
+        self._rule_cache[cache_key] = (override, value)
+        return value
+
+    def _prepare(self, index: int, request: SendRequest, member: str, now: datetime, now_ms: int) -> _Prepared:
         settings = self.settings
         marketing = request.category == "marketing"
         zone, fallback = resolve_zone(request.timezone, settings.default_timezone)
@@ -168,77 +205,64 @@ class Gate:
             window = effective_window(request.channel, settings.quiet_hours, request.quiet_hours_override)
             quiet_end = quiet_until(now, window, zone)
             if quiet_end is not None and window is not None:
-                quiet_reason = f"quiet hours {window.start:%H:%M}-{window.end:%H:%M} on {request.channel} in {zone}" + (
-                    " (default zone)" if fallback else ""
-                )
+                where = f"{zone} (default zone)" if fallback else str(zone)
+                quiet_reason = f"quiet hours {window.start:%H:%M}-{window.end:%H:%M} on {request.channel} in {where}"
+        consent_key = request.consent_key or request.channel
         if marketing:
-            source = settings.caps if request.caps_override is None else request.caps_override
-            rules = tuple(
-                rule for rule in source if caps.applies(rule, request.channel, "marketing", request.journey_tags)
-            )
-            record = True
-            consent_key = request.consent_key or request.channel
+            rules, spec, horizon = self._rules(request)
             mode = "1" if request.consent.get(consent_key) is True else "0"
+            record = "1"
         else:
-            rules = ()
-            record = settings.transactional_counts_toward_caps
-            consent_key = request.consent_key or request.channel
+            rules, spec, horizon = (), (), self._horizon // caps.MILLISECOND
             mode = "-"
-        horizon = max([self._horizon, *(rule.window for rule in rules)])
-        args: list[Any] = [
+            record = "1" if settings.transactional_counts_toward_caps else "0"
+        args = (
             now_ms,
-            request.idempotency_key,
-            caps.member(request.idempotency_key, request.channel, request.category, request.journey_tags),
+            member,
             consent_key,
             address_hash(request.address or ""),
-            mode,
-            "1" if quiet_end is not None else "0",
-            "1" if record else "0",
-            horizon // caps.MILLISECOND,
-            len(rules),
-        ]
-        for rule in rules:
-            args.extend(caps.encode_rule(rule))
-        return _Prepared(index, request, rules, quiet_end, quiet_reason, fallback, tuple(args))
+            mode + ("1" if quiet_end is not None else "0") + record,
+            horizon,
+            *spec,
+        )
+        return _Prepared(index, request, rules, quiet_end, quiet_reason, fallback, args)
 
-    def _run(self, prepared: list[_Prepared]) -> list[Any]:
-        """Evaluate every prepared send in one pipeline; reload the script once if Redis forgot it."""
+    def _command(self, item: _Prepared) -> tuple[Any, ...]:
+        customer = item.request.customer_id
+        return (3, keys.send_log(customer), keys.consent(customer), keys.suppressed(), *item.args)
+
+    def _run(self, commands: Iterator[tuple[Any, ...]], prepared: list[_Prepared]) -> list[Any]:
+        """Evaluate every send in one pipelined round trip; reload the script once if Redis forgot it."""
         sha = self._sha or self._load()
-        results = self._pipeline(sha, prepared)
+        results = caps.evalsha_many(self.redis, sha, commands)
         missing = [i for i, raw in enumerate(results) if isinstance(raw, redis.exceptions.NoScriptError)]
         if missing:
             sha = self._load()
-            for i, raw in zip(missing, self._pipeline(sha, [prepared[i] for i in missing]), strict=True):
+            again = caps.evalsha_many(self.redis, sha, (self._command(prepared[i]) for i in missing))
+            for i, raw in zip(missing, again, strict=True):
                 results[i] = raw
         for raw in results:
             if isinstance(raw, Exception):
                 raise raw
         return results
 
-    def _pipeline(self, sha: str, prepared: list[_Prepared]) -> list[Any]:
-        pipe = self.redis.pipeline(transaction=False)
-        suppressed = keys.suppressed()
-        for item in prepared:
-            customer = item.request.customer_id
-            pipe.evalsha(sha, 3, keys.send_log(customer), keys.consent(customer), suppressed, *item.args)
-        return list(pipe.execute(raise_on_error=False))
-
     def _load(self) -> str:
         self._sha = caps.text(self.redis.script_load(caps.GATE_SCRIPT))
         return self._sha
 
-    def _decode(self, item: _Prepared, raw: list[Any]) -> GateDecision:
-        outcome = caps.text(raw[0])
+    def _decode(self, item: _Prepared, raw: Any) -> GateDecision:
+        answer = caps.text(raw)
         request, fallback = item.request, item.fallback
-        if outcome == "allowed":
-            detail = caps.text(raw[1]) if len(raw) > 1 else "new"
-            reason = {"dup": "already recorded under this idempotency key", "pass": "transactional"}.get(detail, "")
-            return GateDecision("allowed", reason=reason, timezone_fallback=fallback, duplicate=detail == "dup")
-        if outcome == "quiet":
+        kind = answer[:1]
+        if kind in ("a", "d", "p"):
+            reason = {"d": "already recorded under this idempotency key", "p": "transactional"}.get(kind, "")
+            return GateDecision("allowed", reason=reason, timezone_fallback=fallback, duplicate=kind == "d")
+        if kind == "q":
             return GateDecision("quiet", retry_at=item.quiet_end, reason=item.quiet_reason, timezone_fallback=fallback)
-        if outcome == "capped":
-            rule = item.rules[int(raw[1]) - 1]
-            retry_ms = int(raw[2])
+        if kind == "c":
+            number, _, retry = answer[1:].partition(",")
+            rule = item.rules[int(number) - 1]
+            retry_ms = int(retry)
             return GateDecision(
                 "capped",
                 retry_at=None if retry_ms < 0 else caps.from_ms(retry_ms),
@@ -246,9 +270,9 @@ class Gate:
                 timezone_fallback=fallback,
                 rule=rule,
             )
-        if outcome == "suppressed":
+        if kind == "s":
             return GateDecision("suppressed", reason="address is on the suppression list", timezone_fallback=fallback)
-        if outcome == "no_consent":
+        if kind == "n":
             key = request.consent_key or request.channel
             return GateDecision("no_consent", reason=f"no marketing consent for {key}", timezone_fallback=fallback)
         raise AssertionError(f"unexpected gate script answer {raw!r}")  # pragma: no cover

@@ -67,41 +67,58 @@ def test_defer_until_respects_defer_max_for_caps(redis_client: redis.Redis) -> N
     assert gate.defer_until(gate.check(sms("y", consent={}), now=DAY), sms("y"), DAY, timedelta(days=9)) is None
 
 
-class CountingRedis(redis.Redis):
-    """A client that counts network round trips: single commands and pipeline executions."""
+class CountingConnection(redis.connection.Connection):
+    """A connection that logs writes and reads, so a test can count round trips (write → read turns)."""
 
-    trips = 0
+    events: list[str] = []
 
-    def execute_command(self, *args: Any, **options: Any) -> Any:
-        self.trips += 1
-        return super().execute_command(*args, **options)
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        self.events.append("w")
+        super().send_packed_command(command, check_health)
 
-    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
-        pipe = super().pipeline(transaction, shard_hint)
-        execute = pipe.execute
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        self.events.append("r")
+        return super().read_response(*args, **kwargs)
 
-        def counted(raise_on_error: bool = True) -> Any:
-            self.trips += 1
-            return execute(raise_on_error)
 
-        pipe.execute = counted  # type: ignore[method-assign]
-        return pipe
+def round_trips(events: list[str]) -> int:
+    return sum(1 for before, after in zip(["r", *events], events, strict=False) if before == "w" and after == "r")
 
 
 def test_check_many_is_one_round_trip(redis_url: str) -> None:
     """However many sends and customers, a batch costs one pipelined round trip (after the script
     is loaded once), and a single check costs one."""
-    client = CountingRedis.from_url(redis_url)
+    pool = redis.ConnectionPool.from_url(redis_url, connection_class=CountingConnection)
+    client = redis.Redis(connection_pool=pool)
     gate = Gate(client, Settings(caps=[CapRule(window="1d", max=2)]))
     gate.check(sms("warm"), now=DAY)
-    client.trips = 0
-    decisions = gate.check_many([sms(f"k{i}", customer_id=f"c{i % 7}") for i in range(50)], now=DAY)
-    assert client.trips == 1
+    CountingConnection.events = []
+    decisions = gate.check_many([sms(f"k{i}", customer_id=f"c{i % 7}") for i in range(500)], now=DAY)
+    assert round_trips(CountingConnection.events) == 1
+    assert CountingConnection.events.count("r") == 500
     assert [d.outcome for d in decisions].count("allowed") == 14
-    client.trips = 0
+    CountingConnection.events = []
     assert gate.check(sms("one", customer_id="z"), now=DAY).allowed
-    assert client.trips == 1
+    assert round_trips(CountingConnection.events) == 1
     client.close()
+    pool.disconnect()
+
+
+def test_gate_works_on_the_embedded_fakeredis() -> None:
+    """The embedded demo's in-process Redis (fakeredis with Lua) gives the same decisions."""
+    import fakeredis
+
+    gate = Gate(fakeredis.FakeRedis(decode_responses=True), SETTINGS)
+    assert gate.check(sms("a"), now=DAY).allowed
+    assert gate.check(sms("a"), now=DAY).duplicate
+    capped = gate.check(sms("b"), now=DAY + timedelta(hours=1))
+    assert capped.outcome == "capped" and capped.retry_at == DAY + timedelta(days=1)
+    assert gate.check(sms("c"), now=NIGHT + timedelta(days=1)).outcome == "quiet"
+    assert [d.outcome for d in gate.check_many([sms("d"), sms("e", customer_id="bob")], now=DAY)] == [
+        "capped",
+        "allowed",
+    ]
+    assert gate.release("ann", "a") is True
 
 
 def test_consent_key_may_differ_from_channel(redis_client: redis.Redis) -> None:
