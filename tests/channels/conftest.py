@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.channels.fake_google import FakeGoogle
 from tests.channels.loopback import LoopbackServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -133,3 +135,17 @@ def loopback() -> Iterator[LoopbackServer]:
     server = LoopbackServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def rsa_key() -> rsa.RSAPrivateKey:
+    """The service account's key, generated once (2048-bit generation takes a moment)."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture
+def google(loopback: LoopbackServer, rsa_key: rsa.RSAPrivateKey) -> FakeGoogle:
+    """A fake Google token endpoint and FCM v1 endpoint on the loopback server."""
+    fake = FakeGoogle(loopback, rsa_key)
+    loopback.handler = fake.handle
+    return fake

@@ -6,98 +6,22 @@ generated here, exchanged at the loopback token endpoint, which verifies the sig
 
 from __future__ import annotations
 
-import base64
 import json
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from channels import push as push_channel
 from channels.outbox import OutboxChannel
-from channels.push import MAX_PAYLOAD_BYTES, SCOPE, FcmConfig, FcmPush
+from channels.push import MAX_PAYLOAD_BYTES, FcmConfig, FcmPush
 from orchestrator.errors import ConfigurationError, PermanentError, TransientError
 from orchestrator.settings import Settings
 from tests.channels import factories
-from tests.channels.loopback import LoopbackServer, Reply, Seen
-
-PROJECT = "demo-project"
-CLIENT_EMAIL = "loyaloop@demo-project.iam.gserviceaccount.com"
-SEND_PATH = f"/v1/projects/{PROJECT}/messages:send"
-
-
-def _b64decode(part: str) -> bytes:
-    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-
-
-@dataclass
-class FakeGoogle:
-    """The token endpoint and the FCM endpoint, sharing the tokens issued so far."""
-
-    server: LoopbackServer
-    key: rsa.RSAPrivateKey
-    issued: list[str] = field(default_factory=list)
-    fcm_reply: Callable[[Seen], Reply] | None = None
-
-    def service_account(self) -> dict[str, str]:
-        pem = self.key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ).decode()
-        return {
-            "type": "service_account",
-            "project_id": PROJECT,
-            "private_key_id": "key-1",
-            "private_key": pem,
-            "client_email": CLIENT_EMAIL,
-            "client_id": "1",
-            "token_uri": f"{self.server.url}/token",
-        }
-
-    def handle(self, seen: Seen) -> Reply:
-        if seen.path == "/token":
-            return self._token(seen)
-        if seen.path == SEND_PATH:
-            if seen.headers.get("Authorization") != f"Bearer {self.issued[-1] if self.issued else ''}":
-                return Reply(401, {"error": {"code": 401, "status": "UNAUTHENTICATED", "message": "bad token"}})
-            if self.fcm_reply is not None:
-                return self.fcm_reply(seen)
-            return Reply(200, {"name": f"projects/{PROJECT}/messages/0:{len(self.server.requests)}"})
-        return Reply(404, {"error": {"code": 404, "status": "NOT_FOUND", "message": seen.path}})
-
-    def _token(self, seen: Seen) -> Reply:
-        form = parse_qs(seen.body.decode())
-        assert form["grant_type"] == ["urn:ietf:params:oauth:grant-type:jwt-bearer"]
-        header, claims, signature = form["assertion"][0].split(".")
-        self.key.public_key().verify(
-            _b64decode(signature), f"{header}.{claims}".encode(), padding.PKCS1v15(), hashes.SHA256()
-        )
-        payload = json.loads(_b64decode(claims))
-        assert payload["iss"] == CLIENT_EMAIL and payload["aud"] == "https://oauth2.googleapis.com/token"
-        assert SCOPE in payload["scope"].split()
-        token = f"ya29.fake-{len(self.issued) + 1}"
-        self.issued.append(token)
-        return Reply(200, {"access_token": token, "expires_in": 3600, "token_type": "Bearer"})
-
-    def sends(self) -> list[Seen]:
-        return [seen for seen in self.server.requests if seen.path == SEND_PATH]
-
-
-@pytest.fixture(scope="module")
-def rsa_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-@pytest.fixture
-def google(loopback: LoopbackServer, rsa_key: rsa.RSAPrivateKey) -> Iterator[FakeGoogle]:
-    fake = FakeGoogle(loopback, rsa_key)
-    loopback.handler = fake.handle
-    yield fake
+from tests.channels.fake_google import PROJECT, FakeGoogle
+from tests.channels.loopback import Reply, Seen
 
 
 def channel(google: FakeGoogle, **changes: Any) -> FcmPush:
@@ -274,3 +198,10 @@ def test_slow_token_endpoint_times_out_as_transient(google: FakeGoogle) -> None:
     with pytest.raises(TransientError, match="token"):
         sender.send(factories.push())
     assert time.monotonic() - started < 1.4
+
+
+def test_fake_fcm_refuses_what_fcm_refuses(google: FakeGoogle) -> None:
+    """The fake checks the request shape: a reserved data key comes back INVALID_ARGUMENT, a permanent error."""
+    with pytest.raises(PermanentError) as caught:
+        channel(google).send(factories.push(data={"from": "x"}))
+    assert caught.value.code == "INVALID_ARGUMENT" and not caught.value.remove_address

@@ -1,9 +1,10 @@
-"""Every e-mail and SMS template of the shipped journeys, rendered in every locale and sent to the providers' contracts.
+"""Every template of the shipped journeys, rendered in every locale and sent to the providers' contracts.
 
-For each send step (and each fallback) on ``email`` or ``sms`` in ``journeys/``, the template is
-rendered for an example customer (the catalogue's example attributes and the trigger event's example
-properties) in English and Dutch, built into a message exactly as the runtime builds it, and sent
-through the real SendGrid / Twilio SDK to Prism.  Every one must be accepted with zero violations.
+For each send step (and each fallback) in ``journeys/``, the template is rendered for an example
+customer (the catalogue's example attributes and the trigger event's example properties) in
+English and Dutch, built into a message exactly as the runtime builds it, and sent: e-mail and SMS
+through the real SendGrid / Twilio SDK to Prism (accepted, zero violations), push through the FCM
+channel to the loopback fake of FCM v1 (request shape checked, 4 KB limit respected).
 """
 
 from __future__ import annotations
@@ -17,16 +18,18 @@ from typing import Any
 import pytest
 
 from channels.email import SendGridConfig, SendGridEmail
+from channels.push import FcmConfig, FcmPush
 from channels.sms import TwilioConfig, TwilioSms
 from orchestrator import unsubscribe
 from orchestrator.catalogue import CATALOGUE_FILE, load_catalogue
 from orchestrator.journey import EventTrigger, Journey
 from orchestrator.loader import load_journeys
-from orchestrator.message import Message
+from orchestrator.message import Channel, Message
 from orchestrator.profile import Profile
 from orchestrator.render import Renderer, build_context
 from orchestrator.settings import load_settings
 from tests.channels.conftest import Prism
+from tests.channels.fake_google import PROJECT, FakeGoogle
 
 pytestmark = pytest.mark.prism
 
@@ -59,7 +62,7 @@ def cases() -> list[Case]:
             if template is None:
                 continue
             for channel in step.channels:
-                if channel in ("email", "sms"):
+                if channel in ("email", "sms", "push"):
                     found.append(Case(journey, step.id, channel, template))
     return found
 
@@ -114,7 +117,7 @@ def message(case: Case, locale: str, renderer: Renderer) -> Message:
         run_id=run,
         category=case.journey.category,
         locale=content.locale,
-        to=customer.email if case.channel == "email" else str(customer.phone),
+        to={"email": str(customer.email), "sms": str(customer.phone), "push": "device-token-contract"}[case.channel],
         body=content.body,
         subject=content.subject,
         html=content.html,
@@ -135,35 +138,26 @@ def renderer() -> Iterator[Renderer]:
 CASES = cases()
 
 
-def test_the_shipped_journeys_send_email_and_sms() -> None:
-    """There is something to check: the shipped journeys use both e-mail and SMS templates."""
-    assert {case.channel for case in CASES} == {"email", "sms"}
+def test_the_shipped_journeys_use_every_built_in_provider() -> None:
+    """There is something to check: the shipped journeys send e-mail, SMS and push."""
+    assert {case.channel for case in CASES} == {"email", "sms", "push"}
 
 
-@pytest.mark.parametrize("locale", LOCALES)
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_every_template_passes_the_provider_contract(
-    case: Case, locale: str, renderer: Renderer, sendgrid_prism: Prism, twilio_prism: Prism
-) -> None:
-    """Rendered in this locale and sent through the real SDK, the message is accepted with no violation."""
-    built = message(case, locale, renderer)
-    assert built.locale == locale, f"{case.template} has no complete {locale} version"
+def provider_channel(case: Case, request: pytest.FixtureRequest) -> tuple[Channel, Prism | None]:
+    """The real provider channel for the case, pointed at Prism (or at the FCM fake for push)."""
     if case.channel == "email":
-        prism = sendgrid_prism
-        mark = prism.mark()
-        channel: SendGridEmail | TwilioSms = SendGridEmail(
-            SendGridConfig(
-                api_key="SG.contract",
-                from_email="news@brand.example",
-                from_name="Loyaloop Coffee",
-                host=prism.url,
-                asm_group_id=42,
-            )
+        prism: Prism = request.getfixturevalue("sendgrid_prism")
+        config = SendGridConfig(
+            api_key="SG.contract",
+            from_email="news@brand.example",
+            from_name="Loyaloop Coffee",
+            host=prism.url,
+            asm_group_id=42,
         )
-    else:
-        prism = twilio_prism
-        mark = prism.mark()
-        channel = TwilioSms(
+        return SendGridEmail(config), prism
+    if case.channel == "sms":
+        prism = request.getfixturevalue("twilio_prism")
+        return TwilioSms(
             TwilioConfig(
                 account_sid="AC" + "0123456789abcdef" * 2,
                 auth_token="contract",
@@ -171,7 +165,23 @@ def test_every_template_passes_the_provider_contract(
                 status_callback="https://brand.example/webhooks/twilio/status",
                 base_url=prism.url,
             )
-        )
+        ), prism
+    google: FakeGoogle = request.getfixturevalue("google")
+    config = FcmConfig(project_id=PROJECT, service_account=google.service_account(), base_url=google.server.url)
+    return FcmPush(config), None
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_every_template_passes_the_provider_contract(
+    case: Case, locale: str, renderer: Renderer, request: pytest.FixtureRequest
+) -> None:
+    """Rendered in this locale and sent through the real client, the message is accepted with no violation."""
+    built = message(case, locale, renderer)
+    assert built.locale == locale, f"{case.template} has no complete {locale} version"
+    channel, prism = provider_channel(case, request)
+    mark = prism.mark() if prism else 0
     receipt = channel.send(built)
-    assert receipt.provider in ("sendgrid", "twilio")
-    assert prism.violations(mark) == []
+    assert receipt.provider in ("sendgrid", "twilio", "fcm")
+    if prism is not None:
+        assert prism.violations(mark) == []
