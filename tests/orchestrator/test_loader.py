@@ -207,7 +207,7 @@ def only_clean_failures(path: Path, content: bytes) -> None:
             assert problem.line >= 1 and problem.column >= 1 and problem.message
 
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @FUZZ
@@ -243,3 +243,62 @@ def test_fuzz_mutated_shipped_journeys(fuzz_dir: Path, source: str, cuts: list[t
 def test_fuzz_random_bytes(fuzz_dir: Path, content: bytes) -> None:
     """Even binary garbage is a clean validation error."""
     only_clean_failures(fuzz_dir / "bytes.yaml", content)
+
+
+IDS = st.sampled_from(["a", "b", "c", "d", "e", "missing"])
+CONDITIONS = st.sampled_from(
+    ["profile.orders_count == 0", "event.total > 5", "profile.frist_name", "x ==", "''.__class__", "now > now"]
+)
+STEPS = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "send": st.sampled_from(["email", "sms", "push", "fax"]),
+            "template": st.sampled_from(["welcome", "nope", "winback_offer"]),
+        },
+        optional={"next": IDS, "fallback": st.lists(st.sampled_from(["email", "push"]), max_size=2)},
+    ),
+    st.fixed_dictionaries(
+        {"wait": st.sampled_from(["1d", "3 days", {"until": "09:00"}, {"at": "now + days(1)"}])}, optional={"next": IDS}
+    ),
+    st.fixed_dictionaries(
+        {
+            "wait": st.fixed_dictionaries(
+                {"event": st.just("app.opened"), "timeout": st.just("1d")},
+                optional={"on_event": IDS, "on_timeout": IDS, "if": CONDITIONS},
+            )
+        }
+    ),
+    st.fixed_dictionaries(
+        {"branch": st.lists(st.fixed_dictionaries({"if": CONDITIONS, "goto": IDS}), min_size=1, max_size=3)},
+        optional={"else": IDS},
+    ),
+    st.fixed_dictionaries(
+        {
+            "split": st.lists(
+                st.fixed_dictionaries(
+                    {"name": st.sampled_from(["x", "y"]), "percent": st.sampled_from([25, 50, 75]), "goto": IDS}
+                ),
+                min_size=2,
+                max_size=3,
+            )
+        }
+    ),
+    st.fixed_dictionaries(
+        {"update": st.fixed_dictionaries({"increment": st.just({"points": 1})}, optional={"to": CONDITIONS})},
+        optional={"next": IDS},
+    ),
+    st.fixed_dictionaries({"exit": st.just(True)}),
+)
+
+
+@FUZZ
+@given(steps=st.lists(st.tuples(IDS, STEPS), min_size=1, max_size=7))
+def test_fuzz_step_graphs(fuzz_dir: Path, steps: list[tuple[str, dict[str, object]]]) -> None:
+    """Well-shaped journeys with random jumps, loops and conditions reach the graph checks and never crash them."""
+    tree = {
+        "id": "fuzz",
+        "name": "Fuzz",
+        "trigger": {"event": "order.placed"},
+        "steps": [{"id": step_id, **body} for step_id, body in steps],
+    }
+    only_clean_failures(fuzz_dir / "graph.yaml", json.dumps(tree).encode())
