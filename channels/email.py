@@ -50,6 +50,24 @@ DEFAULT_HOST = "https://api.sendgrid.com"
 MAX_CATEGORIES = 10
 MAX_CUSTOM_ARGS_BYTES = 10_000
 _TRUE = {"1", "true", "yes", "on"}
+#: Headers SendGrid refuses to take from the caller (it sets them itself).
+RESERVED_HEADERS = frozenset(
+    name.lower()
+    for name in (
+        "x-sg-id",
+        "x-sg-eid",
+        "received",
+        "dkim-signature",
+        "Content-Type",
+        "Content-Transfer-Encoding",
+        "To",
+        "From",
+        "Subject",
+        "Reply-To",
+        "CC",
+        "BCC",
+    )
+)
 
 
 class _DropRequestDumps(logging.Filter):
@@ -154,6 +172,13 @@ class SendGridEmail:
         # string, the personalization's as an object, and the two are merged on SendGrid's side anyway.
         for key, value in custom_args.items():
             mail.add_custom_arg(CustomArg(key, str(value), p=0))
+        reserved = sorted(name for name in message.headers if name.lower() in RESERVED_HEADERS)
+        if reserved:
+            raise PermanentError(
+                f"SendGrid does not let a message set the header(s) {', '.join(reserved)}; "
+                "the plugin or step that added them must leave them out",
+                code="reserved_header",
+            )
         if message.headers:
             mail.header = [Header(key, value) for key, value in message.headers.items()]
         if message.category == "marketing" and self.config.asm_group_id is not None:

@@ -37,6 +37,8 @@ from orchestrator.message import Channel, Message, Receipt
 from orchestrator.settings import Settings
 
 PROVIDER = "twilio"
+#: Twilio refuses longer bodies (error 21617); checked before calling.
+MAX_BODY_CHARS = 1600
 
 
 # --- segments --------------------------------------------------------------------------------
@@ -160,6 +162,13 @@ class TwilioSms:
 
     def send(self, message: Message) -> Receipt:
         to = e164(message.to)
+        if len(message.body) > MAX_BODY_CHARS:
+            raise PermanentError(
+                f"the SMS is {len(message.body)} characters, Twilio allows {MAX_BODY_CHARS}; shorten the template",
+                code="body_too_long",
+            )
+        if not message.body.strip():
+            raise PermanentError("the SMS body is empty; check the template", code="empty_body")
         segments = sms_segments(message.body)
         params: dict[str, Any] = {"to": to, "body": message.body}
         if self.config.messaging_service_sid:

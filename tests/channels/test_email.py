@@ -195,3 +195,11 @@ def test_nothing_personal_or_secret_is_logged(loopback: LoopbackServer, caplog: 
         sender.send(factories.email())
     assert "jane@example.com" not in caplog.text + str(caught.value)
     assert KEY not in caplog.text
+
+
+def test_reserved_headers_are_refused_before_any_call(loopback: LoopbackServer) -> None:
+    """A plugin setting a header SendGrid reserves (Reply-To, From…) gets a permanent error naming it."""
+    with pytest.raises(PermanentError, match="Reply-To") as caught:
+        channel(loopback.url).send(factories.email(headers={"Reply-To": "x@brand.example", "X-Campaign": "w"}))
+    assert caught.value.code == "reserved_header"
+    assert loopback.requests == []

@@ -211,3 +211,12 @@ def test_nothing_personal_or_secret_is_logged(loopback: LoopbackServer, caplog: 
     caplog.set_level(logging.DEBUG)
     channel(loopback.url).send(factories.sms())
     assert "31612345678" not in caplog.text and TOKEN not in caplog.text
+
+
+@pytest.mark.parametrize(("body", "code"), [("x" * 1601, "body_too_long"), ("  ", "empty_body")])
+def test_bodies_twilio_would_refuse_fail_before_calling(loopback: LoopbackServer, body: str, code: str) -> None:
+    """Over 1600 characters (Twilio 21617) or empty: permanent, and Twilio is never called."""
+    with pytest.raises(PermanentError) as caught:
+        channel(loopback.url).send(factories.sms(body=body))
+    assert caught.value.code == code
+    assert loopback.requests == []
