@@ -246,6 +246,11 @@ def _components(graph: dict[str, list[str]]) -> list[list[str]]:
     return result
 
 
+def _always_waits(step: object) -> bool:
+    """A wait that always takes time; ``wait: {at: …}`` does not (a past moment continues at once)."""
+    return isinstance(step, WaitStep) and not isinstance(step.wait, WaitAt)
+
+
 def _loops(journey: Journey, doc: YamlDocument) -> list[Problem]:
     graph = _graph(journey)
     order = {step.id: index for index, step in enumerate(journey.steps)}
@@ -255,14 +260,14 @@ def _loops(journey: Journey, doc: YamlDocument) -> list[Problem]:
         if not looped:
             continue
         members = sorted(component, key=order.__getitem__)
-        if any(isinstance(journey.steps[order[m]], WaitStep) for m in members):
+        if any(_always_waits(journey.steps[order[m]]) for m in members):
             continue
         path = " → ".join([*members, members[0]])
         problems.append(
             doc.problem(
                 ("steps", order[members[0]], "id"),
                 f"steps {path} form a loop with no wait in it; a customer would go round it forever",
-                "add a wait step inside the loop, or leave it with an exit",
+                "add a wait step (a duration, 'until' or 'event') inside the loop, or leave it with an exit",
             )
         )
     return problems

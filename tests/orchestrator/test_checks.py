@@ -68,7 +68,8 @@ def test_a_self_loop_without_wait_is_refused(tmp_path: Path) -> None:
     )
     assert found == [
         f"{tmp_path / 'sample.yaml'}:6:9: steps spin → spin form a loop with no wait in it; "
-        "a customer would go round it forever (hint: add a wait step inside the loop, or leave it with an exit)"
+        "a customer would go round it forever "
+        "(hint: add a wait step (a duration, 'until' or 'event') inside the loop, or leave it with an exit)"
     ]
 
 
@@ -231,3 +232,20 @@ def test_conditions_refuse_escapes_when_compiled() -> None:
     with pytest.raises(TemplateError, match=r"unsafe|not allowed"):
         evaluate("cycler.__init__.__globals__", {})
     assert evaluate("now + days(2) > now", {"now": __import__("datetime").datetime(2026, 1, 1)}) is True
+
+
+def test_a_wait_at_a_computed_moment_does_not_break_a_loop(tmp_path: Path) -> None:
+    """``wait: {at: …}`` continues at once when the moment has passed, so it cannot make a loop safe."""
+    found = messages(
+        tmp_path,
+        """\
+        steps:
+          - id: moment
+            wait: {at: "now"}
+          - id: again
+            branch:
+              - if: "profile.orders_count == 0"
+                goto: moment
+        """,
+    )
+    assert len(found) == 1 and "steps moment → again → moment form a loop with no wait in it" in found[0]
