@@ -93,6 +93,16 @@ def _call(impl: pluggy.HookImpl, **kwargs: Any) -> Any:
     return impl.function(**{name: kwargs[name] for name in impl.argnames})
 
 
+def _guarded(impl: pluggy.HookImpl, hook_name: str, **kwargs: Any) -> Any:
+    """Call a start-up hook; Loyaloop's own errors pass through, anything else names the plugin."""
+    try:
+        return _call(impl, **kwargs)
+    except LoyaloopError:
+        raise
+    except Exception as exc:
+        raise PluginError(f"plugin {impl.plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}") from exc
+
+
 def _manager(pm: pluggy.PluginManager | None) -> pluggy.PluginManager:
     return get_plugin_manager() if pm is None else pm
 
@@ -100,7 +110,8 @@ def _manager(pm: pluggy.PluginManager | None) -> pluggy.PluginManager:
 def build_channels(settings: Settings, pm: pluggy.PluginManager | None = None) -> dict[str, Channel]:
     """Configure every plugin, then collect the channels they register, refusing duplicates."""
     pm = _manager(pm)
-    pm.hook.loyaloop_configure(settings=settings)
+    for impl in _implementations(pm.hook.loyaloop_configure):
+        _guarded(impl, "loyaloop_configure", settings=settings)
     channels: dict[str, Channel] = {}
     owners: dict[str, str] = {}
     for impl in _implementations(pm.hook.loyaloop_register_channels):
@@ -126,14 +137,7 @@ def build_channels(settings: Settings, pm: pluggy.PluginManager | None = None) -
             channels[name] = channel
             owners[name] = _plugin
 
-        try:
-            _call(impl, register=register, settings=settings)
-        except LoyaloopError:
-            raise
-        except Exception as exc:
-            raise PluginError(
-                f"plugin {plugin_name!r} failed in loyaloop_register_channels: {type(exc).__name__}: {exc}"
-            ) from exc
+        _guarded(impl, "loyaloop_register_channels", register=register, settings=settings)
     return channels
 
 

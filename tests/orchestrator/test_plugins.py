@@ -377,3 +377,15 @@ def test_a_module_declared_under_two_entry_points_is_refused(tmp_path: Path, mon
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(PluginError, match="declared twice"):
         plugins.get_plugin_manager()
+
+
+def test_a_crashing_configure_names_the_plugin(settings: Settings) -> None:
+    """An unexpected exception in loyaloop_configure is a PluginError naming the plugin; ConfigurationError passes."""
+
+    class Crashing:
+        @hookimpl
+        def loyaloop_configure(self) -> None:
+            raise KeyError("API_KEY")
+
+    with pytest.raises(PluginError, match=r"'crashing' failed in loyaloop_configure: KeyError"):
+        plugins.build_channels(settings, manager(("crashing", Crashing())))
