@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,7 +24,7 @@ from orchestrator.enrollment import Enrollment, SendAction
 from orchestrator.errors import ConfigurationError, PermanentError, TemplateError, TransientError
 from orchestrator.journey import Journey
 from orchestrator.message import Channel, Message
-from orchestrator.policy import Gate, GateDecision, SendRequest
+from orchestrator.policy import Gate, SendRequest
 from orchestrator.profile import Profile
 from orchestrator.ratelimit import RateLimiter
 from orchestrator.render import Renderer, build_context
@@ -88,23 +89,37 @@ class Delivery:
         self.claim_lease = claim_lease
         self.max_attempts = max_attempts
 
-    def attempt(self, journey: Journey, enrollment: Enrollment, send: SendAction, *, now: datetime) -> AttemptResult:
-        """Try the step's channels in order until one sends, defers, or all are used up."""
-        profile = self.store.get_profile(send.recipient_id) or Profile(id=send.recipient_id)
-        outcomes: list[str] = []
-        for position, name in enumerate(send.channels):
-            key = send.idempotency_key if position == 0 else f"{send.idempotency_key}:{name}"
-            result = self._one(journey, enrollment, send, profile, name, key, now)
-            if result.retry_at is not None or result.outcome not in FALL_THROUGH:
-                return result
-            outcomes.append(result.outcome)
-        if len(outcomes) == 1:
-            return AttemptResult(outcomes[0], send.channels[0])
-        self.store.record(journey.id, send.step_id, "undeliverable")
-        return AttemptResult("undeliverable")
+    def attempt(
+        self,
+        journey: Journey,
+        enrollment: Enrollment,
+        send: SendAction,
+        *,
+        now: datetime,
+        profile: Profile | None = None,
+    ) -> AttemptResult:
+        """Try the step's channels in order until one sends, defers, or all are used up.
 
-    def _record(self, journey: Journey, step_id: str, stat: str, channel: str) -> None:
-        self.store.record(journey.id, step_id, f"{stat}:{channel}")
+        Stats are collected as the attempt goes and written in one pipeline at the end.
+        """
+        if profile is None or profile.id != send.recipient_id:
+            profile = self.store.get_profile(send.recipient_id) or Profile(id=send.recipient_id)
+        notes: list[tuple[str, str | None, str, int]] = []
+        outcomes: list[str] = []
+        try:
+            for position, name in enumerate(send.channels):
+                key = send.idempotency_key if position == 0 else f"{send.idempotency_key}:{name}"
+                result = self._one(journey, enrollment, send, profile, name, key, now, notes)
+                if result.retry_at is not None or result.outcome not in FALL_THROUGH:
+                    return result
+                outcomes.append(result.outcome)
+            if len(outcomes) == 1:
+                return AttemptResult(outcomes[0], send.channels[0])
+            notes.append((journey.id, send.step_id, "undeliverable", 1))
+            return AttemptResult("undeliverable")
+        finally:
+            if notes:
+                self.store.record_many(notes)
 
     def _one(
         self,
@@ -115,10 +130,14 @@ class Delivery:
         name: str,
         key: str,
         now: datetime,
+        notes: list[tuple[str, str | None, str, int]],
     ) -> AttemptResult:
+        def note(stat: str) -> None:
+            notes.append((journey.id, send.step_id, stat, 1))
+
         channel = self.channels.get(name)
         if channel is None:
-            self._record(journey, send.step_id, "no_channel", name)
+            note(f"no_channel:{name}")
             return AttemptResult("no_address", name)
         address = profile.address(channel.address_field)
         request = SendRequest(
@@ -138,34 +157,23 @@ class Delivery:
         )
         decision = self.gate.check(request, now=now)
         if decision.outcome == "quiet":
-            self._record(journey, send.step_id, "deferred", name)
-            self.store.record(journey.id, send.step_id, "deferred")
+            note(f"deferred:{name}")
+            note("deferred")
             return AttemptResult("deferred", name, retry_at=decision.retry_at)
         if decision.outcome == "capped":
-            return self._capped(journey, send, request, decision, name, now)
+            if send.on_capped == "defer":
+                until = self.gate.defer_until(decision, request, now, self.settings.defer_max)
+                if until is not None:
+                    note(f"deferred:{name}")
+                    note("cap_deferred")
+                    return AttemptResult("deferred", name, retry_at=until)
+            note(f"capped:{name}")
+            return AttemptResult("capped", name)
         if decision.outcome != "allowed":
-            self._record(journey, send.step_id, decision.outcome, name)
+            note(f"{decision.outcome}:{name}")
             return AttemptResult(decision.outcome, name)
         assert address is not None
-        return self._send(journey, enrollment, send, profile, channel, address, key, now)
-
-    def _capped(
-        self,
-        journey: Journey,
-        send: SendAction,
-        request: SendRequest,
-        decision: GateDecision,
-        name: str,
-        now: datetime,
-    ) -> AttemptResult:
-        if send.on_capped == "defer":
-            until = self.gate.defer_until(decision, request, now, self.settings.defer_max)
-            if until is not None:
-                self._record(journey, send.step_id, "deferred", name)
-                self.store.record(journey.id, send.step_id, "cap_deferred")
-                return AttemptResult("deferred", name, retry_at=until)
-        self._record(journey, send.step_id, "capped", name)
-        return AttemptResult("capped", name)
+        return self._send(journey, enrollment, send, profile, channel, address, key, now, note)
 
     def _send(
         self,
@@ -177,6 +185,7 @@ class Delivery:
         address: str,
         key: str,
         now: datetime,
+        note: Callable[[str], None],
     ) -> AttemptResult:
         name = channel.name
         state, detail = self.store.claim_delivery(profile.id, key, now=now.timestamp(), lease=self.claim_lease)
@@ -188,7 +197,7 @@ class Delivery:
             wait = self.ratelimiter.acquire(name)
             if wait > MAX_RATE_SLEEP:
                 self.store.release_delivery(profile.id, key)
-                self.store.record(journey.id, send.step_id, "rate_limited")
+                note("rate_limited")
                 return AttemptResult("rate_limited", name, retry_at=now + timedelta(seconds=wait))
             if wait > 0 and not self.ratelimiter.wait(name, max_wait=MAX_RATE_SLEEP):
                 self.store.release_delivery(profile.id, key)
@@ -199,7 +208,7 @@ class Delivery:
             log.warning("template failed", extra={"journey": journey.id, "step": send.step_id, "error": str(exc)})
             self.gate.release(profile.id, key)
             self.store.finish_delivery(profile.id, key, "failed")
-            self._record(journey, send.step_id, "template_error", name)
+            note(f"template_error:{name}")
             return AttemptResult("failed", name)
         try:
             receipt = channel.send(message)
@@ -207,11 +216,11 @@ class Delivery:
             self.store.release_delivery(profile.id, key)
             plugins.notify_failed(self.pm, message, exc)
             attempts = self.store.delivery_attempt(profile.id, key)
-            self._record(journey, send.step_id, "retry", name)
+            note(f"retry:{name}")
             if attempts >= self.max_attempts:
                 self.gate.release(profile.id, key)
                 self.store.finish_delivery(profile.id, key, "failed")
-                self._record(journey, send.step_id, "failed", name)
+                note(f"failed:{name}")
                 return AttemptResult("failed", name)
             delay = backoff_delay(attempts, exc.retry_after)
             return AttemptResult("retry", name, retry_at=now + timedelta(seconds=delay))
@@ -220,19 +229,24 @@ class Delivery:
             self.store.finish_delivery(profile.id, key, "failed")
             plugins.notify_failed(self.pm, message, exc)
             self._permanent(profile, channel, address, exc)
-            self._record(journey, send.step_id, "failed", name)
+            note(f"failed:{name}")
             return AttemptResult("failed", name)
-        self.store.finish_delivery(profile.id, key, "sent")
-        self.store.remember_provider_message(
-            receipt.provider_message_id,
-            customer_id=profile.id,
-            run_id=enrollment.run_id,
-            step_id=send.step_id,
-            channel=name,
-            key=key,
-        )
+
+        def done(pipe: Any) -> None:
+            self.store.finish_delivery(profile.id, key, "sent", pipe)
+            self.store.remember_provider_message(
+                receipt.provider_message_id,
+                customer_id=profile.id,
+                run_id=enrollment.run_id,
+                step_id=send.step_id,
+                channel=name,
+                key=key,
+                pipe=pipe,
+            )
+
+        self.store.run(done)
         plugins.notify_sent(self.pm, message, receipt)
-        self._record(journey, send.step_id, "sent", name)
+        note(f"sent:{name}")
         return AttemptResult("sent", name)
 
     def _message(

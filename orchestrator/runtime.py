@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -39,7 +39,7 @@ from orchestrator.errors import StateConflict
 from orchestrator.journey import DateTrigger, Journey
 from orchestrator.profile import ProductPurchase, Profile
 from orchestrator.settings import Settings
-from orchestrator.store import Store, StoredEnrollment
+from orchestrator.store import Store, StoredEnrollment, conflict
 from orchestrator.timers import DEFAULT_SHARDS, Timers
 
 log = logging.getLogger(__name__)
@@ -97,21 +97,19 @@ class Runtime:
     dispatcher: Dispatcher | None = None
     clock: Clock = utc_now
     send_lease: float = SEND_LEASE
+    #: Run a send in the worker that decided it (no second message); its lease timer covers a crash.
+    inline_sends: bool = True
 
     @property
     def tz(self) -> str:
         return self.settings.default_timezone
 
     # --- carrying out a decision ---------------------------------------------------------------
-    def carry_out(self, stored: StoredEnrollment | None, decision: Decision, *, inline: bool = False) -> bool:
-        """Store the decision's enrollment (CAS) and run its actions; False when it was stale.
-
-        Raises StateConflict when another worker moved the enrollment first.
-        """
+    def _plan(
+        self, stored: StoredEnrollment | None, decision: Decision
+    ) -> tuple[SendAction | None, tuple[int, float] | None]:
+        """The pending send and live timer a decision leaves the enrollment with."""
         enrollment = decision.enrollment
-        if stored is not None and enrollment is stored.enrollment:
-            return False
-        now = self.clock()
         send = next((a for a in decision.actions if isinstance(a, SendAction)), None)
         if send is None and enrollment.status == "sending" and stored is not None:
             send = stored.send  # a non-final outcome (deferred): still the same send
@@ -120,44 +118,102 @@ class Runtime:
         if schedule is not None:
             timer = (schedule.revision, schedule.due.timestamp())
         elif enrollment.status == "sending":
-            timer = (enrollment.revision, now.timestamp() + self.send_lease)
+            timer = (enrollment.revision, self.clock().timestamp() + self.send_lease)
+        return send, timer
+
+    def _queue_write(
+        self,
+        pipe: Any,
+        stored: StoredEnrollment | None,
+        decision: Decision,
+        send: SendAction | None,
+        timer: tuple[int, float] | None,
+    ) -> None:
+        """Timer first, then the compare-and-set, on one pipeline (a timer without its state is stale
+        and harmless; state without its timer could strand the run)."""
+        enrollment = decision.enrollment
         if timer is not None and not enrollment.finished:
-            self.timers.schedule(enrollment.customer_id, enrollment.run_id, timer[0], timer[1])
-        if stored is None:
-            if not self.store.create_enrollment(enrollment, send=send, timer=timer):
+            self.timers.schedule(enrollment.customer_id, enrollment.run_id, timer[0], timer[1], pipe=pipe)
+        expected = -1 if stored is None else stored.enrollment.revision
+        self.store.write_enrollment(pipe, enrollment, expected=expected, send=send, timer=timer)
+
+    def carry_out(
+        self,
+        stored: StoredEnrollment | None,
+        decision: Decision,
+        *,
+        inline: bool | None = None,
+        profile: Profile | None = None,
+    ) -> bool:
+        """Store the decision's enrollment (CAS) and run its actions; False when it was stale.
+
+        Raises StateConflict when another worker moved the enrollment first.  ``profile`` is the
+        customer's profile as the decision saw it (saves a read when the send runs inline).
+        """
+        enrollment = decision.enrollment
+        if stored is not None and enrollment is stored.enrollment:
+            return False
+        send, timer = self._plan(stored, decision)
+        written = self.store.run(lambda pipe: self._queue_write(pipe, stored, decision, send, timer))
+        if not written[-1]:
+            if stored is None:
                 return False
-        else:
-            self.store.cas_enrollment(enrollment, expected=stored.enrollment.revision, send=send, timer=timer)
-            if stored.timer is not None and (timer is None or stored.timer[0] != timer[0]):
-                self.timers.cancel(enrollment.customer_id, enrollment.run_id, stored.timer[0])
-        self._effects(enrollment, decision.actions)
+            raise conflict(enrollment, stored.enrollment.revision)
+        self._after_write(stored, decision, timer, pipe=None)
         if send is not None and enrollment.status == "sending" and any(a is send for a in decision.actions):
-            if inline or self.dispatcher is None:
-                self.deliver(enrollment.customer_id, enrollment.run_id, enrollment.revision)
-            else:
-                self.dispatcher.deliver(enrollment.customer_id, enrollment.run_id, enrollment.revision)
+            self._send(StoredEnrollment(enrollment, send, timer), profile, inline)
         return True
 
-    def _effects(self, enrollment: Enrollment, actions: Iterable[Any]) -> None:
+    def _send(self, stored: StoredEnrollment, profile: Profile | None, inline: bool | None) -> None:
+        enrollment = stored.enrollment
+        if (self.inline_sends if inline is None else inline) or self.dispatcher is None:
+            self.deliver(enrollment.customer_id, enrollment.run_id, enrollment.revision, stored=stored, profile=profile)
+        else:
+            self.dispatcher.deliver(enrollment.customer_id, enrollment.run_id, enrollment.revision)
+
+    def _after_write(
+        self, stored: StoredEnrollment | None, decision: Decision, timer: tuple[int, float] | None, pipe: Any
+    ) -> None:
+        """Cancel the replaced timer, count the stats, apply profile updates (one round trip)."""
+        enrollment = decision.enrollment
         records: list[tuple[str, str | None, str, int]] = []
         recorded = set()
-        for action in actions:
+        updates: list[UpdateProfile] = []
+        for action in decision.actions:
             if isinstance(action, Record):
                 records.append((enrollment.journey_id, action.step_id, action.stat, 1))
                 recorded.add((action.step_id, action.stat))
             elif isinstance(action, UpdateProfile):
-                self.store.update_profile(action.customer_id, action.set, action.increment)
+                updates.append(action)
             elif isinstance(action, Finish) and (None, action.status) not in recorded:
                 records.append((enrollment.journey_id, None, action.status, 1))
-        if records:
-            self.store.record_many(records)
+        old = stored.timer if stored is not None else None
+        drop = old is not None and (timer is None or old[0] != timer[0])
+
+        def build(target: Any) -> None:
+            if drop and old is not None:
+                self.timers.cancel(enrollment.customer_id, enrollment.run_id, old[0], pipe=target)
+            self.store.record_many(records, pipe=target)
+
+        if pipe is not None:
+            build(pipe)
+        elif records or drop:
+            self.store.run(build)
+        for update in updates:
+            self.store.update_profile(update.customer_id, update.set, update.increment)
 
     def _decide_and_store(
-        self, customer_id: str, run_id: str, decide: Callable[[StoredEnrollment], Decision | None]
+        self,
+        customer_id: str,
+        run_id: str,
+        decide: Callable[[StoredEnrollment], Decision | None],
+        first: StoredEnrollment | None = None,
     ) -> bool:
-        """Re-read and decide again when a compare-and-set loses, a bounded number of times."""
+        """Decide and store; re-read and decide again when a compare-and-set loses (bounded)."""
+        stored = first
         for _ in range(CAS_ATTEMPTS):
-            stored = self.store.get_enrollment(customer_id, run_id)
+            if stored is None:
+                stored = self.store.get_enrollment(customer_id, run_id)
             if stored is None:
                 return False
             decision = decide(stored)
@@ -166,7 +222,7 @@ class Runtime:
             try:
                 return self.carry_out(stored, decision)
             except StateConflict:
-                continue
+                stored = None
         log.info("enrollment kept moving; giving up this nudge", extra={"run_id": run_id})
         return False
 
@@ -175,22 +231,33 @@ class Runtime:
 
     # --- entering ------------------------------------------------------------------------------
     def enter(
-        self, journey: Journey, profile: Profile, *, run_id: str, trigger: dict[str, Any], inline: bool = False
+        self,
+        journey: Journey,
+        profile: Profile,
+        *,
+        run_id: str,
+        trigger: dict[str, Any],
+        inline: bool | None = None,
+        live: dict[str, str] | None = None,
+        last: dict[str, datetime] | None = None,
     ) -> bool:
-        """Enter one customer (the caller checked trigger and audience); the re-entry rule is applied here."""
+        """Enter one customer (the caller checked trigger and audience); the re-entry rule is applied here.
+
+        ``live`` and ``last`` (the customer's live runs and last entries) save a read when known.
+        """
         now = self.clock()
-        live = self.store.live_runs(profile.id)
+        if live is None or last is None:
+            live, last = self.store.entry_state([profile.id])[profile.id]
         mine = [run for run, journey_id in live.items() if journey_id == journey.id]
         if run_id in live:
             return False
-        last = self.store.last_entries(profile.id).get(journey.id)
-        if not engine.may_enter(journey, has_live=bool(mine), last_entered_at=last, now=now):
+        if not engine.may_enter(journey, has_live=bool(mine), last_entered_at=last.get(journey.id), now=now):
             return False
         if journey.re_entry == "restart":
             for old in mine:
                 self._end(profile.id, old, "restarted")
         decision = engine.enter(journey, profile, trigger=trigger, run_id=run_id, now=now, settings_timezone=self.tz)
-        return self.carry_out(None, decision, inline=inline)
+        return self.carry_out(None, decision, inline=inline, profile=profile)
 
     def _end(self, customer_id: str, run_id: str, reason: str) -> None:
         def decide(stored: StoredEnrollment) -> Decision | None:
@@ -204,24 +271,58 @@ class Runtime:
         self._decide_and_store(customer_id, run_id, decide)
 
     def enter_batch(self, journey_id: str, customer_ids: list[str], run_key: str, trigger: dict[str, Any]) -> int:
-        """Enter a chunk of a cohort: profiles read in one pipelined call, sends delivered inline
-        (one message per chunk, not per customer).  Returns how many entered."""
+        """Enter a chunk of a cohort with a handful of round trips: profiles and entry state read in
+        two pipelines, every enrollment written in one, stats in one; sends then run inline.
+        Returns how many entered."""
         journey = self.journeys.current.get(journey_id)
         if journey is None:
             return 0
         now = self.clock()
-        entered = 0
         zone = trigger.get("zone")
-        for profile in self.store.get_profiles(customer_ids).values():
-            if zone is not None and home_zone(profile, self.tz) != zone:
+        profiles = [
+            p
+            for p in self.store.get_profiles(customer_ids).values()
+            if (zone is None or home_zone(p, self.tz) == zone) and engine.in_audience(journey, p, now)
+        ]
+        if not profiles:
+            return 0
+        state = self.store.entry_state([p.id for p in profiles])
+        planned: list[tuple[Decision, SendAction | None, tuple[int, float] | None, Profile]] = []
+        entered = 0
+        for profile in profiles:
+            live, last = state[profile.id]
+            run_id = run_id_for(journey.id, profile.id, run_key)
+            if journey.re_entry == "restart" and any(j == journey.id for j in live.values()):
+                entered += self.enter(journey, profile, run_id=run_id, trigger=trigger, live=live, last=last)
                 continue
-            if not engine.in_audience(journey, profile, now):
-                continue
-            if self.enter(
-                journey, profile, run_id=run_id_for(journey.id, profile.id, run_key), trigger=trigger, inline=True
+            mine = any(j == journey.id for j in live.values())
+            if run_id in live or not engine.may_enter(
+                journey, has_live=mine, last_entered_at=last.get(journey.id), now=now
             ):
-                entered += 1
-        return entered
+                continue
+            decision = engine.enter(
+                journey, profile, trigger=trigger, run_id=run_id, now=now, settings_timezone=self.tz
+            )
+            send, timer = self._plan(None, decision)
+            planned.append((decision, send, timer, profile))
+
+        def write(pipe: Any) -> None:
+            for decision, send, timer, _profile in planned:
+                self._queue_write(pipe, None, decision, send, timer)
+
+        replies = self.store.run(write) if planned else []
+        done = [item for item, ok in zip(planned, _cas_replies(replies, planned), strict=True) if ok]
+        if done:
+
+            def effects(pipe: Any) -> None:
+                for decision, _send, timer, _profile in done:
+                    self._after_write(None, decision, timer, pipe=pipe)
+
+            self.store.run(effects)
+        for decision, send, timer, profile in done:
+            if send is not None and decision.enrollment.status == "sending":
+                self._send(StoredEnrollment(decision.enrollment, send, timer), profile, True)
+        return entered + len(done)
 
     # --- events --------------------------------------------------------------------------------
     def handle_event(
@@ -229,48 +330,54 @@ class Runtime:
     ) -> str:
         """Apply an event once: profile first, then goals/exits of live runs, then triggers.
 
-        Returns ``duplicate``, ``handled``.  A redelivered event whose profile part was applied
+        Returns ``duplicate`` or ``handled``.  A redelivered event whose profile part was applied
         but whose journey part was not finishes the journey part (entries are keyed by event id).
         """
-        state, profile = self.store.apply_event(
-            customer_id, event_id, lambda p: derive_profile(p, name, properties, timestamp)
-        )
-        if state == "done":
+        seen = self.store.apply_event(customer_id, event_id, lambda p: derive_profile(p, name, properties, timestamp))
+        if seen.state == "done":
             self.store.count("events_duplicate")
             return "duplicate"
         now = self.clock()
+        profile = seen.profile
         event = EventArrived(name, dict(properties), event_id, timestamp)
-        self._live_runs_see(profile, event)
+        live = seen.live
+        if live:
+            self._live_runs_see(profile, event, live)
+            live = self.store.live_runs(customer_id)
         for journey in self.journeys.current.values():
             if engine.matches_trigger(journey, name, properties, profile, now=now) and engine.in_audience(
                 journey, profile, now
             ):
-                self.enter(
-                    journey, profile, run_id=run_id_for(journey.id, customer_id, event_id), trigger=dict(properties)
-                )
-        self.store.finish_event(customer_id, event_id)
-        self.store.count("events_handled")
+                run_id = run_id_for(journey.id, customer_id, event_id)
+                self.enter(journey, profile, run_id=run_id, trigger=dict(properties), live=live, last=seen.last)
+
+        def finished(pipe: Any) -> None:
+            self.store.finish_event(customer_id, event_id, pipe)
+            self.store.count("events_handled", 1, pipe)
+
+        self.store.run(finished)
         return "handled"
 
-    def _live_runs_see(self, profile: Profile, event: EventArrived | None) -> None:
+    def _live_runs_see(self, profile: Profile, event: EventArrived | None, live: dict[str, str] | None = None) -> None:
         """Goals and exits first (a purchase ends the cart-abandonment run), then event waits."""
         now = self.clock()
-        for run_id in self.store.live_runs(profile.id):
+        runs = live if live is not None else self.store.live_runs(profile.id)
+        for stored in self.store.get_enrollments(profile.id, runs):
 
-            def decide(stored: StoredEnrollment) -> Decision | None:
-                journey = self.journey_of(stored.enrollment)
-                if journey is None or stored.enrollment.finished:
+            def decide(current: StoredEnrollment) -> Decision | None:
+                journey = self.journey_of(current.enrollment)
+                if journey is None or current.enrollment.finished:
                     return None
-                exit_decision = engine.check_exit(journey, stored.enrollment, profile, event, now=now)
+                exit_decision = engine.check_exit(journey, current.enrollment, profile, event, now=now)
                 if exit_decision is not None:
                     return exit_decision
-                if event is not None and stored.enrollment.waiting_for == event.name:
+                if event is not None and current.enrollment.waiting_for == event.name:
                     return engine.advance(
-                        journey, stored.enrollment, profile, event, now=now, settings_timezone=self.tz
+                        journey, current.enrollment, profile, event, now=now, settings_timezone=self.tz
                     )
                 return None
 
-            self._decide_and_store(profile.id, run_id, decide)
+            self._decide_and_store(profile.id, stored.enrollment.run_id, decide, first=stored)
 
     def profile_changed(self, customer_id: str) -> None:
         """After ``identify``: profile-condition goals and exits may now hold."""
@@ -319,9 +426,21 @@ class Runtime:
         return "entered" if entered else "stale"
 
     # --- delivering ----------------------------------------------------------------------------
-    def deliver(self, customer_id: str, run_id: str, revision: int) -> str:
-        """Decide and carry out the pending send of an enrollment in ``sending`` at ``revision``."""
-        stored = self.store.get_enrollment(customer_id, run_id)
+    def deliver(
+        self,
+        customer_id: str,
+        run_id: str,
+        revision: int,
+        *,
+        stored: StoredEnrollment | None = None,
+        profile: Profile | None = None,
+    ) -> str:
+        """Decide and carry out the pending send of an enrollment in ``sending`` at ``revision``.
+
+        ``stored``/``profile`` are passed when the caller just wrote them (an inline send).
+        """
+        if stored is None:
+            stored = self.store.get_enrollment(customer_id, run_id)
         if stored is None or stored.send is None:
             return "stale"
         enrollment = stored.enrollment
@@ -331,23 +450,42 @@ class Runtime:
         if journey is None:
             return "stale"
         now = self.clock()
-        result = self.delivery.attempt(journey, enrollment, stored.send, now=now)
+        if profile is None or profile.id != customer_id:
+            profile = self.store.get_profile(customer_id) or Profile(id=customer_id)
+        recipient = profile if stored.send.recipient_id == customer_id else None
+        result = self.delivery.attempt(journey, enrollment, stored.send, now=now, profile=recipient)
         if result.retry_at is not None:
             due = result.retry_at.timestamp()
-            self.timers.schedule(customer_id, run_id, revision, due)
-            self.store.set_timer_field(customer_id, run_id, revision, due)
+
+            def later(pipe: Any) -> None:
+                self.timers.schedule(customer_id, run_id, revision, due, pipe=pipe)
+                self.store.set_timer_field(customer_id, run_id, revision, due, pipe=pipe)
+
+            self.store.run(later)
             return "retry"
         outcome = result.outcome
         signal = Delivered(stored.send.step_id, outcome, result.channel)  # type: ignore[arg-type]
-        profile = self.store.get_profile(customer_id) or Profile(id=customer_id)
+        seen = profile
 
         def decide(current: StoredEnrollment) -> Decision | None:
             if current.enrollment.revision != revision:
                 return None
-            return engine.advance(journey, current.enrollment, profile, signal, now=now, settings_timezone=self.tz)
+            return engine.advance(journey, current.enrollment, seen, signal, now=now, settings_timezone=self.tz)
 
-        self._decide_and_store(customer_id, run_id, decide)
+        self._decide_and_store(customer_id, run_id, decide, first=stored)
         return outcome
+
+
+def _cas_replies(replies: list[Any], planned: list[tuple[Decision, Any, tuple[int, float] | None, Any]]) -> list[bool]:
+    """The compare-and-set answers out of a pipeline that also holds each enrollment's ZADD."""
+    answers: list[bool] = []
+    position = 0
+    for decision, _send, timer, _profile in planned:
+        if timer is not None and not decision.enrollment.finished:
+            position += 1
+        answers.append(bool(replies[position]))
+        position += 1
+    return answers
 
 
 DATE_RUN_PREFIX = "@date:"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import redis
@@ -66,6 +66,20 @@ redis.call('HSET', KEYS[1], ARGV[1], 'claimed:' .. tostring(tonumber(ARGV[2]) + 
 return 'claimed'
 """
 
+# KEYS: profile, seen hash.  ARGV: profile JSON read ("" = none), new JSON, event id, seen ttl.
+_APPLY = """
+local seen = redis.call('HGET', KEYS[2], ARGV[3])
+if seen then return seen end
+local cur = redis.call('GET', KEYS[1])
+if (cur or '') ~= ARGV[1] then return 'conflict' end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[3], 'applied')
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
+return 'new'
+"""
+
+SCRIPTS = {"cas": _CAS, "claim": _CLAIM, "apply": _APPLY}
+
 Claim = tuple[Literal["claimed", "done", "busy"], str]
 
 
@@ -92,14 +106,52 @@ class StoredEnrollment:
     timer: tuple[int, float] | None
 
 
+@dataclasses.dataclass(frozen=True)
+class EventState:
+    """What handling an event starts from, read in one round trip: whether the event was seen,
+    the profile after applying it, and the customer's live runs and last entries."""
+
+    state: Literal["new", "applied", "done"]
+    profile: Profile
+    live: dict[str, str]
+    last: dict[str, datetime]
+
+
 class Store:
-    """All of Loyaloop's per-customer state in Redis.  ``client`` must use ``decode_responses=True``."""
+    """All of Loyaloop's per-customer state in Redis.  ``client`` must use ``decode_responses=True``.
+
+    Scripts run by EVALSHA (loaded once), also inside pipelines, so a pipeline costs exactly one
+    round trip; after a Redis restart (scripts gone) the pipeline is rebuilt once after reloading.
+    """
 
     def __init__(self, client: redis.Redis) -> None:
         #: Typed loosely: redis-py's stubs cannot express ``decode_responses=True`` (str replies).
         self.redis: Any = client
-        self._cas = client.register_script(_CAS)
-        self._claim = client.register_script(_CLAIM)
+        self._shas: dict[str, str] = {}
+        self._load_scripts()
+
+    def _load_scripts(self) -> None:
+        self._shas = {name: str(self.redis.script_load(source)) for name, source in SCRIPTS.items()}
+
+    def evalsha(self, pipe: Any, name: str, keys_: list[str], args: list[Any]) -> None:
+        """Queue script ``name`` on a pipeline built for :meth:`run`."""
+        pipe.evalsha(self._shas[name], len(keys_), *keys_, *args)
+
+    def run(self, build: Callable[[Any], object]) -> list[Any]:
+        """Build and execute one non-transactional pipeline (one round trip), reloading scripts once."""
+        for attempt in range(2):
+            pipe = self.redis.pipeline(transaction=False)
+            build(pipe)
+            try:
+                return list(pipe.execute())
+            except redis.exceptions.NoScriptError:
+                if attempt:
+                    raise
+                self._load_scripts()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _script(self, name: str, keys_: list[str], args: list[Any]) -> Any:
+        return self.run(lambda pipe: self.evalsha(pipe, name, keys_, args))[0]
 
     # --- profiles ------------------------------------------------------------------------------
     def get_profile(self, customer_id: str) -> Profile | None:
@@ -160,40 +212,40 @@ class Store:
                 except redis.WatchError:
                     continue
 
-    def apply_event(
-        self, customer_id: str, event_id: str, change: Callable[[Profile], Profile]
-    ) -> tuple[Literal["new", "applied", "done"], Profile]:
+    def apply_event(self, customer_id: str, event_id: str, change: Callable[[Profile], Profile]) -> EventState:
         """Apply an event's effect on the profile exactly once (phase one of event handling).
 
-        Returns ``new`` when applied now, ``applied`` when an earlier delivery applied it but did
-        not finish the journeys part (redo that part), ``done`` for a duplicate.
+        ``state`` is ``new`` when applied now, ``applied`` when an earlier delivery applied it but
+        did not finish the journeys part (redo that part), ``done`` for a duplicate.  One pipelined
+        read, then one script that writes only if the profile did not change meanwhile.
         """
-        key, seen = keys.profile(customer_id), keys.seen_events(customer_id)
         while True:
-            with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    pipe.watch(key, seen)
-                    state = pipe.hget(seen, event_id)
-                    raw = pipe.get(key)
-                    consent = pipe.hgetall(keys.consent(customer_id))
-                    current = Profile.model_validate_json(raw) if raw else Profile(id=customer_id)
-                    current = _with_consent(current, consent)
-                    if state == "applied" or state == "done":
-                        pipe.unwatch()
-                        return ("applied" if state == "applied" else "done"), current
-                    changed = change(current.model_copy(deep=True))
-                    pipe.multi()
-                    pipe.set(key, _profile_json(changed))
-                    pipe.hset(seen, event_id, "applied")
-                    pipe.expire(seen, SEEN_TTL)
-                    pipe.execute()
-                    return "new", changed
-                except redis.WatchError:
-                    continue
+            raw, consent, seen, live, last = self.run(
+                lambda pipe: (
+                    pipe.get(keys.profile(customer_id)),
+                    pipe.hgetall(keys.consent(customer_id)),
+                    pipe.hget(keys.seen_events(customer_id), event_id),
+                    pipe.hgetall(keys.live_enrollments(customer_id)),
+                    pipe.hgetall(keys.last_entry(customer_id)),
+                )
+            )
+            current = Profile.model_validate_json(raw) if raw else Profile(id=customer_id)
+            current = _with_consent(current, consent)
+            entries = _entries(last)
+            if seen == "applied" or seen == "done":
+                return EventState("applied" if seen == "applied" else "done", current, dict(live), entries)
+            changed = change(current.model_copy(deep=True))
+            result = self._script(
+                "apply",
+                [keys.profile(customer_id), keys.seen_events(customer_id)],
+                [raw or "", _profile_json(changed), event_id, SEEN_TTL],
+            )
+            if result == "new":
+                return EventState("new", changed, dict(live), entries)
 
-    def finish_event(self, customer_id: str, event_id: str) -> None:
+    def finish_event(self, customer_id: str, event_id: str, pipe: Any = None) -> None:
         """Phase two done: a redelivered copy of this event is now a pure duplicate."""
-        self.redis.hset(keys.seen_events(customer_id), event_id, "done")
+        (pipe or self.redis).hset(keys.seen_events(customer_id), event_id, "done")
 
     def update_profile(self, customer_id: str, set_: dict[str, Any], increment: dict[str, float]) -> Profile:
         """Apply a journey's ``update`` step: attributes set, numbers incremented."""
@@ -242,14 +294,29 @@ class Store:
         return dict(self.redis.hgetall(keys.live_enrollments(customer_id)))
 
     def last_entries(self, customer_id: str) -> dict[str, datetime]:
-        raw = self.redis.hgetall(keys.last_entry(customer_id))
-        return {journey: datetime.fromtimestamp(float(value)).astimezone() for journey, value in raw.items()}
+        return _entries(self.redis.hgetall(keys.last_entry(customer_id)))
+
+    def entry_state(self, customer_ids: list[str]) -> dict[str, tuple[dict[str, str], dict[str, datetime]]]:
+        """Live runs and last entries of many customers in one round trip (cohort fan-out)."""
+
+        def build(pipe: Any) -> None:
+            for customer_id in customer_ids:
+                pipe.hgetall(keys.live_enrollments(customer_id))
+                pipe.hgetall(keys.last_entry(customer_id))
+
+        replies = self.run(build)
+        return {
+            customer_id: (dict(replies[2 * i]), _entries(replies[2 * i + 1]))
+            for i, customer_id in enumerate(customer_ids)
+        }
 
     def create_enrollment(
         self, enrollment: Enrollment, send: SendAction | None = None, timer: tuple[int, float] | None = None
     ) -> bool:
         """Store a new enrollment; False when that run id exists already (a redelivered entry)."""
-        return self._write(enrollment, expected=-1, send=send, entered=enrollment.entered_at, timer=timer)
+        return bool(
+            self.run(lambda pipe: self.write_enrollment(pipe, enrollment, expected=-1, send=send, timer=timer))[-1]
+        )
 
     def cas_enrollment(
         self,
@@ -264,22 +331,28 @@ class Store:
         ``timer`` is the enrollment's new live timer (revision, due epoch), None to forget it, or
         ``keep``.
         """
-        if not self._write(enrollment, expected=expected, send=send, entered=None, timer=timer):
-            raise StateConflict(
-                f"enrollment {enrollment.run_id!r} is no longer at revision {expected}; re-read it and decide again"
-            )
+        written = self.run(
+            lambda pipe: self.write_enrollment(pipe, enrollment, expected=expected, send=send, timer=timer)
+        )
+        if not written[-1]:
+            raise conflict(enrollment, expected)
 
-    def _write(
+    def write_enrollment(
         self,
+        pipe: Any,
         enrollment: Enrollment,
         *,
         expected: int,
         send: SendAction | None,
-        entered: datetime | None,
         timer: tuple[int, float] | Literal["keep"] | None,
-    ) -> bool:
+    ) -> None:
+        """Queue the compare-and-set of an enrollment on a pipeline (``expected=-1`` creates it).
+
+        Its reply is 1 when written, 0 when the revision moved (or, creating, the run exists).
+        """
         customer_id = enrollment.customer_id
         timer_arg = "" if timer == "keep" else "x" if timer is None else f"{timer[0]}|{timer[1]!r}"
+        entered = repr(_epoch(enrollment.entered_at)) if expected == -1 else ""
         args = [
             str(expected),
             str(enrollment.revision),
@@ -288,37 +361,34 @@ class Store:
             enrollment.journey_id,
             enrollment.run_id,
             "1" if enrollment.finished else "0",
-            repr(_epoch(entered)) if entered is not None else "",
+            entered,
             str(FINISHED_TTL),
             timer_arg,
         ]
-        result = self._cas(
-            keys=[
-                keys.enrollment(customer_id, enrollment.run_id),
-                keys.live_enrollments(customer_id),
-                keys.last_entry(customer_id),
-            ],
-            args=args,
-        )
-        return bool(result)
+        enrollment_keys = [
+            keys.enrollment(customer_id, enrollment.run_id),
+            keys.live_enrollments(customer_id),
+            keys.last_entry(customer_id),
+        ]
+        self.evalsha(pipe, "cas", enrollment_keys, args)
 
-    def set_timer_field(self, customer_id: str, run_id: str, revision: int, due: float) -> None:
+    def set_timer_field(self, customer_id: str, run_id: str, revision: int, due: float, pipe: Any = None) -> None:
         """Remember the live timer of an enrollment (a deferred send), so a later cancel finds it."""
-        self.redis.hset(keys.enrollment(customer_id, run_id), "timer", f"{revision}|{due!r}")
+        (pipe or self.redis).hset(keys.enrollment(customer_id, run_id), "timer", f"{revision}|{due!r}")
 
     # --- deliveries ----------------------------------------------------------------------------
     def claim_delivery(self, customer_id: str, idempotency_key: str, *, now: float, lease: float) -> Claim:
         """Claim a send before calling the channel.  ``done`` carries the earlier outcome; ``busy``
         the lease expiry of another worker's claim.  An expired claim is taken over (the worker
         holding it died); channels pass the idempotency key on so the provider drops a repeat."""
-        result = str(self._claim(keys=[keys.delivered(customer_id)], args=[idempotency_key, repr(now), repr(lease)]))
+        result = str(self._script("claim", [keys.delivered(customer_id)], [idempotency_key, repr(now), repr(lease)]))
         if result == "claimed":
             return "claimed", ""
         kind, _, rest = result.partition(":")
         return ("done", rest) if kind == "done" else ("busy", rest)
 
-    def finish_delivery(self, customer_id: str, idempotency_key: str, outcome: str) -> None:
-        self.redis.hset(keys.delivered(customer_id), idempotency_key, f"done:{outcome}")
+    def finish_delivery(self, customer_id: str, idempotency_key: str, outcome: str, pipe: Any = None) -> None:
+        (pipe or self.redis).hset(keys.delivered(customer_id), idempotency_key, f"done:{outcome}")
 
     def release_delivery(self, customer_id: str, idempotency_key: str) -> None:
         """Give a claim back without sending (quiet hours, retry later)."""
@@ -329,15 +399,24 @@ class Store:
         return int(self.redis.hincrby(keys.delivered(customer_id), f"{idempotency_key}#attempts", 1))
 
     def remember_provider_message(
-        self, provider_message_id: str, *, customer_id: str, run_id: str, step_id: str, channel: str, key: str
+        self,
+        provider_message_id: str,
+        *,
+        customer_id: str,
+        run_id: str,
+        step_id: str,
+        channel: str,
+        key: str,
+        pipe: Any = None,
     ) -> None:
         """Map a provider's message id back to the send, for status webhooks."""
         mapping = {"customer_id": customer_id, "run_id": run_id, "step_id": step_id, "channel": channel}
         mapping["idempotency_key"] = key
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(keys.message(provider_message_id), mapping=mapping)
-        pipe.expire(keys.message(provider_message_id), PROVIDER_ID_TTL)
-        pipe.execute()
+        target = pipe if pipe is not None else self.redis.pipeline(transaction=False)
+        target.hset(keys.message(provider_message_id), mapping=mapping)
+        target.expire(keys.message(provider_message_id), PROVIDER_ID_TTL)
+        if pipe is None:
+            target.execute()
 
     def lookup_provider_message(self, provider_message_id: str) -> dict[str, str] | None:
         """Customer, run, step, channel and idempotency key of a provider's message id."""
@@ -363,11 +442,13 @@ class Store:
     def record(self, journey_id: str, step_id: str | None, stat: str, amount: int = 1) -> None:
         self.redis.hincrby(keys.journey_stats(journey_id), f"{step_id or '_journey'}:{stat}", amount)
 
-    def record_many(self, records: Iterable[tuple[str, str | None, str, int]]) -> None:
-        pipe = self.redis.pipeline(transaction=False)
+    def record_many(self, records: Iterable[tuple[str, str | None, str, int]], pipe: Any = None) -> None:
+        """Count many stats; on ``pipe`` when given (no round trip of its own), else in one pipeline."""
+        target = pipe if pipe is not None else self.redis.pipeline(transaction=False)
         for journey_id, step_id, stat, amount in records:
-            pipe.hincrby(keys.journey_stats(journey_id), f"{step_id or '_journey'}:{stat}", amount)
-        pipe.execute()
+            target.hincrby(keys.journey_stats(journey_id), f"{step_id or '_journey'}:{stat}", amount)
+        if pipe is None:
+            target.execute()
 
     def stats(self, journey_id: str) -> dict[str, int]:
         return {field: int(value) for field, value in self.redis.hgetall(keys.journey_stats(journey_id)).items()}
@@ -379,11 +460,21 @@ class Store:
     def refused_counts(self) -> dict[str, int]:
         return {reason: int(count) for reason, count in self.redis.hgetall(keys.refused()).items()}
 
-    def count(self, name: str, amount: int = 1) -> None:
-        self.redis.hincrby(keys.metrics_counters(), name, amount)
+    def count(self, name: str, amount: int = 1, pipe: Any = None) -> None:
+        (pipe or self.redis).hincrby(keys.metrics_counters(), name, amount)
 
     def counters(self) -> dict[str, int]:
         return {name: int(value) for name, value in self.redis.hgetall(keys.metrics_counters()).items()}
+
+
+def conflict(enrollment: Enrollment, expected: int) -> StateConflict:
+    return StateConflict(
+        f"enrollment {enrollment.run_id!r} is no longer at revision {expected}; re-read it and decide again"
+    )
+
+
+def _entries(raw: dict[str, str]) -> dict[str, datetime]:
+    return {journey: datetime.fromtimestamp(float(value), UTC) for journey, value in raw.items()}
 
 
 def _profile_json(profile: Profile) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
@@ -87,15 +88,33 @@ class Timers:
         self.redis = client
         self.shards = shards
         self.lease = lease
-        self._claim = client.register_script(_CLAIM)
-        self._reap = client.register_script(_REAP)
+        self._shas: dict[str, str] = {}
+        self._load()
+
+    def _load(self) -> None:
+        self._shas = {"claim": str(self.redis.script_load(_CLAIM)), "reap": str(self.redis.script_load(_REAP))}
+
+    def _per_shard(self, name: str, args: list[Any]) -> list[Any]:
+        """Run a script on every shard in one pipelined round trip (reloading scripts once if needed)."""
+        for attempt in range(2):
+            pipe = self.redis.pipeline(transaction=False)
+            for shard in range(self.shards):
+                pipe.evalsha(self._shas[name], 2, keys.timers(shard), keys.timer_leases(shard), *args)
+            try:
+                return list(pipe.execute())
+            except redis.exceptions.NoScriptError:
+                if attempt:
+                    raise
+                self._load()
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def shard_of(self, customer_id: str) -> int:
         return zlib.crc32(customer_id.encode()) % self.shards
 
-    def schedule(self, customer_id: str, run_id: str, revision: int, due: float) -> None:
+    def schedule(self, customer_id: str, run_id: str, revision: int, due: float, pipe: Any = None) -> None:
         """Wake this enrollment revision at ``due`` (epoch seconds); scheduling again moves it."""
-        self.redis.zadd(keys.timers(self.shard_of(customer_id)), {member(customer_id, run_id, revision): due})
+        target = pipe if pipe is not None else self.redis
+        target.zadd(keys.timers(self.shard_of(customer_id)), {member(customer_id, run_id, revision): due})
 
     def schedule_many(self, entries: Iterable[tuple[str, str, int, float]]) -> None:
         """Schedule many timers in one pipelined round trip."""
@@ -109,23 +128,21 @@ class Timers:
             pipe.zadd(keys.timers(shard), mapping)
         pipe.execute()
 
-    def cancel(self, customer_id: str, run_id: str, revision: int) -> None:
+    def cancel(self, customer_id: str, run_id: str, revision: int, pipe: Any = None) -> None:
         """Drop a timer, whether waiting or claimed (a goal was reached, the event came)."""
         shard = self.shard_of(customer_id)
         name = member(customer_id, run_id, revision)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.zrem(keys.timers(shard), name)
-        pipe.zrem(keys.timer_leases(shard), name)
-        pipe.execute()
+        target = pipe if pipe is not None else self.redis.pipeline(transaction=False)
+        target.zrem(keys.timers(shard), name)
+        target.zrem(keys.timer_leases(shard), name)
+        if pipe is None:
+            target.execute()
 
     def claim_due(self, now: float, limit: int = 1000, *, lease: float | None = None) -> list[Timer]:
         """Claim up to ``limit`` due timers per shard, earliest first, each leased until now+lease."""
         expiry = now + (self.lease if lease is None else lease)
-        pipe = self.redis.pipeline(transaction=False)
-        for shard in range(self.shards):
-            self._claim(keys=[keys.timers(shard), keys.timer_leases(shard)], args=[now, expiry, limit], client=pipe)
         claimed: list[Timer] = []
-        for shard, reply in enumerate(pipe.execute()):
+        for shard, reply in enumerate(self._per_shard("claim", [now, expiry, limit])):
             for index in range(0, len(reply), 2):
                 customer_id, run_id, revision = parse_member(_text(reply[index]))
                 claimed.append(Timer(customer_id, run_id, revision, float(reply[index + 1]), shard))
@@ -149,10 +166,7 @@ class Timers:
 
     def reap(self, now: float, limit: int = 1000) -> int:
         """Put timers whose lease expired back as due now (their worker died); returns how many."""
-        pipe = self.redis.pipeline(transaction=False)
-        for shard in range(self.shards):
-            self._reap(keys=[keys.timers(shard), keys.timer_leases(shard)], args=[now, limit], client=pipe)
-        return sum(int(count) for count in pipe.execute())
+        return sum(int(count) for count in self._per_shard("reap", [now, limit]))
 
     def pending(self) -> int:
         """Timers waiting (not claimed)."""

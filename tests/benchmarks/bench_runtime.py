@@ -2,9 +2,9 @@
 
 Starts its own redis-server and measures, in the same run:
 1. a bare Dramatiq no-op actor's message rate (the yardstick);
-2. event → enrollment → outbox rate through the real actors (target ≥ 0.5× the bare rate);
+2. event → enrollment → outbox rate through the real actors (target ≥ 0.5x the bare rate);
 3. p99 latency from ``track`` to the outbox line at 200 events/s (target < 50 ms);
-4. a cohort entering one journey through ``enter_batch`` vs the bare per-message rate (target ≥ 5×);
+4. a cohort entering one journey through ``enter_batch`` vs the bare per-message rate (target ≥ 5x);
 5. timers: Redis bytes per waiting customer (target < 400 B) and the scheduler's fire rate
    (target ≥ 20,000/s) with p99 lateness (target < 1 s).
 """
@@ -16,7 +16,6 @@ import json
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +30,6 @@ from orchestrator.intake import Loyaloop
 from orchestrator.journey import Journey
 from orchestrator.plugins import get_plugin_manager
 from orchestrator.runtime import build_runtime
-from orchestrator.scheduler import Scheduler
 from orchestrator.settings import Settings
 from orchestrator.timers import Timers
 from tests.orchestrator.harness import write_templates
@@ -215,9 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.cleanup()
     print(f"bare no-op actor:            {bare:10.0f} msg/s")
-    print(f"event → enrollment → outbox: {events:10.0f} ev/s  ({events / bare:.2f}× bare; target ≥ 0.5×)")
+    print(f"event → enrollment → outbox: {events:10.0f} ev/s  ({events / bare:.2f}x bare; target ≥ 0.5x)")
     print(f"track → outbox at 200 ev/s:  p50 {p50:.1f} ms, p99 {p99:.1f} ms (target p99 < 50 ms)")
-    print(f"cohort of {n_cohort}:        {cohort:10.0f} customers/s ({cohort / bare:.1f}× bare; target ≥ 5×)")
+    print(f"cohort of {n_cohort}:        {cohort:10.0f} customers/s ({cohort / bare:.1f}x bare; target ≥ 5x)")
     print(f"timers ({n_timers}):         {per_customer:.0f} B each (target < 400 B)")
     print(f"timer fire rate:             {fire_rate:10.0f} /s (target ≥ 20,000/s), p99 lateness {late * 1000:.0f} ms")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Literal
 
 import pytest
 import redis
@@ -17,13 +18,13 @@ from tests.redis_server import RedisServer
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
 
-def enrollment(revision: int = 1, status: str = "waiting") -> Enrollment:
+def enrollment(revision: int = 1, status: Literal["waiting", "completed"] = "waiting") -> Enrollment:
     return Enrollment(
         run_id="r1",
         journey_id="welcome",
         journey_version="v1",
         customer_id="c1",
-        status=status,  # type: ignore[arg-type]
+        status=status,
         entered_at=NOW,
         updated_at=NOW,
         revision=revision,
