@@ -114,12 +114,19 @@ class IntakeApi:
         """Charge the rate limit and look up which event ids the runtime has already handled, in one
         pipelined round trip (a malformed body costs one unit, so refusals are not free)."""
         wanted = [(i, call) for i, call in enumerate(calls) if isinstance(call, TrackCall) and call.event_id]
-        with self._client.pipeline(transaction=False) as pipe:
-            self._limiter.queue(pipe, key_id, max(len(calls), 1))
-            for _, call in wanted:
-                assert isinstance(call, TrackCall) and call.event_id is not None
-                pipe.hexists(keys.seen_events(call.customer_id), call.event_id)
-            answers = pipe.execute()
+        for attempt in (1, 2):
+            with self._client.pipeline(transaction=False) as pipe:
+                self._limiter.queue(pipe, key_id, max(len(calls), 1))
+                for _, call in wanted:
+                    assert isinstance(call, TrackCall) and call.event_id is not None
+                    pipe.hexists(keys.seen_events(call.customer_id), call.event_id)
+                try:
+                    answers = pipe.execute()
+                    break
+                except redis.exceptions.NoScriptError:
+                    if attempt == 2:
+                        raise
+                    self._limiter.load()  # nothing ran: the script was the first command and failed
         flags = [False] * len(calls)
         for (index, _), seen in zip(wanted, answers[1:], strict=True):
             flags[index] = bool(seen)

@@ -52,6 +52,7 @@ class RateLimiter:
     def __init__(self, client: redis.Redis, *, rate: float, burst: int) -> None:
         self._interval = round(1_000_000 / rate)
         self._tolerance = self._interval * max(burst - 1, 0)
+        self._client = client
         self._script = client.register_script(_GCRA)
 
     def charge(self, key_id: str, cost: int = 1) -> Verdict:
@@ -59,8 +60,17 @@ class RateLimiter:
         return self.verdict(self._script(keys=[keys.api_rate(key_id)], args=[self._interval, self._tolerance, cost]))
 
     def queue(self, pipe: redis.client.Pipeline, key_id: str, cost: int = 1) -> None:
-        """Queue the charge on a pipeline (one round trip with other reads); read it with :meth:`verdict`."""
-        self._script(keys=[keys.api_rate(key_id)], args=[self._interval, self._tolerance, cost], client=pipe)
+        """Queue the charge on a pipeline (one round trip with other reads); read it with :meth:`verdict`.
+
+        A plain EVALSHA rather than the Script object: on a pipeline that costs a SCRIPT EXISTS
+        round trip every time.  Call :meth:`load` and execute again if the pipeline raises
+        ``NoScriptError`` (Redis restarted or its script cache was flushed).
+        """
+        pipe.evalsha(self._script.sha, 1, keys.api_rate(key_id), self._interval, self._tolerance, cost)
+
+    def load(self) -> None:
+        """Load the script into Redis' cache (after ``NoScriptError``)."""
+        self._client.script_load(_GCRA)
 
     @staticmethod
     def verdict(answer: list[int]) -> Verdict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import redis
 
 from orchestrator.http.limits import RateLimiter
@@ -31,3 +32,18 @@ def test_costly_requests_and_refusals(redis_client: redis.Redis) -> None:
     assert not limiter.charge("k", 5).allowed
     assert limiter.charge("k", 2).allowed
     assert not limiter.charge("k", 1).allowed
+
+
+def test_the_pipelined_charge_survives_a_flushed_script_cache(redis_client: redis.Redis) -> None:
+    """After SCRIPT FLUSH (or a Redis restart) the queued EVALSHA fails once, the script is reloaded, and it works."""
+    limiter = RateLimiter(redis_client, rate=1, burst=2)
+    redis_client.script_flush()
+    with redis_client.pipeline(transaction=False) as pipe:
+        limiter.queue(pipe, "k")
+        with pytest.raises(redis.exceptions.NoScriptError):
+            pipe.execute()
+    limiter.load()
+    with redis_client.pipeline(transaction=False) as pipe:
+        limiter.queue(pipe, "k")
+        [answer] = pipe.execute()
+    assert limiter.verdict(answer).allowed
