@@ -32,7 +32,7 @@ RULES = [
 BASE = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 PROCESSES = 2
 THREADS = 8
-ROUNDS = 40
+ROUNDS = 100
 
 
 def _request(rng: random.Random, key: str) -> SendRequest:

@@ -186,3 +186,14 @@ def test_installed_command_end_to_end(cli_env: dict[str, str], redis_client: red
     assert bad.stderr.strip().splitlines() == [
         "error: the unsubscribe token is malformed (expected '<payload>.<signature>')"
     ]
+
+
+def test_cli_without_redis_url_says_so(
+    cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without REDIS_URL there is no Redis to withdraw consent in: a clear error, not a default guess."""
+    monkeypatch.delenv("REDIS_URL")
+    with pytest.raises(SystemExit) as exited:
+        main(["unsubscribe", make_token(SECRET, "cust-7")])
+    assert exited.value.code == 1
+    assert capsys.readouterr().err.startswith("error: REDIS_URL is not set")
