@@ -7,6 +7,7 @@ a field name must fail loudly rather than quietly evaluate to false.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -25,6 +26,21 @@ def environment() -> GuardedEnvironment:
     ever runs, as well as by the sandbox at run time.
     """
     return GuardedEnvironment(undefined=StrictUndefined, autoescape=False)
+
+
+def add_extensions(
+    filters: Mapping[str, Callable[..., Any]] | None = None, globals: Mapping[str, Any] | None = None
+) -> None:
+    """Make plugins' filters and globals (the ``loyaloop_template_*`` hooks) usable in conditions.
+
+    Called once at start-up by whoever builds the plugin manager; the same names are then valid
+    in a branch's ``if:`` as in a template.  Already compiled expressions are dropped so none
+    keeps a stale view of the environment.
+    """
+    env = environment()
+    env.filters.update(filters or {})
+    env.globals.update(globals or {})
+    _compiled.cache_clear()
 
 
 @lru_cache(maxsize=4096)

@@ -54,3 +54,12 @@ def test_templates_with_escapes_do_not_compile() -> None:
     with pytest.raises(SecurityError, match="access to '__globals__'"):
         GuardedEnvironment().from_string("{{ cycler.__init__.__globals__ }}")
     assert GuardedEnvironment().from_string("{{ (now + days(1)).day }}").render(now=datetime(2026, 1, 31)) == "1"
+
+
+def test_plugin_filters_can_be_added_to_conditions() -> None:
+    """Filters the plugins offer to templates work in conditions too, once added."""
+    from orchestrator.conditions import add_extensions
+
+    assert check_syntax("profile.id | loyaloop_test_shout == 'X'") is not None
+    add_extensions(filters={"loyaloop_test_shout": str.upper}, globals={"loyaloop_test_brand": "B"})
+    assert evaluate("profile.id | loyaloop_test_shout ~ loyaloop_test_brand", {"profile": {"id": "x"}}) == "XB"
