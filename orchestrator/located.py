@@ -251,8 +251,10 @@ def _problem(error: dict[str, Any], doc: YamlDocument, root: type[BaseModel]) ->
         parent = path[:-1]
         model = model_at(root, doc.data, parent)
         choices = allowed_keys(model) if model else set()
-        hint = did_you_mean(str(key), choices) or (
-            f"allowed keys here: {', '.join(sorted(choices))}" if choices else "remove this key"
+        hint = (
+            did_you_mean(str(key), choices)
+            or _belongs_elsewhere(root, str(key), model)
+            or (f"allowed keys here: {', '.join(sorted(choices))}" if choices else "remove this key")
         )
         where = f" in {_describe(model)}" if model else ""
         return doc.problem(path, f"unknown key {key!r}{where}", hint, at_key=True)
@@ -297,6 +299,22 @@ def _problem(error: dict[str, Any], doc: YamlDocument, root: type[BaseModel]) ->
         on_key = bool(loc) and loc[-1] == "[key]"  # a mapping key (event name, field name) is wrong
         return doc.problem(path, f"{label}{shown(value)} is not valid here", f"write {words}", at_key=on_key)
     return doc.problem(path, f"{label}{_lower_first(message)}, got {shown(value)}")
+
+
+def _all_models(root: type[BaseModel]) -> list[type[BaseModel]]:
+    found = [root]
+    for model in found:
+        for info in model.model_fields.values():
+            found.extend(m for m in _models_in(info.annotation) if m not in found)
+    return found
+
+
+def _belongs_elsewhere(root: type[BaseModel], key: str, here: type[BaseModel] | None) -> str:
+    """``'on_timeout' belongs in a 'wait: event' mapping`` when a key is right but misplaced."""
+    homes = [m for m in _all_models(root) if m is not here and key in allowed_keys(m)]
+    if not homes:
+        return ""
+    return f"{key!r} belongs in {' or '.join(_describe(m) for m in homes[:2])}: check its indentation"
 
 
 def _describe(model: type[BaseModel] | None) -> str:
