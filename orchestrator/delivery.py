@@ -49,6 +49,8 @@ class AttemptResult:
     outcome: str
     channel: str | None = None
     retry_at: datetime | None = None
+    #: Stats to count (journey, step, stat, amount): the caller writes them with its next pipeline.
+    notes: tuple[tuple[str, str | None, str, int], ...] = ()
 
 
 def signing_secret(settings: Settings) -> bytes:
@@ -100,26 +102,23 @@ class Delivery:
     ) -> AttemptResult:
         """Try the step's channels in order until one sends, defers, or all are used up.
 
-        Stats are collected as the attempt goes and written in one pipeline at the end.
+        Stats are collected as the attempt goes and handed back in ``notes`` for the caller to
+        write with its next pipeline (no round trip of their own).
         """
         if profile is None or profile.id != send.recipient_id:
             profile = self.store.get_profile(send.recipient_id) or Profile(id=send.recipient_id)
         notes: list[tuple[str, str | None, str, int]] = []
         outcomes: list[str] = []
-        try:
-            for position, name in enumerate(send.channels):
-                key = send.idempotency_key if position == 0 else f"{send.idempotency_key}:{name}"
-                result = self._one(journey, enrollment, send, profile, name, key, now, notes)
-                if result.retry_at is not None or result.outcome not in FALL_THROUGH:
-                    return result
-                outcomes.append(result.outcome)
-            if len(outcomes) == 1:
-                return AttemptResult(outcomes[0], send.channels[0])
-            notes.append((journey.id, send.step_id, "undeliverable", 1))
-            return AttemptResult("undeliverable")
-        finally:
-            if notes:
-                self.store.record_many(notes)
+        for position, name in enumerate(send.channels):
+            key = send.idempotency_key if position == 0 else f"{send.idempotency_key}:{name}"
+            result = self._one(journey, enrollment, send, profile, name, key, now, notes)
+            if result.retry_at is not None or result.outcome not in FALL_THROUGH:
+                return replace(result, notes=tuple(notes))
+            outcomes.append(result.outcome)
+        if len(outcomes) == 1:
+            return AttemptResult(outcomes[0], send.channels[0], notes=tuple(notes))
+        notes.append((journey.id, send.step_id, "undeliverable", 1))
+        return AttemptResult("undeliverable", notes=tuple(notes))
 
     def _one(
         self,

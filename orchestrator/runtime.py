@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -144,6 +144,7 @@ class Runtime:
         *,
         inline: bool | None = None,
         profile: Profile | None = None,
+        notes: Iterable[tuple[str, str | None, str, int]] = (),
     ) -> bool:
         """Store the decision's enrollment (CAS) and run its actions; False when it was stale.
 
@@ -159,7 +160,7 @@ class Runtime:
             if stored is None:
                 return False
             raise conflict(enrollment, stored.enrollment.revision)
-        self._after_write(stored, decision, timer, pipe=None)
+        self._after_write(stored, decision, timer, pipe=None, notes=notes)
         if send is not None and enrollment.status == "sending" and any(a is send for a in decision.actions):
             self._send(StoredEnrollment(enrollment, send, timer), profile, inline)
         return True
@@ -172,11 +173,16 @@ class Runtime:
             self.dispatcher.deliver(enrollment.customer_id, enrollment.run_id, enrollment.revision)
 
     def _after_write(
-        self, stored: StoredEnrollment | None, decision: Decision, timer: tuple[int, float] | None, pipe: Any
+        self,
+        stored: StoredEnrollment | None,
+        decision: Decision,
+        timer: tuple[int, float] | None,
+        pipe: Any,
+        notes: Iterable[tuple[str, str | None, str, int]] = (),
     ) -> None:
         """Cancel the replaced timer, count the stats, apply profile updates (one round trip)."""
         enrollment = decision.enrollment
-        records: list[tuple[str, str | None, str, int]] = []
+        records: list[tuple[str, str | None, str, int]] = list(notes)
         recorded = set()
         updates: list[UpdateProfile] = []
         for action in decision.actions:
@@ -208,23 +214,34 @@ class Runtime:
         run_id: str,
         decide: Callable[[StoredEnrollment], Decision | None],
         first: StoredEnrollment | None = None,
+        notes: Iterable[tuple[str, str | None, str, int]] = (),
     ) -> bool:
-        """Decide and store; re-read and decide again when a compare-and-set loses (bounded)."""
+        """Decide and store; re-read and decide again when a compare-and-set loses (bounded).
+
+        ``notes`` (stats already earned, e.g. by a delivery) are counted exactly once either way.
+        """
         stored = first
-        for _ in range(CAS_ATTEMPTS):
-            if stored is None:
-                stored = self.store.get_enrollment(customer_id, run_id)
-            if stored is None:
-                return False
-            decision = decide(stored)
-            if decision is None:
-                return False
-            try:
-                return self.carry_out(stored, decision)
-            except StateConflict:
-                stored = None
-        log.info("enrollment kept moving; giving up this nudge", extra={"run_id": run_id})
-        return False
+        pending = list(notes)
+        try:
+            for _ in range(CAS_ATTEMPTS):
+                if stored is None:
+                    stored = self.store.get_enrollment(customer_id, run_id)
+                if stored is None:
+                    return False
+                decision = decide(stored)
+                if decision is None or (decision.enrollment is stored.enrollment):
+                    return False
+                try:
+                    written = self.carry_out(stored, decision, notes=pending)
+                    pending = []
+                    return written
+                except StateConflict:
+                    stored = None
+            log.info("enrollment kept moving; giving up this nudge", extra={"run_id": run_id})
+            return False
+        finally:
+            if pending:
+                self.store.record_many(pending)
 
     def journey_of(self, enrollment: Enrollment) -> Journey | None:
         return self.journeys.get(enrollment.journey_id, enrollment.journey_version)
@@ -460,6 +477,7 @@ class Runtime:
             def later(pipe: Any) -> None:
                 self.timers.schedule(customer_id, run_id, revision, due, pipe=pipe)
                 self.store.set_timer_field(customer_id, run_id, revision, due, pipe=pipe)
+                self.store.record_many(result.notes, pipe=pipe)
 
             self.store.run(later)
             return "retry"
@@ -472,7 +490,7 @@ class Runtime:
                 return None
             return engine.advance(journey, current.enrollment, seen, signal, now=now, settings_timezone=self.tz)
 
-        self._decide_and_store(customer_id, run_id, decide, first=stored)
+        self._decide_and_store(customer_id, run_id, decide, first=stored, notes=result.notes)
         return outcome
 
 

@@ -35,7 +35,7 @@ from orchestrator.timers import Timers
 from tests.orchestrator.harness import write_templates
 from tests.redis_server import RedisServer
 
-THREADS = 8
+THREADS = 4
 
 
 def _journey(first_wait: bool) -> Journey:
