@@ -20,8 +20,8 @@ import click
 from pydantic import ValidationError
 
 from orchestrator.errors import InputError, LoyaloopError, Problem, ValidationFailed
-from orchestrator.journey import Journey, SendStep
-from orchestrator.loader import journey_files, load_journeys, sort_problems
+from orchestrator.journey import EventTrigger, Journey, SendStep
+from orchestrator.loader import journey_files, load_catalogue_for, load_journeys, sort_problems
 from orchestrator.located import problems_from
 from orchestrator.profile import Profile
 from orchestrator.render import RenderedContent, Renderer, build_context, sms_segments
@@ -241,7 +241,13 @@ def format_content(content: RenderedContent) -> str:
 @click.command()
 @click.argument("journey_name", metavar="JOURNEY")
 @click.argument("step_id", metavar="STEP")
-@click.option("--profile", "profile_file", type=click.Path(path_type=Path), required=True, help="Profile JSON file.")
+@click.option(
+    "--profile",
+    "profile_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Profile JSON file (default: a sample built from the examples in catalogue.yaml).",
+)
 @click.option("--event", "event_file", type=click.Path(path_type=Path), default=None, help="Trigger event properties.")
 @click.option("--locale", default=None, help="Render in this locale (default: the profile's).")
 @click.option("--channel", default=None, help="Render a fallback channel of the step instead of its first.")
@@ -251,7 +257,7 @@ def format_content(content: RenderedContent) -> str:
 def render(
     journey_name: str,
     step_id: str,
-    profile_file: Path,
+    profile_file: Path | None,
     event_file: Path | None,
     locale: str | None,
     channel: str | None,
@@ -270,13 +276,21 @@ def render(
     step = _send_step(journey, step_id)
     if channel is not None and channel not in step.channels:
         raise InputError(f"step {step.id!r} sends on {', '.join(step.channels)}, not {channel!r}", field="channel")
-    try:
-        profile = Profile.model_validate(_read_json(profile_file, "profile"))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise InputError(f"the profile file is not a valid profile: {where}: {first['msg']}", field="profile") from None
+    catalogue = load_catalogue_for(folder)
+    if profile_file is None:
+        attributes = catalogue.example_attributes() if catalogue else {}
+        profile = Profile(id="preview", locale=settings.default_locale, attributes=attributes)
+    else:
+        try:
+            profile = Profile.model_validate(_read_json(profile_file, "profile"))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            message = f"the profile file is not a valid profile: {where}: {first['msg']}"
+            raise InputError(message, field="profile") from None
     event = _read_json(event_file, "event")
+    if event_file is None and catalogue is not None and isinstance(journey.trigger, EventTrigger):
+        event = catalogue.example_event(journey.trigger.event)
     try:
         now = datetime.fromisoformat(now_text) if now_text else datetime.now(UTC)
     except ValueError:
@@ -300,4 +314,6 @@ def render(
         f" (asked for {chosen_locale})" if content.locale != chosen_locale else ""
     )
     click.echo(header)
+    if profile_file is None or (event_file is None and event):
+        click.echo("note: sample data from catalogue.yaml (pass --profile / --event for a real customer)", err=True)
     click.echo(format_content(content))

@@ -231,3 +231,13 @@ def test_render_refuses_a_malformed_profile(tmp_path: Path, capsys: pytest.Captu
     with pytest.raises(SystemExit):
         main(render_args(tmp_path, "welcome", "two_days"))
     assert "error: step 'two_days' sends nothing" in capsys.readouterr().err
+
+
+def test_render_without_files_uses_catalogue_examples() -> None:
+    """A quick look needs no JSON files: the catalogue's example values fill profile and event."""
+    code, out, err = run(
+        "render", "vip", "congratulations", "--journeys", str(ROOT / "journeys"), "--templates", str(ROOT / "templates")
+    )
+    assert code == 0
+    assert "note: sample data from catalogue.yaml" in err
+    assert "Subject: Welcome to Gold, Anna" in out
