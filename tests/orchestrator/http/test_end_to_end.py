@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from twilio.request_validator import RequestValidator
 
 from orchestrator import consent
 from orchestrator.http import create_app
 from orchestrator.http.messages import StatusBook
 from tests.orchestrator.harness import Harness, journey, running
 from tests.orchestrator.http.conftest import bearer, make_config
-from tests.orchestrator.http.helpers import SendGridSigner, serve
+from tests.orchestrator.http.helpers import PUBLIC_URL, TWILIO_TOKEN, SendGridSigner, serve
 
 WELCOME = journey(
     {
@@ -137,3 +138,60 @@ def test_a_repeated_http_track_enrolls_once(redis_url: str, tmp_path: Path) -> N
         assert again.status_code == 202 and again.json()["duplicate"] is True
         h.settle()
         assert [m["step_id"] for m in h.outbox()] == ["hello"]
+
+
+SMS = journey(
+    {
+        "id": "sms_welcome",
+        "name": "SMS welcome",
+        "trigger": {"event": "signup"},
+        "steps": [
+            {"id": "hello", "send": "sms", "template": "hello"},
+            {"id": "await_delivery", "wait": {"event": "sms.delivered", "timeout": "1d", "on_event": "pause"}},
+            {"id": "undelivered", "exit": "undelivered"},
+            {"id": "pause", "wait": "2d"},
+            {"id": "tips", "send": "sms", "template": "tips"},
+        ],
+    }
+)
+PHONE = "+31612345678"
+
+
+def twilio_post(client: httpx.Client, path: str, params: dict[str, str]) -> httpx.Response:
+    signature = RequestValidator(TWILIO_TOKEN).compute_signature(f"{PUBLIC_URL}{path}", params)
+    return client.post(path, data=params, headers={"X-Twilio-Signature": signature})
+
+
+def test_twilio_delivery_moves_the_journey_and_an_inbound_stop_ends_sms(redis_url: str, tmp_path: Path) -> None:
+    """Twilio's delivered callback becomes sms.delivered (the journey moves on); the customer's STOP reply
+    withdraws SMS consent, so the follow-up text is never sent."""
+    with running(redis_url, tmp_path, [SMS], settings={"public_url": PUBLIC_URL}) as h, front_door(h) as (client, _):
+        attributes = {"phone": PHONE, "consent": {"sms": True}, "timezone": "Europe/Amsterdam"}
+        assert (
+            client.post(
+                "/v1/identify", json={"customer_id": "c4", "attributes": attributes}, headers=bearer()
+            ).status_code
+            == 202
+        )
+        assert (
+            client.post("/v1/track", json={"customer_id": "c4", "event": "signup"}, headers=bearer()).status_code == 202
+        )
+        h.settle()
+        [hello] = h.outbox()
+        assert (hello["channel"], hello["step_id"]) == ("sms", "hello")
+
+        sid = hello["idempotency_key"]  # the outbox channel's provider message id
+        status = {"MessageSid": sid, "MessageStatus": "delivered", "To": PHONE, "AccountSid": "AC1"}
+        assert twilio_post(client, "/webhooks/twilio/status", status).status_code == 204
+        h.settle()
+        assert StatusBook(h.client).status(sid)["status"] == "delivered"
+
+        stop = twilio_post(client, "/webhooks/twilio/inbound", {"MessageSid": "SMin", "From": PHONE, "Body": "Stop"})
+        assert stop.status_code == 200
+        assert consent.read_consent(h.client, "c4")["sms"] is False
+
+        h.tick(days=2, minutes=1)
+        assert [m["step_id"] for m in h.outbox()] == ["hello"]
+        stats = h.stats("sms_welcome")
+        assert stats["await_delivery:event"] == 1  # sms.delivered ended the wait (not the timeout)
+        assert stats["tips:suppressed:sms"] == 1 and stats.get("tips:sent:sms", 0) == 0
