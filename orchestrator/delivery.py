@@ -19,7 +19,7 @@ from typing import Any
 
 import pluggy
 
-from orchestrator import engine, plugins, unsubscribe
+from orchestrator import engine, metrics, plugins, unsubscribe
 from orchestrator.enrollment import Enrollment, SendAction
 from orchestrator.errors import ConfigurationError, PermanentError, TemplateError, TransientError
 from orchestrator.journey import Journey
@@ -133,6 +133,12 @@ class Delivery:
     ) -> AttemptResult:
         def note(stat: str) -> None:
             notes.append((journey.id, send.step_id, stat, 1))
+            outcome, _, channel_name = stat.partition(":")
+            if channel_name:
+                if outcome == "retry":
+                    metrics.retry(channel_name)
+                else:
+                    metrics.send(journey.id, channel_name, outcome)
 
         channel = self.channels.get(name)
         if channel is None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from orchestrator import engine
+from orchestrator import engine, metrics
 from orchestrator.delivery import Delivery
 from orchestrator.enrollment import (
     Decision,
@@ -193,6 +193,8 @@ class Runtime:
                 updates.append(action)
             elif isinstance(action, Finish) and (None, action.status) not in recorded:
                 records.append((enrollment.journey_id, None, action.status, 1))
+        if (None, "entered") in recorded:
+            metrics.entered(enrollment.journey_id)
         old = stored.timer if stored is not None else None
         drop = old is not None and (timer is None or old[0] != timer[0])
 
@@ -353,6 +355,7 @@ class Runtime:
         seen = self.store.apply_event(customer_id, event_id, lambda p: derive_profile(p, name, properties, timestamp))
         if seen.state == "done":
             self.store.count("events_duplicate")
+            metrics.event("duplicate")
             return "duplicate"
         now = self.clock()
         profile = seen.profile
@@ -373,6 +376,7 @@ class Runtime:
             self.store.count("events_handled", 1, pipe)
 
         self.store.run(finished)
+        metrics.event("handled")
         return "handled"
 
     def _live_runs_see(self, profile: Profile, event: EventArrived | None, live: dict[str, str] | None = None) -> None:

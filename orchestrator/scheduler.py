@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from orchestrator import engine, keys
+from orchestrator import engine, keys, metrics
 from orchestrator.journey import DateTrigger, ScheduleTrigger
 from orchestrator.runtime import Runtime, date_timer_run
 from orchestrator.timers import Timer
@@ -95,6 +95,7 @@ class Scheduler:
                 return report.fired
             report.fired += len(claimed)
             report.max_lateness = max(report.max_lateness, epoch - claimed[0].due)
+            metrics.timers_fired(len(claimed), epoch - claimed[0].due)
             for chunk in _chunks(claimed, self.fire_chunk):
                 self.fire_timers([timer.member for timer in chunk])
 

@@ -9,6 +9,9 @@ Without ``REDIS_URL`` the broker is a StubBroker: that is only useful in-process
 ``LOYALOOP_MAINTENANCE_CHANCE`` (per million commands) how often the broker looks for dead workers;
 Loyaloop's own leases (``LOYALOOP_TIMER_LEASE``, ``LOYALOOP_SEND_LEASE``, seconds) re-drive journey
 work sooner than that anyway.
+
+``LOYALOOP_METRICS=1`` adds Dramatiq's Prometheus middleware: every worker process's metrics
+(Dramatiq's and :mod:`orchestrator.metrics`) are served on port ``dramatiq_prom_port`` (9191).
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ def setup(settings: Settings | None = None) -> tuple[dramatiq.Broker, Actors]:
     """Set the global broker and declare the actors on it."""
     settings = settings or load_settings()
     broker = build_broker(settings)
+    if os.environ.get("LOYALOOP_METRICS") == "1":
+        from dramatiq.middleware.prometheus import Prometheus
+
+        broker.add_middleware(Prometheus())
     dramatiq.set_broker(broker)
     client_url = settings.redis_url
 

@@ -35,7 +35,7 @@ from orchestrator.timers import Timers
 from tests.orchestrator.harness import write_templates
 from tests.redis_server import RedisServer
 
-THREADS = 4
+THREADS = 8
 
 
 def _journey(first_wait: bool) -> Journey:

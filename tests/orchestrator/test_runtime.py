@@ -194,3 +194,34 @@ def test_a_short_wait_fires_on_time_while_thousands_of_long_waits_are_pending(re
         h.tick(days=1, seconds=1)
         assert [m["customer_id"] for m in h.outbox()] == ["c1"]
         assert h.runtime.timers.pending() == 3000
+
+
+def test_metrics_count_events_entries_and_sends_without_personal_labels(redis_url: str, tmp_path: Path) -> None:
+    """Prometheus counters move with the work; their labels name journeys and channels, never people."""
+    from prometheus_client import REGISTRY
+
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = (
+        value("loyaloop_events_total", outcome="handled"),
+        value("loyaloop_enrollments_total", journey="welcome"),
+        value("loyaloop_sends_total", journey="welcome", channel="email", outcome="sent"),
+    )
+    with running(redis_url, tmp_path, [WELCOME]) as h:
+        customer(h, "c1")
+        h.api.track("c1", "signup")
+        h.settle()
+    after = (
+        value("loyaloop_events_total", outcome="handled"),
+        value("loyaloop_enrollments_total", journey="welcome"),
+        value("loyaloop_sends_total", journey="welcome", channel="email", outcome="sent"),
+    )
+    assert [b - a for a, b in zip(before, after, strict=True)] == [1, 1, 1]
+    exposed = "".join(
+        f"{sample.labels}"
+        for metric in REGISTRY.collect()
+        if metric.name.startswith("loyaloop")
+        for sample in metric.samples
+    )
+    assert "c1" not in exposed and "@" not in exposed
