@@ -1,0 +1,53 @@
+"""``python -m tests.benchmarks [--quick] [--only NAME ...] [--plots DIR] [--markdown FILE]``
+
+Starts its own redis-server on a loopback port, runs each scenario (caps, event, cohort, workers,
+timers, http), and prints one table: figure, value, baseline measured in the same run, ratio,
+target, pass/fail.  ``--quick`` runs every scenario at a size that finishes in under a minute.
+Exit status 1 when a figure misses its target or a scenario fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime
+
+from tests.benchmarks import harness
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: each scenario under a minute")
+    parser.add_argument(
+        "--only", nargs="+", metavar="NAME", help=f"run only these: {', '.join(s.name for s in harness.SCENARIOS)}"
+    )
+    parser.add_argument("--plots", metavar="DIR", help="write the PNG plots here (e.g. docs/img)")
+    parser.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown to FILE")
+    args = parser.parse_args(argv)
+
+    from rich.console import Console
+
+    console = Console() if sys.stdout.isatty() else Console(width=180)
+    started = time.monotonic()
+    when = datetime.now(UTC)
+    machine = harness.machine()
+    outcomes = harness.run_all(args.only, args.quick, log=lambda line: console.print(line, highlight=False))
+    command = "python -m tests.benchmarks" + " ".join(["", *(sys.argv[1:] if argv is None else argv)])
+    title = f"Loyaloop benchmarks — {when:%Y-%m-%d %H:%M} UTC — {'quick' if args.quick else 'full'} sizes"
+    console.print(harness.table(outcomes, title))
+    console.print(f"machine: {machine}")
+    console.print(f"command: {command}   ({time.monotonic() - started:.0f} s)")
+    if args.plots:
+        for path in harness.write_plots(args.plots):
+            console.print(f"plot: {path}")
+    if args.markdown:
+        with open(args.markdown, "w", encoding="utf-8") as handle:
+            handle.write(f"{title}\n\nMachine: {machine}\n\nCommand: `{command}`\n\n")
+            handle.write(harness.markdown(outcomes) + "\n")
+    failed = any(o.error for o in outcomes) or any(f.passed is False for o in outcomes for f in o.figures)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

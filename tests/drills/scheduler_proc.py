@@ -1,0 +1,57 @@
+"""A scheduler process for the drills: ``python -m tests.drills.scheduler_proc [--lease S] [--victim]``.
+
+It builds the same Runtime and Scheduler a ``loyaloop scheduler`` would (settings and Redis from the
+environment, due timers handed to the workers' ``fire_timers`` actor over the RedisBroker).
+
+``--victim`` is the scheduler that dies mid-claim: it claims every due timer with its lease, prints
+``claimed <n> <epoch>`` and then stalls before handing anything to a worker, so the drill can
+SIGKILL it with the timers leased and not yet fired.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+import time
+
+import redis
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lease", type=float, default=30.0, help="seconds a claimed timer stays leased")
+    parser.add_argument("--idle", type=float, default=0.05, help="sleep between passes that found nothing")
+    parser.add_argument("--victim", action="store_true", help="claim everything due, report, then stall")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    from orchestrator.actors import ActorDispatcher
+    from orchestrator.runtime import build_runtime
+    from orchestrator.scheduler import Scheduler
+    from orchestrator.settings import load_settings
+    from tests.drills.support import broker_client
+
+    settings = load_settings()
+    assert settings.redis_url, "REDIS_URL must be set"
+    _broker, actors = broker_client(settings.redis_url)
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    runtime = build_runtime(settings, client, dispatcher=ActorDispatcher(actors), timer_lease=args.lease)
+
+    if args.victim:
+        now = time.time()
+        claimed = runtime.timers.claim_due(now, 1_000_000, lease=args.lease)
+        print(f"claimed {len(claimed)} {now!r}", flush=True)
+        while True:  # the hand-off to workers never happens: the drill kills us here
+            time.sleep(60)
+
+    scheduler = Scheduler(runtime, actors.fire_timers.send, actors.enter_batch.send)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print("scheduler running", flush=True)
+    scheduler.run_forever(stop, idle=args.idle)
+
+
+if __name__ == "__main__":
+    main()
