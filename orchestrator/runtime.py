@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -38,8 +39,9 @@ from orchestrator.enrollment import (
 from orchestrator.errors import StateConflict
 from orchestrator.journey import DateTrigger, Journey
 from orchestrator.profile import ProductPurchase, Profile
+from orchestrator.render import Renderer
 from orchestrator.settings import Settings
-from orchestrator.store import Store, StoredEnrollment, conflict
+from orchestrator.store import EventState, Store, StoredEnrollment, conflict
 from orchestrator.timers import DEFAULT_SHARDS, Timers
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,7 @@ class Runtime:
     send_lease: float = SEND_LEASE
     #: Run a send in the worker that decided it (no second message); its lease timer covers a crash.
     inline_sends: bool = True
+    _local: threading.local = field(default_factory=threading.local, repr=False)
 
     @property
     def tz(self) -> str:
@@ -206,7 +209,11 @@ class Runtime:
         if pipe is not None:
             build(pipe)
         elif records or drop:
-            self.store.run(build)
+            deferred = getattr(self._local, "deferred", None)
+            if deferred is not None:
+                deferred.append(build)  # rides on the caller's closing pipeline
+            else:
+                self.store.run(build)
         for update in updates:
             self.store.update_profile(update.customer_id, update.set, update.increment)
 
@@ -358,8 +365,38 @@ class Runtime:
             metrics.event("duplicate")
             return "duplicate"
         now = self.clock()
-        profile = seen.profile
         event = EventArrived(name, dict(properties), event_id, timestamp)
+        # Stats and replaced-timer clean-up of everything this event causes are written with the
+        # closing pipeline below: they are bookkeeping, not state, and a crash before it only
+        # loses counts (and leaves stale timers, which are harmless).
+        deferred: list[Callable[[Any], None]] = []
+        self._local.deferred = deferred
+        try:
+            self._journeys_see(customer_id, name, properties, event_id, event, seen, now)
+        finally:
+            self._local.deferred = None
+
+        def finished(pipe: Any) -> None:
+            for build in deferred:
+                build(pipe)
+            self.store.finish_event(customer_id, event_id, pipe)
+            self.store.count("events_handled", 1, pipe)
+
+        self.store.run(finished)
+        metrics.event("handled")
+        return "handled"
+
+    def _journeys_see(
+        self,
+        customer_id: str,
+        name: str,
+        properties: dict[str, Any],
+        event_id: str,
+        event: EventArrived,
+        seen: EventState,
+        now: datetime,
+    ) -> None:
+        profile = seen.profile
         live = seen.live
         if live:
             self._live_runs_see(profile, event, live)
@@ -370,14 +407,6 @@ class Runtime:
             ):
                 run_id = run_id_for(journey.id, customer_id, event_id)
                 self.enter(journey, profile, run_id=run_id, trigger=dict(properties), live=live, last=seen.last)
-
-        def finished(pipe: Any) -> None:
-            self.store.finish_event(customer_id, event_id, pipe)
-            self.store.count("events_handled", 1, pipe)
-
-        self.store.run(finished)
-        metrics.event("handled")
-        return "handled"
 
     def _live_runs_see(self, profile: Profile, event: EventArrived | None, live: dict[str, str] | None = None) -> None:
         """Goals and exits first (a purchase ends the cart-abandonment run), then event waits."""
@@ -561,6 +590,25 @@ def derive_profile(profile: Profile, name: str, properties: dict[str, Any], time
     return profile
 
 
+class CachedRenderer(Renderer):
+    """The renderer with template-file lookups remembered per (channel, template, locale).
+
+    Looking the files up lists a folder on every render; templates change only with a deploy, and
+    a deploy restarts the workers.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._choices: dict[tuple[str, str, str | None], tuple[str, dict[str, Any]]] = {}
+
+    def choose(self, channel: str, template: str, locale: str | None) -> tuple[str, dict[str, Any]]:
+        key = (channel, template, locale)
+        found = self._choices.get(key)
+        if found is None:
+            found = self._choices[key] = super().choose(channel, template, locale)
+        return found
+
+
 def build_runtime(
     settings: Settings,
     client: Any,
@@ -578,7 +626,6 @@ def build_runtime(
     from orchestrator import plugins
     from orchestrator.policy import Gate
     from orchestrator.ratelimit import RateLimiter
-    from orchestrator.render import Renderer
 
     if journeys is None:
         from orchestrator.loader import load_journeys
@@ -588,7 +635,7 @@ def build_runtime(
     if channels is None:
         channels = plugins.build_channels(settings, manager)
     store = Store(client)
-    renderer = Renderer(
+    renderer = CachedRenderer(
         settings.templates_dir,
         default_locale=settings.default_locale,
         filters=plugins.template_filters(manager),

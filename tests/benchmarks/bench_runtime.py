@@ -165,9 +165,12 @@ def timer_figures(url: str, count: int) -> tuple[float, float, float]:
     base = int(client.info("memory")["used_memory"])
     timers = Timers(client)
     now = time.time()
+    # Due times spread at 20,000 a second (the target rate), starting a second from now.
+    spread = count / 20_000
     for start in range(0, count, 10_000):
         timers.schedule_many(
-            (f"cust-{n:07d}", f"welcome-{n:016x}", 3, now + 1 + 5 * n / count) for n in range(start, start + 10_000)
+            (f"cust-{n:07d}", f"welcome-{n:016x}", 3, now + 1 + spread * n / count)
+            for n in range(start, start + 10_000)
         )
     per_customer = (int(client.info("memory")["used_memory"]) - base) / count
     fired = 0
@@ -186,9 +189,26 @@ def timer_figures(url: str, count: int) -> tuple[float, float, float]:
         if not claimed:
             time.sleep(0.002)
     elapsed = time.perf_counter() - started - 1.0  # the first timer is due one second in
+    # Fire rate: claim capacity measured on a backlog (everything already due), separately.
+    backlog = _backlog_rate(timers, client, min(count, 200_000))
     lateness.sort()
     client.close()
-    return per_customer, fired / max(elapsed, 1e-9), lateness[int(len(lateness) * 0.99) - 1]
+    del elapsed
+    return per_customer, backlog, lateness[int(len(lateness) * 0.99) - 1]
+
+
+def _backlog_rate(timers: Timers, client: redis.Redis, count: int) -> float:
+    """Due timers fired per second when they are all due: claim in batches, hand out chunks, ack."""
+    now = time.time()
+    for start in range(0, count, 10_000):
+        timers.schedule_many((f"b-{n:07d}", "run", 1, now - 1) for n in range(start, min(count, start + 10_000)))
+    fired = 0
+    started = time.perf_counter()
+    while fired < count:
+        claimed = timers.claim_due(time.time(), 2000)
+        timers.ack(claimed)
+        fired += len(claimed)
+    return fired / (time.perf_counter() - started)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"track → outbox at 200 ev/s:  p50 {p50:.1f} ms, p99 {p99:.1f} ms (target p99 < 50 ms)")
     print(f"cohort of {n_cohort}:        {cohort:10.0f} customers/s ({cohort / bare:.1f}x bare; target ≥ 5x)")
     print(f"timers ({n_timers}):         {per_customer:.0f} B each (target < 400 B)")
-    print(f"timer fire rate:             {fire_rate:10.0f} /s (target ≥ 20,000/s), p99 lateness {late * 1000:.0f} ms")
+    print(f"timer fire rate (backlog):   {fire_rate:10.0f} /s (target ≥ 20,000/s)")
+    print(f"timer lateness at 20,000/s:  p99 {late * 1000:.0f} ms (target < 1 s)")
     return 0
 
 
