@@ -130,9 +130,7 @@ class Gate:
         self.settings = settings
         self._sha: str | None = None
         self._release_sha: str | None = None
-        self._rule_cache: dict[
-            tuple[str, tuple[str, ...], int], tuple[Any, tuple[tuple[CapRule, ...], tuple[str, ...], int]]
-        ] = {}
+        self._rule_cache: dict[tuple[str, tuple[str, ...], int], tuple[Any, _RuleSet]] = {}
         longest = max((rule.window for rule in settings.caps), default=timedelta(0))
         self._horizon = max(longest, settings.send_log_retention)
         # Read once: pydantic attribute access is slow enough to show up at tens of thousands a second.
@@ -168,7 +166,7 @@ class Gate:
         for index in order:
             request = requests[index]
             if not request.address:
-                _zone, fallback = resolve_zone(request.timezone, self.settings.default_timezone)
+                _zone, fallback = resolve_zone(request.timezone, self._default_zone)
                 decisions[index] = GateDecision(
                     "no_address", reason=f"no {request.channel} address on the profile", timezone_fallback=fallback
                 )
