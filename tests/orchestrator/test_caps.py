@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orchestrator import caps, keys
+from orchestrator.consent import set_consent, suppress, unsuppress
 from orchestrator.errors import InputError
 from orchestrator.policy import Gate, GateDecision, SendRequest
 from orchestrator.settings import CapRule, Settings
@@ -84,9 +85,16 @@ class CapModel:
         self.transactional_counts = transactional_counts
         self.horizon = horizon // caps.MILLISECOND
         self.logs: dict[str, list[Logged]] = defaultdict(list)
+        #: Recorded consent (the profile in these tests always says yes) and suppressed customers.
+        self.consent: dict[tuple[str, str], bool] = {}
+        self.suppressed: set[str] = set()
 
     def decide(self, req: SendRequest, now: int) -> ModelDecision:
         marketing = req.category == "marketing"
+        if req.customer_id in self.suppressed:
+            return ModelDecision("suppressed")
+        if marketing and not self.consent.get((req.customer_id, req.channel), True):
+            return ModelDecision("no_consent")
         if not marketing and not self.transactional_counts:
             return ModelDecision("allowed")
         log = self.logs[req.customer_id] = [e for e in self.logs[req.customer_id] if e.at > now - self.horizon]
@@ -171,6 +179,8 @@ step_strategy = st.one_of(
         st.lists(send_strategy, min_size=1, max_size=4),
     ),
     st.tuples(st.just("release"), st.sampled_from(CUSTOMERS), st.integers(min_value=0, max_value=40)),
+    st.tuples(st.just("consent"), st.sampled_from(CUSTOMERS), st.sampled_from(CHANNELS), st.booleans()),
+    st.tuples(st.just("suppress"), st.sampled_from(CUSTOMERS), st.booleans()),
 )
 
 
@@ -183,9 +193,10 @@ step_strategy = st.one_of(
 def test_gate_decisions_equal_the_reference_model(
     redis_url: str, rules: list[CapRule], transactional_counts: bool, steps: list[Any]
 ) -> None:
-    """For any rules and any sequence of sends, retries, releases and clock moves, the gate decides
-    exactly as the model: never more sends than a cap allows, never a send refused that it allows,
-    the same retry time and blocking rule, and a retried idempotency key never counted twice."""
+    """For any rules and any sequence of sends, retries, releases, consent changes, suppressions and
+    clock moves, the gate decides exactly as the model: never more sends than a cap allows, never a
+    send refused that it allows, the same retry time and blocking rule, a retried idempotency key
+    never counted twice, and nothing recorded for a suppressed or unconsented send."""
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
     conf = Settings(
@@ -202,6 +213,20 @@ def test_gate_decisions_equal_the_reference_model(
                 _, customer, index = step
                 key = issued[index % len(issued)][1] if issued else "never-sent"
                 assert gate.release(customer, key) == model.release(customer, key)
+                continue
+            if step[0] == "consent":
+                _, customer, channel, granted = step
+                set_consent(client, customer, channel, granted, source="test")
+                model.consent[customer, channel] = granted
+                continue
+            if step[0] == "suppress":
+                _, customer, on = step
+                if on:
+                    suppress(client, f"{customer}@example.test", "hard_bounce")
+                    model.suppressed.add(customer)
+                else:
+                    unsuppress(client, f"{customer}@example.test")
+                    model.suppressed.discard(customer)
                 continue
             _, advance, sends = step
             now += timedelta(milliseconds=advance)
