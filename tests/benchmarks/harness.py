@@ -70,7 +70,7 @@ class Figure:
         if self.target is None:
             return "—"
         if self.compare.startswith("ratio"):
-            return f"{self.compare[5:]} {self.target:g}× baseline"
+            return f"{self.compare[5:]} {self.target:g}x baseline"
         return f"{self.compare} {fmt(self.target)} {self.unit}"
 
 
@@ -104,7 +104,7 @@ class Scenario:
             except ImportError:
                 module = None
             function = getattr(module, attribute, None) if module is not None else None
-            if callable(function):
+            if callable(function) and "quick" in inspect.signature(function).parameters:
                 return function, f"{module_name}.{attribute}"
         module_name, attribute = self.fallback
         return getattr(importlib.import_module(module_name), attribute), f"{module_name}.{attribute}"
@@ -232,7 +232,7 @@ def table(outcomes: Sequence[Outcome], title: str) -> Any:
             continue
         for figure in outcome.figures:
             baseline = f"{fmt(figure.baseline)} {figure.baseline_name}".strip() if figure.baseline is not None else "—"
-            ratio = f"{figure.ratio:.2f}×" if figure.ratio is not None else "—"
+            ratio = f"{figure.ratio:.2f}x" if figure.ratio is not None else "—"
             verdict = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "info"}[figure.passed]
             name = figure.name + (f" ({figure.note})" if figure.note else "")
             grid.add_row(
@@ -249,14 +249,17 @@ def table(outcomes: Sequence[Outcome], title: str) -> Any:
 
 def markdown(outcomes: Sequence[Outcome]) -> str:
     """The same table as Markdown, for docs/benchmarks.md."""
-    rows = ["| scenario | figure | value | baseline (same run) | ratio | target | result |", "|---|---|---:|---:|---:|---|---|"]
+    rows = [
+        "| scenario | figure | value | baseline (same run) | ratio | target | result |",
+        "|---|---|---:|---:|---:|---|---|",
+    ]
     for outcome in outcomes:
         if outcome.error:
             rows.append(f"| {outcome.scenario.name} | error: {outcome.error[:120]} | | | | | error |")
             continue
         for figure in outcome.figures:
             baseline = f"{fmt(figure.baseline)} {figure.baseline_name}".strip() if figure.baseline is not None else "—"
-            ratio = f"{figure.ratio:.2f}×" if figure.ratio is not None else "—"
+            ratio = f"{figure.ratio:.2f}x" if figure.ratio is not None else "—"
             verdict = {True: "pass", False: "**FAIL**", None: "info"}[figure.passed]
             name = figure.name + (f" ({figure.note})" if figure.note else "")
             rows.append(
@@ -282,9 +285,10 @@ def machine() -> str:
 
 def _cpu_model() -> str:
     try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
     return platform.processor() or "unknown CPU"

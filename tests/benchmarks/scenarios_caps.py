@@ -59,5 +59,7 @@ def run(quick: bool, redis_url: str | None = None) -> list[Figure]:
             TARGET,
             ">=",
         ),
-        Figure("caps", "gate.check, one round trip each", single_rate, "decisions/s", incr_rate, "INCR/s", 0.5, "ratio>="),
+        Figure(
+            "caps", "gate.check, one round trip each", single_rate, "decisions/s", incr_rate, "INCR/s", 0.5, "ratio>="
+        ),
     ]

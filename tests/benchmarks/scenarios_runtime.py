@@ -29,7 +29,7 @@ LATENCY_RATE = 200.0
 
 
 def noop_rate(redis_url: str, messages: int, processes: int, threads: int = THREADS) -> float:
-    """Messages per second a bare no-op actor drains, pre-queued, on ``processes`` × ``threads``."""
+    """Messages per second a bare no-op actor drains, pre-queued, on ``processes`` x ``threads``."""
     from dramatiq import Message
     from dramatiq.brokers.redis import RedisBroker
 
@@ -101,7 +101,9 @@ def track_latency(redis_url: str, seconds: float, rate: float = LATENCY_RATE) ->
         latencies = []
         for line in support.outbox_lines(space.outbox):
             if line["customer_id"] in sent_at:
-                latencies.append((datetime.fromisoformat(line["sent_at"]).timestamp() - sent_at[line["customer_id"]]) * 1000)
+                latencies.append(
+                    (datetime.fromisoformat(line["sent_at"]).timestamp() - sent_at[line["customer_id"]]) * 1000
+                )
         return sorted(latencies)
     finally:
         worker.stop()
@@ -112,7 +114,7 @@ def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     if not ordered:
         return float("nan")
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def run_event(quick: bool, redis_url: str | None = None) -> list[Figure]:
@@ -122,7 +124,16 @@ def run_event(quick: bool, redis_url: str | None = None) -> list[Figure]:
     rate = event_rate(redis_url, events, 1)
     latencies = track_latency(redis_url, seconds)
     return [
-        Figure("event", f"track → outbox, {events:,} events, 1×{THREADS}", rate, "events/s", baseline, "no-op msg/s", 0.5, "ratio>="),
+        Figure(
+            "event",
+            f"track → outbox, {events:,} events, 1x{THREADS}",
+            rate,
+            "events/s",
+            baseline,
+            "no-op msg/s",
+            0.5,
+            "ratio>=",
+        ),
         Figure(
             "event",
             f"p99 track → outbox at {LATENCY_RATE:.0f} events/s",
@@ -185,9 +196,30 @@ def run_workers(quick: bool, redis_url: str | None = None) -> list[Figure]:
         client.close()
         baseline = noop_rate(redis_url, events, processes)
         rate = event_rate(redis_url, events, processes)
-        add_plot_point("throughput_vs_processes", "worker processes (8 threads each)", "messages or events per second", "bare no-op actor (msg/s)", processes, baseline)
-        add_plot_point("throughput_vs_processes", "worker processes (8 threads each)", "messages or events per second", "Loyaloop event → outbox (events/s)", processes, rate)
+        add_plot_point(
+            "throughput_vs_processes",
+            "worker processes (8 threads each)",
+            "messages or events per second",
+            "bare no-op actor (msg/s)",
+            processes,
+            baseline,
+        )
+        add_plot_point(
+            "throughput_vs_processes",
+            "worker processes (8 threads each)",
+            "messages or events per second",
+            "Loyaloop event → outbox (events/s)",
+            processes,
+            rate,
+        )
         figures.append(
-            Figure("workers", f"track → outbox, {processes} process(es) × {THREADS}", rate, "events/s", baseline, "no-op msg/s")
+            Figure(
+                "workers",
+                f"track → outbox, {processes} process(es) x {THREADS}",
+                rate,
+                "events/s",
+                baseline,
+                "no-op msg/s",
+            )
         )
     return figures

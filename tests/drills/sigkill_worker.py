@@ -105,7 +105,7 @@ def run(
         marks = [expected * (index + 1) // (kills + 1) for index in range(kills)]
         last_kill = 0.0
         for mark in marks:
-            support.wait_for(lambda m=mark: support.count_lines(space.outbox) >= m, timeout, what=f"{mark} messages")
+            support.wait_for(support.outbox_reaches(space.outbox, mark), timeout, what=f"{mark} messages")
             at = support.count_lines(space.outbox)
             workers[-1].kill(signal.SIGKILL)
             killed = last_kill = time.monotonic()
@@ -115,7 +115,7 @@ def run(
                 )
             )
             resumed = support.wait_for(
-                lambda a=at: support.count_lines(space.outbox) > a, timeout, interval=0.05, what="sending resumed"
+                support.outbox_reaches(space.outbox, at + 1), timeout, interval=0.05, what="sending resumed"
             )
             result.kills.append(KillRecord(at, resumed))
             log(f"SIGKILL at {at:,}/{expected:,} messages; sending resumed {time.monotonic() - killed:.2f} s later")
@@ -158,8 +158,11 @@ def report(result: SigkillResult) -> str:
         "a kill between the two moves the count, never the outbox)",
     ]
     for index, kill in enumerate(result.kills, start=1):
-        lines.append(f"  kill {index}: at {kill.at_messages:,} messages, sending resumed after {kill.resumed_after:.2f} s")
-    lines.append(f"  last message {result.tail_after_last_kill:.1f} s after the last kill; whole run {result.total_seconds:.1f} s")
+        lines.append(
+            f"  kill {index}: at {kill.at_messages:,} messages, sending resumed after {kill.resumed_after:.2f} s"
+        )
+    tail, total = result.tail_after_last_kill, result.total_seconds
+    lines.append(f"  last message {tail:.1f} s after the last kill; whole run {total:.1f} s")
     if result.timed_out:
         lines.append(f"  {result.timed_out}; messages still in Dramatiq ack sets: {result.orphaned or 'none'}")
     lines.append("  PASS: every customer got exactly the journey's messages" if result.exact else "  FAIL")

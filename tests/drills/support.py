@@ -9,6 +9,7 @@ together (a container being killed), and nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -271,10 +272,8 @@ class Proc:
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Signal the whole process group (the dramatiq master and its worker processes)."""
         if self.alive():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, sig)
-            except ProcessLookupError:
-                pass
         self.popen.wait(timeout=30)
         self._handle.close()
 
@@ -357,6 +356,11 @@ def count_lines(path: Path) -> int:
         return 0
     with path.open("rb") as handle:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+
+
+def outbox_reaches(path: Path, count: int) -> Callable[[], bool]:
+    """A check for :func:`wait_for`: the outbox holds at least ``count`` messages."""
+    return lambda: count_lines(path) >= count
 
 
 @dataclass

@@ -1,0 +1,46 @@
+"""HTTP intake (issue 6): ``POST /v1/track`` under wrk, beside a bare ASGI hello-world, same run.
+
+The harness's adapter over ``tests.benchmarks.bench_http`` (which starts its own redis-server,
+``loyaloop serve`` and the hello-world under the same uvicorn runner, and loads both with wrk),
+used until that module exposes ``run(quick, redis_url=None) -> list[Figure]`` itself.
+"""
+
+from __future__ import annotations
+
+from tests.benchmarks import bench_http
+from tests.benchmarks.harness import Figure
+
+WORKERS = 2
+CONNECTIONS = 64
+
+
+def run(quick: bool) -> list[Figure]:
+    seconds = 5 if quick else 15
+    results, queued = bench_http.run(workers=WORKERS, threads=2, levels=[CONNECTIONS], seconds=seconds)
+    track = next(r for r in results if r.label == "/v1/track")
+    hello = next(r for r in results if r.label == "hello-world")
+    setting = f"{WORKERS} uvicorn workers, {CONNECTIONS} connections, {seconds} s"
+    return [
+        Figure(
+            "http",
+            f"/v1/track requests/s ({setting})",
+            track.rps,
+            "req/s",
+            hello.rps,
+            "hello req/s",
+            float(bench_http.TARGET_RPS),
+            ">=",
+            note=f"{track.errors} errors, {queued:,} queued",
+        ),
+        Figure(
+            "http",
+            "/v1/track p99 latency",
+            track.p99_ms,
+            "ms",
+            hello.p99_ms,
+            "hello ms",
+            bench_http.TARGET_P99_MS,
+            "<=",
+            note=f"p50 {track.p50_ms:.1f} ms",
+        ),
+    ]
