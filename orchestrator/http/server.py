@@ -30,6 +30,8 @@ from orchestrator.settings import Settings, load_settings
 
 #: The import string uvicorn is given.
 FACTORY = "orchestrator.http.server:build_app"
+#: Seconds a Redis call may take before the request fails with 500.
+REDIS_TIMEOUT = 5.0
 #: uvicorn's exit code when the server could not start.
 STARTUP_FAILURE = 3
 
@@ -47,7 +49,14 @@ def require_redis(settings: Settings) -> str:
 def build_app() -> Starlette:
     """Build the production app (called by uvicorn in each worker process)."""
     settings = load_settings()
-    client = redis.Redis.from_url(require_redis(settings), decode_responses=True)
+    # Single tracks run on the event loop (see intake_api): a Redis that stops answering must fail
+    # the request after a bounded wait, not freeze the worker.
+    client = redis.Redis.from_url(
+        require_redis(settings),
+        decode_responses=True,
+        socket_timeout=REDIS_TIMEOUT,
+        socket_connect_timeout=REDIS_TIMEOUT,
+    )
     from orchestrator.intake import Loyaloop
     from orchestrator.worker import actors  # binds the actors to the RedisBroker on REDIS_URL
 
