@@ -17,13 +17,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from orchestrator import engine, metrics
 from orchestrator.delivery import Delivery
+from orchestrator.derive import derive_profile
 from orchestrator.enrollment import (
     Decision,
     Delivered,
@@ -38,11 +40,10 @@ from orchestrator.enrollment import (
 )
 from orchestrator.errors import StateConflict
 from orchestrator.journey import DateTrigger, Journey
-from orchestrator.profile import ProductPurchase, Profile
-from orchestrator.render import Renderer
+from orchestrator.profile import Profile
 from orchestrator.settings import Settings
 from orchestrator.store import EventState, Store, StoredEnrollment, conflict
-from orchestrator.timers import DEFAULT_SHARDS, Timers
+from orchestrator.timers import Timers
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,6 @@ log = logging.getLogger(__name__)
 SEND_LEASE = 60.0
 #: Attempts at a compare-and-set that keeps losing before the nudge is dropped (another worker won).
 CAS_ATTEMPTS = 5
-ORDER_EVENTS = frozenset({"order.placed", "order.completed", "order", "purchase"})
 
 Clock = Callable[[], datetime]
 
@@ -333,22 +333,47 @@ class Runtime:
             planned.append((decision, send, timer, profile))
 
         def write(pipe: Any) -> None:
+            # Timers first (one ZADD per shard for the whole chunk), then one CAS per customer.
+            self.timers.schedule_many(
+                (
+                    (d.enrollment.customer_id, d.enrollment.run_id, t[0], t[1])
+                    for d, _s, t, _p in planned
+                    if t is not None and not d.enrollment.finished
+                ),
+                pipe=pipe,
+            )
             for decision, send, timer, _profile in planned:
-                self._queue_write(pipe, None, decision, send, timer)
+                self.store.write_enrollment(pipe, decision.enrollment, expected=-1, send=send, timer=timer)
 
-        replies = self.store.run(write) if planned else []
-        done = [item for item, ok in zip(planned, _cas_replies(replies, planned), strict=True) if ok]
+        replies = self.store.run(write)[-len(planned) :] if planned else []
+        done = [item for item, ok in zip(planned, replies, strict=True) if ok]
         if done:
-
-            def effects(pipe: Any) -> None:
-                for decision, _send, timer, _profile in done:
-                    self._after_write(None, decision, timer, pipe=pipe)
-
-            self.store.run(effects)
+            self._batch_effects([decision for decision, _send, _timer, _profile in done])
         for decision, send, timer, profile in done:
             if send is not None and decision.enrollment.status == "sending":
                 self._send(StoredEnrollment(decision.enrollment, send, timer), profile, True)
         return entered + len(done)
+
+    def _batch_effects(self, decisions: list[Decision]) -> None:
+        """Stats of many new runs summed into one HINCRBY each; profile updates applied after."""
+        totals: Counter[tuple[str, str | None, str]] = Counter()
+        for decision in decisions:
+            journey_id = decision.enrollment.journey_id
+            recorded = set()
+            for action in decision.actions:
+                if isinstance(action, Record):
+                    totals[(journey_id, action.step_id, action.stat)] += 1
+                    recorded.add((action.step_id, action.stat))
+                elif isinstance(action, Finish) and (None, action.status) not in recorded:
+                    totals[(journey_id, None, action.status)] += 1
+        self.store.record_many((journey, step, stat, amount) for (journey, step, stat), amount in totals.items())
+        for (journey_id, step_id, stat), amount in totals.items():
+            if step_id is None and stat == "entered":
+                metrics.entered(journey_id, amount)
+        for decision in decisions:
+            for action in decision.actions:
+                if isinstance(action, UpdateProfile):
+                    self.store.update_profile(action.customer_id, action.set, action.increment)
 
     # --- events --------------------------------------------------------------------------------
     def handle_event(
@@ -527,18 +552,6 @@ class Runtime:
         return outcome
 
 
-def _cas_replies(replies: list[Any], planned: list[tuple[Decision, Any, tuple[int, float] | None, Any]]) -> list[bool]:
-    """The compare-and-set answers out of a pipeline that also holds each enrollment's ZADD."""
-    answers: list[bool] = []
-    position = 0
-    for decision, _send, timer, _profile in planned:
-        if timer is not None and not decision.enrollment.finished:
-            position += 1
-        answers.append(bool(replies[position]))
-        position += 1
-    return answers
-
-
 DATE_RUN_PREFIX = "@date:"
 
 
@@ -562,102 +575,7 @@ def run_id_for(journey_id: str, customer_id: str, key: str) -> str:
     return f"{journey_id}-{digest}"
 
 
-def derive_profile(profile: Profile, name: str, properties: dict[str, Any], timestamp: datetime) -> Profile:
-    """What an event teaches about a customer: orders count, money spent, products to replenish."""
-    if profile.created_at is None:
-        profile.created_at = timestamp
-    if name not in ORDER_EVENTS:
-        return profile
-    profile.orders_count += 1
-    total = next((properties[k] for k in ("total", "amount", "value") if k in properties), 0)
-    if isinstance(total, int | float) and not isinstance(total, bool):
-        profile.total_spent = round(profile.total_spent + float(total), 2)
-    if profile.last_order_at is None or timestamp > profile.last_order_at:
-        profile.last_order_at = timestamp
-    items = properties.get("items") or properties.get("products") or []
-    if isinstance(items, list):
-        for item in items:
-            if not isinstance(item, dict) or not item.get("sku"):
-                continue
-            sku = str(item["sku"])
-            days = item.get("replenish_days")
-            replenish_at = None
-            if isinstance(days, int | float) and not isinstance(days, bool) and days > 0:
-                replenish_at = timestamp + timedelta(days=float(days))
-            profile.products[sku] = ProductPurchase(
-                sku=sku, name=str(item.get("name", "")), last_bought_at=timestamp, replenish_at=replenish_at
-            )
-    return profile
+# The wiring lives in its own module; importing it from here keeps ``runtime.build_runtime`` working.
+from orchestrator.wiring import CachedRenderer, build_runtime  # noqa: E402
 
-
-class CachedRenderer(Renderer):
-    """The renderer with template-file lookups remembered per (channel, template, locale).
-
-    Looking the files up lists a folder on every render; templates change only with a deploy, and
-    a deploy restarts the workers.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._choices: dict[tuple[str, str, str | None], tuple[str, dict[str, Any]]] = {}
-
-    def choose(self, channel: str, template: str, locale: str | None) -> tuple[str, dict[str, Any]]:
-        key = (channel, template, locale)
-        found = self._choices.get(key)
-        if found is None:
-            found = self._choices[key] = super().choose(channel, template, locale)
-        return found
-
-
-def build_runtime(
-    settings: Settings,
-    client: Any,
-    *,
-    journeys: dict[str, Journey] | None = None,
-    dispatcher: Dispatcher | None = None,
-    clock: Clock = utc_now,
-    pm: Any = None,
-    channels: dict[str, Any] | None = None,
-    timer_lease: float = 30.0,
-    send_lease: float = SEND_LEASE,
-    timer_shards: int | None = None,
-) -> Runtime:
-    """Wire a runtime from settings and a Redis client (``decode_responses=True``)."""
-    from orchestrator import plugins
-    from orchestrator.policy import Gate
-    from orchestrator.ratelimit import RateLimiter
-
-    if journeys is None:
-        from orchestrator.loader import load_journeys
-
-        journeys = load_journeys(settings.journeys_dir, settings.templates_dir)
-    manager = pm if pm is not None else plugins.get_plugin_manager()
-    if channels is None:
-        channels = plugins.build_channels(settings, manager)
-    store = Store(client)
-    renderer = CachedRenderer(
-        settings.templates_dir,
-        default_locale=settings.default_locale,
-        filters=plugins.template_filters(manager),
-        globals=plugins.template_globals(manager),
-    )
-    delivery = Delivery(
-        settings=settings,
-        store=store,
-        channels=channels,
-        gate=Gate(client, settings),
-        renderer=renderer,
-        pm=manager,
-        ratelimiter=RateLimiter(client, settings) if settings.rate_limits else None,
-        claim_lease=send_lease,
-    )
-    return Runtime(
-        settings=settings,
-        store=store,
-        timers=Timers(client, lease=timer_lease, shards=timer_shards or DEFAULT_SHARDS),
-        journeys=JourneyBook(store, journeys),
-        delivery=delivery,
-        dispatcher=dispatcher,
-        clock=clock,
-        send_lease=send_lease,
-    )
+__all__ = ["CachedRenderer", "build_runtime"]

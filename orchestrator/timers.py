@@ -116,17 +116,18 @@ class Timers:
         target = pipe if pipe is not None else self.redis
         target.zadd(keys.timers(self.shard_of(customer_id)), {member(customer_id, run_id, revision): due})
 
-    def schedule_many(self, entries: Iterable[tuple[str, str, int, float]]) -> None:
-        """Schedule many timers in one pipelined round trip."""
+    def schedule_many(self, entries: Iterable[tuple[str, str, int, float]], pipe: Any = None) -> None:
+        """Schedule many timers with one ZADD per shard (on ``pipe`` when given, else one round trip)."""
         by_shard: dict[int, dict[str, float]] = {}
         for customer_id, run_id, revision, due in entries:
             by_shard.setdefault(self.shard_of(customer_id), {})[member(customer_id, run_id, revision)] = due
         if not by_shard:
             return
-        pipe = self.redis.pipeline(transaction=False)
+        target = pipe if pipe is not None else self.redis.pipeline(transaction=False)
         for shard, mapping in by_shard.items():
-            pipe.zadd(keys.timers(shard), mapping)
-        pipe.execute()
+            target.zadd(keys.timers(shard), mapping)
+        if pipe is None:
+            target.execute()
 
     def cancel(self, customer_id: str, run_id: str, revision: int, pipe: Any = None) -> None:
         """Drop a timer, whether waiting or claimed (a goal was reached, the event came)."""

@@ -1,0 +1,86 @@
+"""Wiring a Runtime from settings: journeys, channels, gate, renderer, timers, one Redis client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.delivery import Delivery
+from orchestrator.journey import Journey
+from orchestrator.render import Renderer
+from orchestrator.runtime import SEND_LEASE, Clock, Dispatcher, JourneyBook, Runtime, utc_now
+from orchestrator.settings import Settings
+from orchestrator.store import Store
+from orchestrator.timers import DEFAULT_SHARDS, Timers
+
+
+class CachedRenderer(Renderer):
+    """The renderer with template-file lookups remembered per (channel, template, locale).
+
+    Looking the files up lists a folder on every render; templates change only with a deploy, and
+    a deploy restarts the workers.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._choices: dict[tuple[str, str, str | None], tuple[str, dict[str, Any]]] = {}
+
+    def choose(self, channel: str, template: str, locale: str | None) -> tuple[str, dict[str, Any]]:
+        key = (channel, template, locale)
+        found = self._choices.get(key)
+        if found is None:
+            found = self._choices[key] = super().choose(channel, template, locale)
+        return found
+
+
+def build_runtime(
+    settings: Settings,
+    client: Any,
+    *,
+    journeys: dict[str, Journey] | None = None,
+    dispatcher: Dispatcher | None = None,
+    clock: Clock = utc_now,
+    pm: Any = None,
+    channels: dict[str, Any] | None = None,
+    timer_lease: float = 30.0,
+    send_lease: float = SEND_LEASE,
+    timer_shards: int | None = None,
+) -> Runtime:
+    """Wire a runtime from settings and a Redis client (``decode_responses=True``)."""
+    from orchestrator import plugins
+    from orchestrator.policy import Gate
+    from orchestrator.ratelimit import RateLimiter
+
+    if journeys is None:
+        from orchestrator.loader import load_journeys
+
+        journeys = load_journeys(settings.journeys_dir, settings.templates_dir)
+    manager = pm if pm is not None else plugins.get_plugin_manager()
+    if channels is None:
+        channels = plugins.build_channels(settings, manager)
+    store = Store(client)
+    renderer = CachedRenderer(
+        settings.templates_dir,
+        default_locale=settings.default_locale,
+        filters=plugins.template_filters(manager),
+        globals=plugins.template_globals(manager),
+    )
+    delivery = Delivery(
+        settings=settings,
+        store=store,
+        channels=channels,
+        gate=Gate(client, settings),
+        renderer=renderer,
+        pm=manager,
+        ratelimiter=RateLimiter(client, settings) if settings.rate_limits else None,
+        claim_lease=send_lease,
+    )
+    return Runtime(
+        settings=settings,
+        store=store,
+        timers=Timers(client, lease=timer_lease, shards=timer_shards or DEFAULT_SHARDS),
+        journeys=JourneyBook(store, journeys),
+        delivery=delivery,
+        dispatcher=dispatcher,
+        clock=clock,
+        send_lease=send_lease,
+    )
