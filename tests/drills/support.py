@@ -323,10 +323,13 @@ def start_worker(
     return Proc(args, space.env(), space.root / f"{tag}.log")
 
 
-def start_scheduler(space: Workspace, *, lease: float = 30.0, idle: float = 0.05, tag: str = "scheduler") -> Proc:
-    """A scheduler process (``python -m tests.drills.scheduler_proc``) ticking against the workspace's Redis."""
+def start_scheduler(
+    space: Workspace, *, lease: float = 30.0, idle: float = 0.05, tag: str = "scheduler", victim: bool = False
+) -> Proc:
+    """A scheduler process (``python -m tests.drills.scheduler_proc``) ticking against the workspace's Redis;
+    ``victim`` claims what is due and stalls (see that module)."""
     args = [PYTHON, "-m", "tests.drills.scheduler_proc", "--lease", str(lease), "--idle", str(idle)]
-    return Proc(args, space.env(), space.root / f"{tag}.log")
+    return Proc([*args, "--victim"] if victim else args, space.env(), space.root / f"{tag}.log")
 
 
 def wait_for(check: Callable[[], bool], timeout: float, *, interval: float = 0.1, what: str = "condition") -> float:
