@@ -122,6 +122,9 @@ class IntakeApi:
         """Charge the rate limit and look up which event ids the runtime has already handled, in one
         pipelined round trip (a malformed body costs one unit, so refusals are not free)."""
         wanted = [(i, call) for i, call in enumerate(calls) if isinstance(call, TrackCall) and call.event_id]
+        flags = [False] * len(calls)
+        if not wanted:  # nothing to look up: a plain EVALSHA is cheaper than a pipeline
+            return self._limiter.charge(key_id, max(len(calls), 1)), flags
         for attempt in (1, 2):
             with self._client.pipeline(transaction=False) as pipe:
                 self._limiter.queue(pipe, key_id, max(len(calls), 1))
@@ -135,7 +138,6 @@ class IntakeApi:
                     if attempt == 2:
                         raise
                     self._limiter.load()  # nothing ran: the script was the first command and failed
-        flags = [False] * len(calls)
         for (index, _), seen in zip(wanted, answers[1:], strict=True):
             flags[index] = bool(seen)
         return self._limiter.verdict(answers[0]), flags
