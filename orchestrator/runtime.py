@@ -297,26 +297,25 @@ class Runtime:
         self._decide_and_store(customer_id, run_id, decide)
 
     def enter_batch(self, journey_id: str, customer_ids: list[str], run_key: str, trigger: dict[str, Any]) -> int:
-        """Enter a chunk of a cohort with a handful of round trips: profiles and entry state read in
-        two pipelines, every enrollment written in one, stats in one; sends then run inline.
-        Returns how many entered."""
+        """Enter a chunk of a cohort in three round trips: profiles with their entry state read by
+        one script call per customer, every enrollment written in one pipeline, stats summed in one;
+        sends then run inline.  Returns how many entered."""
         journey = self.journeys.current.get(journey_id)
         if journey is None:
             return 0
         now = self.clock()
         zone = trigger.get("zone")
-        profiles = [
-            p
-            for p in self.store.get_profiles(customer_ids).values()
-            if (zone is None or home_zone(p, self.tz) == zone) and engine.in_audience(journey, p, now)
+        known = self.store.customers(customer_ids)
+        eligible = [
+            (profile, live, last)
+            for profile, live, last in known.values()
+            if (zone is None or home_zone(profile, self.tz) == zone) and engine.in_audience(journey, profile, now)
         ]
-        if not profiles:
+        if not eligible:
             return 0
-        state = self.store.entry_state([p.id for p in profiles])
         planned: list[tuple[Decision, SendAction | None, tuple[int, float] | None, Profile]] = []
         entered = 0
-        for profile in profiles:
-            live, last = state[profile.id]
+        for profile, live, last in eligible:
             run_id = run_id_for(journey.id, profile.id, run_key)
             if journey.re_entry == "restart" and any(j == journey.id for j in live.values()):
                 entered += self.enter(journey, profile, run_id=run_id, trigger=trigger, live=live, last=last)
