@@ -117,8 +117,7 @@ class Delivery:
             outcomes.append(result.outcome)
         if len(outcomes) == 1:
             return AttemptResult(outcomes[0], send.channels[0], notes=tuple(notes))
-        notes.append((journey.id, send.step_id, "undeliverable", 1))
-        return AttemptResult("undeliverable", notes=tuple(notes))
+        return AttemptResult("undeliverable", notes=tuple(notes))  # the engine counts the step's outcome
 
     def _one(
         self,
