@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from orchestrator.errors import PermanentError, TransientError
 from orchestrator.message import Message, Receipt
@@ -37,8 +38,8 @@ class Scripted:
         return Receipt(channel=self.name, provider="scripted", provider_message_id=f"m-{len(self.accepted)}")
 
 
-def _customer(h: Harness, cid: str = "c1", **extra: object) -> None:
-    attrs = {
+def _customer(h: Harness, cid: str = "c1", **extra: Any) -> None:
+    attrs: dict[str, Any] = {
         "email": f"{cid}@example.com",
         "phone": "+31612345678",
         "timezone": "Europe/Amsterdam",
