@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 import tempfile
 from typing import Any
 
@@ -52,21 +53,26 @@ def serve(host: str, port: int, workers: int, log_level: str, access_log: bool) 
         redis.Redis.from_url(url).ping()
     except redis.RedisError as exc:
         raise ConfigurationError(f"cannot reach Redis at REDIS_URL ({type(exc).__name__}); is it running?") from exc
+    metrics_dir: str | None = None
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker keeps its own counters; this folder lets /metrics add them up.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="loyaloop-metrics-")
+        metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="loyaloop-metrics-")
     config = log_config(log_level)
     if not access_log:
         config["loggers"]["loyaloop.http.access"] = {"level": "WARNING"}
-    run_uvicorn(
-        FACTORY,
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,  # uvicorn's access log holds client IPs and raw paths
-        log_config=config,
-        log_level=log_level,
-        proxy_headers=True,
-        server_header=False,
-    )
+    try:
+        run_uvicorn(
+            FACTORY,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=False,  # uvicorn's access log holds client IPs and raw paths
+            log_config=config,
+            log_level=log_level,
+            proxy_headers=True,
+            server_header=False,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
