@@ -412,7 +412,7 @@ class RedisHandle:
     """A started RedisServer and a client on it (closed and removed by :meth:`close`)."""
 
     server: Any
-    client: redis.Redis
+    client: Any  # redis.Redis with decode_responses=True (str replies; the stubs cannot say so)
 
     @property
     def url(self) -> str:
