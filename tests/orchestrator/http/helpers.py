@@ -53,6 +53,7 @@ class RecordingIntake:
     tracked: list[dict[str, Any]] = field(default_factory=list)
     identified: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     refuse_customers: set[str] = field(default_factory=set)
+    broken: bool = False
 
     def track(
         self,
@@ -63,6 +64,8 @@ class RecordingIntake:
         event_id: str | None = None,
         timestamp: datetime | None = None,
     ) -> str:
+        if self.broken:
+            raise ConnectionError("the queue is unreachable")
         if customer_id in self.refuse_customers:
             raise InputError("customer refused by the runtime", field="customer_id")
         event_id = event_id or f"generated-{len(self.tracked)}"
@@ -84,6 +87,7 @@ class RecordingIntake:
         self.tracked.clear()
         self.identified.clear()
         self.refuse_customers.clear()
+        self.broken = False
 
 
 class SendGridSigner:

@@ -275,3 +275,14 @@ def test_the_runtimes_own_rules_are_checked_before_anything_is_handed_over(
     assert response.json()["field"] == field
     assert served.intake.tracked == [] and served.intake.identified == []
     assert stored_keys(served.redis) == set()
+
+
+def test_an_internal_failure_answers_500_json_and_accepts_nothing(served: Served) -> None:
+    """When the runtime cannot enqueue, the client gets a JSON 500 (retry with the same event id), never a 202."""
+    served.intake.broken = True
+    response = served.client.post(
+        "/v1/track", json={"customer_id": "c", "event": "e", "event_id": "x-1"}, headers=bearer()
+    )
+    assert response.status_code == 500
+    assert "retry" in response.json()["error"]
+    assert served.intake.tracked == []
