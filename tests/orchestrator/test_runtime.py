@@ -225,3 +225,38 @@ def test_metrics_count_events_entries_and_sends_without_personal_labels(redis_ur
         for sample in metric.samples
     )
     assert "c1" not in exposed and "@" not in exposed
+
+
+def test_a_malformed_message_is_counted_and_the_worker_keeps_going(redis_url: str, tmp_path: Path) -> None:
+    """A handle_event message with a broken timestamp is refused and counted; the next one works."""
+    with running(redis_url, tmp_path, [WELCOME]) as h:
+        customer(h, "c1")
+        h.actors.handle_event.send("c1", "signup", {}, "bad-1", "not a time")
+        h.api.track("c1", "signup")
+        h.settle()
+        assert h.runtime.store.refused_counts() == {"message:event:ValueError": 1}
+        assert [m["step_id"] for m in h.outbox()] == ["hello"]
+
+
+VIP = journey(
+    {
+        "id": "vip_wait",
+        "name": "VIP wait",
+        "trigger": {"event": "signup"},
+        "goals": [{"if": "profile.tier | default('') == 'gold'"}],
+        "steps": [{"id": "pause", "wait": "3d"}, {"id": "nudge", "send": "email", "template": "hello"}],
+    }
+)
+
+
+def test_identify_can_reach_a_profile_goal_and_end_the_wait(redis_url: str, tmp_path: Path) -> None:
+    """A profile-condition goal converts the run as soon as identify makes it true."""
+    with running(redis_url, tmp_path, [VIP]) as h:
+        customer(h, "c1")
+        h.api.track("c1", "signup")
+        h.settle()
+        h.api.identify("c1", {"tier": "gold"})
+        h.settle()
+        assert h.stats("vip_wait")["_journey:converted"] == 1 and h.runtime.timers.pending() == 0
+        h.tick(days=4)
+        assert h.outbox() == []
