@@ -211,9 +211,9 @@ def _pack(connection: Any, chunk: list[tuple[Any, ...]]) -> Any:
 
 def _streams(connection_class: type) -> bool:
     """A redis-py connection to a real server (fakeredis subclasses it but has no socket)."""
-    return issubclass(
-        connection_class, redis.connection.AbstractConnection
-    ) and not connection_class.__module__.startswith("fakeredis")
+    if connection_class.__module__.startswith("fakeredis"):
+        return False
+    return issubclass(connection_class, redis.connection.AbstractConnection)
 
 
 def to_ms(moment: datetime) -> int:
@@ -248,7 +248,7 @@ def encode_rules(rules: tuple[CapRule, ...]) -> tuple[str, ...]:
 
 @lru_cache(maxsize=1024)
 def describe(rule: CapRule) -> str:
-    """A rule in words, for decision reasons: ``cap: at most 2 sms per 1d (tag promo)``."""
+    """A rule in words, for decision reasons: ``cap: at most 2 sms messages per 1w (tag promo)``."""
     what = "messages" if rule.channel == "any" else f"{rule.channel} messages"
     narrow = [f"{rule.category}" if rule.category else "", f"tag {rule.tag}" if rule.tag else ""]
     extra = ", ".join(part for part in narrow if part)
