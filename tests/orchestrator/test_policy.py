@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import redis
 
 from orchestrator.consent import set_consent, suppress
@@ -128,3 +129,23 @@ def test_consent_key_may_differ_from_channel(redis_client: redis.Redis) -> None:
     assert gate.check(request, now=DAY).allowed
     set_consent(redis_client, "ann", "sms", False, source="api")
     assert gate.check(replace(request, idempotency_key="w2"), now=DAY).outcome == "no_consent"
+
+
+def test_error_reply_is_raised_and_the_connection_stays_usable(redis_client: redis.Redis) -> None:
+    """A corrupted send log (wrong type) fails loudly, and later decisions on the same pool still work."""
+    from orchestrator import keys
+
+    gate = Gate(redis_client, SETTINGS)
+    redis_client.set(keys.send_log("ann"), "not a sorted set")
+    batch = [sms("a"), sms("b", customer_id="bob")]
+    with pytest.raises(redis.exceptions.ResponseError, match="WRONGTYPE"):
+        gate.check_many(batch, now=DAY)
+    assert gate.check(sms("c", customer_id="carl"), now=DAY).allowed
+    assert redis_client.ping()
+
+
+def test_unreachable_redis_raises_connection_error() -> None:
+    """No Redis, no decision: the caller gets redis's ConnectionError to retry, never a guess."""
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    with pytest.raises(redis.exceptions.ConnectionError):
+        Gate(dead, SETTINGS).check(sms("a"), now=DAY)
