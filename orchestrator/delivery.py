@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -51,6 +51,9 @@ class AttemptResult:
     retry_at: datetime | None = None
     #: Stats to count (journey, step, stat, amount): the caller writes them with its next pipeline.
     notes: tuple[tuple[str, str | None, str, int], ...] = ()
+    #: Writes that must happen whatever comes next (the ``done`` mark of a sent message); the
+    #: caller queues them on the pipeline that stores the step's outcome.
+    writes: Callable[[Any], None] | None = field(default=None, compare=False)
 
 
 def signing_secret(settings: Settings) -> bytes:
@@ -248,10 +251,9 @@ class Delivery:
                 pipe=pipe,
             )
 
-        self.store.run(done)
         plugins.notify_sent(self.pm, message, receipt)
         note(f"sent:{name}")
-        return AttemptResult("sent", name)
+        return AttemptResult("sent", name, writes=done)
 
     def _message(
         self,

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from orchestrator import engine, metrics
 from orchestrator.delivery import Delivery
-from orchestrator.derive import derive_profile
+from orchestrator.derive import ORDER_EVENTS, derive_profile
 from orchestrator.enrollment import (
     Decision,
     Delivered,
@@ -148,17 +148,25 @@ class Runtime:
         inline: bool | None = None,
         profile: Profile | None = None,
         notes: Iterable[tuple[str, str | None, str, int]] = (),
+        before: Callable[[Any], None] | None = None,
     ) -> bool:
         """Store the decision's enrollment (CAS) and run its actions; False when it was stale.
 
         Raises StateConflict when another worker moved the enrollment first.  ``profile`` is the
         customer's profile as the decision saw it (saves a read when the send runs inline).
+        ``before`` queues unconditional writes (a send's ``done`` mark) on the same pipeline.
         """
         enrollment = decision.enrollment
         if stored is not None and enrollment is stored.enrollment:
             return False
         send, timer = self._plan(stored, decision)
-        written = self.store.run(lambda pipe: self._queue_write(pipe, stored, decision, send, timer))
+
+        def write(pipe: Any) -> None:
+            if before is not None:
+                before(pipe)
+            self._queue_write(pipe, stored, decision, send, timer)
+
+        written = self.store.run(write)
         if not written[-1]:
             if stored is None:
                 return False
@@ -224,10 +232,12 @@ class Runtime:
         decide: Callable[[StoredEnrollment], Decision | None],
         first: StoredEnrollment | None = None,
         notes: Iterable[tuple[str, str | None, str, int]] = (),
+        before: Callable[[Any], None] | None = None,
     ) -> bool:
         """Decide and store; re-read and decide again when a compare-and-set loses (bounded).
 
-        ``notes`` (stats already earned, e.g. by a delivery) are counted exactly once either way.
+        ``notes`` (stats already earned, e.g. by a delivery) are counted exactly once either way,
+        and ``before`` (unconditional writes) runs exactly once, with the first write or alone.
         """
         stored = first
         pending = list(notes)
@@ -240,8 +250,9 @@ class Runtime:
                 decision = decide(stored)
                 if decision is None or (decision.enrollment is stored.enrollment):
                     return False
+                once, before = before, None
                 try:
-                    written = self.carry_out(stored, decision, notes=pending)
+                    written = self.carry_out(stored, decision, notes=pending, before=once)
                     pending = []
                     return written
                 except StateConflict:
@@ -249,8 +260,15 @@ class Runtime:
             log.info("enrollment kept moving; giving up this nudge", extra={"run_id": run_id})
             return False
         finally:
-            if pending:
-                self.store.record_many(pending)
+            if pending or before is not None:
+                leftover, records = before, pending
+
+                def flush(pipe: Any) -> None:
+                    if leftover is not None:
+                        leftover(pipe)
+                    self.store.record_many(records, pipe=pipe)
+
+                self.store.run(flush)
 
     def journey_of(self, enrollment: Enrollment) -> Journey | None:
         return self.journeys.get(enrollment.journey_id, enrollment.journey_version)
@@ -383,7 +401,12 @@ class Runtime:
         Returns ``duplicate`` or ``handled``.  A redelivered event whose profile part was applied
         but whose journey part was not finishes the journey part (entries are keyed by event id).
         """
-        seen = self.store.apply_event(customer_id, event_id, lambda p: derive_profile(p, name, properties, timestamp))
+        seen = self.store.apply_event(
+            customer_id,
+            event_id,
+            lambda p: derive_profile(p, name, properties, timestamp),
+            read_only=name not in ORDER_EVENTS,
+        )
         if seen.state == "done":
             self.store.count("events_duplicate")
             metrics.event("duplicate")
@@ -547,7 +570,7 @@ class Runtime:
                 return None
             return engine.advance(journey, current.enrollment, seen, signal, now=now, settings_timezone=self.tz)
 
-        self._decide_and_store(customer_id, run_id, decide, first=stored, notes=result.notes)
+        self._decide_and_store(customer_id, run_id, decide, first=stored, notes=result.notes, before=result.writes)
         return outcome
 
 

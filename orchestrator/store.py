@@ -78,11 +78,18 @@ redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
 return 'new'
 """
 
-# KEYS: profile, consent, live, last-entry, seen.  ARGV: event id ("" = none).
+# KEYS: profile, consent, live, last-entry, seen.  ARGV: event id ("" = none), "1" to mark the event
+# applied when unseen (events that do not change the profile need no second call).
 # One call instead of five commands: the Python cost of a command is what a cohort pays per customer.
 _READ = """
 local seen = false
-if ARGV[1] ~= '' then seen = redis.call('HGET', KEYS[5], ARGV[1]) end
+if ARGV[1] ~= '' then
+  seen = redis.call('HGET', KEYS[5], ARGV[1])
+  if not seen and ARGV[2] == '1' then
+    redis.call('HSET', KEYS[5], ARGV[1], 'applied')
+    redis.call('EXPIRE', KEYS[5], tonumber(ARGV[3]))
+  end
+end
 return {redis.call('GET', KEYS[1]), redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3]),
         redis.call('HGETALL', KEYS[4]), seen}
 """
@@ -221,21 +228,30 @@ class Store:
                 except redis.WatchError:
                     continue
 
-    def apply_event(self, customer_id: str, event_id: str, change: Callable[[Profile], Profile]) -> EventState:
+    def apply_event(
+        self, customer_id: str, event_id: str, change: Callable[[Profile], Profile], *, read_only: bool = False
+    ) -> EventState:
         """Apply an event's effect on the profile exactly once (phase one of event handling).
 
         ``state`` is ``new`` when applied now, ``applied`` when an earlier delivery applied it but
-        did not finish the journeys part (redo that part), ``done`` for a duplicate.  One pipelined
-        read, then one script that writes only if the profile did not change meanwhile.
+        did not finish the journeys part (redo that part), ``done`` for a duplicate.  One script
+        reads everything, then one writes only if the profile did not change meanwhile.  With
+        ``read_only`` (an event that changes nothing on a known profile) the read marks the event
+        applied itself: one call in all.
         """
         while True:
-            raw, consent, live, last, seen = self._script("read", _read_keys(customer_id), [event_id])
+            mark = "1" if read_only else "0"
+            raw, consent, live, last, seen = self._script("read", _read_keys(customer_id), [event_id, mark, SEEN_TTL])
             current = Profile.model_validate_json(raw) if raw else Profile(id=customer_id)
             current = _with_consent(current, _pairs(consent))
             entries = _entries(_pairs(last))
             if seen == "applied" or seen == "done":
                 return EventState("applied" if seen == "applied" else "done", current, _pairs(live), entries)
             changed = change(current.model_copy(deep=True))
+            if read_only:
+                if changed != current:  # a first event of an unknown customer: the profile is created
+                    changed = self.change_profile(customer_id, change)
+                return EventState("new", changed, _pairs(live), entries)
             result = self._script(
                 "apply",
                 [keys.profile(customer_id), keys.seen_events(customer_id)],
@@ -303,7 +319,7 @@ class Store:
 
         def build(pipe: Any) -> None:
             for customer_id in customer_ids:
-                self.evalsha(pipe, "read", _read_keys(customer_id), [""])
+                self.evalsha(pipe, "read", _read_keys(customer_id), ["", "0", SEEN_TTL])
 
         found: dict[str, tuple[Profile, dict[str, str], dict[str, datetime]]] = {}
         for customer_id, (raw, consent, live, last, _seen) in zip(customer_ids, self.run(build), strict=True):

@@ -53,6 +53,13 @@ def _journey(first_wait: bool) -> Journey:
     return Journey.model_validate(data).model_copy(update={"version": "b1"})
 
 
+def _profile(customer_id: str) -> str:
+    """A stored profile as ``identify`` leaves it (with ``created_at``)."""
+    return json.dumps(
+        {"id": customer_id, "email": f"{customer_id}@example.com", "created_at": "2026-01-01T00:00:00+00:00"}
+    )
+
+
 def bare_rate(url: str, count: int) -> float:
     broker = RedisBroker(url=url, namespace="bare")  # type: ignore[no-untyped-call]
 
@@ -111,7 +118,7 @@ class System:
 
 def event_rate(system: System, count: int) -> float:
     for n in range(count):
-        system.client.set(f"lp:c:{{r{n}}}:profile", json.dumps({"id": f"r{n}", "email": f"r{n}@example.com"}))
+        system.client.set(f"lp:c:{{r{n}}}:profile", _profile(f"r{n}"))
     started = time.perf_counter()
     for n in range(count):
         system.api.track(f"r{n}", "signup", event_id=f"rate-{n}")
@@ -129,7 +136,7 @@ def latency(system: System, seconds: float, rate: float) -> tuple[float, float]:
     n = 0
     while time.perf_counter() - start < seconds:
         cid = f"l{n}"
-        system.client.set(f"lp:c:{{{cid}}}:profile", json.dumps({"id": cid, "email": f"{cid}@example.com"}))
+        system.client.set(f"lp:c:{{{cid}}}:profile", _profile(cid))
         sent[cid] = datetime.now(UTC).timestamp()
         system.api.track(cid, "signup", event_id=f"lat-{n}")
         n += 1
@@ -146,7 +153,7 @@ def latency(system: System, seconds: float, rate: float) -> tuple[float, float]:
 def cohort_rate(system: System, count: int) -> float:
     pipe = system.client.pipeline(transaction=False)
     for n in range(count):
-        pipe.set(f"lp:c:{{k{n}}}:profile", json.dumps({"id": f"k{n}"}))
+        pipe.set(f"lp:c:{{k{n}}}:profile", _profile(f"k{n}"))
     pipe.execute()
     ids = [f"k{n}" for n in range(count)]
     started = time.perf_counter()
