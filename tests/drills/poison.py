@@ -334,6 +334,7 @@ def run(*, timeout: float = 120.0) -> PoisonResult:
                 "handle_event stored a profile for customer id '{c}' (braces break the hash tag)"
             )
         lp.track("control", "ping.sent", {}, event_id="control-1")
+        support.close_api(lp)
         delivered = True
         try:
             support.wait_for(support.outbox_reaches(space.outbox, 1), timeout, what="control message")

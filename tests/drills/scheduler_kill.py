@@ -60,6 +60,7 @@ def run(customers: int = 5_000, *, lease: float = 5.0, timeout: float = 300.0) -
         lp = support.api(redis.url)
         for customer_id in ids:
             lp.track(customer_id, "wait.started", {}, event_id=f"start-{customer_id}")
+        support.close_api(lp)
         support.wait_for(lambda: timers.pending() >= customers, timeout, what="every customer waiting")
         support.wait_for(lambda: timers.due_count(time.time()) >= customers, 30, what="every timer due")
 

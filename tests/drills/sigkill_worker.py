@@ -101,6 +101,7 @@ def run(
         started = time.monotonic()
         for customer_id in ids:
             lp.track(customer_id, "drill.started", {}, event_id=f"start-{customer_id}")
+        support.close_api(lp)
         log(f"queued {customers:,} events in {time.monotonic() - started:.1f} s")
         marks = [expected * (index + 1) // (kills + 1) for index in range(kills)]
         last_kill = 0.0

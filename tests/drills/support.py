@@ -249,6 +249,12 @@ def api(redis_url: str) -> Any:
     return Loyaloop(actors, redis.Redis.from_url(redis_url, decode_responses=True))
 
 
+def close_api(lp: Any) -> None:
+    """Close what :func:`api` opened (its Redis client and broker connections)."""
+    lp.store.redis.close()
+    lp.actors.broker.close()
+
+
 # --- processes -----------------------------------------------------------------------------------
 class Proc:
     """A child process in its own session (so a kill reaches its children too), output to a log file."""
