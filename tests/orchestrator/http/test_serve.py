@@ -83,3 +83,23 @@ def test_serve_without_redis_says_what_to_set(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("error: loyaloop serve needs REDIS_URL")
     assert "Traceback" not in result.stderr
+
+
+def test_the_shared_worker_socket_disables_nagle() -> None:
+    """With --workers > 1 the listening socket gets TCP_NODELAY, so accepted connections inherit it
+    (without it every keep-alive response waits ~40 ms for the client's delayed ACK)."""
+    import socket
+
+    from orchestrator.http.server import NoDelayConfig
+
+    config = NoDelayConfig("tests.benchmarks.bench_http:hello", host="127.0.0.1", port=free_port(), workers=2)
+    listener = config.bind_socket()
+    try:
+        assert listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        listener.listen()
+        with socket.create_connection(listener.getsockname()[:2]):
+            accepted, _ = listener.accept()
+            with accepted:
+                assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    finally:
+        listener.close()
