@@ -63,7 +63,8 @@ def create_app(
         return error(404, "no such endpoint; see docs/http.md")
 
     async def wrong_method(request: Request, exc: Exception) -> Response:
-        return error(405, f"{request.method} is not allowed here")
+        allow = getattr(exc, "headers", None) or {}
+        return error(405, f"{request.method} is not allowed here", headers=allow)
 
     async def crashed(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s", request.scope.get("route") and request.scope["route"].path)

@@ -38,5 +38,7 @@ def test_unknown_routes_and_methods_answer_json(
         response = served.client.request(method, path)
     assert response.status_code == status
     assert "error" in response.json()
+    if status == 405:
+        assert response.headers["allow"] == "POST"
     text = "\n".join(r.getMessage() for r in caplog.records if r.name == "loyaloop.http.access")
     assert "secret-path" not in text
