@@ -98,15 +98,16 @@ class SendGridWebhook:
             return self._refuse(
                 503, "not_configured", "the SendGrid webhook is not configured (SENDGRID_WEBHOOK_PUBLIC_KEY)"
             )
-        body = await read_body(request, MAX_BODY)
-        if body is None:
-            return self._refuse(413, "too_large", f"the request body is larger than {MAX_BODY} bytes")
+        # Header checks first: an unsigned or stale request is refused before its body is read.
         signature = request.headers.get(SIGNATURE_HEADER)
         timestamp = request.headers.get(TIMESTAMP_HEADER)
         if not signature or not timestamp:
             return self._refuse(403, "unsigned", f"missing {SIGNATURE_HEADER} or {TIMESTAMP_HEADER}")
         if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > self._config.webhook_tolerance:
             return self._refuse(403, "stale", "the webhook timestamp is missing, malformed or too old")
+        body = await read_body(request, MAX_BODY)
+        if body is None:
+            return self._refuse(413, "too_large", f"the request body is larger than {MAX_BODY} bytes")
         if not verify_signature(public_key, signature, timestamp, body):
             return self._refuse(403, "forged", "the webhook signature does not match")
         digest = hashlib.sha256(timestamp.encode() + b"." + body).hexdigest()

@@ -109,12 +109,12 @@ class TwilioWebhooks:
         token = self._config.twilio_auth_token
         if token is None:
             return self._refuse(503, "not_configured", "the Twilio webhooks are not configured (TWILIO_AUTH_TOKEN)")
+        signature = request.headers.get(SIGNATURE_HEADER)
+        if not signature:  # refused before the body is read
+            return self._refuse(403, "unsigned", f"missing {SIGNATURE_HEADER}")
         body = await read_body(request, MAX_BODY)
         if body is None:
             return self._refuse(413, "too_large", f"the request body is larger than {MAX_BODY} bytes")
-        signature = request.headers.get(SIGNATURE_HEADER)
-        if not signature:
-            return self._refuse(403, "unsigned", f"missing {SIGNATURE_HEADER}")
         try:
             params = parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=bool(body))
         except (UnicodeDecodeError, ValueError):
