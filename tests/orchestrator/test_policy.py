@@ -146,6 +146,9 @@ def test_error_reply_is_raised_and_the_connection_stays_usable(redis_client: red
 
 def test_unreachable_redis_raises_connection_error() -> None:
     """No Redis, no decision: the caller gets redis's ConnectionError to retry, never a guess."""
-    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
     with pytest.raises(redis.exceptions.ConnectionError):
         Gate(dead, SETTINGS).check(sms("a"), now=DAY)
