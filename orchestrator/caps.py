@@ -154,16 +154,16 @@ return 0
 
 
 #: Commands packed and written per socket write while streaming a pipeline.
-CHUNK = 256
+CHUNK = 128
 
 
 def evalsha_many(client: redis.Redis, sha: str, commands: Iterable[tuple[Any, ...]]) -> list[Any]:
     """Run ``EVALSHA sha *command`` for every command as one pipeline; error replies come back as exceptions.
 
-    On a real server the commands are written in chunks as they are produced, so Redis already
-    works through the first chunk while Python prepares the next: still one round trip of latency,
-    but Python and Redis overlap instead of taking turns.  Any other client (fakeredis in the
-    embedded demo) gets an ordinary redis-py pipeline.
+    On a real server the commands are written in chunks as they are produced, and the replies to
+    one chunk are read while Redis works on the next, so Redis is busy while Python prepares and
+    parses: still one round trip of latency, but Python and Redis overlap instead of taking turns.
+    Any other client (fakeredis in the embedded demo) gets an ordinary redis-py pipeline.
     """
     pool = getattr(client, "connection_pool", None)
     if pool is None or not _streams(pool.connection_class):
@@ -175,24 +175,31 @@ def evalsha_many(client: redis.Redis, sha: str, commands: Iterable[tuple[Any, ..
         connection = pool.get_connection()
     except TypeError:  # redis-py before 5.3 wants a command name
         connection = pool.get_connection("EVALSHA")
-    count = 0
+    sent = 0
+    results: list[Any] = []
+
+    def read(upto: int) -> None:
+        while len(results) < upto:
+            try:
+                results.append(connection.read_response())
+            except redis.exceptions.ResponseError as error:
+                results.append(error)
+
     try:
         chunk: list[tuple[Any, ...]] = []
         for command in commands:
             chunk.append(("EVALSHA", sha, *command))
             if len(chunk) >= CHUNK:
-                connection.send_packed_command(_pack(connection, chunk), check_health=count == 0)
-                count += len(chunk)
+                connection.send_packed_command(_pack(connection, chunk), check_health=sent == 0)
+                # Collect the chunk before this one, which Redis has (nearly) finished, while it
+                # works on the one just sent.
+                read(sent)
+                sent += len(chunk)
                 chunk = []
         if chunk:
-            connection.send_packed_command(_pack(connection, chunk), check_health=count == 0)
-            count += len(chunk)
-        results: list[Any] = []
-        for _ in range(count):
-            try:
-                results.append(connection.read_response())
-            except redis.exceptions.ResponseError as error:
-                results.append(error)
+            connection.send_packed_command(_pack(connection, chunk), check_health=sent == 0)
+            sent += len(chunk)
+        read(sent)
         return results
     except BaseException:
         # Replies may still be in flight: this connection cannot be reused.
