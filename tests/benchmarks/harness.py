@@ -19,6 +19,7 @@ import inspect
 import os
 import platform
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -189,7 +190,7 @@ def run_all(names: Sequence[str] | None, quick: bool, log: Callable[[str], None]
                 outcome.figures = call(function, quick, server.url)
             except Exception as exc:  # one broken scenario must not hide the others' figures
                 outcome.error = f"{type(exc).__name__}: {exc}"
-                log(f"  failed: {outcome.error}")
+                log(f"  failed: {outcome.error}\n{traceback.format_exc(limit=-4)}")
             outcome.seconds = time.monotonic() - started
             outcomes.append(outcome)
     finally:

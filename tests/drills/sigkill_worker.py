@@ -81,6 +81,7 @@ def run(
     module: str = "orchestrator.worker",
     send_lease: float | None = None,
     timer_lease: float = 30.0,
+    maintenance_chance: int | None = None,
     timeout: float = 600.0,
     log: Any = print,
 ) -> SigkillResult:
@@ -88,6 +89,8 @@ def run(
     env = {"LOYALOOP_HEARTBEAT_MS": str(heartbeat_ms), "LOYALOOP_TIMER_LEASE": str(timer_lease)}
     if send_lease is not None:
         env["LOYALOOP_SEND_LEASE"] = str(send_lease)
+    if maintenance_chance is not None:
+        env["LOYALOOP_MAINTENANCE_CHANCE"] = str(maintenance_chance)
     space = support.make_workspace(redis.url, {"drill": support.THREE_STEP.format(wait=wait)}, extra_env=env)
     ids = support.customer_ids(customers)
     support.seed_profiles(redis.client, ids)
@@ -178,6 +181,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--wait", default="2s", help="the journey's two waits")
     parser.add_argument("--heartbeat-ms", type=int, default=5000, help="LOYALOOP_HEARTBEAT_MS for the workers")
+    parser.add_argument("--send-lease", type=float, default=None, help="LOYALOOP_SEND_LEASE (default: production 60 s)")
+    parser.add_argument("--timer-lease", type=float, default=30.0, help="LOYALOOP_TIMER_LEASE")
+    parser.add_argument("--maintenance-chance", type=int, default=None, help="LOYALOOP_MAINTENANCE_CHANCE per million")
     args = parser.parse_args()
     result = run(
         args.customers,
@@ -186,6 +192,9 @@ def main() -> None:
         threads=args.threads,
         wait=args.wait,
         heartbeat_ms=args.heartbeat_ms,
+        send_lease=args.send_lease,
+        timer_lease=args.timer_lease,
+        maintenance_chance=args.maintenance_chance,
     )
     print(report(result))
     assert result.exact, "messages were lost or duplicated"

@@ -9,9 +9,7 @@ def test_timers_and_enrollments_survive_a_redis_crash() -> None:
     """redis-server SIGKILLed while 300 customers wait between two sends and restarted on its AOF:
     the same number of timers and live enrollments, no acknowledged write lost, and the run ends
     with exactly three messages per customer."""
-    result = redis_restart.run(
-        300, mode="crash", wait="5s", module="tests.drills.lease_worker", lease=5.0, timeout=60.0, log=lambda _: None
-    )
+    result = redis_restart.run(300, mode="crash", wait="5s", lease=5.0, timeout=60.0, log=lambda _: None)
     text = redis_restart.report(result)
     assert result.timers_before == result.timers_after == 300, text
     assert result.live_before == result.live_after == 300, text
@@ -27,7 +25,6 @@ def test_a_lost_second_of_writes_is_re_driven_without_duplicates() -> None:
         300,
         mode="power-loss",
         wait="2s",
-        module="tests.drills.lease_worker",
         lease=5.0,
         timeout=60.0,
         log=lambda _: None,
