@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"machine: {machine}")
     console.print(f"command: {command}   ({time.monotonic() - started:.0f} s)")
     if args.plots:
-        for path in harness.write_plots(args.plots):
+        subtitle = f"{when:%Y-%m-%d} · {'quick' if args.quick else 'full'} sizes · {machine.split(', load')[0]}"
+        for path in harness.write_plots(args.plots, subtitle):
             console.print(f"plot: {path}")
     if args.markdown:
         with open(args.markdown, "w", encoding="utf-8") as handle:

@@ -295,7 +295,14 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def write_plots(directory: str) -> list[str]:
+#: Titles of the plots the scenarios produce (the name is the PNG's file name).
+PLOT_TITLES = {
+    "throughput_vs_processes": "Throughput vs dramatiq worker processes (same Redis, same run)",
+    "timer_lateness_vs_due": "Timer lateness vs timers due at the same instant (claim + hand-off to workers)",
+}
+
+
+def write_plots(directory: str, subtitle: str = "") -> list[str]:
     """One PNG per plot the scenarios left in :data:`PLOTS`; returns the paths written."""
     import matplotlib
 
@@ -313,7 +320,12 @@ def write_plots(directory: str) -> list[str]:
         axes.set_ylabel(y_label)
         if name.startswith("timer_lateness"):
             axes.set_xscale("log")
-        axes.set_title(name.replace("_", " "))
+        else:
+            axes.set_xticks(sorted({p[0] for points in lines.values() for p in points}))
+        axes.set_ylim(bottom=0)
+        figure.suptitle(PLOT_TITLES.get(name, name.replace("_", " ")), fontsize=11)
+        if subtitle:
+            axes.set_title(subtitle, fontsize=8, color="dimgray")
         axes.grid(True, alpha=0.3)
         axes.legend()
         figure.tight_layout()
