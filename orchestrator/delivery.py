@@ -102,6 +102,7 @@ class Delivery:
         *,
         now: datetime,
         profile: Profile | None = None,
+        claimed: str | None = None,
     ) -> AttemptResult:
         """Try the step's channels in order until one sends, defers, or all are used up.
 
@@ -114,7 +115,7 @@ class Delivery:
         outcomes: list[str] = []
         for position, name in enumerate(send.channels):
             key = send.idempotency_key if position == 0 else f"{send.idempotency_key}:{name}"
-            result = self._one(journey, enrollment, send, profile, name, key, now, notes)
+            result = self._one(journey, enrollment, send, profile, name, key, now, notes, key == claimed)
             if result.retry_at is not None or result.outcome not in FALL_THROUGH:
                 return replace(result, notes=tuple(notes))
             outcomes.append(result.outcome)
@@ -132,6 +133,7 @@ class Delivery:
         key: str,
         now: datetime,
         notes: list[tuple[str, str | None, str, int]],
+        claimed: bool = False,
     ) -> AttemptResult:
         def note(stat: str) -> None:
             notes.append((journey.id, send.step_id, stat, 1))
@@ -163,6 +165,8 @@ class Delivery:
             consent_key=channel.consent_key,
         )
         decision = self.gate.check(request, now=now)
+        if claimed and decision.outcome != "allowed":
+            self.store.release_delivery(profile.id, key)  # claimed in advance, but not sent now
         if decision.outcome == "quiet":
             note(f"deferred:{name}")
             note("deferred")
@@ -180,7 +184,7 @@ class Delivery:
             note(f"{decision.outcome}:{name}")
             return AttemptResult(decision.outcome, name)
         assert address is not None
-        return self._send(journey, enrollment, send, profile, channel, address, key, now, note)
+        return self._send(journey, enrollment, send, profile, channel, address, key, now, note, claimed)
 
     def _send(
         self,
@@ -193,9 +197,10 @@ class Delivery:
         key: str,
         now: datetime,
         note: Callable[[str], None],
+        claimed: bool = False,
     ) -> AttemptResult:
         name = channel.name
-        state, detail = self.store.claim_delivery(profile.id, key, now=now.timestamp(), lease=self.claim_lease)
+        state, detail = ("claimed", "") if claimed else self._claim(profile.id, key, now)
         if state == "done":
             return AttemptResult(detail, name)
         if state == "busy":
@@ -254,6 +259,9 @@ class Delivery:
         plugins.notify_sent(self.pm, message, receipt)
         note(f"sent:{name}")
         return AttemptResult("sent", name, writes=done)
+
+    def _claim(self, customer_id: str, key: str, now: datetime) -> tuple[str, str]:
+        return self.store.claim_delivery(customer_id, key, now=now.timestamp(), lease=self.claim_lease)
 
     def _message(
         self,

@@ -131,6 +131,7 @@ class Runtime:
         decision: Decision,
         send: SendAction | None,
         timer: tuple[int, float] | None,
+        claim: tuple[str, float] | None = None,
     ) -> None:
         """Timer first, then the compare-and-set, on one pipeline (a timer without its state is stale
         and harmless; state without its timer could strand the run)."""
@@ -138,7 +139,7 @@ class Runtime:
         if timer is not None and not enrollment.finished:
             self.timers.schedule(enrollment.customer_id, enrollment.run_id, timer[0], timer[1], pipe=pipe)
         expected = -1 if stored is None else stored.enrollment.revision
-        self.store.write_enrollment(pipe, enrollment, expected=expected, send=send, timer=timer)
+        self.store.write_enrollment(pipe, enrollment, expected=expected, send=send, timer=timer, claim=claim)
 
     def carry_out(
         self,
@@ -160,11 +161,17 @@ class Runtime:
         if stored is not None and enrollment is stored.enrollment:
             return False
         send, timer = self._plan(stored, decision)
+        fresh = send is not None and enrollment.status == "sending" and any(a is send for a in decision.actions)
+        here = fresh and ((self.inline_sends if inline is None else inline) or self.dispatcher is None)
+        claim: tuple[str, float] | None = None
+        if here and send is not None and send.recipient_id == enrollment.customer_id:
+            # This worker sends it next: claim it in the compare-and-set (one round trip less).
+            claim = (send.idempotency_key, self.clock().timestamp() + self.delivery.claim_lease)
 
         def write(pipe: Any) -> None:
             if before is not None:
                 before(pipe)
-            self._queue_write(pipe, stored, decision, send, timer)
+            self._queue_write(pipe, stored, decision, send, timer, claim)
 
         written = self.store.run(write)
         if not written[-1]:
@@ -172,14 +179,23 @@ class Runtime:
                 return False
             raise conflict(enrollment, stored.enrollment.revision)
         self._after_write(stored, decision, timer, pipe=None, notes=notes)
-        if send is not None and enrollment.status == "sending" and any(a is send for a in decision.actions):
-            self._send(StoredEnrollment(enrollment, send, timer), profile, inline)
+        if fresh and send is not None:
+            self._send(StoredEnrollment(enrollment, send, timer), profile, inline, claim[0] if claim else None)
         return True
 
-    def _send(self, stored: StoredEnrollment, profile: Profile | None, inline: bool | None) -> None:
+    def _send(
+        self, stored: StoredEnrollment, profile: Profile | None, inline: bool | None, claimed: str | None = None
+    ) -> None:
         enrollment = stored.enrollment
         if (self.inline_sends if inline is None else inline) or self.dispatcher is None:
-            self.deliver(enrollment.customer_id, enrollment.run_id, enrollment.revision, stored=stored, profile=profile)
+            self.deliver(
+                enrollment.customer_id,
+                enrollment.run_id,
+                enrollment.revision,
+                stored=stored,
+                profile=profile,
+                claimed=claimed,
+            )
         else:
             self.dispatcher.deliver(enrollment.customer_id, enrollment.run_id, enrollment.revision)
 
@@ -531,10 +547,12 @@ class Runtime:
         *,
         stored: StoredEnrollment | None = None,
         profile: Profile | None = None,
+        claimed: str | None = None,
     ) -> str:
         """Decide and carry out the pending send of an enrollment in ``sending`` at ``revision``.
 
-        ``stored``/``profile`` are passed when the caller just wrote them (an inline send).
+        ``stored``/``profile`` are passed when the caller just wrote them (an inline send), and
+        ``claimed`` when that write also claimed the send for this worker.
         """
         if stored is None:
             stored = self.store.get_enrollment(customer_id, run_id)
@@ -550,7 +568,7 @@ class Runtime:
         if profile is None or profile.id != customer_id:
             profile = self.store.get_profile(customer_id) or Profile(id=customer_id)
         recipient = profile if stored.send.recipient_id == customer_id else None
-        result = self.delivery.attempt(journey, enrollment, stored.send, now=now, profile=recipient)
+        result = self.delivery.attempt(journey, enrollment, stored.send, now=now, profile=recipient, claimed=claimed)
         if result.retry_at is not None:
             due = result.retry_at.timestamp()
 

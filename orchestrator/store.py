@@ -29,9 +29,12 @@ FINISHED_TTL = 90 * 86400
 SEEN_TTL = 30 * 86400
 PROVIDER_ID_TTL = 30 * 86400
 
-# KEYS: enrollment hash, live hash, last-entry hash
+# KEYS: enrollment hash, live hash, last-entry hash, delivered hash
 # ARGV: expected rev ("-1" = create), new rev, doc, send json or "", journey id, run id, finished "1"/"0",
-#       entered epoch or "", finished ttl, timer ("" keep, "x" drop, else "revision|due")
+#       entered epoch or "", finished ttl, timer ("" keep, "x" drop, else "revision|due"),
+#       send to claim ("" none), claim lease expiry
+# Claiming the new send here (only when the compare-and-set wins) saves the worker that sends it
+# inline a round trip; an existing mark (claimed or done) is left alone.
 _CAS = """
 local cur = redis.call('HGET', KEYS[1], 'rev')
 if ARGV[1] == '-1' then
@@ -51,6 +54,7 @@ end
 if ARGV[8] ~= '' then redis.call('HSET', KEYS[3], ARGV[5], ARGV[8]) end
 if ARGV[10] == 'x' then redis.call('HDEL', KEYS[1], 'timer')
 elseif ARGV[10] ~= '' and ARGV[7] ~= '1' then redis.call('HSET', KEYS[1], 'timer', ARGV[10]) end
+if ARGV[11] ~= '' then redis.call('HSETNX', KEYS[4], ARGV[11], 'claimed:' .. ARGV[12]) end
 return 1
 """
 
@@ -377,10 +381,12 @@ class Store:
         expected: int,
         send: SendAction | None,
         timer: tuple[int, float] | Literal["keep"] | None,
+        claim: tuple[str, float] | None = None,
     ) -> None:
         """Queue the compare-and-set of an enrollment on a pipeline (``expected=-1`` creates it).
 
         Its reply is 1 when written, 0 when the revision moved (or, creating, the run exists).
+        ``claim`` (idempotency key, lease expiry) claims the new send for the caller when it wins.
         """
         customer_id = enrollment.customer_id
         timer_arg = "" if timer == "keep" else "x" if timer is None else f"{timer[0]}|{timer[1]!r}"
@@ -396,11 +402,14 @@ class Store:
             entered,
             str(FINISHED_TTL),
             timer_arg,
+            claim[0] if claim is not None else "",
+            repr(claim[1]) if claim is not None else "",
         ]
         enrollment_keys = [
             keys.enrollment(customer_id, enrollment.run_id),
             keys.live_enrollments(customer_id),
             keys.last_entry(customer_id),
+            keys.delivered(customer_id),
         ]
         self.evalsha(pipe, "cas", enrollment_keys, args)
 
