@@ -127,9 +127,16 @@ def synthetic_story(customers: int, days: int, start: datetime, rng: random.Rand
             )
         if rng.random() < 0.15:
             add(joined + span * (0.3 * rng.random()), "tier.changed", cid, {"tier": "gold", "previous_tier": "silver"})
-        if rng.random() < 0.2:
+        if rng.random() < 0.15:
+            add(joined + timedelta(hours=rng.uniform(2, 120)), "profile.completed", cid, {})
+        if rng.random() < 0.3:
             score = rng.choice((6, 8, 9, 10, 10))
-            add(joined + timedelta(days=rng.uniform(5, 40)), "nps.answered", cid, {"score": score})
+            answered = joined + timedelta(days=rng.uniform(5, 40))
+            add(answered, "nps.answered", cid, {"score": score})
+            if score >= 9 and index > 0 and rng.random() < 0.6:
+                friend = f"cust-{rng.randrange(0, index):04d}"
+                converted = {"referrer_id": cid, "friend_id": friend, "friend_first_name": rng.choice(FIRST_NAMES)}
+                add(answered + timedelta(days=rng.uniform(3, 20)), "referral.converted", cid, converted)
     story.sort()
     return story
 
