@@ -280,9 +280,9 @@ Client = Loyaloop
 
 def connect(settings: Any = None) -> Loyaloop:
     """A client on ``REDIS_URL`` sending to the workers started with ``dramatiq orchestrator.worker``."""
+    from orchestrator.broker import setup
     from orchestrator.errors import ConfigurationError
     from orchestrator.settings import load_settings
-    from orchestrator.worker import setup
 
     settings = settings or load_settings()
     if not settings.redis_url:
