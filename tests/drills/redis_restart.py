@@ -149,7 +149,6 @@ def run(
             shutil.copytree(aof, copy)  # what the disk held...
             time.sleep(1.0)  # ...one everysec window before the machine died
         canary_started = time.monotonic() - started
-        at_kill = support.count_lines(space.outbox)
         server.stop(kill=True)
         down = time.monotonic()
         canary.halt()
@@ -163,6 +162,7 @@ def run(
         server.start()
         result.downtime = time.monotonic() - down
         up = time.monotonic()
+        at_kill = support.count_lines(space.outbox)  # (sends already past Redis finish writing while it is down)
         result.canary_persisted = int(handle.client.get(CANARY) or 0)
         log(
             f"redis-server back after {result.downtime:.2f} s; canary acknowledged {result.canary_acked:,}, "
