@@ -17,7 +17,10 @@ from orchestrator.settings import load_settings
 @click.option("--seed", default=7, show_default=True, help="Random seed of the synthetic story.")
 @click.option("--outbox", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the outbox file.")
 @click.option("--journeys", "journeys_dir", type=click.Path(file_okay=False, path_type=Path), help="Journeys folder.")
-def demo(customers: int, days: int, seed: int, outbox: Path | None, journeys_dir: Path | None) -> None:
+@click.option(
+    "--flush", is_flag=True, help="With REDIS_URL: empty that Redis database first (it must be a scratch one)."
+)
+def demo(customers: int, days: int, seed: int, outbox: Path | None, journeys_dir: Path | None, flush: bool) -> None:
     """Run every journey for synthetic customers (en and nl, several time zones) on an accelerated
     clock, through the real actors, timers, gate and channels, then print a table per journey and
     step.  With no REDIS_URL everything runs in-process and messages go to a local outbox file."""
@@ -32,6 +35,8 @@ def demo(customers: int, days: int, seed: int, outbox: Path | None, journeys_dir
     if settings.outbox_path.exists():
         settings.outbox_path.unlink()
     journeys = load_journeys(settings.journeys_dir, settings.templates_dir)
+    if settings.redis_url:
+        _scratch(settings.redis_url, flush)
     where = settings.redis_url or "in-process Redis (fakeredis)"
     console.print(
         f"[bold]Loyaloop demo[/bold]: {len(journeys)} journeys, {customers} customers, {days} days on {where}"
@@ -57,3 +62,23 @@ def demo(customers: int, days: int, seed: int, outbox: Path | None, journeys_dir
         f"{result.events} events, {result.messages} messages in {result.seconds:.1f}s "
         f"({result.days} simulated days). Outbox: {result.outbox}"
     )
+
+
+def _scratch(url: str, flush: bool) -> None:
+    """The demo's simulated months must not mix with real customers (or an earlier demo's state)."""
+    import redis
+
+    from orchestrator.errors import ConfigurationError
+
+    client = redis.Redis.from_url(url)
+    try:
+        if flush:
+            client.flushdb()
+        elif client.dbsize():
+            raise ConfigurationError(
+                "the Redis database at REDIS_URL is not empty, and the demo writes synthetic customers and "
+                "simulated time into it; point REDIS_URL at a scratch database (e.g. redis://host:6379/15) "
+                "and add --flush to empty it first"
+            )
+    finally:
+        client.close()
