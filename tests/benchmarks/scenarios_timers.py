@@ -127,8 +127,7 @@ def run(quick: bool, redis_url: str | None = None) -> list[Figure]:
 
         # 4. lateness: a steady spread, then bursts of K due at once, with the scheduler loop running
         lateness_spread, burst_figures = _lateness(runtime, actors, spread, bursts)
-        support.wait_for(lambda: support.queue_depths(client)["loyaloop-timers"] == 0, 900, what="timers drained")
-        rss_after = max(worker.rss_bytes(), rss_loaded)
+        rss_after = max(worker.rss_bytes(), rss_loaded)  # (the bursts' stale timers are still draining)
     finally:
         worker.stop()
         client.close()
