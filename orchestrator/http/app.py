@@ -66,10 +66,6 @@ def create_app(
         allow = getattr(exc, "headers", None) or {}
         return error(405, f"{request.method} is not allowed here", headers=allow)
 
-    async def crashed(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s", request.scope.get("route") and request.scope["route"].path)
-        return error(500, "internal error; the request was not accepted, retry later")
-
     routes = [
         Route("/v1/track", api.track, methods=["POST"]),
         Route("/v1/identify", api.identify, methods=["POST"]),
@@ -85,5 +81,5 @@ def create_app(
     return Starlette(
         routes=routes,
         middleware=[Middleware(AccessLog)],
-        exception_handlers={404: not_found, 405: wrong_method, 500: crashed},
+        exception_handlers={404: not_found, 405: wrong_method},  # 500: see AccessLog
     )

@@ -35,6 +35,9 @@ WEBHOOK_EVENTS = Counter("loyaloop_webhook_events_total", "Provider webhook even
 WEBHOOK_REFUSED = Counter("loyaloop_webhook_refused_total", "Provider webhook requests refused", ["provider", "reason"])
 
 access_log = logging.getLogger("loyaloop.http.access")
+error_log = logging.getLogger("loyaloop.http")
+_INTERNAL_ERROR = b'{"error":"internal error; the request was not accepted, retry later"}'
+_JSON_HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(_INTERNAL_ERROR)).encode())]
 
 
 def route_of(scope: Scope) -> str:
@@ -45,7 +48,8 @@ def route_of(scope: Scope) -> str:
 
 
 class AccessLog:
-    """Pure ASGI middleware (no ``BaseHTTPMiddleware``: it costs a task per request)."""
+    """Pure ASGI middleware (no ``BaseHTTPMiddleware``: it costs a task per request) that logs and
+    counts every request and turns an unhandled error into a JSON 500."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -56,15 +60,24 @@ class AccessLog:
             return
         started = time.perf_counter()
         status = 500
+        responded = False
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
-                status = int(message["status"])
+                status, responded = int(message["status"]), True
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception:
+            # Answered here rather than by Starlette's ServerErrorMiddleware, which re-raises so that
+            # uvicorn closes the connection under a keep-alive client that would then reuse it.
+            error_log.exception("unhandled error on %s %s", scope["method"], route_of(scope))
+            if responded:
+                raise  # half a response is out: only closing the connection can end it
+            await send_wrapper({"type": "http.response.start", "status": 500, "headers": _JSON_HEADERS})
+            await send_wrapper({"type": "http.response.body", "body": _INTERNAL_ERROR})
         finally:
             elapsed = time.perf_counter() - started
             route = route_of(scope)

@@ -173,9 +173,11 @@ class SendGridWebhook:
                 properties[field] = value
         if name == "email.clicked" and _text(event.get("url")):
             properties["url"] = event["url"]
-        event_id = _text(event.get("sg_event_id"))
+        # sg_event_id is base64 (it may hold '+', '/', '='): a digest of it is a stable, valid event id.
+        sg_event_id = _text(event.get("sg_event_id"))
+        event_id = "sendgrid:" + hashlib.sha256(sg_event_id.encode()).hexdigest()[:32] if sg_event_id else None
         try:
-            self._intake.track(customer_id, name, properties, event_id=f"sendgrid:{event_id}" if event_id else None)
+            self._intake.track(customer_id, name, properties, event_id=event_id)
         except InputError as exc:
             # A malformed event from the provider must not make SendGrid retry the whole batch forever.
             log.warning("sendgrid event %s refused by intake: %s", name, exc)

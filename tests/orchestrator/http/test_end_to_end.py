@@ -6,6 +6,7 @@ standing in for the provider, and SendGrid webhooks signed with a real ECDSA key
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -81,7 +82,7 @@ def sendgrid_event(sent: dict[str, Any], kind: str, **extra: Any) -> dict[str, A
         "email": sent["to"],
         "timestamp": 1_790_000_000,
         "event": kind,
-        "sg_event_id": f"{kind}-{sent['idempotency_key']}",
+        "sg_event_id": base64.b64encode(f"{kind}>{sent['idempotency_key']}?".encode()).decode(),  # has '+', '/', '='
         "customer_id": sent["customer_id"],
         "run_id": sent["run_id"],
         "step_id": sent["step_id"],

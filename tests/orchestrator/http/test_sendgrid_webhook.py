@@ -11,6 +11,7 @@ import pytest
 from orchestrator import consent, keys
 from orchestrator.http.messages import StatusBook
 from orchestrator.http.sendgrid_webhook import verify_signature
+from orchestrator.intake import check_event_id
 from tests.orchestrator.http.conftest import Served
 from tests.orchestrator.http.helpers import SendGridSigner
 
@@ -52,6 +53,8 @@ def test_delivered_open_click_update_the_status_and_become_journey_events(served
     assert click["properties"]["url"] == "https://shop.test/p/1"
     assert click["properties"]["step_id"] == "welcome"
     assert click["event_id"].startswith("sendgrid:")
+    assert check_event_id(click["event_id"])  # SendGrid's base64 ids ('+', '/', '=') are not valid as they are
+    assert len({c["event_id"] for c in served.intake.tracked}) == 3
     assert "email" not in click["properties"]
 
 
@@ -171,3 +174,22 @@ def test_verify_signature_rejects_garbage() -> None:
     assert not verify_signature(key, "AAAA", "1", b"[]")
     good = signer.headers(b"[]", timestamp=1)
     assert verify_signature(key, good["X-Twilio-Email-Event-Webhook-Signature"], "1", b"[]")
+
+
+def test_a_failed_delivery_can_be_retried_with_the_same_signed_request(served: Served) -> None:
+    """If handling fails (500) the replay marker is dropped, so SendGrid's retry of the same payload is accepted."""
+    body = json.dumps([event("click")]).encode()
+    headers = served.signer.headers(body)
+    served.intake.broken = True
+    assert served.client.post(PATH, content=body, headers=headers).status_code == 500
+    served.intake.broken = False
+    assert served.client.post(PATH, content=body, headers=headers).status_code == 200
+    assert [c["event"] for c in served.intake.tracked] == ["email.clicked"]
+
+
+def test_an_oversized_body_is_refused(served: Served) -> None:
+    """More than 8 MiB is refused with 413 even when signed headers are present."""
+    body = b"[" + b" " * (8 * 1024 * 1024) + b"]"
+    response = served.client.post(PATH, content=body, headers=served.signer.headers(b"[]"))
+    assert response.status_code == 413
+    assert_nothing_stored(served)
