@@ -83,7 +83,12 @@ class IntakeApi:
         return self._handle(kind, key_id, body)
 
     def _parse(self, kind: str, body: bytes) -> list[Call]:
-        document = parse_json(body)
+        try:
+            return self._parse_document(kind, parse_json(body))
+        except RecursionError:  # nesting that JSON allowed but walking it (our checks, the runtime's) does not
+            raise InputError("the request body is nested too deeply") from None
+
+    def _parse_document(self, kind: str, document: object) -> list[Call]:
         now = datetime.now(UTC)
         if kind == "track":
             return [parse_track(document, now, self._max_future)]

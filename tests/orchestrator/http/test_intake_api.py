@@ -121,6 +121,13 @@ MALFORMED: list[tuple[str, str, bytes, str | None]] = [
         json.dumps({"customer_id": "c", "event": "e", "timestamp": FUTURE}).encode(),
         "timestamp",
     ),
+    (
+        "deep-properties",
+        "/v1/track",
+        b'{"customer_id": "c", "event": "e", "properties": {"a": ' + b"[" * 985 + b"]" * 985 + b"}}",
+        None,
+    ),
+    ("deep-body", "/v1/track", b"[" * 20000 + b"]" * 20000, None),
     ("unknown-field", "/v1/track", b'{"customer_id": "c", "event": "e", "propertes": {}}', "propertes"),
     ("identify-no-attributes", "/v1/identify", b'{"customer_id": "c"}', "attributes"),
     ("identify-attributes-string", "/v1/identify", b'{"customer_id": "c", "attributes": "x"}', "attributes"),
