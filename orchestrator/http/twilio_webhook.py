@@ -84,6 +84,17 @@ def signature_matches(auth_token: str, urls: Sequence[str], params: Sequence[tup
     return matched
 
 
+def keyword_kind(body: str) -> str:
+    """``stop``, ``start``, ``help`` or ``other``: what the first word of an inbound SMS asks for."""
+    words = body.strip().split()
+    keyword = words[0].upper().strip(".!") if words else ""
+    if keyword in STOP_WORDS:
+        return "stop"
+    if keyword in START_WORDS:
+        return "start"
+    return "help" if keyword in HELP_WORDS else "other"
+
+
 def twiml(message: str | None = None) -> Response:
     """A TwiML answer: empty, or one reply message."""
     inner = f"<Message>{escape(message)}</Message>" if message else ""
@@ -142,11 +153,8 @@ class TwilioWebhooks:
         return twiml(reply)
 
     def _status(self, form: dict[str, str]) -> None:
-        sid, raw_status = (
-            form.get("MessageSid") or form.get("SmsSid"),
-            form.get("MessageStatus") or form.get("SmsStatus"),
-        )
-        status = STATUSES.get((raw_status or "").lower())
+        sid = form.get("MessageSid") or form.get("SmsSid")
+        status = STATUSES.get((form.get("MessageStatus") or form.get("SmsStatus") or "").lower())
         WEBHOOK_EVENTS.labels(provider="twilio", event=status or "ignored").inc()
         if not sid or status is None:
             return
@@ -172,24 +180,23 @@ class TwilioWebhooks:
 
     def _inbound(self, form: dict[str, str]) -> str | None:
         sid, number = form.get("MessageSid") or form.get("SmsSid"), form.get("From")
-        words = (form.get("Body") or "").strip().split()
-        keyword = words[0].upper().strip(".!") if words else ""
-        kind = (
-            "stop"
-            if keyword in STOP_WORDS
-            else "start"
-            if keyword in START_WORDS
-            else "help"
-            if keyword in HELP_WORDS
-            else "other"
-        )
+        kind = keyword_kind(form.get("Body") or "")
         WEBHOOK_EVENTS.labels(provider="twilio", event=f"inbound_{kind}").inc()
         if kind == "help":
             return self._config.sms_help_text
         if kind == "other" or not sid or not number:
             return None
-        if not self._client.set(keys.webhook_seen("twilio", sid), "1", nx=True, ex=INBOUND_SEEN_TTL):
+        marker = keys.webhook_seen("twilio", sid)
+        if not self._client.set(marker, "1", nx=True, ex=INBOUND_SEEN_TTL):
             return None  # this exact message was handled already (a retry or a replay)
+        try:
+            self._change_consent(kind, number)
+        except Exception:
+            self._client.delete(marker)  # so Twilio's retry of this message is handled, not skipped
+            raise
+        return None
+
+    def _change_consent(self, kind: str, number: str) -> None:
         raw_customer = self._client.get(keys.sms_contact(consent.address_hash(number)))
         customer_id = raw_customer.decode() if isinstance(raw_customer, bytes) else raw_customer
         if kind == "stop":
@@ -201,4 +208,3 @@ class TwilioWebhooks:
                 consent.unsuppress(self._client, number)
             if customer_id:
                 consent.set_consent(self._client, customer_id, "sms", True, source="twilio:start")
-        return None

@@ -9,7 +9,7 @@ from twilio.request_validator import RequestValidator
 
 from orchestrator import consent
 from orchestrator.http.messages import StatusBook
-from orchestrator.http.twilio_webhook import compute_signature
+from orchestrator.http.twilio_webhook import compute_signature, keyword_kind
 from orchestrator.store import Store
 from tests.orchestrator.http.conftest import Served
 from tests.orchestrator.http.helpers import PUBLIC_URL, TWILIO_TOKEN
@@ -144,3 +144,13 @@ def test_forged_signatures_are_refused(served: Served, path: str) -> None:
     assert served.client.post(path, data=tampered, headers={"X-Twilio-Signature": good}).status_code == 403
     assert set(served.redis.keys("*")) == before
     assert served.intake.tracked == []
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [("STOP", "stop"), ("stop.", "stop"), ("Quit now please", "stop"), ("yes!", "start"), ("info", "help"),
+     ("", "other"), ("I want to stop", "other")],
+)  # fmt: skip
+def test_keywords_are_the_first_word_only(body: str, kind: str) -> None:
+    """Only the first word counts (as on Twilio), so a sentence that merely mentions stop changes nothing."""
+    assert keyword_kind(body) == kind
