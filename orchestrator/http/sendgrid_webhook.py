@@ -171,6 +171,8 @@ class SendGridWebhook:
         for field, value in (("run_id", run_id), ("step_id", step_id), ("idempotency_key", idempotency_key)):
             if value:
                 properties[field] = value
+        if _text(event.get("journey_id")):
+            properties["journey_id"] = event["journey_id"]
         if name == "email.clicked" and _text(event.get("url")):
             properties["url"] = event["url"]
         # sg_event_id is base64 (it may hold '+', '/', '='): a digest of it is a stable, valid event id.

@@ -27,6 +27,7 @@ def event(kind: str, **extra: Any) -> dict[str, Any]:
         "sg_event_id": f"c2ctZXZlbnQ+{kind}/x==",
         "sg_message_id": "msg-1.filter",
         "customer_id": "c-1",
+        "journey_id": "welcome",
         "run_id": "run-1",
         "step_id": "welcome",
         "idempotency_key": "run-1:welcome",
@@ -51,7 +52,7 @@ def test_delivered_open_click_update_the_status_and_become_journey_events(served
     assert names == [("c-1", "email.delivered"), ("c-1", "email.opened"), ("c-1", "email.clicked")]
     click = served.intake.tracked[2]
     assert click["properties"]["url"] == "https://shop.test/p/1"
-    assert click["properties"]["step_id"] == "welcome"
+    assert click["properties"]["step_id"] == "welcome" and click["properties"]["journey_id"] == "welcome"
     assert click["event_id"].startswith("sendgrid:")
     assert check_event_id(click["event_id"])  # SendGrid's base64 ids ('+', '/', '=') are not valid as they are
     assert len({c["event_id"] for c in served.intake.tracked}) == 3
