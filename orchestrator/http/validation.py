@@ -14,7 +14,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from orchestrator import intake
@@ -22,6 +22,8 @@ from orchestrator.errors import InputError
 from orchestrator.profile import Profile
 
 MAX_ID_LENGTH = 128
+#: Events from before the Unix epoch are mistakes (a zero date, a swapped field), not history.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_EVENT_LENGTH = 128
 
 T = TypeVar("T")
@@ -129,7 +131,7 @@ def _no_unknown(data: dict[str, Any], allowed: frozenset[str], prefix: str) -> N
 
 
 def parse_timestamp(value: Any, where: str, now: datetime, max_future: timedelta) -> datetime:
-    """An ISO 8601 time with a zone, not further ahead than ``max_future`` (clock skew)."""
+    """An ISO 8601 time with a zone, from 1970 on, not further ahead than ``max_future`` (clock skew)."""
     if not isinstance(value, str):
         raise InputError(f"{where!r} must be an ISO 8601 string, got {type(value).__name__}", field=where)
     try:
@@ -140,6 +142,8 @@ def parse_timestamp(value: Any, where: str, now: datetime, max_future: timedelta
         ) from exc
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise InputError(f"{where!r} is {value!r} without a zone; add 'Z' or an offset like '+01:00'", field=where)
+    if moment.year < EARLIEST.year or moment < EARLIEST:  # the year first: converting year 1 to UTC overflows
+        raise InputError(f"{where!r} is {value!r}, before 1970; send the time the event happened", field=where)
     if moment - now > max_future:
         raise InputError(f"{where!r} is {value!r}, too far in the future (check the sender's clock)", field=where)
     return moment

@@ -128,6 +128,18 @@ MALFORMED: list[tuple[str, str, bytes, str | None]] = [
         None,
     ),
     ("deep-body", "/v1/track", b"[" * 20000 + b"]" * 20000, None),
+    (
+        "time-year-one",
+        "/v1/track",
+        b'{"customer_id": "c", "event": "e", "timestamp": "0001-01-01T00:00:00+05:00"}',
+        "timestamp",
+    ),
+    (
+        "time-before-1970",
+        "/v1/track",
+        b'{"customer_id": "c", "event": "e", "timestamp": "1969-07-20T20:17:00Z"}',
+        "timestamp",
+    ),
     ("unknown-field", "/v1/track", b'{"customer_id": "c", "event": "e", "propertes": {}}', "propertes"),
     ("identify-no-attributes", "/v1/identify", b'{"customer_id": "c"}', "attributes"),
     ("identify-attributes-string", "/v1/identify", b'{"customer_id": "c", "attributes": "x"}', "attributes"),
