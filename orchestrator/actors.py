@@ -108,8 +108,13 @@ class ActorDispatcher:
 
 
 def _fire(runtime: Runtime, members: list[str]) -> None:
-    """Fire a batch of claimed timers, acknowledging each once handled (a crash leaves the rest leased)."""
-    for text in members:
-        customer_id, run_id, revision = parse_member(text)
-        runtime.fire_timer(customer_id, run_id, revision)
-        runtime.timers.ack_member(customer_id, run_id, revision)
+    """Fire a batch of claimed timers, then acknowledge the handled ones in one round trip (a crash
+    leaves the rest leased, and the reaper hands them out again)."""
+    handled: list[tuple[str, str, int]] = []
+    try:
+        for text in members:
+            customer_id, run_id, revision = parse_member(text)
+            runtime.fire_timer(customer_id, run_id, revision)
+            handled.append((customer_id, run_id, revision))
+    finally:
+        runtime.timers.ack_members(handled)

@@ -165,6 +165,18 @@ class Timers:
     def ack_member(self, customer_id: str, run_id: str, revision: int) -> None:
         self.redis.zrem(keys.timer_leases(self.shard_of(customer_id)), member(customer_id, run_id, revision))
 
+    def ack_members(self, handled: Iterable[tuple[str, str, int]]) -> None:
+        """Acknowledge many handled timers (customer, run, revision) with one ZREM per shard."""
+        by_shard: dict[int, list[str]] = {}
+        for customer_id, run_id, revision in handled:
+            by_shard.setdefault(self.shard_of(customer_id), []).append(member(customer_id, run_id, revision))
+        if not by_shard:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for shard, names in by_shard.items():
+            pipe.zrem(keys.timer_leases(shard), *names)
+        pipe.execute()
+
     def reap(self, now: float, limit: int = 1000) -> int:
         """Put timers whose lease expired back as due now (their worker died); returns how many."""
         return sum(int(count) for count in self._per_shard("reap", [now, limit]))
