@@ -24,7 +24,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--plots", metavar="DIR", help="write the PNG plots here (e.g. docs/img)")
     parser.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown to FILE")
+    parser.add_argument("--replot", metavar="DIR", help="only redraw the PNGs in DIR from the data saved beside them")
     args = parser.parse_args(argv)
+    if args.replot:
+        subtitle = harness.load_plots(args.replot)
+        for path in harness.write_plots(args.replot, subtitle):
+            print(f"plot: {path}")
+        return 0
 
     from rich.console import Console
 

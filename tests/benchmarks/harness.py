@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import os
 import platform
 import time
@@ -302,6 +303,19 @@ PLOT_TITLES = {
 }
 
 
+def load_plots(directory: str) -> str:
+    """Read the plot data a run left beside its PNGs back into :data:`PLOTS`; returns its subtitle."""
+    subtitle = ""
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(".json") and name[:-5] in PLOT_TITLES:
+            with open(os.path.join(directory, name), encoding="utf-8") as handle:
+                data = json.load(handle)
+            series = {label: [(float(x), float(y)) for x, y in points] for label, points in data["series"].items()}
+            PLOTS[name[:-5]] = (data["x"], data["y"], series)
+            subtitle = data.get("subtitle", subtitle)
+    return subtitle
+
+
 def write_plots(directory: str, subtitle: str = "") -> list[str]:
     """One PNG per plot the scenarios left in :data:`PLOTS`; returns the paths written."""
     import matplotlib
@@ -320,9 +334,10 @@ def write_plots(directory: str, subtitle: str = "") -> list[str]:
         axes.set_ylabel(y_label)
         if name.startswith("timer_lateness"):
             axes.set_xscale("log")
+            axes.set_yscale("log")
         else:
             axes.set_xticks(sorted({p[0] for points in lines.values() for p in points}))
-        axes.set_ylim(bottom=0)
+            axes.set_ylim(bottom=0)
         figure.suptitle(PLOT_TITLES.get(name, name.replace("_", " ")), fontsize=11)
         if subtitle:
             axes.set_title(subtitle, fontsize=8, color="dimgray")
@@ -331,6 +346,8 @@ def write_plots(directory: str, subtitle: str = "") -> list[str]:
         figure.tight_layout()
         path = os.path.join(directory, f"{name}.png")
         figure.savefig(path)
+        with open(os.path.join(directory, f"{name}.json"), "w", encoding="utf-8") as handle:
+            json.dump({"x": x_label, "y": y_label, "series": lines, "subtitle": subtitle}, handle, indent=1)
         plt.close(figure)
         written.append(path)
     return written
