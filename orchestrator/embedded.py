@@ -109,7 +109,7 @@ class Embedded:
         if not isinstance(self.broker, StubBroker):
             for _ in range(2):
                 for queue in QUEUES:
-                    self.broker.join(queue, timeout=timeout_ms)
+                    self.broker.join(queue, timeout=timeout_ms, interval=2)  # type: ignore[call-arg]
             return
         queues = self.broker.queues
         deadline = time.monotonic() + timeout_ms / 1000

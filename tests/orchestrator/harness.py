@@ -120,7 +120,7 @@ class Harness:
         """Wait until every queue is empty, twice (a message may enqueue another)."""
         for _ in range(3):
             for queue in QUEUES:
-                self.broker.join(queue, timeout=20_000)
+                self.broker.join(queue, timeout=20_000, interval=2)
 
     def tick(self, **delta: float) -> None:
         """Move the clock, let the scheduler fire what is due, and let the workers finish."""
