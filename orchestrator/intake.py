@@ -209,12 +209,13 @@ class Loyaloop:
             )
         except InputError as error:
             raise self._refuse(error) from None
-        if profile.timezone:
-            self.store.redis.sadd(keys.timezones(), profile.timezone)
-        for channel, given in (values.get("consent") or {}).items():
-            consent_store.set_consent(self.store.redis, customer_id, channel, bool(given), source="identify")
+        if values.get("timezone"):
+            self.store.redis.sadd(keys.timezones(), values["timezone"])  # local-time broadcasts fire per zone
+        given = {channel: bool(flag) for channel, flag in (values.get("consent") or {}).items()}
+        for channel, flag in given.items():
+            consent_store.set_consent(self.store.redis, customer_id, channel, flag, source="identify")
         self.actors.profile_changed.send(customer_id)
-        return self.store.get_profile(customer_id) or profile
+        return profile.model_copy(update={"consent": {**profile.consent, **given}}) if given else profile
 
     def import_file(self, path: Path | str, *, progress: bool = True) -> ImportReport:
         """Import a JSONL file of ``{"type": "track"|"identify", ...}`` lines (``type`` defaults to
