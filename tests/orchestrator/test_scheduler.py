@@ -68,3 +68,31 @@ def test_a_birthday_fires_once_at_the_customers_local_time(redis_url: str, tmp_p
         sent = h.outbox()
         assert [m["customer_id"] for m in sent] == ["c1"]
         assert h.stats("bday")["_journey:entered"] == 1
+
+
+LOCAL = journey(
+    {
+        "id": "morning",
+        "name": "Morning",
+        "trigger": {"schedule": "0 10 * * *", "timezone": "local"},
+        "re_entry": "always",
+        "steps": [{"id": "news", "send": "email", "template": "hello"}],
+    }
+)
+
+
+def test_a_local_time_broadcast_reaches_each_zone_at_ten_on_its_own_clock(redis_url: str, tmp_path: Path) -> None:
+    """10:00 in Amsterdam is 09:00 UTC, in New York 15:00 UTC: each customer gets it at their ten."""
+    with running(redis_url, tmp_path, [LOCAL]) as h:
+        for cid, zone in (("ams", "Europe/Amsterdam"), ("nyc", "America/New_York")):
+            h.api.identify(cid, {"email": f"{cid}@example.com", "timezone": zone, "consent": {"email": True}})
+        h.tick(minutes=1)  # 10:01 UTC, 11:01 in Amsterdam: first sight of each zone, nothing back-filled
+        h.tick(hours=4, minutes=54)  # 14:55 UTC = 09:55 in New York
+        assert h.outbox() == []
+        h.tick(minutes=10)  # 15:05 UTC = 10:05 in New York
+        assert [m["customer_id"] for m in h.outbox()] == ["nyc"]
+        h.clock.now = h.clock.now.replace(hour=8, minute=55) + timedelta(days=1)
+        h.tick()  # 09:55 in Amsterdam
+        assert len(h.outbox()) == 1
+        h.tick(minutes=10)  # 09:05 UTC = 10:05 in Amsterdam
+        assert [m["customer_id"] for m in h.outbox()] == ["nyc", "ams"]
