@@ -14,7 +14,7 @@ from tests.benchmarks import bench_http
 from tests.benchmarks.harness import Figure
 
 WORKERS = 2
-CONNECTIONS = 64
+CONNECTIONS = 16
 
 
 def run(quick: bool) -> list[Figure]:
