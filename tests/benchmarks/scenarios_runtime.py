@@ -19,6 +19,7 @@ from typing import Any
 
 import redis
 
+from orchestrator.timers import Timers
 from tests.benchmarks.harness import Figure, add_plot_point
 from tests.drills import support
 
@@ -147,7 +148,8 @@ def run_event(quick: bool, redis_url: str | None = None) -> list[Figure]:
 
 
 def run_cohort(quick: bool, redis_url: str | None = None) -> list[Figure]:
-    """A cohort entering one journey in chunks of 500 per message (as the scheduler hands it out)."""
+    """A cohort entering one journey (first step a 30-day wait) in chunks of 500 per message, as the
+    scheduler hands a broadcast out; done when every customer's enrollment waits on its timer."""
     assert redis_url
     from orchestrator.scheduler import COHORT_CHUNK
 
@@ -159,14 +161,15 @@ def run_cohort(quick: bool, redis_url: str | None = None) -> list[Figure]:
     ids = support.customer_ids(size + 1, prefix="co")
     support.seed_profiles(client, ids)
     _broker, actors = support.broker_client(redis_url)
+    timers = Timers(client)  # entering = an enrollment waiting on its first step's timer
     worker = support.start_worker(space, processes=1, threads=THREADS)
     try:
         actors.enter_batch.send("cohort", [ids[-1]], "warm-up", {})
-        support.wait_for(lambda: support.count_lines(space.outbox) >= 1, 60, interval=0.02, what="warm-up")
+        support.wait_for(lambda: timers.pending() >= 1, 60, interval=0.02, what="warm-up")
         started = time.monotonic()
         for chunk in support.chunks(ids[:-1], COHORT_CHUNK):
             actors.enter_batch.send("cohort", chunk, "bench", {})
-        support.wait_for(lambda: support.count_lines(space.outbox) >= size + 1, 1800, interval=0.1, what="cohort")
+        support.wait_for(lambda: timers.pending() >= size + 1, 1800, interval=0.1, what="cohort entered")
         rate = size / (time.monotonic() - started)
     finally:
         worker.stop()

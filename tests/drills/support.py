@@ -104,7 +104,7 @@ steps:
     exit: true
 """
 
-#: Entered in batches by the cohort benchmark (no trigger event ever sent).
+#: Entered in batches by the cohort benchmark (no trigger event ever sent); entering means waiting.
 COHORT = """\
 id: cohort
 name: Cohort entry
@@ -114,6 +114,8 @@ re_entry: never
 category: transactional
 priority: 50
 steps:
+  - id: settle
+    wait: 30d
   - id: hello
     send: email
     template: drill_first
