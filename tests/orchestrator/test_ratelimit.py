@@ -46,7 +46,7 @@ def test_state_is_one_expiring_key_per_channel(redis_url: str) -> None:
 
 def test_workers_share_one_budget(redis_url: str) -> None:
     """Eight threads with their own limiter objects (as separate workers would) stay within the shared rate."""
-    rate, duration = 50.0, 0.6
+    rate, duration = 50.0, 1.0
     granted: list[float] = []
     lock = threading.Lock()
 
@@ -67,7 +67,11 @@ def test_workers_share_one_budget(redis_url: str) -> None:
     for thread in threads:
         thread.join()
     burst = int(rate * 0.1)
-    assert rate * duration * 0.7 <= len(granted) <= rate * duration + burst + 1
+    # The ceiling is the point: eight limiters never grant more than one shared budget.  The floor
+    # only shows the budget is used at all (loose, as a loaded machine may starve the threads).
+    span = max(granted) - min(granted)
+    assert len(granted) <= rate * span + burst + 1
+    assert len(granted) >= rate * duration * 0.3
 
 
 def test_wait_blocks_until_a_slot_or_gives_up(redis_url: str) -> None:
