@@ -110,7 +110,7 @@ def wrk_script(directory: Path) -> Path:
     return script
 
 
-def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -150,7 +150,11 @@ def launch(
     """Start a server on a free port, wait for it, warm it up (imports, pools, first connections)."""
     port = free_port()
     process = start([part.replace("{port}", str(port)) for part in command], env, log)
-    wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
+    except RuntimeError as exc:
+        stop(process)
+        raise RuntimeError(f"{exc}; its log ends with:\n{log.read_text(errors='replace')[-2000:]}") from None
     subprocess.run(
         ["wrk", "-t1", "-c4", "-d1s", "-s", str(script), f"http://127.0.0.1:{port}{path}"], capture_output=True
     )
