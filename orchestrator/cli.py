@@ -7,6 +7,7 @@ No traceback reaches a marketer: Loyaloop's own errors print as one clear messag
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Any
 
@@ -54,7 +55,12 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> Any:
-    """Entry point: turn Loyaloop errors into one readable line and exit code 1."""
+    """Entry point: every failure becomes one readable line and a non-zero exit, never a traceback.
+
+    ``LOYALOOP_DEBUG=1`` lets unexpected errors through with their traceback, for developers.
+    """
+    import redis
+
     try:
         return cli.main(args=argv, prog_name="loyaloop", standalone_mode=False)
     except click.exceptions.Abort:
@@ -68,3 +74,18 @@ def main(argv: list[str] | None = None) -> Any:
     except LoyaloopError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    except redis.exceptions.ConnectionError as exc:
+        click.echo(f"error: cannot reach Redis ({exc}); check REDIS_URL or unset it for the embedded default", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        click.echo(f"error: {exc.strerror or exc}{where}", err=True)
+        sys.exit(1)
+    except Exception as exc:
+        if os.environ.get("LOYALOOP_DEBUG") == "1":
+            raise
+        click.echo(
+            f"error: unexpected {type(exc).__name__}: {exc} (a bug in Loyaloop; LOYALOOP_DEBUG=1 shows the details)",
+            err=True,
+        )
+        sys.exit(2)

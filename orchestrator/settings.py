@@ -8,11 +8,13 @@ that might be committed.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from orchestrator.errors import ValidationFailed
 from orchestrator.journey import ChannelName, Duration, QuietWindow
 
 SETTINGS_FILE = "settings.yaml"
@@ -64,24 +66,51 @@ class Settings(BaseModel):
     templates_dir: Path = Path("templates")
 
 
-def load_settings(journeys_dir: Path | None = None, env: dict[str, str] | None = None) -> Settings:
+#: The project folder holding the shipped ``journeys/`` and ``templates/`` (a checkout or editable install).
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def default_folder(name: str) -> Path:
+    """``./name`` when it exists, else the shipped one, so ``loyaloop demo`` works from any folder."""
+    local = Path(name)
+    if local.is_dir() or not (PROJECT_DIR / name).is_dir():
+        return local
+    return PROJECT_DIR / name
+
+
+def load_settings(journeys_dir: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Read ``settings.yaml`` from the journeys folder (if present) and overlay the environment.
 
     Environment: ``REDIS_URL``, ``LOYALOOP_SECRET_KEY``, ``LOYALOOP_OUTBOX``,
-    ``LOYALOOP_JOURNEYS``, ``LOYALOOP_TEMPLATES``, ``LOYALOOP_PUBLIC_URL``.
+    ``LOYALOOP_JOURNEYS``, ``LOYALOOP_TEMPLATES``, ``LOYALOOP_PUBLIC_URL``.  A mistake in the file
+    raises :class:`ValidationFailed` located at its line, never a bare pydantic error.
     """
-    from orchestrator.yamlfile import load_settings_file
+    from orchestrator.located import problems_from
+    from orchestrator.yamlfile import read_yaml_file
 
     environ = os.environ if env is None else env
-    folder = Path(journeys_dir or environ.get("LOYALOOP_JOURNEYS", "journeys"))
-    data = load_settings_file(folder / SETTINGS_FILE) if (folder / SETTINGS_FILE).exists() else {}
-    data["journeys_dir"] = folder
+    explicit = journeys_dir or environ.get("LOYALOOP_JOURNEYS")
+    folder = Path(explicit) if explicit else default_folder("journeys")
+    templates = environ.get("LOYALOOP_TEMPLATES")
+    if not templates:
+        beside = folder.parent / "templates"
+        templates = str(beside if explicit and beside.is_dir() else default_folder("templates"))
     overlay = {
         "redis_url": environ.get("REDIS_URL"),
         "secret_key": environ.get("LOYALOOP_SECRET_KEY"),
         "outbox_path": environ.get("LOYALOOP_OUTBOX"),
-        "templates_dir": environ.get("LOYALOOP_TEMPLATES"),
         "public_url": environ.get("LOYALOOP_PUBLIC_URL"),
     }
-    data.update({key: value for key, value in overlay.items() if value})
-    return Settings.model_validate(data)
+    extra: dict[str, Any] = {"journeys_dir": folder, "templates_dir": Path(templates)}
+    extra.update({key: value for key, value in overlay.items() if value})
+    path = folder / SETTINGS_FILE
+    if not path.is_file():
+        return Settings.model_validate(extra)
+    doc = read_yaml_file(path)
+    data = doc.data if doc.data is not None else {}
+    if not isinstance(data, dict):
+        raise ValidationFailed([doc.problem((), "expected a mapping of settings at the top of the file")])
+    try:
+        return Settings.model_validate({**data, **extra})
+    except ValidationError as exc:
+        raise ValidationFailed(problems_from(exc, doc, Settings)) from None
