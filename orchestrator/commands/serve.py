@@ -38,6 +38,10 @@ def serve(host: str, port: int, workers: int, log_level: str, access_log: bool) 
     """Serve the HTTP API (POST /v1/track, /v1/identify, /v1/batch), the SendGrid and Twilio
     webhooks, the /u/{token} unsubscribe page, /healthz and /metrics.  Needs REDIS_URL; keys and
     limits come from the environment (see docs/http.md).  Client addresses are never logged."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR") == "":
+        # prometheus_client switches to multi-process files when the variable merely exists, and an
+        # empty one means "the current directory": treat it as unset, before any metric is made.
+        del os.environ["PROMETHEUS_MULTIPROC_DIR"]
     import redis
 
     from orchestrator.errors import ConfigurationError

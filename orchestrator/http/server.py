@@ -32,6 +32,8 @@ from orchestrator.settings import Settings, load_settings
 FACTORY = "orchestrator.http.server:build_app"
 #: Seconds a Redis call may take before the request fails with 500.
 REDIS_TIMEOUT = 5.0
+#: Seconds to wait for a connection to Redis (an unreachable Redis must fail fast, not hold the loop).
+REDIS_CONNECT_TIMEOUT = 1.0
 #: uvicorn's exit code when the server could not start.
 STARTUP_FAILURE = 3
 
@@ -55,7 +57,7 @@ def build_app() -> Starlette:
         require_redis(settings),
         decode_responses=True,
         socket_timeout=REDIS_TIMEOUT,
-        socket_connect_timeout=REDIS_TIMEOUT,
+        socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
     )
     from orchestrator.intake import Loyaloop
     from orchestrator.worker import actors  # binds the actors to the RedisBroker on REDIS_URL
