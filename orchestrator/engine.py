@@ -427,7 +427,7 @@ def _step_update(run: _Run, step: UpdateStep) -> object:
         target = str(value)
     values = {name: render_value(value, ctx) for name, value in spec.set.items()}
     increments = dict(spec.increment)
-    run.actions.append(UpdateProfile(customer_id=target, set=values, increment=increments))
+    run.actions.append(UpdateProfile(customer_id=target, set=values, increment=increments, step_id=step.id))
     if target == run.profile.id:
         run.profile = _apply_update(run.profile, values, increments)
     run.record(step.id, "updated")

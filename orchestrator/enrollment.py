@@ -140,6 +140,9 @@ class UpdateProfile:
     customer_id: str
     set: dict[str, Any] = field(default_factory=dict)
     increment: dict[str, float] = field(default_factory=dict)
+    #: The ``update`` step that asked for it: with the run id, the key that applies it once (not
+    #: part of equality: two updates that change the same things are the same update).
+    step_id: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,12 @@ def seen_events(customer_id: str) -> str:
     return _customer(customer_id, "seen")
 
 
+def applied_updates(customer_id: str) -> str:
+    """Hash ``run_id:step_id`` → ``applied``: journey ``update`` steps already applied to this
+    customer's profile, so a re-driven pending update is applied once."""
+    return _customer(customer_id, "upd")
+
+
 def consent_history(customer_id: str) -> str:
     """Stream of consent changes (channel, granted, source, at): the proof of opt-in and opt-out."""
     return _customer(customer_id, "consent-history")

@@ -42,7 +42,7 @@ from orchestrator.errors import StateConflict
 from orchestrator.journey import DateTrigger, Journey
 from orchestrator.profile import Profile
 from orchestrator.settings import Settings
-from orchestrator.store import EventState, Store, StoredEnrollment, conflict
+from orchestrator.store import EventState, PendingUpdate, Store, StoredEnrollment, conflict, pending_json
 from orchestrator.timers import Timers
 
 log = logging.getLogger(__name__)
@@ -132,14 +132,32 @@ class Runtime:
         send: SendAction | None,
         timer: tuple[int, float] | None,
         claim: tuple[str, float] | None = None,
+        updates: list[PendingUpdate] | None = None,
     ) -> None:
-        """Timer first, then the compare-and-set, on one pipeline (a timer without its state is stale
-        and harmless; state without its timer could strand the run)."""
+        """Timers first, then the compare-and-set, on one pipeline (a timer without its state is stale
+        and harmless; state without its timer could strand the run).  Profile updates are recorded by
+        the compare-and-set itself, with a timer that re-drives them if this worker dies first."""
         enrollment = decision.enrollment
         if timer is not None and not enrollment.finished:
             self.timers.schedule(enrollment.customer_id, enrollment.run_id, timer[0], timer[1], pipe=pipe)
+        if updates:
+            self.timers.schedule(
+                enrollment.customer_id,
+                UPDATE_RUN_PREFIX + enrollment.run_id,
+                enrollment.revision,
+                self.clock().timestamp() + self.send_lease,
+                pipe=pipe,
+            )
         expected = -1 if stored is None else stored.enrollment.revision
-        self.store.write_enrollment(pipe, enrollment, expected=expected, send=send, timer=timer, claim=claim)
+        self.store.write_enrollment(
+            pipe,
+            enrollment,
+            expected=expected,
+            send=send,
+            timer=timer,
+            claim=claim,
+            pending=pending_json(updates) if updates else "",
+        )
 
     def carry_out(
         self,
@@ -168,10 +186,12 @@ class Runtime:
             # This worker sends it next: claim it in the compare-and-set (one round trip less).
             claim = (send.idempotency_key, self.clock().timestamp() + self.delivery.claim_lease)
 
+        updates = pending_updates(decision)
+
         def write(pipe: Any) -> None:
             if before is not None:
                 before(pipe)
-            self._queue_write(pipe, stored, decision, send, timer, claim)
+            self._queue_write(pipe, stored, decision, send, timer, claim, updates)
 
         written = self.store.run(write)
         if not written[-1]:
@@ -179,6 +199,8 @@ class Runtime:
                 return False
             raise conflict(enrollment, stored.enrollment.revision)
         self._after_write(stored, decision, timer, pipe=None, notes=notes)
+        if updates:
+            self._apply_updates(enrollment.customer_id, enrollment.run_id, enrollment.revision, updates)
         if fresh and send is not None:
             self._send(StoredEnrollment(enrollment, send, timer), profile, inline, claim[0] if claim else None)
         return True
@@ -207,17 +229,15 @@ class Runtime:
         pipe: Any,
         notes: Iterable[tuple[str, str | None, str, int]] = (),
     ) -> None:
-        """Cancel the replaced timer, count the stats, apply profile updates (one round trip)."""
+        """Cancel the replaced timer and count the stats (one round trip, or none when it rides on
+        the caller's closing pipeline)."""
         enrollment = decision.enrollment
         records: list[tuple[str, str | None, str, int]] = list(notes)
         recorded = set()
-        updates: list[UpdateProfile] = []
         for action in decision.actions:
             if isinstance(action, Record):
                 records.append((enrollment.journey_id, action.step_id, action.stat, 1))
                 recorded.add((action.step_id, action.stat))
-            elif isinstance(action, UpdateProfile):
-                updates.append(action)
             elif isinstance(action, Finish) and (None, action.status) not in recorded:
                 records.append((enrollment.journey_id, None, action.status, 1))
         if (None, "entered") in recorded:
@@ -233,13 +253,38 @@ class Runtime:
         if pipe is not None:
             build(pipe)
         elif records or drop:
-            deferred = getattr(self._local, "deferred", None)
-            if deferred is not None:
-                deferred.append(build)  # rides on the caller's closing pipeline
-            else:
-                self.store.run(build)
+            self._bookkeeping(build)
+
+    def _bookkeeping(self, build: Callable[[Any], None]) -> None:
+        """Writes that may be lost in a crash (stats, clean-up): on the caller's closing pipeline
+        when there is one, else one round trip now."""
+        deferred = getattr(self._local, "deferred", None)
+        if deferred is not None:
+            deferred.append(build)
+        else:
+            self.store.run(build)
+
+    def _apply_updates(self, customer_id: str, run_id: str, revision: int, updates: list[PendingUpdate]) -> None:
+        """Apply the updates a stored revision recorded (each at most once), then forget them and
+        their re-drive timer.  A crash before the end leaves both: the timer applies the rest."""
         for update in updates:
-            self.store.update_profile(update.customer_id, update.set, update.increment)
+            self.store.apply_update(update)
+
+        def clear(pipe: Any) -> None:
+            self.store.clear_pending(customer_id, run_id, revision, pipe)
+            self.timers.cancel(customer_id, UPDATE_RUN_PREFIX + run_id, revision, pipe=pipe)
+
+        self._bookkeeping(clear)
+
+    def redrive_updates(self, customer_id: str, run_id: str, revision: int) -> str:
+        """The re-drive timer of a revision's profile updates fired: apply what is still pending."""
+        updates = self.store.pending_updates(customer_id, run_id, revision)
+        if not updates:
+            return "stale"
+        for update in updates:
+            self.store.apply_update(update)
+        self.store.clear_pending(customer_id, run_id, revision)
+        return "updated"
 
     def _decide_and_store(
         self,
@@ -365,30 +410,54 @@ class Runtime:
             send, timer = self._plan(None, decision)
             planned.append((decision, send, timer, profile))
 
+        updates = [pending_updates(decision) for decision, _s, _t, _p in planned]
+        redrive_at = now.timestamp() + self.send_lease
+
         def write(pipe: Any) -> None:
             # Timers first (one ZADD per shard for the whole chunk), then one CAS per customer.
             self.timers.schedule_many(
-                (
+                [
                     (d.enrollment.customer_id, d.enrollment.run_id, t[0], t[1])
                     for d, _s, t, _p in planned
                     if t is not None and not d.enrollment.finished
-                ),
+                ]
+                + [
+                    (
+                        d.enrollment.customer_id,
+                        UPDATE_RUN_PREFIX + d.enrollment.run_id,
+                        d.enrollment.revision,
+                        redrive_at,
+                    )
+                    for (d, _s, _t, _p), mine in zip(planned, updates, strict=True)
+                    if mine
+                ],
                 pipe=pipe,
             )
-            for decision, send, timer, _profile in planned:
-                self.store.write_enrollment(pipe, decision.enrollment, expected=-1, send=send, timer=timer)
+            for (decision, send, timer, _profile), mine in zip(planned, updates, strict=True):
+                self.store.write_enrollment(
+                    pipe,
+                    decision.enrollment,
+                    expected=-1,
+                    send=send,
+                    timer=timer,
+                    pending=pending_json(mine) if mine else "",
+                )
 
         replies = self.store.run(write)[-len(planned) :] if planned else []
         done = [item for item, ok in zip(planned, replies, strict=True) if ok]
         if done:
             self._batch_effects([decision for decision, _send, _timer, _profile in done])
+        for (decision, _s, _t, _p), todo, ok in zip(planned, updates, replies, strict=True):
+            if ok and todo:
+                enrollment = decision.enrollment
+                self._apply_updates(enrollment.customer_id, enrollment.run_id, enrollment.revision, todo)
         for decision, send, timer, profile in done:
             if send is not None and decision.enrollment.status == "sending":
                 self._send(StoredEnrollment(decision.enrollment, send, timer), profile, True)
         return entered + len(done)
 
     def _batch_effects(self, decisions: list[Decision]) -> None:
-        """Stats of many new runs summed into one HINCRBY each; profile updates applied after."""
+        """Stats of many new runs summed into one HINCRBY each."""
         totals: Counter[tuple[str, str | None, str]] = Counter()
         for decision in decisions:
             journey_id = decision.enrollment.journey_id
@@ -403,10 +472,6 @@ class Runtime:
         for (journey_id, step_id, stat), amount in totals.items():
             if step_id is None and stat == "entered":
                 metrics.entered(journey_id, amount)
-        for decision in decisions:
-            for action in decision.actions:
-                if isinstance(action, UpdateProfile):
-                    self.store.update_profile(action.customer_id, action.set, action.increment)
 
     # --- events --------------------------------------------------------------------------------
     def handle_event(
@@ -503,6 +568,8 @@ class Runtime:
         """A timer came due: advance a wait, re-drive a send, or enter a date-triggered journey."""
         if run_id.startswith(DATE_RUN_PREFIX):
             return self._fire_date(customer_id, run_id)
+        if run_id.startswith(UPDATE_RUN_PREFIX):
+            return self.redrive_updates(customer_id, run_id[len(UPDATE_RUN_PREFIX) :], revision)
         stored = self.store.get_enrollment(customer_id, run_id)
         if stored is None or stored.enrollment.revision != revision or stored.enrollment.finished:
             return "stale"
@@ -593,6 +660,23 @@ class Runtime:
 
 
 DATE_RUN_PREFIX = "@date:"
+#: The pseudo run id of the timer that re-drives a revision's profile updates after a crash.
+UPDATE_RUN_PREFIX = "@update:"
+
+
+def pending_updates(decision: Decision) -> list[PendingUpdate]:
+    """The decision's profile updates, each keyed by run id and step id (applied at most once)."""
+    enrollment = decision.enrollment
+    found = [a for a in decision.actions if isinstance(a, UpdateProfile)]
+    return [
+        PendingUpdate(
+            f"{enrollment.run_id}:{action.step_id or f'{enrollment.revision}#{index}'}",
+            action.customer_id,
+            dict(action.set),
+            dict(action.increment),
+        )
+        for index, action in enumerate(found)
+    ]
 
 
 def date_timer_run(journey_id: str, year: int) -> str:

@@ -32,9 +32,11 @@ PROVIDER_ID_TTL = 30 * 86400
 # KEYS: enrollment hash, live hash, last-entry hash, delivered hash
 # ARGV: expected rev ("-1" = create), new rev, doc, send json or "", journey id, run id, finished "1"/"0",
 #       entered epoch or "", finished ttl, timer ("" keep, "x" drop, else "revision|due"),
-#       send to claim ("" none), claim lease expiry
+#       send to claim ("" none), claim lease expiry, pending profile updates JSON ("" none)
 # Claiming the new send here (only when the compare-and-set wins) saves the worker that sends it
-# inline a round trip; an existing mark (claimed or done) is left alone.
+# inline a round trip; an existing mark (claimed or done) is left alone.  The decision's profile
+# updates are recorded under ``pending:<new rev>`` in the same atomic step, so a crash before they
+# are applied leaves them for the re-drive timer (they are applied idempotently, see apply_update).
 _CAS = """
 local cur = redis.call('HGET', KEYS[1], 'rev')
 if ARGV[1] == '-1' then
@@ -55,6 +57,7 @@ if ARGV[8] ~= '' then redis.call('HSET', KEYS[3], ARGV[5], ARGV[8]) end
 if ARGV[10] == 'x' then redis.call('HDEL', KEYS[1], 'timer')
 elseif ARGV[10] ~= '' and ARGV[7] ~= '1' then redis.call('HSET', KEYS[1], 'timer', ARGV[10]) end
 if ARGV[11] ~= '' then redis.call('HSETNX', KEYS[4], ARGV[11], 'claimed:' .. ARGV[12]) end
+if ARGV[13] ~= '' then redis.call('HSET', KEYS[1], 'pending:' .. ARGV[2], ARGV[13]) end
 return 1
 """
 
@@ -115,6 +118,25 @@ def send_from_json(text: str) -> SendAction:
     data = json.loads(text)
     data["channels"] = tuple(data["channels"])
     return SendAction(**data)
+
+
+@dataclasses.dataclass(frozen=True)
+class PendingUpdate:
+    """A journey ``update`` recorded with the compare-and-set that decided it; ``key`` (run id and
+    step id) makes applying it idempotent."""
+
+    key: str
+    customer_id: str
+    set: dict[str, Any]
+    increment: dict[str, float]
+
+
+def pending_json(updates: Iterable[PendingUpdate]) -> str:
+    return json.dumps([[u.key, u.customer_id, u.set, u.increment] for u in updates], separators=(",", ":"))
+
+
+def pending_from_json(text: str) -> list[PendingUpdate]:
+    return [PendingUpdate(key, customer, set_, increment) for key, customer, set_, increment in json.loads(text)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,19 +291,8 @@ class Store:
         (pipe or self.redis).hset(keys.seen_events(customer_id), event_id, "done")
 
     def update_profile(self, customer_id: str, set_: dict[str, Any], increment: dict[str, float]) -> Profile:
-        """Apply a journey's ``update`` step: attributes set, numbers incremented."""
-
-        def change(profile: Profile) -> Profile:
-            for name, value in set_.items():
-                profile.attributes[name] = value
-            for name, amount in increment.items():
-                old = profile.attributes.get(name, 0)
-                base = old if isinstance(old, int | float) and not isinstance(old, bool) else 0
-                total = base + amount
-                profile.attributes[name] = int(total) if float(total).is_integer() else total
-            return profile
-
-        return self.change_profile(customer_id, change)
+        """Apply attributes set and numbers incremented now (not keyed: journeys use apply_update)."""
+        return self.change_profile(customer_id, lambda profile: _updated(profile, set_, increment))
 
     def set_consent(self, customer_id: str, channel: str, given: bool) -> None:
         self.redis.hset(keys.consent(customer_id), channel, "1" if given else "0")
@@ -382,11 +393,13 @@ class Store:
         send: SendAction | None,
         timer: tuple[int, float] | Literal["keep"] | None,
         claim: tuple[str, float] | None = None,
+        pending: str = "",
     ) -> None:
         """Queue the compare-and-set of an enrollment on a pipeline (``expected=-1`` creates it).
 
         Its reply is 1 when written, 0 when the revision moved (or, creating, the run exists).
-        ``claim`` (idempotency key, lease expiry) claims the new send for the caller when it wins.
+        ``claim`` (idempotency key, lease expiry) claims the new send for the caller when it wins;
+        ``pending`` (from :func:`pending_json`) records the decision's profile updates atomically.
         """
         customer_id = enrollment.customer_id
         timer_arg = "" if timer == "keep" else "x" if timer is None else f"{timer[0]}|{timer[1]!r}"
@@ -404,6 +417,7 @@ class Store:
             timer_arg,
             claim[0] if claim is not None else "",
             repr(claim[1]) if claim is not None else "",
+            pending,
         ]
         enrollment_keys = [
             keys.enrollment(customer_id, enrollment.run_id),
@@ -412,6 +426,37 @@ class Store:
             keys.delivered(customer_id),
         ]
         self.evalsha(pipe, "cas", enrollment_keys, args)
+
+    def pending_updates(self, customer_id: str, run_id: str, revision: int) -> list[PendingUpdate]:
+        """The profile updates recorded with this revision and not yet cleared (re-drive after a crash)."""
+        raw = self.redis.hget(keys.enrollment(customer_id, run_id), f"pending:{revision}")
+        return pending_from_json(raw) if raw else []
+
+    def clear_pending(self, customer_id: str, run_id: str, revision: int, pipe: Any = None) -> None:
+        """Every update of that revision is applied: forget them."""
+        (pipe or self.redis).hdel(keys.enrollment(customer_id, run_id), f"pending:{revision}")
+
+    def apply_update(self, update: PendingUpdate) -> bool:
+        """Apply one journey ``update`` to its customer's profile at most once (keyed by run id and
+        step id); False when it was applied before.  Optimistic: the write happens only if the
+        profile did not change since it was read (else read again)."""
+        profile_key, applied_key = keys.profile(update.customer_id), keys.applied_updates(update.customer_id)
+        while True:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hexists(applied_key, update.key)
+            pipe.get(profile_key)
+            done, raw = pipe.execute()
+            if done:
+                return False
+            current = Profile.model_validate_json(raw) if raw else Profile(id=update.customer_id)
+            changed = _updated(current, update.set, update.increment)
+            result = self._script(
+                "apply", [profile_key, applied_key], [raw or "", _profile_json(changed), update.key, SEEN_TTL]
+            )
+            if result == "new":
+                return True
+            if result != "conflict":
+                return False
 
     def set_timer_field(self, customer_id: str, run_id: str, revision: int, due: float, pipe: Any = None) -> None:
         """Remember the live timer of an enrollment (a deferred send), so a later cancel finds it."""
@@ -537,6 +582,17 @@ def _entries(raw: dict[str, str]) -> dict[str, datetime]:
 
 def _profile_json(profile: Profile) -> str:
     return profile.model_dump_json(exclude={"consent"})
+
+
+def _updated(profile: Profile, set_: dict[str, Any], increment: dict[str, float]) -> Profile:
+    for name, value in set_.items():
+        profile.attributes[name] = value
+    for name, amount in increment.items():
+        old = profile.attributes.get(name, 0)
+        base = old if isinstance(old, int | float) and not isinstance(old, bool) else 0
+        total = base + amount
+        profile.attributes[name] = int(total) if float(total).is_integer() else total
+    return profile
 
 
 def _with_consent(profile: Profile, consent: dict[str, str]) -> Profile:
