@@ -1,0 +1,76 @@
+"""The harness's verdicts, its table and how it picks a scenario's implementation."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+from tests.benchmarks import harness
+from tests.benchmarks.harness import Figure, Scenario
+
+
+def test_ratio_targets_compare_value_to_the_same_run_baseline() -> None:
+    """``ratio>=`` passes when value / baseline reaches the target, and fails (not crashes) without a baseline."""
+    assert Figure("s", "f", 60, "x/s", 100, "no-op", 0.5, "ratio>=").passed is True
+    assert Figure("s", "f", 40, "x/s", 100, "no-op", 0.5, "ratio>=").passed is False
+    assert Figure("s", "f", 40, "x/s", None, "", 0.5, "ratio>=").passed is False
+    assert Figure("s", "f", 1.2, "MiB", 1.0, "idle", 1.25, "ratio<=").passed is True
+
+
+def test_absolute_targets_and_information_only_figures() -> None:
+    """``<=``/``>=`` compare the value itself; a figure without a target has no verdict."""
+    assert Figure("s", "p99", 0.9, "s", target=1.0, compare="<=").passed is True
+    assert Figure("s", "p99", 1.1, "s", target=1.0, compare="<=").passed is False
+    assert Figure("s", "rate", 30_000, "/s", target=20_000, compare=">=").passed is True
+    assert Figure("s", "bytes", 142, "B").passed is None
+    assert Figure("s", "f", 1, "x", 1, "b", 5.0, "ratio>=").target_text() == ">= 5x baseline"
+
+
+def test_markdown_table_shows_value_baseline_ratio_target_and_verdict() -> None:
+    """One row per figure, with the failing ones in bold and a scenario error on its own row."""
+    good = harness.Outcome(
+        harness.SCENARIOS[0], "here", [Figure("caps", "rate", 34_166, "d/s", 20_603, "INCR/s", 30_000, ">=")]
+    )
+    broken = harness.Outcome(harness.SCENARIOS[1], "here", error="TypeError: boom")
+    text = harness.markdown([good, broken])
+    assert "| caps | rate | 34,166 d/s | 20,603 INCR/s | 1.66x | >= 30,000 d/s | pass |" in text
+    assert "error: TypeError: boom" in text
+
+
+def test_an_area_module_is_used_only_when_it_takes_quick(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The area's own ``run(quick, …)`` wins; a function of that name with another signature falls back."""
+    module = types.ModuleType("tests.benchmarks._fake_area")
+
+    def run(quick: bool, redis_url: str | None = None) -> list[Figure]:
+        return []
+
+    module.run = run  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    chosen, source = Scenario("x", "x", (module.__name__, "run"), ("tests.benchmarks.scenarios_caps", "run")).resolve()
+    assert chosen is run and source == f"{module.__name__}.run"
+
+    def other(*, workers: int) -> None:
+        return None
+
+    module.run = other  # type: ignore[attr-defined]
+    chosen, source = Scenario("x", "x", (module.__name__, "run"), ("tests.benchmarks.scenarios_caps", "run")).resolve()
+    assert source == "tests.benchmarks.scenarios_caps.run"
+
+
+def test_the_redis_url_is_passed_only_to_scenarios_that_accept_it() -> None:
+    """Area modules that start their own Redis are called with ``quick`` alone."""
+    seen: list[tuple[object, ...]] = []
+
+    def with_url(quick: bool, redis_url: str | None = None) -> list[Figure]:
+        seen.append((quick, redis_url))
+        return []
+
+    def without(quick: bool) -> list[Figure]:
+        seen.append((quick,))
+        return []
+
+    harness.call(with_url, True, "redis://x")
+    harness.call(without, False, "redis://x")
+    assert seen == [(True, "redis://x"), (False,)]
