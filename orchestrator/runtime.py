@@ -414,7 +414,8 @@ class Runtime:
         redrive_at = now.timestamp() + self.send_lease
 
         def write(pipe: Any) -> None:
-            # Timers first (one ZADD per shard for the whole chunk), then one CAS per customer.
+            # Timers first (one ZADD per shard for the whole chunk), then the compare-and-sets (one
+            # script call per slot group: one for the chunk on a single Redis).
             self.timers.schedule_many(
                 [
                     (d.enrollment.customer_id, d.enrollment.run_id, t[0], t[1])
@@ -433,17 +434,21 @@ class Runtime:
                 ],
                 pipe=pipe,
             )
-            for (decision, send, timer, _profile), mine in zip(planned, updates, strict=True):
-                self.store.write_enrollment(
-                    pipe,
-                    decision.enrollment,
-                    expected=-1,
-                    send=send,
-                    timer=timer,
-                    pending=pending_json(mine) if mine else "",
-                )
+            groups[:] = self.store.create_enrollments(
+                pipe,
+                [
+                    (d.enrollment, send, timer, pending_json(mine) if mine else "")
+                    for (d, send, timer, _p), mine in zip(planned, updates, strict=True)
+                ],
+            )
 
-        replies = self.store.run(write)[-len(planned) :] if planned else []
+        groups: list[list[int]] = []
+        replies = [0] * len(planned)
+        if planned:
+            written = self.store.run(write)[-len(groups) :]
+            for group, oks in zip(groups, written, strict=True):
+                for index, ok in zip(group, oks, strict=True):
+                    replies[index] = ok
         done = [item for item, ok in zip(planned, replies, strict=True) if ok]
         if done:
             self._batch_effects([decision for decision, _send, _timer, _profile in done])

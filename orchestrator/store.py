@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import redis
+from redis.crc import key_slot
 
 from orchestrator import keys
 from orchestrator.enrollment import Enrollment, SendAction
@@ -37,29 +38,45 @@ PROVIDER_ID_TTL = 30 * 86400
 # inline a round trip; an existing mark (claimed or done) is left alone.  The decision's profile
 # updates are recorded under ``pending:<new rev>`` in the same atomic step, so a crash before they
 # are applied leaves them for the re-drive timer (they are applied idempotently, see apply_update).
-_CAS = """
-local cur = redis.call('HGET', KEYS[1], 'rev')
-if ARGV[1] == '-1' then
-  if cur then return 0 end
-elseif cur ~= ARGV[1] then
-  return 0
+_CAS_FUNCTION = """
+local function cas(k, a)
+  local K1, K2, K3, K4 = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
+  local A = {}
+  for i = 1, 13 do A[i] = ARGV[a + i] end
+  local cur = redis.call('HGET', K1, 'rev')
+  if A[1] == '-1' then
+    if cur then return 0 end
+  elseif cur ~= A[1] then
+    return 0
+  end
+  redis.call('HSET', K1, 'rev', A[2], 'doc', A[3])
+  if A[4] == '' then redis.call('HDEL', K1, 'send') else redis.call('HSET', K1, 'send', A[4]) end
+  if A[7] == '1' then
+    redis.call('HDEL', K2, A[6])
+    redis.call('HDEL', K1, 'timer')
+    redis.call('EXPIRE', K1, tonumber(A[9]))
+  else
+    redis.call('HSET', K2, A[6], A[5])
+  end
+  if A[8] ~= '' then redis.call('HSET', K3, A[5], A[8]) end
+  if A[10] == 'x' then redis.call('HDEL', K1, 'timer')
+  elseif A[10] ~= '' and A[7] ~= '1' then redis.call('HSET', K1, 'timer', A[10]) end
+  if A[11] ~= '' then redis.call('HSETNX', K4, A[11], 'claimed:' .. A[12]) end
+  if A[13] ~= '' then redis.call('HSET', K1, 'pending:' .. A[2], A[13]) end
+  return 1
 end
-redis.call('HSET', KEYS[1], 'rev', ARGV[2], 'doc', ARGV[3])
-if ARGV[4] == '' then redis.call('HDEL', KEYS[1], 'send') else redis.call('HSET', KEYS[1], 'send', ARGV[4]) end
-if ARGV[7] == '1' then
-  redis.call('HDEL', KEYS[2], ARGV[6])
-  redis.call('HDEL', KEYS[1], 'timer')
-  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[9]))
-else
-  redis.call('HSET', KEYS[2], ARGV[6], ARGV[5])
-end
-if ARGV[8] ~= '' then redis.call('HSET', KEYS[3], ARGV[5], ARGV[8]) end
-if ARGV[10] == 'x' then redis.call('HDEL', KEYS[1], 'timer')
-elseif ARGV[10] ~= '' and ARGV[7] ~= '1' then redis.call('HSET', KEYS[1], 'timer', ARGV[10]) end
-if ARGV[11] ~= '' then redis.call('HSETNX', KEYS[4], ARGV[11], 'claimed:' .. ARGV[12]) end
-if ARGV[13] ~= '' then redis.call('HSET', KEYS[1], 'pending:' .. ARGV[2], ARGV[13]) end
-return 1
 """
+_CAS = _CAS_FUNCTION + "return cas(0, 0)\n"
+#: Many compare-and-sets in one call (a cohort chunk): the same function per enrollment, one reply
+#: (a list of 1/0).  Only ever given keys of one cluster slot (see Store.slot_groups).
+_CAS_MANY = (
+    _CAS_FUNCTION
+    + """
+local out = {}
+for i = 0, #KEYS / 4 - 1 do out[i + 1] = cas(i * 4, i * 13) end
+return out
+"""
+)
 
 # KEYS: delivered hash.  ARGV: field, now epoch, lease seconds
 _CLAIM = """
@@ -101,7 +118,23 @@ return {redis.call('GET', KEYS[1]), redis.call('HGETALL', KEYS[2]), redis.call('
         redis.call('HGETALL', KEYS[4]), seen}
 """
 
-SCRIPTS = {"cas": _CAS, "claim": _CLAIM, "apply": _APPLY, "read": _READ}
+# KEYS: profile, consent, live, last-entry of each customer.  One reply per customer: {profile,
+# consent, live, last}, or {false} for an unknown one.  A cohort chunk reads in one call per slot.
+_READ_MANY = """
+local out = {}
+for i = 1, #KEYS, 4 do
+  local raw = redis.call('GET', KEYS[i])
+  if raw then
+    out[#out + 1] = {raw, redis.call('HGETALL', KEYS[i + 1]), redis.call('HGETALL', KEYS[i + 2]),
+                     redis.call('HGETALL', KEYS[i + 3])}
+  else
+    out[#out + 1] = {false}
+  end
+end
+return out
+"""
+
+SCRIPTS = {"cas": _CAS, "cas_many": _CAS_MANY, "claim": _CLAIM, "apply": _APPLY, "read": _READ, "read_many": _READ_MANY}
 
 Claim = tuple[Literal["claimed", "done", "busy"], str]
 
@@ -169,6 +202,8 @@ class Store:
     def __init__(self, client: redis.Redis) -> None:
         #: Typed loosely: redis-py's stubs cannot express ``decode_responses=True`` (str replies).
         self.redis: Any = client
+        #: On a Redis Cluster a script may only touch keys of one hash slot (see slot_groups).
+        self.cluster = isinstance(client, redis.RedisCluster)
         self._shas: dict[str, str] = {}
         self._load_scripts()
 
@@ -328,19 +363,37 @@ class Store:
     def last_entries(self, customer_id: str) -> dict[str, datetime]:
         return _entries(self.redis.hgetall(keys.last_entry(customer_id)))
 
+    def slot_groups(self, customer_ids: Iterable[str]) -> list[list[str]]:
+        """Customers whose keys one script may touch together: all of them on a single Redis, those
+        of one hash slot on a Redis Cluster (every per-customer key carries the ``{id}`` tag)."""
+        ids = list(customer_ids)
+        if not self.cluster:
+            return [ids] if ids else []
+        groups: dict[int, list[str]] = {}
+        for customer_id in ids:
+            groups.setdefault(key_slot(keys.profile(customer_id).encode()), []).append(customer_id)
+        return list(groups.values())
+
     def customers(self, customer_ids: list[str]) -> dict[str, tuple[Profile, dict[str, str], dict[str, datetime]]]:
-        """Profile, live runs and last entries of many customers: one script call each, one round
-        trip in all (cohort fan-out).  Unknown customers are left out."""
+        """Profile, live runs and last entries of many customers: one script call per slot group,
+        one round trip in all (cohort fan-out).  Unknown customers are left out."""
+        groups = self.slot_groups(customer_ids)
 
         def build(pipe: Any) -> None:
-            for customer_id in customer_ids:
-                self.evalsha(pipe, "read", _read_keys(customer_id), ["", "0", SEEN_TTL])
+            for group in groups:
+                names = [key for customer_id in group for key in _read_keys(customer_id)[:4]]
+                self.evalsha(pipe, "read_many", names, [])
 
         found: dict[str, tuple[Profile, dict[str, str], dict[str, datetime]]] = {}
-        for customer_id, (raw, consent, live, last, _seen) in zip(customer_ids, self.run(build), strict=True):
-            if raw:
-                profile = _with_consent(Profile.model_validate_json(raw), _pairs(consent))
-                found[customer_id] = (profile, _pairs(live), _entries(_pairs(last)))
+        validate = Profile.model_validate_json
+        for group, replies in zip(groups, self.run(build), strict=True):
+            for customer_id, reply in zip(group, replies, strict=True):
+                if reply[0]:
+                    raw, consent, live, last = reply
+                    profile = validate(raw)
+                    if consent:
+                        profile.consent = {channel: value == "1" for channel, value in _pairs(consent).items()}
+                    found[customer_id] = (profile, _pairs(live) if live else {}, _entries(_pairs(last)) if last else {})
         return found
 
     def entry_state(self, customer_ids: list[str]) -> dict[str, tuple[dict[str, str], dict[str, datetime]]]:
@@ -401,31 +454,8 @@ class Store:
         ``claim`` (idempotency key, lease expiry) claims the new send for the caller when it wins;
         ``pending`` (from :func:`pending_json`) records the decision's profile updates atomically.
         """
-        customer_id = enrollment.customer_id
-        timer_arg = "" if timer == "keep" else "x" if timer is None else f"{timer[0]}|{timer[1]!r}"
-        entered = repr(_epoch(enrollment.entered_at)) if expected == -1 else ""
-        args = [
-            str(expected),
-            str(enrollment.revision),
-            enrollment.model_dump_json(),
-            send_to_json(send) if send is not None else "",
-            enrollment.journey_id,
-            enrollment.run_id,
-            "1" if enrollment.finished else "0",
-            entered,
-            str(FINISHED_TTL),
-            timer_arg,
-            claim[0] if claim is not None else "",
-            repr(claim[1]) if claim is not None else "",
-            pending,
-        ]
-        enrollment_keys = [
-            keys.enrollment(customer_id, enrollment.run_id),
-            keys.live_enrollments(customer_id),
-            keys.last_entry(customer_id),
-            keys.delivered(customer_id),
-        ]
-        self.evalsha(pipe, "cas", enrollment_keys, args)
+        args = _cas_args(enrollment, expected, send, timer, claim, pending)
+        self.evalsha(pipe, "cas", _enrollment_keys(enrollment.customer_id, enrollment.run_id), args)
 
     def pending_updates(self, customer_id: str, run_id: str, revision: int) -> list[PendingUpdate]:
         """The profile updates recorded with this revision and not yet cleared (re-drive after a crash)."""
@@ -457,6 +487,27 @@ class Store:
                 return True
             if result != "conflict":
                 return False
+
+    def create_enrollments(
+        self, pipe: Any, items: list[tuple[Enrollment, SendAction | None, tuple[int, float] | None, str]]
+    ) -> list[list[int]]:
+        """Queue the creation of many enrollments (enrollment, send, timer, pending updates) with one
+        compare-and-set script call per slot group.  Returns, per queued call, the indices of the
+        items it carries: its reply lists 1 (created) or 0 (the run existed) for each, in that order."""
+        by_customer: dict[str, list[int]] = {}
+        for index, (enrollment, _s, _t, _p) in enumerate(items):
+            by_customer.setdefault(enrollment.customer_id, []).append(index)
+        groups = self.slot_groups(by_customer)
+        for group in groups:
+            names: list[str] = []
+            args: list[Any] = []
+            for customer_id in group:
+                for index in by_customer[customer_id]:
+                    enrollment, send, timer, pending = items[index]
+                    names.extend(_enrollment_keys(customer_id, enrollment.run_id))
+                    args.extend(_cas_args(enrollment, -1, send, timer, None, pending))
+            self.evalsha(pipe, "cas_many", names, args)
+        return [[index for customer_id in group for index in by_customer[customer_id]] for group in groups]
 
     def set_timer_field(self, customer_id: str, run_id: str, revision: int, due: float, pipe: Any = None) -> None:
         """Remember the live timer of an enrollment (a deferred send), so a later cancel finds it."""
@@ -557,6 +608,42 @@ def conflict(enrollment: Enrollment, expected: int) -> StateConflict:
     return StateConflict(
         f"enrollment {enrollment.run_id!r} is no longer at revision {expected}; re-read it and decide again"
     )
+
+
+def _enrollment_keys(customer_id: str, run_id: str) -> list[str]:
+    return [
+        keys.enrollment(customer_id, run_id),
+        keys.live_enrollments(customer_id),
+        keys.last_entry(customer_id),
+        keys.delivered(customer_id),
+    ]
+
+
+def _cas_args(
+    enrollment: Enrollment,
+    expected: int,
+    send: SendAction | None,
+    timer: tuple[int, float] | Literal["keep"] | None,
+    claim: tuple[str, float] | None,
+    pending: str,
+) -> list[str]:
+    """The compare-and-set script's 13 arguments (see _CAS_FUNCTION)."""
+    timer_arg = "" if timer == "keep" else "x" if timer is None else f"{timer[0]}|{timer[1]!r}"
+    return [
+        str(expected),
+        str(enrollment.revision),
+        enrollment.model_dump_json(),
+        send_to_json(send) if send is not None else "",
+        enrollment.journey_id,
+        enrollment.run_id,
+        "1" if enrollment.finished else "0",
+        repr(_epoch(enrollment.entered_at)) if expected == -1 else "",
+        str(FINISHED_TTL),
+        timer_arg,
+        claim[0] if claim is not None else "",
+        repr(claim[1]) if claim is not None else "",
+        pending,
+    ]
 
 
 def _read_keys(customer_id: str) -> list[str]:
