@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import redis
+from redis.commands.core import CoreCommands
 from redis.crc import key_slot
 
 from orchestrator import keys
@@ -204,6 +205,7 @@ class Store:
         self.redis: Any = client
         #: On a Redis Cluster a script may only touch keys of one hash slot (see slot_groups).
         self.cluster = isinstance(client, redis.RedisCluster)
+        self._raw = not self.cluster and streams(getattr(client, "connection_pool", None))
         self._shas: dict[str, str] = {}
         self._load_scripts()
 
@@ -215,9 +217,14 @@ class Store:
         pipe.evalsha(self._shas[name], len(keys_), *keys_, *args)
 
     def run(self, build: Callable[[Any], object]) -> list[Any]:
-        """Build and execute one non-transactional pipeline (one round trip), reloading scripts once."""
+        """Build and execute one non-transactional pipeline (one round trip), reloading scripts once.
+
+        On a real server the commands go out as one write on a pooled connection and the replies
+        are read straight back (:class:`Batch`): redis-py's Pipeline costs ~100 µs of Python per
+        execute, more than the hot paths' own work.  fakeredis gets an ordinary pipeline.
+        """
         for attempt in range(2):
-            pipe = self.redis.pipeline(transaction=False)
+            pipe = Batch(self.redis) if self._raw else self.redis.pipeline(transaction=False)
             build(pipe)
             try:
                 return list(pipe.execute())
@@ -602,6 +609,77 @@ class Store:
 
     def counters(self) -> dict[str, int]:
         return {name: int(value) for name, value in self.redis.hgetall(keys.metrics_counters()).items()}
+
+
+def streams(pool: Any) -> bool:
+    """Whether ``pool`` hands out redis-py socket connections to a real server (not fakeredis's)."""
+    if pool is None:
+        return False
+    connection_class = pool.connection_class
+    if connection_class.__module__.startswith("fakeredis"):
+        return False
+    return issubclass(connection_class, redis.connection.AbstractConnection)
+
+
+class Batch(CoreCommands):
+    """A non-transactional pipeline without redis-py's Pipeline machinery: commands are queued by
+    the usual command methods, written in one go on a pooled connection, and the replies read back
+    (error replies raised after all are read, the first one first, like ``Pipeline.execute``).
+
+    On a connection error the batch is sent once more on a fresh connection, as redis-py's
+    pipeline retries; anything else leaves the connection closed (replies may be in flight).
+    """
+
+    _event_dispatcher: Any = None  # CoreCommands declares it; nothing here emits events
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._commands: list[tuple[Any, ...]] = []
+
+    def execute_command(self, *args: Any, **options: Any) -> None:
+        self._commands.append(args)
+
+    def __len__(self) -> int:
+        return len(self._commands)
+
+    def __bool__(self) -> bool:
+        return True  # an empty batch is still a pipeline: ``pipe or client`` must pick it
+
+    def execute(self) -> list[Any]:
+        if not self._commands:
+            return []
+        for attempt in range(2):
+            try:
+                return self._send()
+            except redis.exceptions.ConnectionError:
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send(self) -> list[Any]:
+        pool = self._client.connection_pool
+        connection = pool.get_connection()
+        try:
+            connection.send_packed_command(connection.pack_commands(self._commands))
+            replies: list[Any] = []
+            error: redis.exceptions.ResponseError | None = None
+            for command in self._commands:
+                try:
+                    reply = connection.read_response()
+                except redis.exceptions.ResponseError as exc:
+                    error = error or exc
+                    reply = exc
+                if command[0] == "HGETALL" and isinstance(reply, list):
+                    reply = dict(zip(reply[0::2], reply[1::2], strict=True))
+                replies.append(reply)
+        except BaseException:
+            connection.disconnect()
+            raise
+        finally:
+            pool.release(connection)
+        if error is not None:
+            raise error
+        return replies
 
 
 def conflict(enrollment: Enrollment, expected: int) -> StateConflict:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 import redis
@@ -92,3 +92,50 @@ def test_waits_and_state_survive_a_redis_restart_with_aof() -> None:
         client.close()
     finally:
         server.cleanup()
+
+
+def test_a_batch_is_one_pipeline_with_pipeline_replies_and_errors(redis_client: redis.Redis) -> None:
+    """Store.run on a real server: replies in order (HGETALL as a dict), an empty batch still picked
+    by ``pipe or client``, and an error reply raised only after every command ran (like redis-py)."""
+    store = Store(redis_client)
+
+    def build(pipe: Any) -> None:
+        assert pipe  # an empty batch is truthy: helpers writing to ``pipe or client`` must use it
+        pipe.hset("h", mapping={"a": "1", "b": "2"})
+        pipe.hgetall("h")
+        pipe.get("missing")
+
+    assert store.run(build) == [2, {"a": "1", "b": "2"}, None]
+
+    def failing(pipe: Any) -> None:
+        pipe.set("s", "x")
+        pipe.hset("s", "f", "v")  # WRONGTYPE
+        pipe.set("after", "1")
+
+    with pytest.raises(redis.exceptions.ResponseError):
+        store.run(failing)
+    assert redis_client.get("after") == "1"
+    assert redis_client.ping()
+
+
+def test_cohort_enrollments_are_created_in_one_call_and_existing_runs_are_refused(redis_client: redis.Redis) -> None:
+    """create_enrollments writes every new run of a chunk; a run that exists replies 0 and is left as it was."""
+    store = Store(redis_client)
+    first = enrollment()
+    store.create_enrollment(first)
+    other = first.model_copy(update={"run_id": "r2"})
+    third = first.model_copy(update={"run_id": "r1", "customer_id": "c2"})
+    groups: list[list[int]] = []
+
+    def build(pipe: Any) -> None:
+        groups[:] = store.create_enrollments(
+            pipe, [(first, None, None, ""), (other, None, (1, 5.0), ""), (third, None, None, "")]
+        )
+
+    replies = store.run(build)
+    assert len(groups) == 1 and sorted(groups[0]) == [0, 1, 2]
+    by_item = dict(zip(groups[0], replies[-1], strict=True))
+    assert by_item == {0: 0, 1: 1, 2: 1}
+    stored = store.get_enrollment(first.customer_id, "r2")
+    assert stored is not None and stored.timer == (1, 5.0)
+    assert set(store.live_runs(first.customer_id)) == {"r1", "r2"}
