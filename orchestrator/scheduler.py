@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ FIRE_CHUNK = 200
 COHORT_CHUNK = 500
 DATE_HORIZON = timedelta(hours=36)
 DATE_LOOKBACK = timedelta(hours=12)
+SWEEP_EVERY = 5.0
 
 FireTimers = Callable[[list[str]], object]
 EnterBatch = Callable[[str, list[str], str, dict[str, Any]], object]
@@ -199,10 +201,25 @@ class Scheduler:
         return planned
 
     # --- running -------------------------------------------------------------------------------
-    def run_forever(self, stop: threading.Event, *, idle: float = 0.2) -> None:
-        """Tick until ``stop`` is set; sleep ``idle`` seconds only when a pass found nothing due."""
+    def run_forever(
+        self,
+        stop: threading.Event,
+        *,
+        idle: float = 0.2,
+        sweep: Callable[[], object] | None = None,
+        sweep_every: float = SWEEP_EVERY,
+    ) -> None:
+        """Tick until ``stop`` is set; sleep ``idle`` seconds only when a pass found nothing due.
+
+        ``sweep`` (see :func:`orchestrator.broker.dead_worker_sweeper`) runs every ``sweep_every``
+        seconds so the messages a killed worker had prefetched go back to their queues.
+        """
+        next_sweep = 0.0
         while not stop.is_set():
             try:
+                if sweep is not None and time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + sweep_every
+                    sweep()
                 report = self.tick()
             except Exception:  # a Redis blip must not end the scheduler
                 log.exception("scheduler pass failed; retrying")

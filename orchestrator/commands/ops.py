@@ -23,6 +23,7 @@ def worker(processes: int, threads: int) -> None:
 @click.option("--idle", default=0.2, show_default=True, help="Seconds to sleep when nothing was due.")
 def scheduler(idle: float) -> None:
     """Fire due timers, start scheduled broadcasts and plan birthdays; run as many as you like."""
+    from orchestrator.broker import dead_worker_sweeper
     from orchestrator.intake import connect
     from orchestrator.scheduler import Scheduler
 
@@ -33,7 +34,8 @@ def scheduler(idle: float) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     click.echo("scheduler running; Ctrl-C to stop")
-    Scheduler(runtime, actors.fire_timers.send, actors.enter_batch.send).run_forever(stop, idle=idle)
+    sweep = dead_worker_sweeper(runtime.settings, actors.broker)
+    Scheduler(runtime, actors.fire_timers.send, actors.enter_batch.send).run_forever(stop, idle=idle, sweep=sweep)
 
 
 @click.command()
