@@ -31,10 +31,15 @@ from orchestrator.settings import Settings, load_settings
 DEFAULT_HEARTBEAT_MS = 15_000
 
 
+def heartbeat_ms() -> int:
+    """The dead-worker threshold workers and sweeps agree on (both read the same variable)."""
+    return int(os.environ.get("LOYALOOP_HEARTBEAT_MS", str(DEFAULT_HEARTBEAT_MS)))
+
+
 def build_broker(settings: Settings) -> dramatiq.Broker:
     """A RedisBroker on ``REDIS_URL``, or a StubBroker for the embedded default."""
     if settings.redis_url:
-        heartbeat = int(os.environ.get("LOYALOOP_HEARTBEAT_MS", str(DEFAULT_HEARTBEAT_MS)))
+        heartbeat = heartbeat_ms()
         maintenance = int(os.environ.get("LOYALOOP_MAINTENANCE_CHANCE", "1000"))
         broker: dramatiq.Broker = RedisBroker(  # type: ignore[no-untyped-call]
             url=settings.redis_url, namespace="loyaloop", heartbeat_timeout=heartbeat, maintenance_chance=maintenance
@@ -56,7 +61,7 @@ def dead_worker_sweeper(settings: Settings, broker: dramatiq.Broker) -> Callable
     sweeper = RedisBroker(  # type: ignore[no-untyped-call]
         url=settings.redis_url,
         namespace="loyaloop",
-        heartbeat_timeout=broker.heartbeat_timeout,
+        heartbeat_timeout=heartbeat_ms(),
         maintenance_chance=MAINTENANCE_SCALE,
         middleware=[],
     )

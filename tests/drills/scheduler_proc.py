@@ -28,6 +28,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
 
     from orchestrator.actors import ActorDispatcher
+    from orchestrator.broker import dead_worker_sweeper
     from orchestrator.runtime import build_runtime
     from orchestrator.scheduler import Scheduler
     from orchestrator.settings import load_settings
@@ -35,7 +36,7 @@ def main() -> None:
 
     settings = load_settings()
     assert settings.redis_url, "REDIS_URL must be set"
-    _broker, actors = broker_client(settings.redis_url)
+    broker, actors = broker_client(settings.redis_url)
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     runtime = build_runtime(settings, client, dispatcher=ActorDispatcher(actors), timer_lease=args.lease)
 
@@ -50,7 +51,7 @@ def main() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print("scheduler running", flush=True)
-    scheduler.run_forever(stop, idle=args.idle)
+    scheduler.run_forever(stop, idle=args.idle, sweep=dead_worker_sweeper(settings, broker))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import dramatiq
+import pytest
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
@@ -20,8 +21,9 @@ def _queue_length(url: str, queue: str) -> int:
         client.close()
 
 
-def test_sweep_requeues_what_a_dead_worker_held(redis_url: str) -> None:
+def test_sweep_requeues_what_a_dead_worker_held(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A message fetched by a worker that then dies is back on its queue after heartbeat + one sweep."""
+    monkeypatch.setenv("LOYALOOP_HEARTBEAT_MS", "300")
     worker_broker = RedisBroker(url=redis_url, namespace="loyaloop", heartbeat_timeout=300, maintenance_chance=0)
     worker_broker.declare_queue("events")
     worker_broker.enqueue(dramatiq.Message(queue_name="events", actor_name="a", args=(), kwargs={}, options={}))
