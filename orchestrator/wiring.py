@@ -14,7 +14,8 @@ from orchestrator.timers import DEFAULT_SHARDS, Timers
 
 
 class CachedRenderer(Renderer):
-    """The renderer with template-file lookups remembered per (channel, template, locale).
+    """The renderer with template-file lookups (and compiled templates) remembered per (channel,
+    template, locale).
 
     Looking the files up lists a folder on every render; templates change only with a deploy, and
     a deploy restarts the workers.
@@ -22,6 +23,9 @@ class CachedRenderer(Renderer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # For the same reason Jinja need not stat every template file on every render to see
+        # whether it changed (four stat calls per send).
+        self.env.auto_reload = False
         self._choices: dict[tuple[str, str, str | None], tuple[str, dict[str, Any]]] = {}
 
     def choose(self, channel: str, template: str, locale: str | None) -> tuple[str, dict[str, Any]]:
