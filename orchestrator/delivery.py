@@ -161,6 +161,7 @@ class Delivery:
             consent=dict(profile.consent),
             timezone=profile.timezone,
             quiet_hours_override=journey.quiet_hours,
+            caps_override=journey.caps,
             step_id=send.step_id,
             consent_key=channel.consent_key,
         )

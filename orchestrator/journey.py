@@ -161,6 +161,23 @@ class QuietWindow(Model):
         return value
 
 
+class CapRule(BaseModel):
+    """At most ``max`` messages on ``channel`` (or ``any``) in a rolling ``window``.
+
+    ``category`` or ``tag`` narrow the rule to marketing/transactional sends or journeys carrying
+    that tag.  All rules hold together; the strictest one decides.  Used by ``settings.yaml`` and by
+    a journey's ``caps`` override, so it lives with the journey model (settings imports journey).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channel: ChannelName | Literal["any"] = "any"
+    window: Duration
+    max: Annotated[int, Field(ge=0)]
+    category: Literal["marketing", "transactional"] | None = None
+    tag: str | None = None
+
+
 class StepBase(Model):
     """Fields every step has: a unique ``id`` and where to go afterwards (default: the next step)."""
 
@@ -354,6 +371,8 @@ class Journey(Model):
     priority: Annotated[int, Field(ge=0, le=100)] = 50
     tags: list[Annotated[str, Field(pattern=IDENTIFIER)]] = Field(default_factory=list)
     quiet_hours: dict[ChannelName, QuietWindow | None] | Literal[False] | None = None
+    #: Replaces the settings' cap rules for this journey's sends (``[]`` = no caps); ``None`` keeps them.
+    caps: list[CapRule] | None = None
     steps: Annotated[list[Step], Field(min_length=1)]
     version: str = ""
 

@@ -10,30 +10,17 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from orchestrator.errors import ValidationFailed
-from orchestrator.journey import ChannelName, Duration, QuietWindow
+from orchestrator.journey import CapRule, ChannelName, Duration, QuietWindow
 
 SETTINGS_FILE = "settings.yaml"
 
-
-class CapRule(BaseModel):
-    """At most ``max`` messages on ``channel`` (or ``any``) in a rolling ``window``.
-
-    ``category`` or ``tag`` narrow the rule to marketing/transactional sends or journeys carrying
-    that tag.  All rules hold together; the strictest one decides.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    channel: ChannelName | Literal["any"] = "any"
-    window: Duration
-    max: Annotated[int, Field(ge=0)]
-    category: Literal["marketing", "transactional"] | None = None
-    tag: str | None = None
+#: ``CapRule`` is defined with the journey model (journeys override caps) and re-exported here.
+__all__ = ["SETTINGS_FILE", "CapRule", "Settings", "default_folder", "load_settings"]
 
 
 class Settings(BaseModel):
