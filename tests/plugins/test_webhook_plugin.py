@@ -109,3 +109,63 @@ def test_unconfigured_plugin_refuses_to_start(installed: Path, monkeypatch: pyte
     monkeypatch.delenv("LOYALOOP_WEBHOOK_URL", raising=False)
     with pytest.raises(ConfigurationError, match="LOYALOOP_WEBHOOK_URL"):
         build_channels(Settings(outbox_path=tmp_path / "outbox.jsonl"))
+
+
+JOURNEY_YAML = """\
+id: partner_hook
+name: Partner notification
+trigger:
+  event: customer.signed_up
+steps:
+  - id: notify_partner
+    send: webhook
+    template: partner_hello
+"""
+
+
+def test_a_journey_sends_through_the_third_party_channel(
+    installed: Path, webhook: LoopbackServer, redis_url: str, tmp_path: Path
+) -> None:
+    """A journey saying `send: webhook` validates against the plugin's channel name and, run by the real
+    runtime on a real Redis and Dramatiq worker, delivers through the plugin to its HTTP endpoint."""
+    from orchestrator.loader import load_journeys
+    from tests.orchestrator.harness import running
+
+    webhook.queue(Reply(200, {"id": "hook-42"}))
+    journeys_dir = tmp_path / "journeys"
+    journeys_dir.mkdir()
+    (journeys_dir / "partner_hook.yaml").write_text(JOURNEY_YAML, encoding="utf-8")
+    templates = tmp_path / "templates"
+    (templates / "webhook").mkdir(parents=True)
+    (templates / "webhook" / "partner_hello.txt.j2").write_text("New member {{ profile.first_name }}", encoding="utf-8")
+    channel_names = set(build_channels(Settings(outbox_path=tmp_path / "outbox.jsonl")))
+    loaded = load_journeys(journeys_dir, templates, channels=channel_names)
+
+    with running(redis_url, tmp_path, list(loaded.values())) as h:
+        h.api.identify("c9", {"email": "c9@example.com", "consent": {"email": True}, "first_name": "Noor"})
+        h.api.track("c9", "customer.signed_up", {})
+        h.settle()
+        stats = h.stats("partner_hook")
+
+    [seen] = webhook.requests
+    body = seen.json()
+    assert (body["journey_id"], body["step_id"], body["customer_id"]) == ("partner_hook", "notify_partner", "c9")
+    assert body["body"] == "New member Noor"
+    assert seen.headers["Idempotency-Key"].endswith(":notify_partner")
+    assert stats["notify_partner:sent:webhook"] == 1
+    assert h.outbox() == []  # it went through the plugin, not the outbox
+
+
+def test_a_journey_naming_an_unknown_channel_is_refused_without_the_plugin(tmp_path: Path) -> None:
+    """Without the plugin installed, the same journey is refused at validation with the channel named."""
+    from orchestrator.errors import ValidationFailed
+    from orchestrator.loader import load_journeys
+
+    journeys_dir = tmp_path / "journeys"
+    journeys_dir.mkdir()
+    (journeys_dir / "partner_hook.yaml").write_text(JOURNEY_YAML, encoding="utf-8")
+    with pytest.raises(ValidationFailed) as caught:
+        load_journeys(journeys_dir, tmp_path / "templates", channels={"email", "sms", "push", "outbox"})
+    assert any(
+        "unknown channel 'webhook'" in p.message and (p.line, p.column) == (7, 11) for p in caught.value.problems
+    )
