@@ -20,6 +20,7 @@ import dramatiq
 from pydantic import ValidationError
 
 from orchestrator.errors import InputError, JourneyError
+from orchestrator.fire_order import due_order
 from orchestrator.runtime import Runtime
 from orchestrator.timers import parse_member
 
@@ -119,12 +120,24 @@ class ActorDispatcher:
 
 def _fire(runtime: Runtime, members: list[str]) -> None:
     """Fire a batch of claimed timers, then acknowledge the handled ones in one round trip (a crash
-    leaves the rest leased, and the reaper hands them out again)."""
+    leaves the rest leased, and the reaper hands them out again).
+
+    Each customer's timers fire in priority order (:func:`orchestrator.fire_order.due_order`), so
+    the highest-priority journey reaches the fatigue gate first.  A malformed member does not hold
+    up the others: it is raised after them (and the message counted as malformed)."""
     handled: list[tuple[str, str, int]] = []
+    parsed: list[tuple[str, str, int]] = []
+    malformed: ValueError | None = None
+    for text in members:
+        try:
+            parsed.append(parse_member(text))
+        except ValueError as exc:
+            malformed = malformed or exc
     try:
-        for text in members:
-            customer_id, run_id, revision = parse_member(text)
-            runtime.fire_timer(customer_id, run_id, revision)
-            handled.append((customer_id, run_id, revision))
+        for timer in due_order(runtime, parsed):
+            runtime.fire_timer(timer.customer_id, timer.run_id, timer.revision)
+            handled.append((timer.customer_id, timer.run_id, timer.revision))
     finally:
         runtime.timers.ack_members(handled)
+    if malformed is not None:
+        raise malformed

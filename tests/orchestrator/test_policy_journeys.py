@@ -6,7 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from orchestrator.journey import Journey
+from orchestrator.scheduler import customer_chunks
+from orchestrator.timers import Timer
 from tests.orchestrator.harness import Harness, journey, running
 
 
@@ -60,3 +64,57 @@ def test_a_journeys_caps_replace_the_settings_caps_for_its_own_sends_only(redis_
         h.api.track("c2", "app.opened")
         h.settle()
         assert ("plain", "c2") in [(m["journey_id"], m["customer_id"]) for m in h.outbox()]
+
+
+def _racer(journey_id: str, priority: int, channel: str, wait: bool) -> Journey:
+    steps: list[dict[str, Any]] = [{"id": "pause", "wait": "1h"}] if wait else []
+    steps.append({"id": "offer", "send": channel, "template": "hello"})
+    return journey(
+        {"id": journey_id, "name": journey_id.title(), "trigger": {"event": "signup"}, "priority": priority,
+         "steps": steps}
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("high_first", [True, False], ids=["high-written-first", "low-written-first"])
+@pytest.mark.parametrize(
+    ("channel", "wait", "settings"),
+    [
+        ("email", True, {}),
+        ("sms", False, {"quiet_hours": {"sms": "21:00-08:00"}}),
+    ],
+    ids=["waits-end-together", "quiet-hours-release-together"],
+)
+def test_the_higher_priority_journey_takes_the_one_free_slot_whatever_the_order(
+    redis_url: str, tmp_path: Path, high_first: bool, channel: str, wait: bool, settings: dict[str, Any]
+) -> None:
+    """Two journeys' sends for one customer come due at the same moment (their waits end together,
+    or quiet hours hold both until 08:00) and the cap allows one: the priority-90 journey's message
+    goes out and the priority-10 one is capped, for every customer, whichever journey's timer was
+    written first (the low one's id also sorts first, so only priority can decide)."""
+    high = _racer("zeta", 90, channel, wait)
+    low = _racer("alpha", 10, channel, wait)
+    caps = {"caps": [{"channel": "any", "window": "24h", "max": 1}]}
+    customers = [f"c{n}" for n in range(6)]
+    with running(redis_url, tmp_path, [high, low] if high_first else [low, high], settings={**caps, **settings}) as h:
+        if not wait:
+            h.clock.advance(hours=11)  # 21:00 UTC = 22:00 in Amsterdam: quiet on sms
+        for cid in customers:
+            _customer(h, cid)
+            h.api.track(cid, "signup")
+        h.settle()
+        assert h.outbox() == []
+        h.tick(hours=1) if wait else h.tick(hours=10)  # 08:00 in Amsterdam
+        sent = sorted((m["customer_id"], m["journey_id"]) for m in h.outbox())
+        assert sent == [(cid, "zeta") for cid in customers]
+        assert h.stats("alpha")[f"offer:capped:{channel}"] == len(customers)
+        assert f"offer:capped:{channel}" not in h.stats("zeta")
+
+
+def test_scheduler_chunks_never_split_one_customers_due_timers() -> None:
+    """Chunks stay near the size asked for, but a customer's timers of a claim travel together
+    (one worker fires them in priority order), in the order customers first came due."""
+    due = [Timer(cid, f"r{n}", 1, 100.0 + n, 0) for n, cid in enumerate(["a", "b", "a", "c", "b", "c", "d"])]
+    chunks = [[(t.customer_id, t.run_id) for t in chunk] for chunk in customer_chunks(due, 3)]
+    assert chunks == [[("a", "r0"), ("a", "r2")], [("b", "r1"), ("b", "r4")], [("c", "r3"), ("c", "r5"), ("d", "r6")]]
+    big = [Timer("a", f"r{n}", 1, 100.0, 0) for n in range(5)]
+    assert [len(chunk) for chunk in customer_chunks(big, 2)] == [5]
