@@ -43,24 +43,18 @@ def _run_from(run: Run, step_id: str | None) -> Decision:
         try:
             step = run.journey.step(current)
         except KeyError:
-            run.record(current, "step_missing")
-            run.finish("exited", "step_missing")
-            return run.decision()
+            return run.abort(current, "step_missing")
         run.enrollment.step_id = current
         run.enrollment.status = "active"
         try:
             outcome = execute(run, step)
         except TemplateError:
-            run.record(step.id, "condition_error")
-            run.finish("exited", "condition_error")
-            return run.decision()
+            return run.abort(step.id, "condition_error")
         if outcome is PAUSE or outcome is DONE:
             return run.decision()
         assert outcome is None or isinstance(outcome, str)
         current = outcome
-    run.record(current, "loop_guard")
-    run.finish("exited", "loop_guard")
-    return run.decision()
+    return run.abort(current, "loop_guard")
 
 
 def _current_step(journey: Journey, enrollment: Enrollment) -> StepBase | None:
@@ -105,17 +99,14 @@ def advance(
         if enrollment.status != "waiting" or signal.revision != enrollment.revision:
             return _stale(enrollment)
         if not isinstance(step, WaitStep):
-            run.record(enrollment.step_id, "step_missing")
-            run.finish("exited", "step_missing")
-            return run.decision()
+            return run.abort(enrollment.step_id, "step_missing")
         wait = step.wait
         if isinstance(wait, WaitForEvent):
             run.record(step.id, "timeout")
             target = wait.on_timeout if wait.on_timeout is not None else journey.next_step_id(step.id)
         else:
             target = journey.next_step_id(step.id)
-        run.enrollment.wait_until = None
-        run.enrollment.waiting_for = None
+        run.stop_waiting()
         return _run_from(run, target)
 
     if isinstance(signal, EventArrived):
@@ -131,15 +122,12 @@ def advance(
             matched = conditions.holds(wait.if_, run.ctx())
         except TemplateError:
             run.actions.append(CancelTimer())
-            run.record(step.id, "condition_error")
-            run.finish("exited", "condition_error")
-            return run.decision()
+            return run.abort(step.id, "condition_error")
         if not matched:
             return _stale(enrollment)
         run.actions.append(CancelTimer())
         run.record(step.id, "event")
-        run.enrollment.wait_until = None
-        run.enrollment.waiting_for = None
+        run.stop_waiting()
         run.enrollment.awaited_event = dict(signal.properties)
         run.event = None  # from here on ``event`` is the trigger's properties with the awaited ones on top
         target = wait.on_event if wait.on_event is not None else journey.next_step_id(step.id)
@@ -150,9 +138,7 @@ def advance(
             return _stale(enrollment)
         if not isinstance(step, SendStep):
             # The journey lost this send (edited under the run): end it rather than leave it sending.
-            run.record(enrollment.step_id, "step_missing")
-            run.finish("exited", "step_missing")
-            return run.decision()
+            return run.abort(enrollment.step_id, "step_missing")
         outcome = signal.outcome
         run.enrollment.outcomes[step.id] = outcome
         run.record(step.id, outcome)

@@ -66,12 +66,21 @@ class Run:
     def record(self, step_id: str | None, stat: str) -> None:
         self.actions.append(Record(step_id, stat))
 
+    def stop_waiting(self) -> None:
+        self.enrollment.wait_until = None
+        self.enrollment.waiting_for = None
+
     def finish(self, status: FinishStatus, reason: str) -> None:
         self.enrollment.status = status
         self.enrollment.exit_reason = reason
-        self.enrollment.wait_until = None
-        self.enrollment.waiting_for = None
+        self.stop_waiting()
         self.actions.append(Finish(status, reason))
+
+    def abort(self, step_id: str | None, reason: str) -> Decision:
+        """End the run as ``exited`` for a fault (a missing step, a broken condition), counted under ``reason``."""
+        self.record(step_id, reason)
+        self.finish("exited", reason)
+        return self.decision()
 
     def decision(self) -> Decision:
         return Decision(self.enrollment, tuple(self.actions))
@@ -115,8 +124,7 @@ def _step_send(run: Run, step: SendStep) -> object:
         # idempotency check would swallow the second, intended message.
         key = f"{key}:r{enrollment.revision}"
     enrollment.status = "sending"
-    enrollment.wait_until = None
-    enrollment.waiting_for = None
+    run.stop_waiting()
     run.actions.append(
         SendAction(
             step_id=step.id,
@@ -147,8 +155,7 @@ def _step_wait(run: Run, step: WaitStep) -> object:
         # A moment computed from the customer's data (``wait: {at: …, before: 3d}``).
         moment = _moment(conditions.evaluate(wait.at, run.ctx()), zone)
         if moment is None:
-            run.record(step.id, "no_moment")
-            run.finish("exited", "no_moment")
+            run.abort(step.id, "no_moment")
             return DONE
         due = moment - wait.before if wait.before is not None else moment
         if due <= aware(run.now):
