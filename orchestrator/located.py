@@ -67,14 +67,7 @@ def _resolve(node: Any, loc: tuple[Any, ...]) -> tuple[int, DataPath]:
         return 0, ()
     head, rest = loc[0], loc[1:]
     best = _resolve(node, rest)
-    child: Any = _MISSING
-    if isinstance(node, dict):
-        try:
-            child = node.get(head, _MISSING)
-        except TypeError:
-            child = _MISSING
-    elif isinstance(node, list) and isinstance(head, int) and 0 <= head < len(node):
-        child = node[head]
+    child = _child(node, head)
     if child is not _MISSING:
         count, path = _resolve(child, rest)
         if count + 1 > best[0]:
@@ -83,6 +76,18 @@ def _resolve(node: Any, loc: tuple[Any, ...]) -> tuple[int, DataPath]:
 
 
 _MISSING = object()
+
+
+def _child(node: Any, key: Any) -> Any:
+    """``node[key]`` for a mapping key or list index the data has, else ``_MISSING`` (never raises)."""
+    if isinstance(node, dict):
+        try:
+            return node.get(key, _MISSING)
+        except TypeError:  # an unhashable key
+            return _MISSING
+    if isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
+        return node[key]
+    return _MISSING
 
 
 _PRIMITIVE_LABELS = frozenset({"str", "int", "float", "bool", "list", "dict", "none", "timedelta", "time", "datetime"})
@@ -98,14 +103,7 @@ def _label_index(data: Any, loc: tuple[Any, ...]) -> int | None:
     """Where in ``loc`` the first union-branch label is: a part that is not in the data and looks like one."""
     node = data
     for index, part in enumerate(loc):
-        child: Any = _MISSING
-        if isinstance(node, dict):
-            try:
-                child = node.get(part, _MISSING)
-            except TypeError:
-                child = _MISSING
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            child = node[part]
+        child = _child(node, part)
         if child is not _MISSING:
             node = child
         elif _looks_like_label(part):
