@@ -22,7 +22,7 @@ from orchestrator.journey import Journey
 from orchestrator.located import problems_from
 from orchestrator.render import environment
 from orchestrator.settings import SETTINGS_FILE
-from orchestrator.yamlfile import YamlDocument, parse_yaml
+from orchestrator.yamlfile import YamlDocument, parse_yaml, read_file_text
 
 #: Files in the journeys folder that are not journeys.
 NOT_JOURNEYS = frozenset({SETTINGS_FILE, CATALOGUE_FILE})
@@ -32,19 +32,6 @@ SUFFIXES = (".yaml", ".yml")
 def version_of(content: bytes) -> str:
     """A short content hash: enrollments remember which version of a journey they started on."""
     return hashlib.sha256(content).hexdigest()[:12]
-
-
-def _read(path: Path) -> tuple[bytes, str]:
-    try:
-        content = path.read_bytes()
-    except OSError as exc:
-        raise ValidationFailed([Problem(str(path), 1, 1, f"cannot read the file: {exc.strerror}")]) from None
-    try:
-        return content, content.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValidationFailed(
-            [Problem(str(path), 1, 1, f"the file is not UTF-8 text ({exc.reason})", "save it as UTF-8")]
-        ) from None
 
 
 def parse_journey(doc: YamlDocument, version: str) -> Journey:
@@ -107,7 +94,7 @@ def _context(
 
 
 def _load(path: Path, ctx: CheckContext) -> tuple[Journey, YamlDocument]:
-    content, text = _read(path)
+    content, text = read_file_text(path)
     doc = parse_yaml(text, str(path))
     journey = parse_journey(doc, version_of(content))
     problems = check_journey(journey, doc, ctx)

@@ -202,17 +202,28 @@ def _first_content_line(text: str) -> int:
     return 1
 
 
-def read_yaml_file(path: Path, display: str | None = None) -> YamlDocument:
-    """Read and parse a file; unreadable or non-UTF-8 files are problems, not tracebacks."""
+def read_file_text(path: Path, display: str | None = None) -> tuple[bytes, str]:
+    """A file's bytes (a journey's version hashes them) and its UTF-8 text.
+
+    Unreadable or non-UTF-8 files are problems, not tracebacks.
+    """
     shown = display or str(path)
     try:
-        text = path.read_bytes().decode("utf-8")
+        content = path.read_bytes()
+    except OSError as exc:
+        raise ValidationFailed([Problem(shown, 1, 1, f"cannot read the file: {exc.strerror}")]) from None
+    try:
+        return content, content.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ValidationFailed(
             [Problem(shown, 1, 1, f"the file is not UTF-8 text ({exc.reason})", "save it as UTF-8")]
         ) from None
-    except OSError as exc:
-        raise ValidationFailed([Problem(shown, 1, 1, f"cannot read the file: {exc.strerror}", "")]) from None
+
+
+def read_yaml_file(path: Path, display: str | None = None) -> YamlDocument:
+    """Read and parse a file; unreadable or non-UTF-8 files are problems, not tracebacks."""
+    shown = display or str(path)
+    _, text = read_file_text(path, shown)
     return parse_yaml(text, shown)
 
 
