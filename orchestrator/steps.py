@@ -248,6 +248,7 @@ def _step_exit(run: Run, step: ExitStep) -> object:
 
 
 def execute(run: Run, step: StepBase) -> object:
+    """Do one step; a :class:`TemplateError` from a broken condition or value is the loop's to handle."""
     if isinstance(step, SendStep):
         return _step_send(run, step)
     if isinstance(step, WaitStep):
