@@ -9,10 +9,11 @@ scored by send time in milliseconds.  Each member is ``idempotency key ␟ chann
 ,tag,tag,`` so a rule can count only what it is about (``sms``, ``marketing``, tag ``promo``) and a
 retried send is found by its idempotency key and never counted twice.
 
-The same call also reads the suppression list and the consent hash, so the gate costs one round
-trip per send.  That makes the script touch one global key (``keys.suppressed()``) beside the
-customer's own keys: fine on a single Redis (what Dramatiq supports); on Redis Cluster the
-suppression check would have to move into its own pipelined read.
+The same call also reads the customer's consent hash; every key the script touches carries the
+customer's ``{customer_id}`` hash tag, so it runs on Redis Cluster too (a script whose keys span
+slots is refused there with CROSSSLOT).  The global suppression list (``keys.suppressed()``) is
+therefore read beside the script, by an ``HMGET`` in the same pipeline (one per chunk of sends),
+and the gate combines the two answers: still one round trip per send, or per batch pipelined.
 """
 
 from __future__ import annotations
@@ -38,18 +39,15 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND = timedelta(milliseconds=1)
 SEP = "\x1f"
 GATE_SCRIPT = r"""
--- KEYS: 1 send log (zset), 2 consent (hash), 3 suppression list (hash)
--- ARGV: 1 now ms, 2 log member (idempotency key first), 3 consent key, 4 address hash ('' = skip),
---       5 flags: consent mode ('-' skip, '1'/'0' what the profile says), quiet ('1'), record ('1'),
---       6 log horizon ms, then 5 per rule: window ms, max, channel, category, tag ('' = any)
+-- KEYS: 1 send log (zset), 2 consent (hash); both under the customer's hash tag (cluster-safe).
+-- ARGV: 1 now ms, 2 log member (idempotency key first), 3 consent key,
+--       4 flags: consent mode ('-' skip, '1'/'0' what the profile says), quiet ('1'), record ('1'),
+--       5 log horizon ms, then 5 per rule: window ms, max, channel, category, tag ('' = any)
 -- Returns one string: a (allowed, recorded), d (allowed, already recorded), p (allowed, not
--- recorded), s (suppressed), n (no consent), q (quiet), c<rule number>,<retry ms or -1> (capped).
+-- recorded), n (no consent), q (quiet), c<rule number>,<retry ms or -1> (capped).
+-- The suppression list is global, so it is read outside (see the module docstring).
 -- Few redis.call()s on purpose: each costs more than the Lua around it.
-local sup = ARGV[4]
-if sup ~= '' and redis.call('HEXISTS', KEYS[3], sup) == 1 then
-  return 's'
-end
-local flags = ARGV[5]
+local flags = ARGV[4]
 local mode = string.sub(flags, 1, 1)
 if mode ~= '-' then
   local flag = redis.call('HGET', KEYS[2], ARGV[3])
@@ -61,13 +59,13 @@ if string.sub(flags, 2, 2) == '1' then
   return 'q'
 end
 local record = string.sub(flags, 3, 3) == '1'
-local nrules = (#ARGV - 6) / 5
+local nrules = (#ARGV - 5) / 5
 if (not record) and nrules == 0 then
   return 'p'
 end
 local log = KEYS[1]
 local now = tonumber(ARGV[1])
-local horizon = tonumber(ARGV[6])
+local horizon = tonumber(ARGV[5])
 local cutoff = now - horizon
 local item = ARGV[2]
 local idem = string.match(item, '^(.-)\31')
@@ -78,7 +76,7 @@ if n > 0 and tonumber(entries[2]) <= cutoff then
 end
 local since, limit, rch, rcat, rtag, counts = {}, {}, {}, {}, {}, {}
 for r = 1, nrules do
-  local b = 6 + (r - 1) * 5
+  local b = 5 + (r - 1) * 5
   since[r] = now - tonumber(ARGV[b + 1])
   limit[r] = tonumber(ARGV[b + 2])
   rch[r] = ARGV[b + 3]
@@ -158,7 +156,12 @@ CHUNK = 128
 
 
 def evalsha_many(client: redis.Redis, sha: str, commands: Iterable[tuple[Any, ...]]) -> list[Any]:
-    """Run ``EVALSHA sha *command`` for every command as one pipeline; error replies come back as exceptions.
+    """Run ``EVALSHA sha *command`` for every command as one pipeline (see :func:`pipeline_many`)."""
+    return pipeline_many(client, (("EVALSHA", sha, *command) for command in commands))
+
+
+def pipeline_many(client: redis.Redis, commands: Iterable[tuple[Any, ...]]) -> list[Any]:
+    """Run every command (name first) as one pipeline; error replies come back as exceptions.
 
     On a real server the commands are written in chunks as they are produced, and the replies to
     one chunk are read while Redis works on the next, so Redis is busy while Python prepares and
@@ -169,12 +172,12 @@ def evalsha_many(client: redis.Redis, sha: str, commands: Iterable[tuple[Any, ..
     if pool is None or not _streams(pool.connection_class):
         pipe = client.pipeline(transaction=False)
         for command in commands:
-            pipe.evalsha(sha, *command)
+            pipe.execute_command(*command)  # type: ignore[no-untyped-call]
         return list(pipe.execute(raise_on_error=False))
     try:
         connection = pool.get_connection()
     except TypeError:  # redis-py before 5.3 wants a command name
-        connection = pool.get_connection("EVALSHA")
+        connection = pool.get_connection("EVALSHA")  # any name: it only picks a pool
     sent = 0
     results: list[Any] = []
 
@@ -188,7 +191,7 @@ def evalsha_many(client: redis.Redis, sha: str, commands: Iterable[tuple[Any, ..
     try:
         chunk: list[tuple[Any, ...]] = []
         for command in commands:
-            chunk.append(("EVALSHA", sha, *command))
+            chunk.append(command)
             if len(chunk) >= CHUNK:
                 connection.send_packed_command(_pack(connection, chunk), check_health=sent == 0)
                 # Collect the chunk before this one, which Redis has (nearly) finished, while it

@@ -14,9 +14,15 @@ Checks, in this order (the first that fails decides):
    ``settings.transactional_counts_toward_caps`` decides whether they are recorded (and so count
    toward marketing caps).
 
-Steps 2, 3 and 5 are one Lua call (see :mod:`orchestrator.caps`); step 4 is computed in Python
-before it, so a decision costs exactly one Redis round trip, and :meth:`Gate.check_many` puts many
-decisions into one pipelined round trip.
+Steps 3 and 5 are one Lua call (see :mod:`orchestrator.caps`) on the customer's own keys only, so
+it runs on Redis Cluster; step 2 is an ``HMGET`` of the global suppression list sent in the same
+pipeline (one per chunk of sends); step 4 is computed in Python before them.  So a decision costs
+exactly one Redis round trip, and :meth:`Gate.check_many` puts many decisions into one pipelined
+round trip.  The script cannot see the suppression reply, so it may record a send whose address
+turns out to be suppressed; the gate then releases that record at once (an extra round trip only
+for suppressed marketing sends).  Until then, a cap decision for the same customer on another
+worker may see that one extra send: a window of one round trip, only ever erring towards sending
+less.
 
 Consent: the consent hash in Redis (``keys.consent``, written by :func:`orchestrator.consent.set_consent`)
 wins when it has an entry for the channel, because it is newer than any profile read; without an
@@ -107,6 +113,7 @@ class _Prepared:
     quiet_end: datetime | None
     quiet_reason: str
     fallback: bool
+    address_hash: str
     args: tuple[Any, ...]
 
 
@@ -176,17 +183,27 @@ class Gate:
             pending.append((index, request, member))
         if pending:
             prepared: list[_Prepared] = []
-
-            def commands() -> Iterator[tuple[Any, ...]]:
-                # Lazily, so the next sends are prepared while Redis already runs the first ones.
-                for index, request, member in pending:
-                    item = self._prepare(index, request, member, now, now_ms)
-                    prepared.append(item)
-                    yield self._command(item)
-
-            for item, raw in zip(prepared, self._run(commands(), prepared), strict=True):
+            suppressed: list[bool] = []
+            for item, raw in zip(prepared, self._run(pending, prepared, suppressed, now, now_ms), strict=True):
                 decisions[item.index] = self._decode(item, raw)
+            self._forget_suppressed(prepared, suppressed, decisions)
         return [decision for decision in decisions if decision is not None]
+
+    def _forget_suppressed(
+        self, prepared: list[_Prepared], suppressed: list[bool], decisions: list[GateDecision | None]
+    ) -> None:
+        """Turn every send whose address is suppressed into ``suppressed``; release what the script
+        recorded for it (it could not see the suppression list, see the module docstring)."""
+        for item, blocked in zip(prepared, suppressed, strict=True):
+            if not blocked:
+                continue
+            decision = decisions[item.index]
+            recorded = item.args[3][2] == "1"  # the record flag: an allowed new send was logged
+            if recorded and decision is not None and decision.outcome == "allowed" and not decision.duplicate:
+                self.release(item.request.customer_id, item.request.idempotency_key)
+            decisions[item.index] = GateDecision(
+                "suppressed", reason="address is on the suppression list", timezone_fallback=item.fallback
+            )
 
     def _rules(self, request: SendRequest) -> _RuleSet:
         """The rules a marketing send answers to, their script encoding and the log horizon (ms).
@@ -231,21 +248,58 @@ class Gate:
             now_ms,
             member,
             consent_key,
-            address_hash(request.address or ""),
             mode + ("1" if quiet_end is not None else "0") + record,
             horizon,
             *spec,
         )
-        return _Prepared(index, request, rules, quiet_end, quiet_reason, fallback, args)
+        return _Prepared(
+            index, request, rules, quiet_end, quiet_reason, fallback, address_hash(request.address or ""), args
+        )
+
+    @staticmethod
+    def script_keys(customer_id: str) -> tuple[str, ...]:
+        """Every key the gate script touches: all the customer's, in one cluster hash slot."""
+        return (keys.send_log(customer_id), keys.consent(customer_id))
 
     def _command(self, item: _Prepared) -> tuple[Any, ...]:
-        customer = item.request.customer_id
-        return (3, keys.send_log(customer), keys.consent(customer), keys.suppressed(), *item.args)
+        return (2, *self.script_keys(item.request.customer_id), *item.args)
 
-    def _run(self, commands: Iterator[tuple[Any, ...]], prepared: list[_Prepared]) -> list[Any]:
-        """Evaluate every send in one pipelined round trip; reload the script once if Redis forgot it."""
+    def _run(
+        self,
+        pending: list[tuple[int, SendRequest, str]],
+        prepared: list[_Prepared],
+        suppressed: list[bool],
+        now: datetime,
+        now_ms: int,
+    ) -> list[Any]:
+        """Evaluate every send in one pipelined round trip; reload the script once if Redis forgot it.
+
+        Per chunk of sends: one ``HMGET`` of their address hashes on the suppression list, then
+        their scripts.  ``prepared`` and ``suppressed`` are filled in the order of the replies.
+        """
         sha = self._sha or self._load()
-        results = caps.evalsha_many(self.redis, sha, commands)
+        layout: list[int] = []  # per chunk: how many scripts follow its HMGET
+
+        def commands() -> Iterator[tuple[Any, ...]]:
+            # Lazily, chunk by chunk, so the next sends are prepared while Redis runs the first ones.
+            for start in range(0, len(pending), caps.CHUNK):
+                items = [self._prepare(i, r, m, now, now_ms) for i, r, m in pending[start : start + caps.CHUNK]]
+                prepared.extend(items)
+                layout.append(len(items))
+                yield ("HMGET", keys.suppressed(), *(item.address_hash for item in items))
+                for item in items:
+                    yield ("EVALSHA", sha, *self._command(item))
+
+        replies = caps.pipeline_many(self.redis, commands())
+        results: list[Any] = []
+        position = 0
+        for size in layout:
+            found = replies[position]
+            if isinstance(found, Exception):
+                raise found
+            suppressed.extend(value is not None for value in found)
+            results.extend(replies[position + 1 : position + 1 + size])
+            position += 1 + size
         missing = [i for i, raw in enumerate(results) if isinstance(raw, redis.exceptions.NoScriptError)]
         if missing:
             sha = self._load()
@@ -280,8 +334,6 @@ class Gate:
                 timezone_fallback=fallback,
                 rule=rule,
             )
-        if kind == "s":
-            return GateDecision("suppressed", reason="address is on the suppression list", timezone_fallback=fallback)
         if kind == "n":
             key = request.consent_key or request.channel
             return GateDecision("no_consent", reason=f"no marketing consent for {key}", timezone_fallback=fallback)

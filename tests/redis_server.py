@@ -7,6 +7,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis
@@ -19,9 +20,10 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """A throw-away redis-server; ``appendonly`` turns on AOF for the restart drills."""
+    """A throw-away redis-server; ``appendonly`` turns on AOF for the restart drills, ``extra_args``
+    adds server options (e.g. cluster mode for the cluster-safety tests)."""
 
-    def __init__(self, *, appendonly: bool = False, port: int | None = None) -> None:
+    def __init__(self, *, appendonly: bool = False, port: int | None = None, extra_args: Sequence[str] = ()) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed; run `bash tests/run.sh` (it installs it)")
@@ -29,6 +31,7 @@ class RedisServer:
         self.port = port or free_port()
         self.directory = Path(tempfile.mkdtemp(prefix="loyaloop-redis-"))
         self.appendonly = appendonly
+        self.extra_args = list(extra_args)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -45,6 +48,7 @@ class RedisServer:
             "--appendonly", "yes" if self.appendonly else "no",
             "--appendfsync", "everysec",
             "--protected-mode", "yes",
+            *self.extra_args,
         ]  # fmt: skip
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis.from_url(self.url)
