@@ -296,7 +296,7 @@ def run(*, timeout: float = 120.0) -> PoisonResult:
     space = support.make_workspace(
         redis.url,
         {"ping": support.ONE_STEP},
-        extra_env={"LOYALOOP_API_KEYS": f"poison:{API_KEY}", "PROMETHEUS_MULTIPROC_DIR": ""},
+        extra_env={"LOYALOOP_API_KEYS": f"poison:{API_KEY}"},
     )
     support.seed_profiles(redis.client, ["control", "c1"])
     worker = support.start_worker(space, processes=1, threads=4)

@@ -158,7 +158,13 @@ class Workspace:
         return self.root / "outbox.jsonl"
 
     def env(self, **overrides: str) -> dict[str, str]:
-        environ = {k: v for k, v in os.environ.items() if not k.startswith(("SENDGRID_", "TWILIO_", "FCM_"))}
+        # No provider credentials (nothing leaves the machine) and no inherited Prometheus folder
+        # (an empty one makes prometheus_client write its files into the working directory).
+        environ = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("SENDGRID_", "TWILIO_", "FCM_")) and k != "PROMETHEUS_MULTIPROC_DIR"
+        }
         environ.update(
             REDIS_URL=self.redis_url,
             LOYALOOP_JOURNEYS=str(self.journeys),
