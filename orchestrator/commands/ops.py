@@ -6,8 +6,14 @@ import os
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from orchestrator.store import Store
 
 
 @click.command()
@@ -40,7 +46,7 @@ def scheduler(idle: float) -> None:
 
 @click.command()
 def status() -> None:
-    """Per journey and step counts, refused inputs, queue depths, due timers and the oldest lag."""
+    """Per journey and step counts and gate decisions, refused inputs, queue depths, due timers and the oldest lag."""
     import time
 
     import redis
@@ -67,6 +73,7 @@ def status() -> None:
             step, _, stat = key.partition(":")
             table.add_row(journey_id, step, stat, str(count))
     console.print(table)
+    console.print(_decisions_table(store))
     now = time.time()
     oldest = timers.next_due()
     lag = max(0.0, now - oldest) if oldest is not None else 0.0
@@ -77,3 +84,20 @@ def status() -> None:
     refused = store.refused_counts()
     console.print(f"refused inputs: {refused or 'none'}")
     console.print(f"counters: {store.counters() or 'none'}")
+
+
+def _decisions_table(store: Store) -> Table:
+    """The fatigue gate's decisions per journey and send step (sent, capped, deferred, …)."""
+    from rich.table import Table
+
+    from orchestrator.decisions import COLUMNS, decision_rows
+
+    table = Table(title="Gate decisions")
+    table.add_column("journey")
+    table.add_column("step")
+    for heading, _outcome in COLUMNS:
+        table.add_column(heading, justify="right")
+    for journey_id in sorted(store.journey_ids()):
+        for step, counts in decision_rows(store.stats(journey_id)):
+            table.add_row(journey_id, step, *(str(counts[outcome]) for _heading, outcome in COLUMNS))
+    return table
