@@ -251,7 +251,7 @@ def rows(journey: Journey, stats: dict[str, int]) -> list[list[str]]:
                 "",
                 sent or "0",
                 str(channel_sum(step.id, "capped")),
-                str(get(f"{step.id}:deferred")),
+                str(channel_sum(step.id, "deferred")),  # quiet hours and on_capped: defer
                 str(refused),
                 str(channel_sum(step.id, "no_address")),
                 str(channel_sum(step.id, "failed") + get(f"{step.id}:undeliverable")),
