@@ -186,14 +186,28 @@ class Gate:
             suppressed: list[bool] = []
             for item, raw in zip(prepared, self._run(pending, prepared, suppressed, now, now_ms), strict=True):
                 decisions[item.index] = self._decode(item, raw)
-            self._forget_suppressed(prepared, suppressed, decisions)
+            released = self._forget_suppressed(prepared, suppressed, decisions)
+            if released:
+                # A send the script logged before it turned out suppressed may have capped a later
+                # send of the same customer in this batch: decide those again, now that it is gone.
+                again = [
+                    i
+                    for i, d in enumerate(decisions)
+                    if d is not None and d.outcome == "capped" and requests[i].customer_id in released
+                ]
+                if again:
+                    redone = self.check_many([requests[i] for i in again], now=now)
+                    for i, decision in zip(again, redone, strict=True):
+                        decisions[i] = decision
         return [decision for decision in decisions if decision is not None]
 
     def _forget_suppressed(
         self, prepared: list[_Prepared], suppressed: list[bool], decisions: list[GateDecision | None]
-    ) -> None:
+    ) -> set[str]:
         """Turn every send whose address is suppressed into ``suppressed``; release what the script
-        recorded for it (it could not see the suppression list, see the module docstring)."""
+        recorded for it (it could not see the suppression list, see the module docstring).
+        Returns the customers whose log had such a send released."""
+        released: set[str] = set()
         for item, blocked in zip(prepared, suppressed, strict=True):
             if not blocked:
                 continue
@@ -201,9 +215,11 @@ class Gate:
             recorded = item.args[3][2] == "1"  # the record flag: an allowed new send was logged
             if recorded and decision is not None and decision.outcome == "allowed" and not decision.duplicate:
                 self.release(item.request.customer_id, item.request.idempotency_key)
+                released.add(item.request.customer_id)
             decisions[item.index] = GateDecision(
                 "suppressed", reason="address is on the suppression list", timezone_fallback=item.fallback
             )
+        return released
 
     def _rules(self, request: SendRequest) -> _RuleSet:
         """The rules a marketing send answers to, their script encoding and the log horizon (ms).

@@ -18,7 +18,7 @@ from orchestrator import keys
 from orchestrator.consent import set_consent, suppress
 from orchestrator.policy import Gate, SendRequest
 from orchestrator.settings import CapRule, Settings
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, free_port
 
 DAY = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 CUSTOMERS = ["ann", "c-42", "x{y", "用户7", "0123456789abcdef" * 4]
@@ -53,7 +53,8 @@ def test_every_key_a_gate_script_touches_is_in_the_customers_slot(customer_id: s
 @pytest.fixture(scope="module")
 def cluster_node() -> Iterator[RedisServer]:
     """A real redis-server in cluster mode owning every slot: it enforces the one-slot rule."""
-    server = RedisServer(extra_args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
+    bus = ["--cluster-port", str(free_port())]  # the default (port + 10000) may be taken or past 65535
+    server = RedisServer(extra_args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", *bus])
     server.start()
     try:
         client = redis.Redis.from_url(server.url, decode_responses=True)
@@ -91,3 +92,18 @@ def test_the_gate_decides_on_a_cluster_node_that_refuses_cross_slot_scripts(clus
     assert gate.release("ann", "a1") is True
     assert gate.check(request("ann", "a3"), now=DAY + timedelta(hours=1)).allowed
     client.close()
+
+
+def test_a_suppressed_send_never_takes_a_slot_from_a_later_send_in_the_same_batch(redis_client: redis.Redis) -> None:
+    """The suppression list is read beside the script, so the script may log a send to a suppressed
+    address before the gate knows; the gate releases it and decides again any send of that customer
+    it capped meanwhile: with one slot, the suppressed high-priority text leaves it to the e-mail."""
+    gate = Gate(redis_client, Settings(caps=[CapRule(channel="any", window="1d", max=1)]))
+    suppress(redis_client, "+31612345678", "carrier_block")
+    text = request("ann", "t1", channel="sms", address="+31612345678", consent={"sms": True}, priority=90)
+    mail = request("ann", "m1", priority=10)
+    assert [d.outcome for d in gate.check_many([mail, text], now=DAY)] == ["allowed", "suppressed"]
+    logged = redis_client.zrange(keys.send_log("ann"), 0, -1)
+    assert [str(entry).split("\x1f")[0] for entry in logged] == ["m1"]
+    assert gate.check(replace(text, idempotency_key="t2"), now=DAY).outcome == "suppressed"
+    assert gate.check(request("ann", "m2"), now=DAY).outcome == "capped"
