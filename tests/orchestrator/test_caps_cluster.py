@@ -55,8 +55,8 @@ def cluster_node() -> Iterator[RedisServer]:
     """A real redis-server in cluster mode owning every slot: it enforces the one-slot rule."""
     bus = ["--cluster-port", str(free_port())]  # the default (port + 10000) may be taken or past 65535
     server = RedisServer(extra_args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", *bus])
-    server.start()
     try:
+        server.start()  # inside the try: a server that never answered is still stopped
         client = redis.Redis.from_url(server.url, decode_responses=True)
         client.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)  # type: ignore[no-untyped-call]
         deadline = time.monotonic() + 10
