@@ -26,6 +26,7 @@ from dramatiq.brokers.stub import StubBroker
 from orchestrator.actors import ActorDispatcher, Actors
 from orchestrator.runtime import Runtime, build_runtime
 from orchestrator.settings import Settings, load_settings
+from orchestrator.wiring import freeze_startup_objects
 
 #: Milliseconds without a heartbeat after which a worker counts as dead (``LOYALOOP_HEARTBEAT_MS``).
 DEFAULT_HEARTBEAT_MS = 15_000
@@ -87,12 +88,14 @@ def setup(settings: Settings | None = None) -> tuple[dramatiq.Broker, Actors]:
 
     def build(actors: Actors) -> Runtime:
         client = redis.Redis.from_url(client_url or "redis://127.0.0.1:6379/0", decode_responses=True)
-        return build_runtime(
+        runtime = build_runtime(
             settings,
             client,
             dispatcher=ActorDispatcher(actors),
             timer_lease=float(os.environ.get("LOYALOOP_TIMER_LEASE", "30")),
             send_lease=float(os.environ.get("LOYALOOP_SEND_LEASE", "60")),
         )
+        freeze_startup_objects()
+        return runtime
 
     return broker, Actors(broker, build)

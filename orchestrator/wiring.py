@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from orchestrator.delivery import Delivery
@@ -34,6 +35,18 @@ class CachedRenderer(Renderer):
         if found is None:
             found = self._choices[key] = super().choose(channel, template, locale)
         return found
+
+
+def freeze_startup_objects() -> None:
+    """Move everything alive now (modules, journeys, compiled templates, schemas) out of the
+    garbage collector's reach; a worker calls it once its runtime is built.
+
+    Those objects live as long as the process, yet every full collection walks them all again: in a
+    cohort chunk, which allocates tens of thousands of short-lived objects, that was 10-20 % of the
+    time.  Collected first, so no garbage is frozen with them.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def build_runtime(

@@ -34,6 +34,7 @@ from orchestrator.plugins import get_plugin_manager
 from orchestrator.runtime import build_runtime
 from orchestrator.settings import Settings
 from orchestrator.timers import Timers
+from orchestrator.wiring import freeze_startup_objects
 from tests.orchestrator.harness import write_templates
 from tests.redis_server import RedisServer
 
@@ -101,6 +102,7 @@ class System:
             pm=get_plugin_manager(),
         )
         self.actors.use(self.runtime)
+        freeze_startup_objects()  # as a worker does once its runtime is built (orchestrator.broker)
         self.api = Loyaloop(self.actors, self.client)
         self.worker = dramatiq.Worker(self.broker, worker_threads=THREADS, worker_timeout=50)
         self.worker.start()
@@ -242,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     server = RedisServer().start()
     try:
         with tempfile.TemporaryDirectory() as folder:
+            freeze_startup_objects()  # the yardstick gets the same treatment as the runtime below
             bare = bare_rate(server.url, n_bare)
             system = System(server.url, Path(folder), [_journey(False), _journey(True)])
             try:
