@@ -92,6 +92,13 @@ class CapModel:
     def decide(self, req: SendRequest, now: int) -> ModelDecision:
         marketing = req.category == "marketing"
         if req.customer_id in self.suppressed:
+            # The gate's script cannot see the (global) suppression list, so it runs as for any
+            # send it may record — dropping entries past the horizon — before the send is released.
+            script_runs = (
+                self.consent.get((req.customer_id, req.channel), True) if marketing else self.transactional_counts
+            )
+            if script_runs:
+                self.logs[req.customer_id] = [e for e in self.logs[req.customer_id] if e.at > now - self.horizon]
             return ModelDecision("suppressed")
         if marketing and not self.consent.get((req.customer_id, req.channel), True):
             return ModelDecision("no_consent")
