@@ -21,8 +21,7 @@ from dataclasses import dataclass
 
 from orchestrator import keys
 from orchestrator.runtime import DATE_RUN_PREFIX, UPDATE_RUN_PREFIX, Runtime
-from orchestrator.store import StoredEnrollment
-from orchestrator.store import _stored as parse_stored
+from orchestrator.store import StoredEnrollment, parse_stored
 
 
 @dataclass(frozen=True, slots=True)
