@@ -168,11 +168,17 @@ class EnrollmentStore(StoreBase):
                 return False
 
     def create_enrollments(
-        self, pipe: Any, items: list[tuple[Enrollment, SendAction | None, tuple[int, float] | None, str]]
+        self,
+        pipe: Any,
+        items: list[tuple[Enrollment, SendAction | None, tuple[int, float] | None, str]],
+        claims: list[tuple[str, float] | None] | None = None,
     ) -> list[list[int]]:
         """Queue the creation of many enrollments (enrollment, send, timer, pending updates) with one
         compare-and-set script call per slot group.  Returns, per queued call, the indices of the
-        items it carries: its reply lists 1 (created) or 0 (the run existed) for each, in that order."""
+        items it carries: its reply lists 1 (created) or 0 (the run existed) for each, in that order.
+
+        ``claims`` (per item: idempotency key and lease expiry, or None) claims each new send for
+        the caller when its creation wins, as :meth:`write_enrollment` does for one."""
         by_customer: dict[str, list[int]] = {}
         for index, (enrollment, _s, _t, _p) in enumerate(items):
             by_customer.setdefault(enrollment.customer_id, []).append(index)
@@ -184,7 +190,7 @@ class EnrollmentStore(StoreBase):
                 for index in by_customer[customer_id]:
                     enrollment, send, timer, pending = items[index]
                     names.extend(enrollment_keys(customer_id, enrollment.run_id))
-                    args.extend(cas_args(enrollment, -1, send, timer, None, pending))
+                    args.extend(cas_args(enrollment, -1, send, timer, claims[index] if claims else None, pending))
             self.evalsha(pipe, "cas_many", names, args)
         return [[index for customer_id in group for index in by_customer[customer_id]] for group in groups]
 
