@@ -55,7 +55,7 @@ def h(redis_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterato
     journeys, settings = getattr(request, "param", ([WELCOME, CART], None))
     harness = Harness(redis_url, tmp_path, journeys, settings=settings)
     yield harness
-    harness.broker.close()
+    harness.stop()
 
 
 def known(h: Harness, *ids: str) -> None:
