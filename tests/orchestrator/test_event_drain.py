@@ -32,7 +32,7 @@ PING = journey(
 def h(redis_url: str, tmp_path: Path) -> Iterator[Harness]:
     harness = Harness(redis_url, tmp_path, [PING])
     yield harness
-    harness.broker.close()
+    harness.stop()
 
 
 def queue_events(h: Harness, queue: EventQueue, customer_id: str, count: int) -> int:
