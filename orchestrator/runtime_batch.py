@@ -21,6 +21,7 @@ so the journey rules live in one place and the batch only saves round trips.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ Notes = tuple[tuple[str, str | None, str, int], ...]
 
 #: Threads one worker process sends a batch's messages on (shared by its drainers).
 SENDER_THREADS = 16
+#: Seconds after which a send counts as slow: the rest of its batch goes to the sender threads.
+SLOW_SEND = 0.02
 _senders: ThreadPoolExecutor | None = None
 _senders_lock = threading.Lock()
 
@@ -324,15 +327,25 @@ class BatchRunner(EventRunner, TimerRunner):
 
 
 def _concurrently(jobs: list[Callable[[], AttemptResult]]) -> list[AttemptResult]:
-    """Run a batch's send attempts on the process's sender threads, results in order: one slow
-    or hanging provider call holds up only itself, as it would with one event per worker thread."""
-    if len(jobs) <= 1:
-        return [job() for job in jobs]
+    """Run a batch's send attempts, results in order: one after the other while they are quick (a
+    local channel such as the outbox takes microseconds, less than handing it to a thread), and
+    the rest on the process's sender threads as soon as one is slow — a slow or hanging provider
+    then holds up at most one send of the batch, as it would with one event per worker thread."""
+    results: list[AttemptResult] = []
+    for index, job in enumerate(jobs):
+        started = time.monotonic()
+        results.append(job())
+        if time.monotonic() - started > SLOW_SEND and index + 1 < len(jobs):
+            return results + list(_sender_pool().map(_call, jobs[index + 1 :]))
+    return results
+
+
+def _sender_pool() -> ThreadPoolExecutor:
     global _senders
     with _senders_lock:
         if _senders is None:
             _senders = ThreadPoolExecutor(max_workers=SENDER_THREADS, thread_name_prefix="loyaloop-send")
-    return list(_senders.map(_call, jobs))
+        return _senders
 
 
 def _call(job: Callable[[], AttemptResult]) -> AttemptResult:
