@@ -2,9 +2,10 @@
 
 One drain message works for at most ``DRAIN_BUDGET`` seconds, then hands the shard to a fresh
 message, so a busy shard never holds a worker thread (or Dramatiq's time limit) for long and the
-other shards' messages get their turn.  A process runs at most ``DRAINERS`` drains at once; under
-load the shards waiting for a turn fill up, so batches grow with the load by themselves (no
-waiting for a batch to fill, which would cost every quiet event its latency).
+other shards' messages get their turn.  A process runs at most ``LOYALOOP_DRAINERS`` drains at
+once (:mod:`orchestrator.drain_slots`); under load the shards waiting for a turn fill up, so
+batches grow with the load by themselves (no waiting for a batch to fill, which would cost every
+quiet event its latency).
 
 A bad event never stops its shard: a record that does not decode is counted and kept aside
 (:meth:`EventQueue.bury`); a batch that fails is handled again one event at a time, and an event
@@ -15,7 +16,6 @@ outage is raised, after handing the shard back, so Dramatiq retries the message 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import uuid
@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import redis
 
-from orchestrator import keys
+from orchestrator import drain_slots, keys
 from orchestrator.errors import InputError
 from orchestrator.event_queue import DRAIN_LEASE, EventQueue, QueuedEvent, decode
 from orchestrator.runtime import Runtime
@@ -32,11 +32,7 @@ log = logging.getLogger(__name__)
 
 #: Seconds one drain message works before it hands its shard to a fresh message.
 DRAIN_BUDGET = 2.0
-#: Drains one worker process runs at once (``LOYALOOP_DRAINERS``).  Handling events is bound by
-#: Python CPU under one GIL: two drainers keep it busy (one computes while the other waits on
-#: Redis), and the shards waiting their turn fill up, so each drain takes bigger batches.
-DRAINERS = int(os.environ.get("LOYALOOP_DRAINERS", "2"))
-_drainers = threading.BoundedSemaphore(DRAINERS)
+
 #: Failures that are Redis's, not the event's: retried, never kept aside.
 OUTAGE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.ReadOnlyError)
 
@@ -49,7 +45,7 @@ def drain(
     holds the shard (it drains what is queued before it lets go)."""
     if not 0 <= shard < queue.shards:
         raise ValueError(f"event shard {shard} is not between 0 and {queue.shards - 1}")
-    with _drainers:
+    with drain_slots.slot():
         return _drain(runtime, queue, shard, nudge, budget)
 
 
