@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
 
 from orchestrator import keys
 from orchestrator.errors import InputError, JourneyError, LoyaloopError
@@ -247,6 +248,17 @@ def _queue_door(redis_url: str) -> Door:
         ("cohort of a non-list", actors.enter_batch, ("ping", 42, "k", {})),
         ("deliver for an unknown run", actors.deliver, ("c1", "run-unknown", 3)),
     ]
+    # Records written straight into an event shard (bypassing track), each with its drain message.
+    raw = redis.Redis.from_url(redis_url)
+    records = [
+        ("event record not JSON", "not json"),
+        ("event record with a braced customer id", '["{c}","ping.sent",{},"ev-9","2026-01-01T00:00:00+00:00"]'),
+    ]
+    for shard, (label, record) in enumerate(records):
+        raw.rpush(keys.event_queue(shard), record)
+        bad.append((label, actors.drain_events, (shard,)))
+    raw.close()
+    bad.append(("drain of a shard that does not exist", actors.drain_events, (99,)))
     for _label, actor, args in bad:
         door.sent += 1
         broker.enqueue(
