@@ -1,5 +1,9 @@
 """The Dramatiq actors: thin wrappers that turn a message into a call on the process's Runtime.
 
+Events reach workers as ``drain_events(shard)`` nudges (see :mod:`orchestrator.event_queue`): the
+events themselves wait in Redis lists, many handled per message.  ``handle_event`` (one event per
+message) still works for messages already queued and for callers that send it directly.
+
 Actors are declared per broker by :func:`declare_actors` (not at import time on a global broker),
 so the worker module, the embedded default and tests can each bind them to their own broker.
 
@@ -20,6 +24,8 @@ import dramatiq
 from pydantic import ValidationError
 
 from orchestrator.errors import InputError, JourneyError
+from orchestrator.event_drain import drain
+from orchestrator.event_queue import EventQueue
 from orchestrator.fire_order import due_order
 from orchestrator.runtime import Runtime
 from orchestrator.timers import parse_member
@@ -38,6 +44,7 @@ class Actors:
         self.broker = broker
         self._factory = runtime_factory
         self._runtime: Runtime | None = None
+        self._queue: EventQueue | None = None
         self._lock = threading.Lock()
 
         def handle_event(
@@ -49,6 +56,9 @@ class Actors:
                     _customer(customer_id), name, properties, event_id, datetime.fromisoformat(timestamp)
                 ),
             )
+
+        def drain_events(shard: int) -> None:
+            self._guard("events", lambda rt: drain(rt, self.event_queue, int(shard), self.drain_events.send))
 
         def profile_changed(customer_id: str) -> None:
             self._guard("profile", lambda rt: rt.profile_changed(customer_id))
@@ -73,6 +83,7 @@ class Actors:
             )
 
         self.handle_event = declare(handle_event, EVENTS)
+        self.drain_events = declare(drain_events, EVENTS)
         self.profile_changed = declare(profile_changed, EVENTS)
         self.deliver = declare(deliver, DELIVERIES)
         self.fire_timers = declare(fire_timers, TIMERS)
@@ -85,6 +96,13 @@ class Actors:
                 if self._runtime is None:
                     self._runtime = self._factory(self)
         return self._runtime
+
+    @property
+    def event_queue(self) -> EventQueue:
+        """The queued events on the runtime's Redis (built once)."""
+        if self._queue is None:
+            self._queue = EventQueue(self.runtime.store.redis)
+        return self._queue
 
     def use(self, runtime: Runtime) -> None:
         """Bind an already built runtime (the embedded default and tests)."""

@@ -24,7 +24,7 @@ from orchestrator.enrollment import Enrollment, SendAction
 from orchestrator.errors import ConfigurationError, PermanentError, TemplateError, TransientError
 from orchestrator.journey import Journey
 from orchestrator.message import Channel, Message
-from orchestrator.policy import Gate, SendRequest
+from orchestrator.policy import Gate, GateDecision, SendRequest
 from orchestrator.profile import Profile
 from orchestrator.ratelimit import RateLimiter
 from orchestrator.render import Renderer, build_context
@@ -103,11 +103,14 @@ class Delivery:
         now: datetime,
         profile: Profile | None = None,
         claimed: str | None = None,
+        decided: GateDecision | None = None,
     ) -> AttemptResult:
         """Try the step's channels in order until one sends, defers, or all are used up.
 
         Stats are collected as the attempt goes and handed back in ``notes`` for the caller to
-        write with its next pipeline (no round trip of their own).
+        write with its next pipeline (no round trip of their own).  ``decided`` is the gate's
+        decision on the first channel's request (:meth:`first_request`) when the caller asked
+        the gate for a whole batch of sends in one round trip.
         """
         if profile is None or profile.id != send.recipient_id:
             profile = self.store.get_profile(send.recipient_id) or Profile(id=send.recipient_id)
@@ -115,7 +118,8 @@ class Delivery:
         outcomes: list[str] = []
         for position, name in enumerate(send.channels):
             key = send.idempotency_key if position == 0 else f"{send.idempotency_key}:{name}"
-            result = self._one(journey, enrollment, send, profile, name, key, now, notes, key == claimed)
+            given = decided if position == 0 else None
+            result = self._one(journey, enrollment, send, profile, name, key, now, notes, key == claimed, given)
             if result.retry_at is not None or result.outcome not in FALL_THROUGH:
                 return replace(result, notes=tuple(notes))
             outcomes.append(result.outcome)
@@ -134,6 +138,7 @@ class Delivery:
         now: datetime,
         notes: list[tuple[str, str | None, str, int]],
         claimed: bool = False,
+        decided: GateDecision | None = None,
     ) -> AttemptResult:
         def note(stat: str) -> None:
             notes.append((journey.id, send.step_id, stat, 1))
@@ -149,23 +154,8 @@ class Delivery:
             note(f"no_channel:{name}")
             return AttemptResult("no_address", name)
         address = profile.address(channel.address_field)
-        request = SendRequest(
-            customer_id=profile.id,
-            channel=name,
-            category=journey.category,
-            journey_id=journey.id,
-            journey_tags=tuple(journey.tags),
-            priority=journey.priority,
-            idempotency_key=key,
-            address=address,
-            consent=dict(profile.consent),
-            timezone=profile.timezone,
-            quiet_hours_override=journey.quiet_hours,
-            caps_override=journey.caps,
-            step_id=send.step_id,
-            consent_key=channel.consent_key,
-        )
-        decision = self.gate.check(request, now=now)
+        request = _request(journey, send, profile, name, channel, key, address)
+        decision = decided if decided is not None else self.gate.check(request, now=now)
         if claimed and decision.outcome != "allowed":
             self.store.release_delivery(profile.id, key)  # claimed in advance, but not sent now
         if decision.outcome == "quiet":
@@ -261,6 +251,15 @@ class Delivery:
         note(f"sent:{name}")
         return AttemptResult("sent", name, writes=done)
 
+    def first_request(self, journey: Journey, send: SendAction, profile: Profile) -> SendRequest | None:
+        """The gate request of the send's first channel (None when no such channel is installed),
+        for a caller that decides many sends with one ``Gate.check_many``."""
+        channel = self.channels.get(send.channels[0])
+        if channel is None:
+            return None
+        address = profile.address(channel.address_field)
+        return _request(journey, send, profile, send.channels[0], channel, send.idempotency_key, address)
+
     def _claim(self, customer_id: str, key: str, now: datetime) -> tuple[str, str]:
         return self.store.claim_delivery(customer_id, key, now=now.timestamp(), lease=self.claim_lease)
 
@@ -325,6 +324,27 @@ class Delivery:
             consent.set_consent(self.store.redis, profile.id, channel.consent_key, False, source="provider")
         if error.remove_address:
             self.store.change_profile(profile.id, lambda p: _without_address(p, channel.address_field, address))
+
+
+def _request(
+    journey: Journey, send: SendAction, profile: Profile, name: str, channel: Channel, key: str, address: str | None
+) -> SendRequest:
+    return SendRequest(
+        customer_id=profile.id,
+        channel=name,
+        category=journey.category,
+        journey_id=journey.id,
+        journey_tags=tuple(journey.tags),
+        priority=journey.priority,
+        idempotency_key=key,
+        address=address,
+        consent=dict(profile.consent),
+        timezone=profile.timezone,
+        quiet_hours_override=journey.quiet_hours,
+        caps_override=journey.caps,
+        step_id=send.step_id,
+        consent_key=channel.consent_key,
+    )
 
 
 def _without_address(profile: Profile, field: str, address: str) -> Profile:

@@ -15,6 +15,11 @@ from orchestrator.profile import ProductPurchase, Profile
 ORDER_EVENTS = frozenset({"order.placed", "order.completed", "order", "purchase"})
 
 
+def changes_profile(profile: Profile, name: str) -> bool:
+    """Whether :func:`derive_profile` would change this profile (saves the copy it needs)."""
+    return name in ORDER_EVENTS or profile.created_at is None
+
+
 def derive_profile(profile: Profile, name: str, properties: dict[str, Any], timestamp: datetime) -> Profile:
     """What an event teaches about a customer: orders count, money spent, products to replenish."""
     if profile.created_at is None:

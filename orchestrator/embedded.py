@@ -78,7 +78,12 @@ class Embedded:
         )
         self.actors.use(self.runtime)
         self.api = Loyaloop(self.actors, self.client, clock=clock)
-        self.scheduler = Scheduler(self.runtime, self.actors.fire_timers.send, self.actors.enter_batch.send)
+        self.scheduler = Scheduler(
+            self.runtime,
+            self.actors.fire_timers.send,
+            self.actors.enter_batch.send,
+            drain_events=self.actors.drain_events.send,
+        )
         self.worker: dramatiq.Worker | None = None
 
     def start(self) -> Embedded:
@@ -101,18 +106,29 @@ class Embedded:
         self.stop()
 
     def settle(self, timeout_ms: int = 60_000) -> None:
-        """Wait until the workers have processed everything queued (and what that queued).
+        """Wait until the workers have processed everything queued (and what that queued), tracked
+        events included: a shard still holding events once the queues are idle lost its drain
+        message, and is drained again.
 
         On the StubBroker this polls the queues' unfinished-task counts: ``StubBroker.join``
         starts a thread per call, which dominates a demo that settles thousands of times.
         """
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            self._join(timeout_ms, deadline)
+            if not self.api.events.depth():
+                return
+            self.scheduler.redrive_events()
+            if time.monotonic() > deadline:
+                raise TimeoutError("the in-process workers did not drain the tracked events in time")
+
+    def _join(self, timeout_ms: int, deadline: float) -> None:
         if not isinstance(self.broker, StubBroker):
             for _ in range(2):
                 for queue in QUEUES:
                     self.broker.join(queue, timeout=timeout_ms, interval=2)  # type: ignore[call-arg]
             return
         queues = self.broker.queues
-        deadline = time.monotonic() + timeout_ms / 1000
         idle_rounds = 0
         while idle_rounds < 2:
             busy = any(queue.unfinished_tasks for queue in list(queues.values()))

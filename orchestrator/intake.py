@@ -1,9 +1,11 @@
 """The public Python API: ``track`` events and ``identify`` customers, and bulk JSONL imports.
 
-``track`` validates strictly and then hands the event to Dramatiq: when it returns, the message
-is in Redis (durable), and the event id it returns is the one a retry of the same call must reuse
-so the event is counted once.  Nothing here touches journeys; a worker does that.  Both calls are
-cheap and thread-safe, so the HTTP front door can call them from any request thread.
+``track`` validates strictly and then appends the event to its shard's list in Redis
+(:mod:`orchestrator.event_queue`), sending a drain message only when no drain of that shard is
+queued or running: when it returns, the event is in Redis (durable), and the event id it returns is
+the one a retry of the same call must reuse so the event is counted once.  Nothing here touches
+journeys; a worker does that.  Both calls are cheap and thread-safe, so the HTTP front door can
+call them from any request thread.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from orchestrator import consent as consent_store
 from orchestrator import keys, metrics
 from orchestrator.actors import Actors
 from orchestrator.errors import InputError
+from orchestrator.event_queue import EventQueue, encode
 from orchestrator.journey import EVENT_NAME
 from orchestrator.profile import DERIVED_FIELDS, Profile
 from orchestrator.store import Store
@@ -163,6 +166,7 @@ class Loyaloop:
     def __init__(self, actors: Actors, client: redis.Redis, *, clock: Any = None) -> None:
         self.actors = actors
         self.store = Store(client)
+        self.events = EventQueue(client)
         self._clock = clock or (lambda: datetime.now(UTC))
 
     def _refuse(self, error: InputError) -> InputError:
@@ -188,7 +192,9 @@ class Loyaloop:
             moment = check_timestamp(timestamp, now) if timestamp is not None else now
         except InputError as error:
             raise self._refuse(error) from None
-        self.actors.handle_event.send(customer_id, event, props, ident, moment.isoformat())
+        shard = self.events.push(customer_id, encode(customer_id, event, props, ident, moment))
+        if shard is not None:
+            self.actors.drain_events.send(shard)
         metrics.event("queued")  # in-process only: a Redis counter here would cost every track a round trip
         return ident
 

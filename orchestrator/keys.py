@@ -179,3 +179,22 @@ def sms_contact(address_digest: str) -> str:
 def timezones() -> str:
     """Set of the IANA zones customers live in (a ``timezone: local`` broadcast fires per zone)."""
     return f"{PREFIX}:zones"
+
+
+# --- queued events -----------------------------------------------------------------------------
+def event_queue(shard: int) -> str:
+    """List of queued events (compact JSON), oldest first, one per shard; a customer's events all
+    go to one shard, so one drainer at a time keeps them in order."""
+    return f"{PREFIX}:events:{{e{shard}}}"
+
+
+def event_drain(shard: int) -> str:
+    """String lease of a shard's drain: ``queued`` (a drain message is on its way) or the token of
+    the drainer working on it, expiring unless renewed (a dead drainer's shard is re-driven)."""
+    return f"{PREFIX}:drain:{{e{shard}}}"
+
+
+def dead_events() -> str:
+    """List of events a worker could not handle for a reason other than a Redis outage (newest
+    last, capped): kept with the error's name for inspection and replay, never retried blindly."""
+    return f"{PREFIX}:events:dead"

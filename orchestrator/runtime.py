@@ -12,19 +12,19 @@ the dead worker.  The same timer is moved to the end of quiet hours, a freed cap
 after a transient failure.
 
 This module is the public face: decisions are carried out in ``runtime_decisions``, entries in
-``runtime_entry``, events in ``runtime_events``, timers and sends in ``runtime_timers``.
+``runtime_entry``, events in ``runtime_events``, timers and sends in ``runtime_timers``, and
+batches of events (with their entries and sends) in ``runtime_batch``.
 """
 
 from __future__ import annotations
 
 from orchestrator.journey_book import JourneyBook
 from orchestrator.run_ids import DATE_RUN_PREFIX, UPDATE_RUN_PREFIX, date_timer_run, home_zone, run_id_for
+from orchestrator.runtime_batch import BatchRunner
 from orchestrator.runtime_decisions import CAS_ATTEMPTS, SEND_LEASE, Clock, Dispatcher, pending_updates, utc_now
-from orchestrator.runtime_events import EventRunner
-from orchestrator.runtime_timers import TimerRunner
 
 
-class Runtime(EventRunner, TimerRunner):
+class Runtime(BatchRunner):
     """Everything a worker needs to run journeys; one per process, shared by its threads."""
 
 

@@ -101,6 +101,13 @@ class DecisionRunner:
         """Timers first, then the compare-and-set, on one pipeline (a timer without its state is stale
         and harmless; state without its timer could strand the run).  Profile updates are recorded by
         the compare-and-set itself, with a timer that re-drives them if this worker dies first."""
+        self._queue_timers(pipe, decision, timer, updates)
+        self._queue_cas(pipe, stored, decision, send, timer, claim, updates)
+
+    def _queue_timers(
+        self, pipe: Any, decision: Decision, timer: tuple[int, float] | None, updates: list[PendingUpdate] | None
+    ) -> None:
+        """The decision's live timer and, with profile updates, their re-drive timer."""
         enrollment = decision.enrollment
         if timer is not None and not enrollment.finished:
             self.timers.schedule(enrollment.customer_id, enrollment.run_id, timer[0], timer[1], pipe=pipe)
@@ -112,6 +119,19 @@ class DecisionRunner:
                 self.clock().timestamp() + self.send_lease,
                 pipe=pipe,
             )
+
+    def _queue_cas(
+        self,
+        pipe: Any,
+        stored: StoredEnrollment | None,
+        decision: Decision,
+        send: SendAction | None,
+        timer: tuple[int, float] | None,
+        claim: tuple[str, float] | None,
+        updates: list[PendingUpdate] | None,
+    ) -> None:
+        """The compare-and-set of the decision's enrollment (its reply: 1 written, 0 lost)."""
+        enrollment = decision.enrollment
         expected = -1 if stored is None else stored.enrollment.revision
         self.store.write_enrollment(
             pipe,

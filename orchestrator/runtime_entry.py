@@ -33,10 +33,13 @@ class EntryRunner(DecisionRunner):
         inline: bool | None = None,
         live: dict[str, str] | None = None,
         last: dict[str, datetime] | None = None,
+        event_id: str | None = None,
     ) -> bool:
         """Enter one customer (the caller checked trigger and audience); the re-entry rule is applied here.
 
-        ``live`` and ``last`` (the customer's live runs and last entries) save a read when known.
+        ``live`` and ``last`` (the customer's live runs and last entries) save a read when known;
+        ``event_id`` is the trigger event's, so a redelivery of it is never taken for a goal or an
+        exit of the run it started.
         """
         now = self.clock()
         if live is None or last is None:
@@ -49,7 +52,9 @@ class EntryRunner(DecisionRunner):
         if journey.re_entry == "restart":
             for old in mine:
                 self._end(profile.id, old, "restarted")
-        decision = engine.enter(journey, profile, trigger=trigger, run_id=run_id, now=now, settings_timezone=self.tz)
+        decision = engine.enter(
+            journey, profile, trigger=trigger, run_id=run_id, now=now, settings_timezone=self.tz, event_id=event_id
+        )
         return self.carry_out(None, decision, inline=inline, profile=profile)
 
     def _end(self, customer_id: str, run_id: str, reason: str) -> None:

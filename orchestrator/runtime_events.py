@@ -81,7 +81,15 @@ class EventRunner(EntryRunner):
                 journey, profile, now
             ):
                 run_id = run_id_for(journey.id, customer_id, event_id)
-                self.enter(journey, profile, run_id=run_id, trigger=dict(properties), live=live, last=seen.last)
+                self.enter(
+                    journey,
+                    profile,
+                    run_id=run_id,
+                    trigger=dict(properties),
+                    live=live,
+                    last=seen.last,
+                    event_id=event_id,
+                )
 
     def _live_runs_see(self, profile: Profile, event: EventArrived | None, live: dict[str, str] | None = None) -> None:
         """Goals and exits first (a purchase ends the cart-abandonment run), then event waits."""

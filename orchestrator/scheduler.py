@@ -1,4 +1,5 @@
-"""``loyaloop scheduler``: turns due timers, cron schedules and anniversaries into work for workers.
+"""``loyaloop scheduler``: turns due timers, cron schedules and anniversaries into work for workers,
+and re-drives event shards whose drainer died.
 
 Any number of schedulers may run.  Timers are claimed atomically (see :mod:`orchestrator.timers`),
 so two schedulers never hand out the same one; a cron fire is claimed with HSETNX on its fire
@@ -25,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from orchestrator import engine, keys, metrics
+from orchestrator.event_queue import EventQueue
 from orchestrator.journey import DateTrigger, ScheduleTrigger
 from orchestrator.runtime import Runtime, date_timer_run
 from orchestrator.timers import Timer
@@ -51,6 +53,8 @@ class TickReport:
     broadcasts: int = 0
     planned: int = 0
     max_lateness: float = 0.0
+    #: Event shards whose drain was lost (a killed drainer, a lost message) and was sent again.
+    redriven: int = 0
 
 
 class Scheduler:
@@ -66,8 +70,11 @@ class Scheduler:
         fire_chunk: int = FIRE_CHUNK,
         cohort_chunk: int = COHORT_CHUNK,
         scheduler_id: str | None = None,
+        drain_events: Callable[[int], object] | None = None,
     ) -> None:
         self.runtime = runtime
+        self.drain_events = drain_events
+        self.events = EventQueue(runtime.store.redis)
         self.fire_timers = fire_timers
         self.enter_batch = enter_batch
         self.claim_batch = claim_batch
@@ -78,10 +85,12 @@ class Scheduler:
         self._fires: dict[tuple[str, str, float], datetime] = {}
 
     def tick(self, now: datetime | None = None) -> TickReport:
-        """One pass: re-drive expired leases, fire due timers, start due broadcasts, plan birthdays."""
+        """One pass: re-drive expired leases and stalled event shards, fire due timers, start due
+        broadcasts, plan birthdays."""
         now = now or self.runtime.clock()
         report = TickReport()
         report.reaped = self.runtime.timers.reap(now.timestamp())
+        report.redriven = self.redrive_events()
         self.fire_due(now, report)
         report.broadcasts = self.start_broadcasts(now)
         report.planned = self.plan_dates(now)
@@ -100,6 +109,16 @@ class Scheduler:
             metrics.timers_fired(len(claimed), epoch - claimed[0].due)
             for chunk in customer_chunks(claimed, self.fire_chunk):
                 self.fire_timers([timer.member for timer in chunk])
+
+    def redrive_events(self) -> int:
+        """Send a drain message to every event shard that has events and nobody draining it: its
+        drainer died (the lease ran out) or its message was lost.  Cheap: one round trip."""
+        if self.drain_events is None:
+            return 0
+        stalled = self.events.stalled()
+        for shard in stalled:
+            self.drain_events(shard)
+        return len(stalled)
 
     # --- cron broadcasts -----------------------------------------------------------------------
     def start_broadcasts(self, now: datetime) -> int:

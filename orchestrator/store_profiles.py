@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import redis
 
@@ -114,6 +114,29 @@ class ProfileStore(StoreBase):
             )
             if result == "new":
                 return EventState("new", changed, lua_pairs(live), entries)
+
+    def read_events(self, items: list[tuple[str, str]]) -> list[EventState]:
+        """Phase one of many events that change no profile field, in one round trip: per (customer
+        id, event id) the customer's profile, live runs and last entries and whether the event was
+        seen, marking unseen ones applied — :meth:`apply_event` with ``read_only`` for a batch.
+
+        ``state`` is ``new`` for an event seen now for the first time; the profile is as stored
+        (an unknown customer gets an empty one, which the caller creates)."""
+
+        def build(pipe: Any) -> None:
+            for customer_id, event_id in items:
+                self.evalsha(pipe, "read", read_keys(customer_id), [event_id, "1", SEEN_TTL])
+
+        states: list[EventState] = []
+        validate = Profile.model_validate_json
+        for (customer_id, _event), reply in zip(items, self.run(build), strict=True):
+            raw, consent, live, last, seen = reply
+            profile = with_consent(validate(raw) if raw else Profile(id=customer_id), lua_pairs(consent))
+            state: Literal["new", "applied", "done"] = (
+                "applied" if seen == "applied" else "done" if seen == "done" else "new"
+            )
+            states.append(EventState(state, profile, lua_pairs(live), entry_times(lua_pairs(last))))
+        return states
 
     def finish_event(self, customer_id: str, event_id: str, pipe: Any = None) -> None:
         """Phase two done: a redelivered copy of this event is now a pure duplicate."""

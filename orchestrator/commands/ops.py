@@ -41,20 +41,25 @@ def scheduler(idle: float) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     click.echo("scheduler running; Ctrl-C to stop")
     sweep = dead_worker_sweeper(runtime.settings, actors.broker)
-    Scheduler(runtime, actors.fire_timers.send, actors.enter_batch.send).run_forever(stop, idle=idle, sweep=sweep)
+    Scheduler(
+        runtime, actors.fire_timers.send, actors.enter_batch.send, drain_events=actors.drain_events.send
+    ).run_forever(stop, idle=idle, sweep=sweep)
 
 
 @click.command()
 def status() -> None:
-    """Per journey and step counts and gate decisions, refused inputs, queue depths, due timers and the oldest lag."""
+    """Per journey and step counts and gate decisions, refused inputs, queue depths, queued events, due timers
+    and the oldest lag."""
     import time
 
     import redis
     from rich.console import Console
     from rich.table import Table
 
+    from orchestrator import keys
     from orchestrator.actors import QUEUES
     from orchestrator.errors import ConfigurationError
+    from orchestrator.event_queue import EventQueue
     from orchestrator.settings import load_settings
     from orchestrator.store import Store
     from orchestrator.timers import Timers
@@ -79,6 +84,8 @@ def status() -> None:
     lag = max(0.0, now - oldest) if oldest is not None else 0.0
     depths = ", ".join(f"{q}={client.hlen(f'loyaloop:{q}.msgs')}" for q in QUEUES)
     console.print(f"queues: {depths}")
+    events = EventQueue(client)
+    console.print(f"events: {events.depth()} queued, {events.dead()} kept aside (unhandled, in {keys.dead_events()})")
     waiting, due, leased = timers.pending(), timers.due_count(now), timers.leased()
     console.print(f"timers: {waiting} waiting, {due} due, {leased} leased, oldest lag {lag:.1f}s")
     refused = store.refused_counts()

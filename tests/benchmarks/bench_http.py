@@ -31,6 +31,8 @@ from typing import Any
 import httpx
 import redis
 
+from orchestrator import keys
+from orchestrator.event_queue import EventQueue
 from tests.redis_server import RedisServer, free_port
 
 API_KEY = "bench-key-0123456789abcdef"
@@ -206,7 +208,8 @@ def run(*, workers: int, threads: int, levels: list[int], seconds: int, rounds: 
         processes.append(track)
         hello_process, hello_port = launch([python, "-c", hello_runner], env, work / "hello.log", script, "/")
         processes.append(hello_process)
-        client.delete("loyaloop:loyaloop-events.msgs", "loyaloop:loyaloop-events")  # forget the warm-up
+        events = EventQueue(redis.Redis.from_url(redis_server.url, decode_responses=True))
+        client.delete(*(keys.event_queue(shard) for shard in range(events.shards)))  # forget the warm-up
         options: dict[str, Any] = {"script": script, "threads": threads, "seconds": seconds}
         rows: dict[tuple[str, int], list[Result]] = {}
         for _ in range(rounds):
@@ -216,7 +219,7 @@ def run(*, workers: int, threads: int, levels: list[int], seconds: int, rounds: 
                     ("hello-world", f"http://127.0.0.1:{hello_port}/"),
                 ):
                     rows.setdefault((label, level), []).append(load(label, url, connections=level, **options))
-        queued = int(client.hlen("loyaloop:loyaloop-events.msgs"))
+        queued = events.depth()
         accepted = sum(
             r.requests - r.errors for (label, _), results in rows.items() if label == "/v1/track" for r in results
         )

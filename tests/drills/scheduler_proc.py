@@ -47,7 +47,9 @@ def main() -> None:
         while True:  # the hand-off to workers never happens: the drill kills us here
             time.sleep(60)
 
-    scheduler = Scheduler(runtime, actors.fire_timers.send, actors.enter_batch.send)
+    scheduler = Scheduler(
+        runtime, actors.fire_timers.send, actors.enter_batch.send, drain_events=actors.drain_events.send
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print("scheduler running", flush=True)

@@ -445,10 +445,14 @@ def start_redis(*, appendonly: bool = False) -> RedisHandle:
 
 
 def queue_depths(client: redis.Redis) -> dict[str, int]:
-    """Messages waiting in each Dramatiq queue (namespace ``loyaloop``)."""
+    """Messages waiting in each Dramatiq queue (namespace ``loyaloop``), and the tracked events
+    waiting in their shard lists (``events``)."""
     from orchestrator.actors import QUEUES
+    from orchestrator.event_queue import EventQueue
 
-    return {queue: int(client.llen(f"loyaloop:{queue}")) for queue in QUEUES}
+    depths = {queue: int(client.llen(f"loyaloop:{queue}")) for queue in QUEUES}
+    depths["events"] = EventQueue(client).depth()
+    return depths
 
 
 def chunks(items: list[str], size: int) -> Iterator[list[str]]:

@@ -101,6 +101,7 @@ class Harness:
             self.runtime,
             self.actors.fire_timers.send,
             self.actors.enter_batch.send,
+            drain_events=self.actors.drain_events.send,
         )
         self.worker: dramatiq.Worker | None = None
 

@@ -58,6 +58,7 @@ def test_identify_track_and_status_from_the_command_line(env: Path) -> None:
     status = runner.invoke(cli, ["status"])
     assert status.exit_code == 0, status.output
     assert "hello" in status.output and "entered" in status.output and "timers:" in status.output
+    assert "events: 0 queued, 0 kept aside" in status.output
 
 
 def test_a_bad_track_is_one_error_line(env: Path) -> None:

@@ -82,7 +82,12 @@ def test_a_sigkilled_workers_runs_complete_without_loss_or_duplicates(
     client = connect(load_settings())
     runtime = client.actors.runtime
     stop = threading.Event()
-    scheduler = Scheduler(runtime, client.actors.fire_timers.send, client.actors.enter_batch.send)
+    scheduler = Scheduler(
+        runtime,
+        client.actors.fire_timers.send,
+        client.actors.enter_batch.send,
+        drain_events=client.actors.drain_events.send,
+    )
     thread = threading.Thread(target=scheduler.run_forever, args=(stop,), kwargs={"idle": 0.05}, daemon=True)
     thread.start()
     first = _worker(env)

@@ -16,6 +16,7 @@ import httpx
 import pytest
 import redis
 
+from orchestrator.event_queue import EventQueue
 from orchestrator.http.server import NoDelayConfig
 from tests.orchestrator.http.helpers import API_SECRET
 from tests.redis_server import free_port
@@ -75,12 +76,13 @@ def track(client: httpx.Client, n: int) -> None:
 
 @pytest.mark.slow
 def test_serve_with_two_workers_accepts_events_onto_the_broker(redis_url: str, tmp_path: Path) -> None:
-    """Two uvicorn workers answer on one port; a track lands on the Dramatiq queue; metrics add up; SIGTERM stops it."""
+    """Two uvicorn workers answer on one port; every track is queued in Redis for the workers; metrics add up;
+    SIGTERM stops it."""
     with serving(environment(redis_url, tmp_path), tmp_path, workers=2) as (client, log_path):
         for n in range(6):
             track(client, n)
         metrics = client.get("/metrics").text
-    assert redis.Redis.from_url(redis_url).hlen("loyaloop:loyaloop-events.msgs") == 6
+    assert EventQueue(redis.Redis.from_url(redis_url, decode_responses=True)).depth() == 6
     assert 'loyaloop_http_requests_total{method="POST",route="/v1/track",status="202"} 6.0' in metrics
     output = log_path.read_text()
     assert "POST /v1/track 202" in output and "key=shop" in output
