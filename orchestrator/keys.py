@@ -33,18 +33,18 @@ def send_log(customer_id: str) -> str:
 def runs(customer_id: str) -> str:
     """Hash of the customer's live runs and last entries: one small key per customer.
 
-    ``<run>`` holds a live run's core and ``<run>|t``/``|x``/``|s`` its trigger properties, rarer
-    fields and pending send (formats in :mod:`orchestrator.run_codec`): the fields without ``|``
-    are the live runs, keyed by run so ``re_entry: always`` may keep several of one journey.
-    ``|<journey>`` → epoch microseconds of the customer's last entry (re-entry cooldowns).  Kept
-    short so Redis stores it as a listpack: a waiting customer's whole state is a few hundred bytes.
+    ``<run>`` → a live run's core (``rev|handle|…``), ``<handle>|m``/``t``/``o``/``x``/``s`` its
+    other parts (formats in :mod:`orchestrator.run_codec`): the fields without ``|`` are the live
+    runs, keyed by run so ``re_entry: always`` may keep several of one journey.  ``|<journey>`` →
+    epoch microseconds of the customer's last entry into it (re-entry cooldowns).  Kept short so
+    Redis stores it as a listpack: a waiting customer's whole state is about 300 bytes.
     """
     return _customer(customer_id, "runs")
 
 
 def finished_run(customer_id: str, run_id: str) -> str:
-    """Hash of one finished run (fields ``r``, ``t``, ``x``, ``s`` as in :func:`runs`), kept
-    ``FINISHED_TTL`` for reports and webhooks, then gone."""
+    """Hash of one finished run (fields ``r`` for its core, ``m``, ``t``, ``o``, ``x``, ``s`` as in
+    :func:`runs`), kept ``FINISHED_TTL`` for reports and webhooks, then gone."""
     return _customer(customer_id, f"run:{run_id}")
 
 

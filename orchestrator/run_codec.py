@@ -4,41 +4,44 @@ A million customers waiting in timers must cost under 400 bytes of Redis each (i
 user's Redis runs with its default settings.  Redis keeps a hash as one compact listpack (a few
 bytes per field) while it has at most 128 fields and no field or value longer than 64 bytes
 (``hash-max-listpack-entries`` / ``-value``); past that it becomes a hash table, several times
-bigger, and stays one.  So a live run is kept as short strings in the customer's ``runs`` hash
-(see :func:`orchestrator.keys.runs`), under the run id and ``<run>|<part>``:
+bigger, and stays one.  So a live run is a handful of short strings in the customer's ``runs``
+hash (see :func:`orchestrator.keys.runs`):
 
-* ``<run>`` — the **core**: ``rev|status|step|version|entered|updated|wait|timer|journey|sent|flags``,
-  trailing empty slots dropped, e.g. ``1|w|pause|e88dc7322641|1795779746.315284||=|2592000``.
-
-  - ``status``: one letter (:data:`STATUS_CODES`); ``step`` empty for None.
-  - ``entered``: epoch seconds (exact to the microsecond); ``updated``: seconds after ``entered``
-    (empty: the same moment).
-  - ``wait`` (``wait_until``): empty for None, ``=`` for "the live timer's due time", ``=<due>`` for
-    the due time of a timer since replaced (see :data:`orchestrator.store_scripts` ``timer``), or
-    seconds after ``updated``.
-  - ``timer`` (the live timer, used to cancel it): ``[<revision>:]<due>``, the revision left out
-    when it is the run's own; ``<due>`` is seconds after ``entered`` when that is exact, else
-    ``!`` and the epoch float as Python writes it; a ``@<entered>`` suffix gives another base (a
-    timer kept across a change of ``entered``, which the runtime never makes).
-  - ``journey``: empty when the run id is ``<journey>-<key>`` (what :func:`run_id_for` makes).
-  - ``sent``: empty for 0; ``flags``: ``h`` for a holdout.
-
-* ``<run>|t`` — the trigger's properties (JSON), only when there are any.
-* ``<run>|x`` — JSON of the rarely set parts under one-letter names (``e`` trigger event id, ``w``
-  awaited event name, ``a`` awaited event's properties, ``o`` outcomes, ``r`` exit reason), and,
-  under their own names, any field the core cannot hold exactly (a step id with ``|``, a datetime
+* ``<run>`` — the **core**: ``rev|handle|status|step|version|journey|sent|flags``, trailing empty
+  slots dropped, e.g. ``1|1|w|pause|e88dc7322641``.  ``rev`` is the compare-and-set key; the
+  ``handle`` (the smallest number no other live run of the customer holds) names the run's other
+  parts, so their field names are three bytes, not a run id; ``status`` is one letter
+  (:data:`STATUS_CODES`); ``step`` empty for None; ``journey`` empty when the run id is
+  ``<journey>-<key>`` (what :func:`orchestrator.run_ids.run_id_for` makes); ``sent`` empty for
+  0; ``flags`` ``h`` for a holdout.  The fields without ``|`` are the customer's live runs.
+* ``<handle>|m`` — the **moments**: ``entered|updated|wait|timer``, e.g.
+  ``1795779746.315284||=|2592000``.  ``entered`` in epoch seconds (exact to the microsecond),
+  ``updated`` in seconds after it (empty: the same moment).  ``timer`` (the live timer, used to
+  cancel it) is ``[<revision>:]<due>``, the revision left out when it is the run's own; ``<due>``
+  is seconds after ``updated`` when that is exact, else ``!`` and the epoch float as Python
+  writes it, with an ``@<entered>@<updated>`` suffix when it was written against other times (a
+  timer kept across such a change, which the runtime never makes).  ``wait`` (``wait_until``) is
+  empty for None, ``=`` for "the timer's due time", ``=<due>`` for the due time of a timer moved
+  since (:meth:`Store.set_timer_field`), or seconds after ``updated``.
+* ``<handle>|t`` — the trigger's properties (JSON), only when there are any.
+* ``<handle>|o`` — the outcomes, ``step=outcome,…`` (JSON when a name will not fit that shape).
+* ``<handle>|x`` — JSON of the rarely set parts under one-letter names (``e`` trigger event id,
+  ``w`` awaited event name, ``a`` awaited event's properties, ``r`` exit reason), and, under their
+  own names, any field the core or moments cannot hold exactly (a step id with ``|``, a datetime
   that is naive or not in UTC).
-* ``<run>|s`` — the pending send while the run is ``sending``:
+* ``<handle>|s`` — the pending send while the run is ``sending``:
   ``step|channels|template|on_capped|recipient|key|holdout`` (recipient empty for the run's own
   customer, key empty for ``<run>:<step>``), or its JSON when a part will not fit that shape.
 
-The customer id is the key's own.  A finished run keeps the same parts in its own hash (fields
-``r``, ``t``, ``x``, ``s``; see :func:`orchestrator.keys.finished_run`).  Every field of an
-enrollment round-trips exactly (tested with hypothesis); the one rule is that run ids and journey
-ids are not empty and hold no ``|`` (timer members already split on it).
+The customer id is the key's own.  A finished run keeps the same strings in its own hash (fields
+``r`` for the core, then ``m``, ``t``, ``o``, ``x``, ``s``; see
+:func:`orchestrator.keys.finished_run`).  Every field of an enrollment round-trips exactly (tested
+with hypothesis); the one rule is that run ids and journey ids are not empty and hold no ``|``
+(timer members already split on it).
 
-A waiting run of the shipped journeys is ~50 bytes of core; trigger properties longer than ~60
-bytes of JSON (a big order event) make that customer's hash a hash table — correct, just bigger.
+Each value stays far under 64 bytes for the shipped journeys, also after sends and with an event's
+id; trigger properties of more than ~60 bytes of JSON (a big order event) make that customer's
+hash a hash table — correct, just a few hundred bytes bigger.
 """
 
 from __future__ import annotations
@@ -54,7 +57,6 @@ from orchestrator.enrollment import Enrollment, SendAction, Status
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
-SLOTS = 11
 STATUS_CODES: dict[str, str] = {
     "active": "a",
     "waiting": "w",
@@ -76,19 +78,11 @@ _RARE = {
     "trigger_event_id": "e",
     "waiting_for": "w",
     "awaited_event": "a",
-    "outcomes": "o",
     "exit_reason": "r",
 }
 _RARE_OF = {short: name for name, short in _RARE.items()}
 #: The parts of a run after its core, in the order of :class:`RunParts`.
-PART_NAMES = ("t", "x", "s")
-#: A finished run's fields (core, then the parts).
-FINISHED_FIELDS = ["r", *PART_NAMES]
-
-
-def run_fields(run_id: str) -> list[str]:
-    """A live run's fields in the customer's runs hash (core, then the parts)."""
-    return [run_id, *(f"{run_id}|{part}" for part in PART_NAMES)]
+PART_NAMES = ("m", "t", "o", "x", "s")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +99,9 @@ class RunParts:
     """The strings a run is stored as; an empty one is not stored."""
 
     core: str
+    moments: str = ""
     trigger: str = ""
+    outcomes: str = ""
     extra: str = ""
     send: str = ""
 
@@ -180,7 +176,11 @@ def parse_due(text: str, base: int | None) -> tuple[float, datetime | None]:
         except (OverflowError, OSError, ValueError):
             return due, None
     relative, _, other = text.partition("@")
-    origin = parse_seconds(other) if other else base
+    if other:  # a timer kept across a change of the run's entry or update time: its own base
+        entered, _, updated = other.partition("@")
+        origin: int | None = parse_seconds(entered) + (parse_seconds(updated) if updated else 0)
+    else:
+        origin = base
     if origin is None:
         raise ValueError(f"timer due {text!r} is relative but the run has no entry time")
     whole = origin + parse_seconds(relative)
@@ -201,101 +201,111 @@ def encode_run(
     send: SendAction | None,
     timer: tuple[int, float] | Literal["keep"] | None,
 ) -> RunParts:
-    """The strings ``enrollment`` is stored as.  ``timer="keep"`` leaves the timer slot for the
-    compare-and-set script to copy from the stored run (so no ``=`` wait may point at it)."""
+    """The strings ``enrollment`` is stored as (the core without its revision and handle, which the
+    compare-and-set script puts in front).  ``timer="keep"`` leaves the timer slot for the script
+    to copy from the stored run (so no ``=`` wait may point at it)."""
     e = enrollment
     check_ids(e.run_id, e.journey_id)
     extra: dict[str, Any] = {}
     for name, short in _RARE.items():
         value = getattr(e, name)
-        if value is not None and (value or name != "outcomes"):
+        if value is not None:
             extra[short] = value
-    slots = [""] * SLOTS
-    slots[0] = str(e.revision)
-    slots[1] = STATUS_CODES[e.status]
+    core = [STATUS_CODES[e.status], "", "", "", "", ""]
     if e.step_id is None:
         pass
     elif e.step_id and _plain(e.step_id):
-        slots[2] = e.step_id
+        core[1] = e.step_id
     else:
         extra["step_id"] = e.step_id
     if _plain(e.journey_version):
-        slots[3] = e.journey_version
+        core[2] = e.journey_version
     else:
         extra["journey_version"] = e.journey_version
+    if derived_journey(e.run_id) != e.journey_id:
+        core[3] = e.journey_id
+    core[4] = str(e.sent) if e.sent else ""
+    core[5] = "h" if e.holdout else ""
+
+    moments = ["", "", "", ""]
     entered = micros(e.entered_at) if _utc(e.entered_at) else None
     updated = micros(e.updated_at) if entered is not None and _utc(e.updated_at) else None
     if entered is not None:
-        slots[4] = seconds_text(entered)
+        moments[0] = seconds_text(entered)
     else:
         extra["entered_at"] = e.entered_at
     if updated is not None and entered is not None:
-        slots[5] = seconds_text(updated - entered) if updated != entered else ""
+        moments[1] = seconds_text(updated - entered) if updated != entered else ""
     else:
         extra["updated_at"] = e.updated_at
     live_timer = None if e.finished or timer == "keep" else timer
     if live_timer is not None:
-        text = due_text(live_timer[1], entered)
-        slots[7] = text if live_timer[0] == e.revision else f"{live_timer[0]}:{text}"
+        text = due_text(live_timer[1], updated)
+        moments[3] = text if live_timer[0] == e.revision else f"{live_timer[0]}:{text}"
     if e.wait_until is not None:
-        if live_timer is not None and _utc(e.wait_until) and _moment_of(slots[7], entered) == e.wait_until:
-            slots[6] = "="
+        if live_timer is not None and _utc(e.wait_until) and _moment_of(moments[3], updated) == e.wait_until:
+            moments[2] = "="
         elif updated is not None and _utc(e.wait_until):
-            slots[6] = seconds_text(micros(e.wait_until) - updated)
+            moments[2] = seconds_text(micros(e.wait_until) - updated)
         else:
             extra["wait_until"] = e.wait_until
-    if derived_journey(e.run_id) != e.journey_id:
-        slots[8] = e.journey_id
-    slots[9] = str(e.sent) if e.sent else ""
-    slots[10] = "h" if e.holdout else ""
-    while slots and not slots[-1]:
-        slots.pop()
     return RunParts(
-        core="|".join(slots),
+        core=_joined(core),
+        moments=_joined(moments) or "|",  # never empty: a live run's handle is taken while it exists
         trigger=_json(e.trigger) if e.trigger else "",
+        outcomes=encode_outcomes(e.outcomes),
         extra=_json(extra) if extra else "",
         send=encode_send(send, e.customer_id, e.run_id) if send is not None else "",
     )
 
 
-def decode_run(
-    customer_id: str, run_id: str, core: str, trigger: str | None, extra: str | None, send: str | None
-) -> StoredEnrollment:
-    """The inverse of :func:`encode_run`."""
-    slots = core.split("|")
-    slots += [""] * (SLOTS - len(slots))
-    revision = int(slots[0])
-    entered = parse_seconds(slots[4]) if slots[4] else None
-    updated = entered + parse_seconds(slots[5]) if entered is not None and slots[5] else entered
+def _joined(slots: list[str]) -> str:
+    while slots and not slots[-1]:
+        slots.pop()
+    return "|".join(slots)
+
+
+def decode_run(customer_id: str, run_id: str, values: Sequence[str | None]) -> StoredEnrollment:
+    """The inverse of :func:`encode_run`: ``values`` are the core (with revision and handle) and
+    the parts in the order of :data:`PART_NAMES`."""
+    core_text, moments_text, trigger, outcomes, extra, send = values
+    core = (core_text or "").split("|")
+    core += [""] * (8 - len(core))
+    revision = int(core[0])
+    moments = (moments_text or "").split("|")
+    moments += [""] * (4 - len(moments))
+    entered = parse_seconds(moments[0]) if moments[0] else None
+    updated = entered + parse_seconds(moments[1]) if entered is not None and moments[1] else entered
     timer: tuple[int, float] | None = None
     timer_moment: datetime | None = None
-    if slots[7]:
-        owner, colon, text = slots[7].partition(":")
+    if moments[3]:
+        owner, colon, text = moments[3].partition(":")
         if not colon:
-            owner, text = "", slots[7]
-        due, timer_moment = parse_due(text, entered)
+            owner, text = "", moments[3]
+        due, timer_moment = parse_due(text, updated)
         timer = (int(owner) if owner else revision, due)
-    wait = slots[6]
+    wait = moments[2]
     wait_until: datetime | None = None
     if wait == "=":
         wait_until = timer_moment
     elif wait.startswith("="):
-        wait_until = parse_due(wait[1:], entered)[1]
+        wait_until = parse_due(wait[1:], updated)[1]
     elif wait and updated is not None:
         wait_until = from_micros(updated + parse_seconds(wait))
     fields: dict[str, Any] = {
         "run_id": run_id,
-        "journey_id": slots[8] or derived_journey(run_id),
-        "journey_version": slots[3],
+        "journey_id": core[5] or derived_journey(run_id),
+        "journey_version": core[4],
         "customer_id": customer_id,
-        "status": _STATUS_OF[slots[1]],
-        "step_id": slots[2] or None,
+        "status": _STATUS_OF[core[2]],
+        "step_id": core[3] or None,
         "entered_at": from_micros(entered) if entered is not None else None,
         "updated_at": from_micros(updated) if updated is not None else None,
-        "holdout": slots[10] == "h",
+        "holdout": core[7] == "h",
         "trigger": pydantic_core.from_json(trigger) if trigger else {},
         "wait_until": wait_until,
-        "sent": int(slots[9]) if slots[9] else 0,
+        "outcomes": decode_outcomes(outcomes) if outcomes else {},
+        "sent": int(core[6]) if core[6] else 0,
         "revision": revision,
     }
     if extra:
@@ -308,12 +318,29 @@ def decode_run(
     )
 
 
+def encode_outcomes(outcomes: Mapping[str, str]) -> str:
+    """``step=outcome,…`` (step ids and outcome names are identifiers), else JSON."""
+    if not outcomes:
+        return ""
+    if all(
+        step and not step.startswith("{") and "=" not in step and "," not in step and "," not in outcome
+        for step, outcome in outcomes.items()
+    ):
+        return ",".join(f"{step}={outcome}" for step, outcome in outcomes.items())
+    return _json(outcomes)
+
+
+def decode_outcomes(text: str) -> dict[str, str]:
+    if text.startswith("{"):
+        return dict(pydantic_core.from_json(text))
+    return dict(item.partition("=")[::2] for item in text.split(","))
+
+
 def parse_run(customer_id: str, run_id: str, values: Sequence[str | None]) -> StoredEnrollment | None:
-    """A run from its stored strings (core, trigger, extra, send — as HMGET gives them), None if absent."""
-    core = values[0] if values else None
-    if not core:
+    """A run from its stored strings (core, then the parts of :data:`PART_NAMES`), None if absent."""
+    if not values or not values[0]:
         return None
-    return decode_run(customer_id, run_id, core, values[1], values[2], values[3])
+    return decode_run(customer_id, run_id, values)
 
 
 # --- sends ------------------------------------------------------------------------------------
@@ -370,8 +397,8 @@ def split_runs(fields: Mapping[str, str]) -> tuple[dict[str, str], dict[str, dat
         if name.startswith("|"):
             last[name[1:]] = from_micros(int(value))
         elif "|" not in name:
-            slots = value.split("|", 9)
-            live[name] = (slots[8] if len(slots) > 8 else "") or derived_journey(name)
+            slots = value.split("|", 6)
+            live[name] = (slots[5] if len(slots) > 5 else "") or derived_journey(name)
     return live, last
 
 

@@ -89,7 +89,7 @@ def cas_args(
     claim: tuple[str, float] | None,
     pending: str,
 ) -> list[str]:
-    """The compare-and-set script's 15 arguments (see _CAS_FUNCTION)."""
+    """The compare-and-set script's 17 arguments (see _CAS_FUNCTION)."""
     parts = encode_run(enrollment, send, timer)
     return [
         str(expected),
@@ -101,7 +101,9 @@ def cas_args(
         str(FINISHED_TTL),
         "1" if timer == "keep" else "",
         parts.core,
+        parts.moments,
         parts.trigger,
+        parts.outcomes,
         parts.extra,
         parts.send,
         claim[0] if claim is not None else "",
@@ -149,5 +151,5 @@ def with_consent(profile: Profile, consent: dict[str, str]) -> Profile:
 
 
 def parse_stored(customer_id: str, run_id: str, values: list[str | None]) -> StoredEnrollment | None:
-    """A run read with HMGET of its fields (core, trigger, extra, send), None when it is absent."""
+    """A run as the ``get`` script replies (core, then its parts), None when it is absent."""
     return parse_run(customer_id, run_id, values)

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from orchestrator import keys
 from orchestrator.enrollment import Enrollment, SendAction
 from orchestrator.profile import Profile
-from orchestrator.run_codec import FINISHED_FIELDS, run_fields, split_runs
+from orchestrator.run_codec import split_runs
 from orchestrator.store_base import StoreBase
 from orchestrator.store_codec import (
     PendingUpdate,
@@ -33,36 +33,32 @@ class EnrollmentStore(StoreBase):
     """Enrollments and the per-customer indexes that point at them."""
 
     def get_enrollment(self, customer_id: str, run_id: str) -> StoredEnrollment | None:
-        """A run, live or finished (a finished one lives in its own key: a second read)."""
-        values = self.redis.hmget(keys.runs(customer_id), run_fields(run_id))
-        if values[0] is None:
-            values = self.redis.hmget(keys.finished_run(customer_id, run_id), FINISHED_FIELDS)
-        return parse_stored(customer_id, run_id, values)
+        """A run, live or finished."""
+        return self.get_runs([(customer_id, run_id)])[0]
 
     def get_enrollments(self, customer_id: str, run_ids: Iterable[str]) -> list[StoredEnrollment]:
         found = self.get_runs([(customer_id, run_id) for run_id in run_ids])
         return [stored for stored in found if stored is not None]
 
     def get_runs(self, runs: Sequence[tuple[str, str]]) -> list[StoredEnrollment | None]:
-        """Many runs (customer id, run id), live or finished, in one pipelined round trip (a second
-        one only for runs not live: finished ones live in their own key)."""
+        """Many runs (customer id, run id), live or finished: one script call per customer, one
+        round trip in all."""
         if not runs:
             return []
+        by_customer: dict[str, list[int]] = {}
+        for index, (customer_id, _run) in enumerate(runs):
+            by_customer.setdefault(customer_id, []).append(index)
 
-        def live(pipe: Any) -> None:
-            for customer_id, run_id in runs:
-                pipe.hmget(keys.runs(customer_id), run_fields(run_id))
+        def build(pipe: Any) -> None:
+            for customer_id, indices in by_customer.items():
+                run_ids = [runs[index][1] for index in indices]
+                names = [keys.runs(customer_id), *(keys.finished_run(customer_id, run) for run in run_ids)]
+                self.evalsha(pipe, "get", names, run_ids)
 
-        found = [parse_stored(c, r, values) for (c, r), values in zip(runs, self.run(live), strict=True)]
-        missing = [index for index, stored in enumerate(found) if stored is None]
-
-        def finished(pipe: Any) -> None:
-            for index in missing:
-                pipe.hmget(keys.finished_run(*runs[index]), FINISHED_FIELDS)
-
-        if missing:
-            for index, values in zip(missing, self.run(finished), strict=True):
-                found[index] = parse_stored(*runs[index], values)
+        found: list[StoredEnrollment | None] = [None] * len(runs)
+        for (customer_id, indices), replies in zip(by_customer.items(), self.run(build), strict=True):
+            for index, values in zip(indices, replies, strict=True):
+                found[index] = parse_stored(customer_id, runs[index][1], values)
         return found
 
     def live_runs(self, customer_id: str) -> dict[str, str]:

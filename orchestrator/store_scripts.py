@@ -24,48 +24,52 @@ local function split(s)
 end
 """
 
-# A compare-and-set with timer "keep": the new core gets the stored run's timer, its revision made
-# explicit (the run's own changes) and, should the entry time change, its base too.
+# A compare-and-set with timer "keep": the new moments get the stored run's timer, its revision
+# made explicit (the run's own changes) and, should the run's entry or update time change, the
+# base its due time was written against (``@<entered>@<updated>``).
 _KEEP_TIMER = """
-local function keep_timer(old, new)
-  local o, n = split(old), split(new)
-  for i = #n + 1, 11 do n[i] = '' end
-  local t = o[8] or ''
+local function keep_timer(orev, om, nm)
+  local o, n = split(om or ''), split(nm)
+  for i = #n + 1, 4 do n[i] = '' end
+  local t = o[4] or ''
   if t ~= '' then
     local c = string.find(t, ':', 1, true)
-    local r, d = o[1], t
+    local r, d = orev, t
     if c then r, d = string.sub(t, 1, c - 1), string.sub(t, c + 1) end
-    if string.sub(d, 1, 1) ~= '!' and not string.find(d, '@', 1, true) and o[5] ~= n[5] then
-      d = d .. '@' .. o[5]
+    if string.sub(d, 1, 1) ~= '!' and not string.find(d, '@', 1, true)
+       and (o[1] ~= n[1] or (o[2] or '') ~= n[2]) then
+      d = d .. '@' .. o[1] .. '@' .. (o[2] or '')
     end
     t = r .. ':' .. d
   end
-  n[8] = t
+  n[4] = t
   return table.concat(n, '|')
 end
 """
 
 # KEYS: runs hash, finished-run hash, pending-updates hash, delivered hash
 # ARGV: expected rev ("-1" = create), new rev, run id, journey id, finished "1"/"0", entry epoch
-#       microseconds or "", finished ttl, "1" to keep the stored timer, core, trigger part,
-#       extra part, send part (parts "" = none), send to claim ("" none), claim lease expiry,
-#       pending profile updates JSON ("" none)
-# A live run is the fields ``<run>`` and ``<run>|t|x|s`` of the customer's runs hash; a finished one
-# moves to its own hash (fields r, t, x, s) that expires after the finished ttl.  Creating fails
-# when the run exists, live or finished.  Claiming the new send here (only when the compare-and-set
-# wins) saves the worker that sends it inline a round trip; an existing mark (claimed or done) is
-# left alone.  The decision's profile updates are recorded under ``<run>|<new rev>`` in the
-# customer's pending hash in the same atomic step, so a crash before they are applied leaves them
-# for the re-drive timer (they are applied idempotently, see apply_update).
+#       microseconds or "", finished ttl, "1" to keep the stored timer, core (after revision and
+#       handle), moments, trigger, outcomes, extra, send (parts "" = none), send to claim ("" none),
+#       claim lease expiry, pending profile updates JSON ("" none)
+# A live run is the field ``<run>`` (its core: ``rev|handle|…``) of the customer's runs hash, and
+# its parts ``<handle>|m|t|o|x|s``: the handle is the smallest number no other live run holds,
+# so part names stay a few bytes long.  A finished run moves to its own hash (fields r, m, t, o,
+# x, s) that expires after the finished ttl.  Creating fails when the run exists, live or
+# finished.  Claiming the new send here (only when the compare-and-set wins) saves the worker that
+# sends it inline a round trip; an existing mark (claimed or done) is left alone.  The decision's
+# profile updates are recorded under ``<run>|<new rev>`` in the customer's pending hash in the
+# same atomic step, so a crash before they are applied leaves them for the re-drive timer (they are
+# applied idempotently, see apply_update).
 _CAS_FUNCTION = (
     _SPLIT
     + _KEEP_TIMER
     + """
-local PARTS = {'t', 'x', 's'}
+local PARTS = {'m', 't', 'o', 'x', 's'}
 local function cas(k, a)
   local R, F, P, D = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
   local A = {}
-  for i = 1, 15 do A[i] = ARGV[a + i] end
+  for i = 1, 17 do A[i] = ARGV[a + i] end
   local run = A[3]
   local live = redis.call('HGET', R, run)
   local cur = live
@@ -75,30 +79,42 @@ local function cas(k, a)
   elseif not cur or string.match(cur, '^[^|]*') ~= A[1] then
     return 0
   end
-  local core = A[9]
-  if A[8] == '1' and live and A[5] ~= '1' then core = keep_timer(live, core) end
+  local old = live and split(live)
   if A[5] == '1' then
-    if live then redis.call('HDEL', R, run, run .. '|t', run .. '|x', run .. '|s') end
+    if live then
+      local h = old[2]
+      redis.call('HDEL', R, run, h .. '|m', h .. '|t', h .. '|o', h .. '|x', h .. '|s')
+    end
     if cur then redis.call('DEL', F) end
-    local set = {'r', core}
-    for i = 1, 3 do
+    local set = {'r', A[2] .. '||' .. A[9]}
+    for i = 1, 5 do
       if A[9 + i] ~= '' then set[#set + 1] = PARTS[i]; set[#set + 1] = A[9 + i] end
     end
     redis.call('HSET', F, unpack(set))
     redis.call('EXPIRE', F, tonumber(A[7]))
   else
-    if cur and not live then redis.call('DEL', F) end
-    local set, drop = {run, core}, {}
-    for i = 1, 3 do
-      local name = run .. '|' .. PARTS[i]
+    local h
+    if live then
+      h = old[2]
+    else
+      h = 1
+      while redis.call('HEXISTS', R, h .. '|m') == 1 do h = h + 1 end
+      h = tostring(h)
+      if cur then redis.call('DEL', F) end
+    end
+    local moments = A[10]
+    if A[8] == '1' and live then moments = keep_timer(old[1], redis.call('HGET', R, h .. '|m'), moments) end
+    local set, drop = {run, A[2] .. '|' .. h .. '|' .. A[9], h .. '|m', moments}, {}
+    for i = 2, 5 do
+      local name = h .. '|' .. PARTS[i]
       if A[9 + i] ~= '' then set[#set + 1] = name; set[#set + 1] = A[9 + i] else drop[#drop + 1] = name end
     end
     redis.call('HSET', R, unpack(set))
     if live and #drop > 0 then redis.call('HDEL', R, unpack(drop)) end
   end
   if A[6] ~= '' then redis.call('HSET', R, '|' .. A[4], A[6]) end
-  if A[13] ~= '' then redis.call('HSETNX', D, A[13], 'claimed:' .. A[14]) end
-  if A[15] ~= '' then redis.call('HSET', P, run .. '|' .. A[2], A[15]) end
+  if A[15] ~= '' then redis.call('HSETNX', D, A[15], 'claimed:' .. A[16]) end
+  if A[17] ~= '' then redis.call('HSET', P, run .. '|' .. A[2], A[17]) end
   return 1
 end
 """
@@ -110,7 +126,7 @@ _CAS_MANY = (
     _CAS_FUNCTION
     + """
 local out = {}
-for i = 0, #KEYS / 4 - 1 do out[i + 1] = cas(i * 4, i * 15) end
+for i = 0, #KEYS / 4 - 1 do out[i + 1] = cas(i * 4, i * 17) end
 return out
 """
 )
@@ -124,15 +140,37 @@ _TIMER = (
     + """
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if not cur then return 0 end
-local s = split(cur)
-for i = #s + 1, 11 do s[i] = '' end
-if s[7] == '=' then
-  local c = string.find(s[8], ':', 1, true)
-  s[7] = '=' .. (c and string.sub(s[8], c + 1) or s[8])
+local c = split(cur)
+local name = c[2] .. '|m'
+local s = split(redis.call('HGET', KEYS[1], name) or '')
+for i = #s + 1, 4 do s[i] = '' end
+if s[3] == '=' then
+  local colon = string.find(s[4], ':', 1, true)
+  s[3] = '=' .. (colon and string.sub(s[4], colon + 1) or s[4])
 end
-if ARGV[2] == s[1] then s[8] = ARGV[3] else s[8] = ARGV[2] .. ':' .. ARGV[3] end
-redis.call('HSET', KEYS[1], ARGV[1], table.concat(s, '|'))
+if ARGV[2] == c[1] then s[4] = ARGV[3] else s[4] = ARGV[2] .. ':' .. ARGV[3] end
+redis.call('HSET', KEYS[1], name, table.concat(s, '|'))
 return 1
+"""
+)
+
+# KEYS: runs hash, then the finished-run hash of each run.  ARGV: run ids.  One reply per run:
+# {core, moments, trigger, outcomes, extra, send} (false where absent), live or finished.
+_GET = (
+    _SPLIT
+    + """
+local out = {}
+for i = 1, #ARGV do
+  local core = redis.call('HGET', KEYS[1], ARGV[i])
+  if core then
+    local h = split(core)[2]
+    local parts = redis.call('HMGET', KEYS[1], h .. '|m', h .. '|t', h .. '|o', h .. '|x', h .. '|s')
+    out[i] = {core, parts[1], parts[2], parts[3], parts[4], parts[5]}
+  else
+    out[i] = redis.call('HMGET', KEYS[i + 1], 'r', 'm', 't', 'o', 'x', 's')
+  end
+end
+return out
 """
 )
 
@@ -174,7 +212,7 @@ local function index(R)
       last[#last + 1] = string.sub(f, 2)
       last[#last + 1] = all[i + 1]
     elseif not string.find(f, '|', 1, true) then
-      local j = split(all[i + 1])[9] or ''
+      local j = split(all[i + 1])[6] or ''
       if j == '' then j = string.match(f, '^(.*)%-') or '' end
       live[#live + 1] = f
       live[#live + 1] = j
@@ -228,6 +266,7 @@ SCRIPTS = {
     "cas": _CAS,
     "cas_many": _CAS_MANY,
     "timer": _TIMER,
+    "get": _GET,
     "claim": _CLAIM,
     "apply": _APPLY,
     "read": _READ,

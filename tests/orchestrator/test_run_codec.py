@@ -111,9 +111,15 @@ def stored_runs(draw: st.DrawFn) -> tuple[Enrollment, SendAction | None, tuple[i
     return enrollment, send, timer
 
 
+def stored(enrollment: Enrollment, parts: RunParts, handle: str = "1") -> list[str | None]:
+    """What the compare-and-set script stores: the core behind revision and handle, then the parts."""
+    core = f"{enrollment.revision}|{handle}|{parts.core}"
+    return [core, parts.moments, parts.trigger, parts.outcomes, parts.extra, parts.send]
+
+
 def round_trip(enrollment: Enrollment, send: SendAction | None, timer: tuple[int, float] | None) -> StoredEnrollment:
     parts = encode_run(enrollment, send, timer)
-    return decode_run(enrollment.customer_id, enrollment.run_id, parts.core, parts.trigger, parts.extra, parts.send)
+    return decode_run(enrollment.customer_id, enrollment.run_id, stored(enrollment, parts))
 
 
 def same_moment(a: datetime | None, b: datetime | None) -> bool:
@@ -139,8 +145,8 @@ def test_every_field_of_a_run_round_trips_exactly(run: tuple[Enrollment, SendAct
 
 
 def test_a_waiting_run_of_a_shipped_journey_is_one_short_core() -> None:
-    """The common case (a 30-day wait, no trigger properties) is one value well under 64 bytes, its
-    wait pointing at the timer and its journey read from the run id."""
+    """The common case (a 30-day wait) is two short values, well under Redis' 64 bytes: the core and
+    the moments, its wait pointing at the timer, its journey read from the run id."""
     run_id = run_id_for("activation", "c1", "e1")
     due = NOW + timedelta(days=30)
     enrollment = Enrollment(
@@ -156,12 +162,13 @@ def test_a_waiting_run_of_a_shipped_journey_is_one_short_core() -> None:
         revision=1,
     )
     parts = encode_run(enrollment, None, (1, due.timestamp()))
-    assert parts == RunParts(core="1|w|until_running_low|e88dc7322641|1795779746.315284||=|2592000")
-    assert len(parts.core) <= 64
+    assert parts == RunParts(core="w|until_running_low|e88dc7322641", moments="1795779746.315284||=|2592000")
 
 
-def test_a_send_of_the_runs_own_customer_and_key_is_short() -> None:
-    """recipient and idempotency key are left out when they are the defaults the engine uses."""
+def test_a_run_after_a_send_keeps_every_value_short() -> None:
+    """An event-triggered run in ``sending`` after an earlier send: recipient and idempotency key are
+    left out when they are the engine's defaults, outcomes are ``step=outcome``, the event id has
+    the extra part to itself, and updated and timer are seconds after entry and update."""
     send = SendAction("hello", ("email", "sms"), "welcome", "defer", "c1", "welcome-0123456789abcdef:hello")
     enrollment = Enrollment(
         run_id="welcome-0123456789abcdef",
@@ -172,13 +179,25 @@ def test_a_send_of_the_runs_own_customer_and_key_is_short() -> None:
         step_id="hello",
         entered_at=NOW,
         updated_at=NOW,
-        outcomes={"intro": "sent"},
+        trigger={"order_id": "A1234", "total": 42.5},
+        trigger_event_id="0b7e2f4e-8d1c-4c57-9a51-2d0f3f1c9e11",
+        outcomes={"intro": "sent", "tips": "capped"},
+        sent=1,
         revision=3,
     )
-    parts = encode_run(enrollment, send, (3, NOW.timestamp() + 60.0))
-    assert parts.send == "hello|email,sms|welcome|defer"
-    assert parts.extra == '{"o":{"intro":"sent"}}'
-    assert round_trip(enrollment, send, (3, NOW.timestamp() + 60.0)).send == send
+    enrollment.updated_at = NOW + timedelta(microseconds=306)
+    timer = (3, enrollment.updated_at.timestamp() + 60.0)
+    parts = encode_run(enrollment, send, timer)
+    assert parts == RunParts(
+        core="s|hello|v1||1",
+        moments="1795779746.315284|0.000306||60",
+        trigger='{"order_id":"A1234","total":42.5}',
+        outcomes="intro=sent,tips=capped",
+        extra='{"e":"0b7e2f4e-8d1c-4c57-9a51-2d0f3f1c9e11"}',
+        send="hello|email,sms|welcome|defer",
+    )
+    assert all(len(value) <= 64 for value in stored(enrollment, parts) if value)
+    assert round_trip(enrollment, send, timer) == StoredEnrollment(enrollment, send, timer)
 
 
 @pytest.mark.parametrize("bad", [("", "j"), ("a|b", "j"), ("r1", ""), ("r1", "x|y")])
@@ -207,11 +226,13 @@ def test_a_due_time_comes_back_as_the_same_float(due: float, base: int) -> None:
 
 def test_the_runs_hash_reads_as_live_runs_and_last_entries() -> None:
     """Fields without ``|`` are live runs (journey from the core, else from the run id), ``|<journey>``
-    are last entries in epoch microseconds, and a run's other parts are neither."""
+    are last entries in epoch microseconds, and a run's parts (``<handle>|<part>``) are neither."""
     fields = {
-        "welcome-0123456789abcdef": "2|w|pause|v1|1795779746.315284||=|2592000",
-        "welcome-0123456789abcdef|t": '{"a":1}',
-        "r1": "1|a||v1|1795779746.315284||||welcome",
+        "welcome-0123456789abcdef": "2|1|w|pause|v1",
+        "1|m": "1795779746.315284||=|2592000",
+        "1|t": '{"a":1}',
+        "r1": "1|2|a||v1|welcome",
+        "2|m": "1795779746.315284",
         "|welcome": "1795779746315284",
     }
     live, last = split_runs(fields)
