@@ -10,9 +10,10 @@ import redis
 from hypothesis import HealthCheck, given, settings
 
 from orchestrator import keys
-from orchestrator.enrollment import Enrollment
+from orchestrator.enrollment import Enrollment, SendAction
 from orchestrator.errors import StateConflict
 from orchestrator.profile import Profile
+from orchestrator.run_ids import run_id_for
 from orchestrator.store import FINISHED_TTL, PendingUpdate, Store, StoredEnrollment, pending_json
 from orchestrator.timers import Timers
 from tests.orchestrator.test_run_codec import stored_runs
@@ -263,3 +264,51 @@ def test_any_run_round_trips_through_redis(redis_client: redis.Redis, run: Any) 
     assert store.live_runs(enrollment_.customer_id) == (
         {} if enrollment_.finished else {enrollment_.run_id: enrollment_.journey_id}
     )
+
+
+def test_live_runs_take_the_smallest_free_handle_and_keep_their_parts_apart(redis_client: redis.Redis) -> None:
+    """Two live runs of one customer hold handles 1 and 2; when the first finishes its parts go with
+    it, the next run takes handle 1 again, and the second run reads back untouched."""
+    store = Store(redis_client)
+    first = waiting().model_copy(update={"trigger": {"sku": "A"}, "outcomes": {"hello": "sent"}})
+    second = waiting(run_id="welcome-fedcba9876543210").model_copy(update={"trigger": {"sku": "B"}})
+    store.create_enrollment(first, timer=(1, 10.0))
+    store.create_enrollment(second, timer=(1, 20.0))
+    fields = redis_client.hgetall(keys.runs("c1"))
+    assert fields[first.run_id].split("|")[1] == "1" and fields[second.run_id].split("|")[1] == "2"
+    store.cas_enrollment(first.model_copy(update={"revision": 2, "status": "exited"}), expected=1, timer=None)
+    assert not [name for name in redis_client.hkeys(keys.runs("c1")) if name.startswith("1|")]
+    third = waiting(run_id="welcome-00000000000000ff").model_copy(update={"trigger_event_id": "e3"})
+    store.create_enrollment(third)
+    assert redis_client.hget(keys.runs("c1"), third.run_id).split("|")[1] == "1"  # type: ignore[union-attr]
+    assert store.get_enrollments("c1", [second.run_id, third.run_id]) == [
+        StoredEnrollment(second, None, (1, 20.0)),
+        StoredEnrollment(third, None, None),
+    ]
+
+
+def test_an_event_triggered_run_after_a_send_stays_a_listpack(redis_client: redis.Redis) -> None:
+    """Trigger properties, the event's id, an earlier send's outcome and a pending send: each part
+    under 64 bytes, so Redis' default settings keep the customer's hash a listpack throughout."""
+    store = Store(redis_client)
+    run = waiting(run_id=run_id_for("replenishment", "c1", "0b7e2f4e-8d1c-4c57-9a51-2d0f3f1c9e11")).model_copy(
+        update={
+            "journey_id": "replenishment",
+            "journey_version": "64989415ee29",
+            "status": "sending",
+            "step_id": "until_running_low",
+            "wait_until": None,
+            "trigger": {"order_id": "A1234", "total": 42.5},
+            "trigger_event_id": "0b7e2f4e-8d1c-4c57-9a51-2d0f3f1c9e11",
+            "outcomes": {"first_order_sms": "sent"},
+            "sent": 1,
+        }
+    )
+    send = SendAction("remind", ("email", "push"), "replenish_reminder", "defer", "c1", f"{run.run_id}:remind")
+    store.create_enrollment(run, send=send, timer=(1, NOW.timestamp() + 60.0))
+    assert redis_client.object("encoding", keys.runs("c1")) == "listpack"
+    due = NOW + timedelta(days=3)
+    later = run.model_copy(update={"revision": 2, "status": "waiting", "wait_until": due, "sent": 2})
+    store.cas_enrollment(later, expected=1, timer=(2, due.timestamp()))
+    assert redis_client.object("encoding", keys.runs("c1")) == "listpack"
+    assert store.get_enrollment("c1", run.run_id) == StoredEnrollment(later, None, (2, due.timestamp()))
