@@ -24,6 +24,7 @@ from dramatiq.brokers.redis import MAINTENANCE_SCALE, RedisBroker
 from dramatiq.brokers.stub import StubBroker
 
 from orchestrator.actors import ActorDispatcher, Actors
+from orchestrator.redis_broker import ClosingRedisBroker
 from orchestrator.runtime import Runtime, build_runtime
 from orchestrator.settings import Settings, load_settings
 from orchestrator.wiring import freeze_startup_objects
@@ -42,7 +43,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     if settings.redis_url:
         heartbeat = heartbeat_ms()
         maintenance = int(os.environ.get("LOYALOOP_MAINTENANCE_CHANCE", "1000"))
-        broker: dramatiq.Broker = RedisBroker(  # type: ignore[no-untyped-call]
+        broker: dramatiq.Broker = ClosingRedisBroker(
             url=settings.redis_url, namespace="loyaloop", heartbeat_timeout=heartbeat, maintenance_chance=maintenance
         )
         return broker
@@ -59,7 +60,7 @@ def dead_worker_sweeper(settings: Settings, broker: dramatiq.Broker) -> Callable
     """
     if not isinstance(broker, RedisBroker) or not settings.redis_url:
         return None
-    sweeper = RedisBroker(  # type: ignore[no-untyped-call]
+    sweeper = ClosingRedisBroker(
         url=settings.redis_url,
         namespace="loyaloop",
         heartbeat_timeout=heartbeat_ms(),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -191,6 +192,7 @@ class Delivery:
         claimed: bool = False,
     ) -> AttemptResult:
         name = channel.name
+        started = time.monotonic()
         state, detail = ("claimed", "") if claimed else self._claim(profile.id, key, now)
         if state == "done":
             return AttemptResult(detail, name)
@@ -225,7 +227,8 @@ class Delivery:
                 self.store.finish_delivery(profile.id, key, "failed")
                 note(f"failed:{name}")
                 return AttemptResult("failed", name)
-            delay = backoff_delay(attempts, exc.retry_after)
+            # Timed from the provider's answer: a rate-limit wait or a slow call came before it.
+            delay = (time.monotonic() - started) + backoff_delay(attempts, exc.retry_after)
             return AttemptResult("retry", name, retry_at=now + timedelta(seconds=delay))
         except PermanentError as exc:
             self.gate.release(profile.id, key)

@@ -56,14 +56,16 @@ class Embedded:
         self.settings = settings
         self.clock = clock
         self.threads = threads
-        if client is None:
-            client = redis.Redis.from_url(settings.redis_url, decode_responses=True) if settings.redis_url else None
+        # A client built here from REDIS_URL is ours to close in stop(); one handed in is the caller's.
+        self._owned_client: redis.Redis | None = None
+        if client is None and settings.redis_url:
+            client = self._owned_client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
         self.client = client if client is not None else in_process_redis()
         self.broker: dramatiq.Broker
         if settings.redis_url:
-            from dramatiq.brokers.redis import RedisBroker
+            from orchestrator.redis_broker import ClosingRedisBroker
 
-            self.broker = RedisBroker(url=settings.redis_url, namespace="loyaloop")  # type: ignore[no-untyped-call]
+            self.broker = ClosingRedisBroker(url=settings.redis_url, namespace="loyaloop")
         else:
             self.broker = StubBroker()
             self.broker.emit_after("process_boot")
@@ -92,10 +94,14 @@ class Embedded:
         return self
 
     def stop(self) -> None:
+        """Stop the workers and close the connections opened here (the broker's pool, our own client):
+        left to the garbage collector, their sockets are reported unclosed (ResourceWarning)."""
         if self.worker is not None:
             self.worker.stop()
             self.worker = None
         self.broker.close()
+        if self._owned_client is not None:
+            self._owned_client.close()
 
     def __enter__(self) -> Embedded:
         return self.start()

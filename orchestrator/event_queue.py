@@ -30,9 +30,10 @@ from orchestrator.errors import InputError
 EVENT_SHARDS = 16
 #: Events handed to the runtime at once (one set of round trips).
 DRAIN_BATCH = 200
-#: Seconds a drainer holds a shard without renewing (renewed after every batch); as long as a
-#: send's lease, so a batch waiting on a slow provider is not taken over while it works.
-DRAIN_LEASE = 60.0
+#: Seconds a shard's lease lasts unless renewed: the drainer renews it after every batch and a
+#: keeper thread renews it while a batch works (:mod:`orchestrator.event_drain`), so this is how
+#: long a dead drainer's shard — or a ``queued`` mark whose message was lost — waits for a re-drive.
+DRAIN_LEASE = 10.0
 #: Dead events kept for inspection (the oldest are dropped past this).
 DEAD_KEPT = 10_000
 #: Events pushed by one script call (Lua's stack bounds ``unpack``).
@@ -84,6 +85,12 @@ return out
 # KEYS: list, lease.  ARGV: token, lease ms.  A failed drainer hands its shard back at once.
 _RELEASE = """
 if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('SET', KEYS[2], 'queued', 'PX', ARGV[2]) end
+return 0
+"""
+
+# KEYS: lease.  ARGV: token, lease ms.  Keeps a working drainer's lease (1), unless it was lost (0).
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
 
@@ -153,6 +160,7 @@ class EventQueue:
         self._done = client.register_script(_DONE)
         self._release = client.register_script(_RELEASE)
         self._stalled = client.register_script(_STALLED)
+        self._renew = client.register_script(_RENEW)
 
     def shard_of(self, customer_id: str) -> int:
         return zlib.crc32(customer_id.encode()) % self.shards
@@ -200,6 +208,13 @@ class EventQueue:
 
     def release(self, shard: int, token: str) -> None:
         self._release(keys=self._keys(shard), args=[token, self.lease_ms])
+
+    def renew(self, held: list[tuple[int, str]]) -> None:
+        """Extend the leases (shard, token) this process holds, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for shard, token in held:
+            self._renew(keys=[keys.event_drain(shard)], args=[token, self.lease_ms], client=pipe)
+        pipe.execute()
 
     def stalled(self) -> list[int]:
         """Shards with events and no drain queued or running (a drainer died, a nudge was lost);

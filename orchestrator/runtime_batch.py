@@ -21,13 +21,14 @@ so the journey rules live in one place and the batch only saves round trips.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from orchestrator import engine, metrics
+from orchestrator import drain_slots, engine, metrics
 from orchestrator.delivery import AttemptResult
 from orchestrator.derive import ORDER_EVENTS, changes_profile, derive_profile
 from orchestrator.enrollment import Decision, Delivered, EventArrived
@@ -45,6 +46,10 @@ Notes = tuple[tuple[str, str | None, str, int], ...]
 
 #: Threads one worker process sends a batch's messages on (shared by its drainers).
 SENDER_THREADS = 16
+#: Seconds (moving average per channel) above which a channel's sends go to the sender threads.
+SLOW_SEND = 0.02
+#: Channel name → moving average of its attempts' durations, in seconds, in this process.
+_took: dict[str, float] = {}
 _senders: ThreadPoolExecutor | None = None
 _senders_lock = threading.Lock()
 
@@ -289,9 +294,9 @@ class BatchRunner(EventRunner, TimerRunner):
         profile: Profile,
         claimed: str | None,
         decided: GateDecision | None,
-    ) -> Callable[[], AttemptResult]:
-        """One send's attempt, to run on a sender thread; its clock is read when it runs (a retry
-        is timed from the provider's answer, not from the start of the batch)."""
+    ) -> tuple[str, Callable[[], AttemptResult]]:
+        """One send's first channel and its attempt, to run in turn or on a sender thread; its clock
+        is read when it runs (a retry is timed from the provider's answer, not the batch's start)."""
         send = stored.send
         assert send is not None
         own = send.recipient_id == profile.id
@@ -307,7 +312,7 @@ class BatchRunner(EventRunner, TimerRunner):
                 decided=decided,
             )
 
-        return attempt
+        return send.channels[0], attempt
 
     def _retry_later(self, later: list[tuple[StoredEnrollment, datetime, Notes]]) -> None:
         """Sends to try again (quiet hours, a deferred cap, a transient failure): their timers."""
@@ -323,20 +328,45 @@ class BatchRunner(EventRunner, TimerRunner):
         self.store.run(write)
 
 
-def _concurrently(jobs: list[Callable[[], AttemptResult]]) -> list[AttemptResult]:
-    """Run a batch's send attempts on the process's sender threads, results in order: one slow
-    or hanging provider call holds up only itself, as it would with one event per worker thread."""
-    if len(jobs) <= 1:
-        return [job() for job in jobs]
+def _concurrently(jobs: list[tuple[str, Callable[[], AttemptResult]]]) -> list[AttemptResult]:
+    """Run a batch's send attempts (channel name, attempt), results in order.
+
+    A local channel such as the outbox takes microseconds, less than handing the send to a thread,
+    so a quick channel's sends run one after the other; a slow channel's (a provider's API, or one
+    that just turned slow in this batch) go to the process's sender threads, so a slow or hanging
+    provider holds up only its own sends, as with one event per worker thread.  While the drain
+    waits on them it gives its slot back (:func:`orchestrator.drain_slots.waiting`).
+    """
+    futures: dict[int, Future[AttemptResult]] = {}
+    results: dict[int, AttemptResult] = {}
+    for index, (channel, job) in enumerate(jobs):
+        if _took.get(channel, 0.0) > SLOW_SEND:
+            futures[index] = _sender_pool().submit(_timed, channel, job)
+        else:
+            results[index] = _timed(channel, job)
+    if futures:
+        with drain_slots.waiting():
+            for index, future in futures.items():
+                results[index] = future.result()
+    return [results[index] for index in range(len(jobs))]
+
+
+def _timed(channel: str, job: Callable[[], AttemptResult]) -> AttemptResult:
+    """Run one attempt and fold its duration into the channel's moving average."""
+    started = time.monotonic()
+    try:
+        return job()
+    finally:
+        elapsed = time.monotonic() - started
+        _took[channel] = 0.8 * _took.get(channel, elapsed) + 0.2 * elapsed
+
+
+def _sender_pool() -> ThreadPoolExecutor:
     global _senders
     with _senders_lock:
         if _senders is None:
             _senders = ThreadPoolExecutor(max_workers=SENDER_THREADS, thread_name_prefix="loyaloop-send")
-    return list(_senders.map(_call, jobs))
-
-
-def _call(job: Callable[[], AttemptResult]) -> AttemptResult:
-    return job()
+        return _senders
 
 
 def _advance(

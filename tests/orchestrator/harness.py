@@ -14,12 +14,12 @@ from typing import Any
 
 import dramatiq
 import redis
-from dramatiq.brokers.redis import RedisBroker
 
 from orchestrator.actors import QUEUES, ActorDispatcher, Actors
 from orchestrator.intake import Loyaloop
 from orchestrator.journey import Journey
 from orchestrator.plugins import get_plugin_manager
+from orchestrator.redis_broker import ClosingRedisBroker
 from orchestrator.runtime import Runtime, build_runtime
 from orchestrator.scheduler import Scheduler
 from orchestrator.settings import Settings
@@ -85,7 +85,7 @@ class Harness:
             **(settings or {}),
         )
         self.client = redis.Redis.from_url(redis_url, decode_responses=True)
-        self.broker = RedisBroker(url=redis_url, namespace=f"t{uuid.uuid4().hex[:8]}")  # type: ignore[no-untyped-call]
+        self.broker = ClosingRedisBroker(url=redis_url, namespace=f"t{uuid.uuid4().hex[:8]}")
         self.actors = Actors(self.broker, lambda actors: self.runtime)
         self.runtime: Runtime = build_runtime(
             self.settings,
@@ -111,6 +111,8 @@ class Harness:
         return self
 
     def stop(self) -> None:
+        """Stop the workers and close every connection the harness opened (broker pool and client), so
+        no socket is left for the garbage collector to finalise during some later test."""
         if self.worker is not None:
             self.worker.stop()
             self.worker = None

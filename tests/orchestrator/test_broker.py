@@ -7,9 +7,9 @@ import time
 import dramatiq
 import pytest
 import redis
-from dramatiq.brokers.redis import RedisBroker
 
 from orchestrator.broker import dead_worker_sweeper
+from orchestrator.redis_broker import ClosingRedisBroker
 from orchestrator.settings import Settings
 
 
@@ -24,21 +24,24 @@ def _queue_length(url: str, queue: str) -> int:
 def test_sweep_requeues_what_a_dead_worker_held(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A message fetched by a worker that then dies is back on its queue after heartbeat + one sweep."""
     monkeypatch.setenv("LOYALOOP_HEARTBEAT_MS", "300")
-    worker_broker = RedisBroker(url=redis_url, namespace="loyaloop", heartbeat_timeout=300, maintenance_chance=0)
-    worker_broker.declare_queue("events")
-    worker_broker.enqueue(dramatiq.Message(queue_name="events", actor_name="a", args=(), kwargs={}, options={}))
-    consumer = worker_broker.consume("events", prefetch=1, timeout=100)
-    assert next(consumer) is not None  # fetched, never acked: the worker "dies" holding it
-    assert _queue_length(redis_url, "events") == 0
+    worker_broker = ClosingRedisBroker(url=redis_url, namespace="loyaloop", heartbeat_timeout=300, maintenance_chance=0)
+    try:
+        worker_broker.declare_queue("events")
+        worker_broker.enqueue(dramatiq.Message(queue_name="events", actor_name="a", args=(), kwargs={}, options={}))
+        consumer = worker_broker.consume("events", prefetch=1, timeout=100)
+        assert next(consumer) is not None  # fetched, never acked: the worker "dies" holding it
+        assert _queue_length(redis_url, "events") == 0
 
-    sweep = dead_worker_sweeper(Settings(redis_url=redis_url), worker_broker)
-    assert sweep is not None
-    sweep()  # the worker is not dead yet: nothing moves
-    assert _queue_length(redis_url, "events") == 0
+        sweep = dead_worker_sweeper(Settings(redis_url=redis_url), worker_broker)
+        assert sweep is not None
+        sweep()  # the worker is not dead yet: nothing moves
+        assert _queue_length(redis_url, "events") == 0
 
-    time.sleep(0.5)
-    sweep()
-    assert _queue_length(redis_url, "events") == 1
+        time.sleep(0.5)
+        sweep()
+        assert _queue_length(redis_url, "events") == 1
+    finally:
+        worker_broker.close()
 
 
 def test_no_sweep_for_the_embedded_broker() -> None:

@@ -32,7 +32,7 @@ PING = journey(
 def h(redis_url: str, tmp_path: Path) -> Iterator[Harness]:
     harness = Harness(redis_url, tmp_path, [PING])
     yield harness
-    harness.broker.close()
+    harness.stop()
 
 
 def queue_events(h: Harness, queue: EventQueue, customer_id: str, count: int) -> int:
@@ -154,3 +154,25 @@ def test_a_shard_number_out_of_range_is_refused(h: Harness) -> None:
     """A drain message with a shard that does not exist is malformed (ValueError), not a crash later."""
     with pytest.raises(ValueError, match="between 0 and 15"):
         drain(h.runtime, EventQueue(h.client), 99, lambda s: None)
+
+
+def test_a_batch_that_outlasts_the_lease_keeps_its_shard(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The keeper renews a working drainer's lease: a second drain during a batch three leases long
+    finds the shard held, and every event is handled once."""
+    queue = EventQueue(h.client, lease=0.3)
+    shard = queue_events(h, queue, "c-1", 2)
+    original = h.runtime.handle_events
+
+    def slow(events: Any) -> int:
+        time.sleep(0.9)
+        return original(events)
+
+    monkeypatch.setattr(h.runtime, "handle_events", slow)
+    import threading
+
+    first = threading.Thread(target=drain, args=(h.runtime, queue, shard, lambda s: None))
+    first.start()
+    time.sleep(0.6)
+    assert drain(h.runtime, queue, shard, lambda s: None) == 0
+    first.join()
+    assert len(h.outbox()) == 2 and queue.depth() == 0

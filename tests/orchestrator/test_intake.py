@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,10 @@ from tests.orchestrator.harness import Harness
 
 
 @pytest.fixture
-def harness(redis_url: str, tmp_path: Path) -> Harness:
-    return Harness(redis_url, tmp_path, [])
+def harness(redis_url: str, tmp_path: Path) -> Iterator[Harness]:
+    harness = Harness(redis_url, tmp_path, [])
+    yield harness
+    harness.stop()
 
 
 @pytest.mark.parametrize(

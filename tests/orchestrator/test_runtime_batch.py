@@ -55,7 +55,7 @@ def h(redis_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterato
     journeys, settings = getattr(request, "param", ([WELCOME, CART], None))
     harness = Harness(redis_url, tmp_path, journeys, settings=settings)
     yield harness
-    harness.broker.close()
+    harness.stop()
 
 
 def known(h: Harness, *ids: str) -> None:
@@ -148,3 +148,23 @@ def test_a_waiting_customer_in_a_batch_still_fires_on_the_timer(h: Harness) -> N
         ("b", "hello"),
         ("b", "tips"),
     ]
+
+
+def test_quick_sends_run_in_turn_and_slow_channels_on_sender_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The outbox-like channel runs on the calling thread; a channel known to be slow runs on the
+    sender threads; results come back in the batch's order either way."""
+    import threading
+
+    from orchestrator import runtime_batch
+    from orchestrator.delivery import AttemptResult
+
+    monkeypatch.setattr(runtime_batch, "_took", {"sms": 5.0})
+
+    def job(label: str) -> Any:
+        return lambda: AttemptResult("sent", threading.current_thread().name + "|" + label)
+
+    results = runtime_batch._concurrently([("email", job("a")), ("sms", job("b")), ("email", job("c"))])
+    where = [result.channel.split("|") for result in results if result.channel]
+    assert [label for _, label in where] == ["a", "b", "c"]
+    assert where[0][0] == where[2][0] == threading.current_thread().name
+    assert where[1][0].startswith("loyaloop-send")
