@@ -37,7 +37,7 @@ def runs(customer_id: str) -> str:
     other parts (formats in :mod:`orchestrator.run_codec`): the fields without ``|`` are the live
     runs, keyed by run so ``re_entry: always`` may keep several of one journey.  ``|<journey>`` →
     epoch microseconds of the customer's last entry into it (re-entry cooldowns).  Kept short so
-    Redis stores it as a listpack: a waiting customer's whole state is about 300 bytes.
+    Redis stores it as a listpack: a waiting customer's whole state is about 320 bytes with its timer.
     """
     return _customer(customer_id, "runs")
 
