@@ -19,9 +19,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from orchestrator import keys
 from orchestrator.runtime import DATE_RUN_PREFIX, UPDATE_RUN_PREFIX, Runtime
-from orchestrator.store import StoredEnrollment, parse_stored
+from orchestrator.store import StoredEnrollment
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +45,8 @@ def due_order(runtime: Runtime, timers: Sequence[tuple[str, str, int]]) -> list[
     real = [(c, r, v) for c, r, v in timers if not r.startswith((DATE_RUN_PREFIX, UPDATE_RUN_PREFIX))]
     stored: dict[tuple[str, str], StoredEnrollment | None] = {}
     if real:
-        pipe = runtime.store.redis.pipeline(transaction=False)
-        for customer_id, run_id, _ in real:
-            pipe.hgetall(keys.enrollment(customer_id, run_id))
-        for (customer_id, run_id, _), data in zip(real, pipe.execute(), strict=True):
-            stored[customer_id, run_id] = parse_stored(data)
+        runs = [(customer_id, run_id) for customer_id, run_id, _ in real]
+        stored.update(zip(runs, runtime.store.get_runs(runs), strict=True))
     first_seen: dict[str, int] = {}
     ordered: list[tuple[int, tuple[float, int, str, str, str, int], DueTimer]] = []
     for customer_id, run_id, revision in timers:

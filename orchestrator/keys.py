@@ -30,23 +30,29 @@ def send_log(customer_id: str) -> str:
     return _customer(customer_id, "sends")
 
 
-def live_enrollments(customer_id: str) -> str:
-    """Hash run id → journey id of the customer's live (unfinished) enrollments.
+def runs(customer_id: str) -> str:
+    """Hash of the customer's live runs and last entries: one small key per customer.
 
-    Keyed by run so ``re_entry: always`` may keep several live runs of one journey.
+    ``<run>`` → a live run's core (``rev|handle|…``), ``<handle>|m``/``t``/``o``/``x``/``s`` its
+    other parts (formats in :mod:`orchestrator.run_codec`): the fields without ``|`` are the live
+    runs, keyed by run so ``re_entry: always`` may keep several of one journey.  ``|<journey>`` →
+    epoch microseconds of the customer's last entry into it (re-entry cooldowns).  Kept short so
+    Redis stores it as a listpack: a waiting customer's whole state is about 320 bytes with its timer.
     """
-    return _customer(customer_id, "live")
+    return _customer(customer_id, "runs")
 
 
-def last_entry(customer_id: str) -> str:
-    """Hash journey id → epoch seconds of the customer's last entry (re-entry cooldowns)."""
-    return _customer(customer_id, "entered")
-
-
-def enrollment(customer_id: str, run_id: str) -> str:
-    """Hash of one enrollment: ``rev`` (the compare-and-set key), ``doc`` (its JSON), ``send`` (the
-    pending send while it is in ``sending``) and ``timer`` (``revision|due`` of its live timer)."""
+def finished_run(customer_id: str, run_id: str) -> str:
+    """Hash of one finished run (fields ``r`` for its core, ``m``, ``t``, ``o``, ``x``, ``s`` as in
+    :func:`runs`), kept ``FINISHED_TTL`` for reports and webhooks, then gone."""
     return _customer(customer_id, f"run:{run_id}")
+
+
+def pending_updates(customer_id: str) -> str:
+    """Hash ``<run>|<revision>`` → JSON of the profile updates that revision decided and that are not
+    yet applied.  Apart from :func:`runs`: the JSON is often over 64 bytes, which would turn the
+    runs hash into a hash table for good, while this hash is gone as soon as it is empty."""
+    return _customer(customer_id, "pending")
 
 
 def seen_events(customer_id: str) -> str:

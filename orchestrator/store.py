@@ -9,7 +9,8 @@ tag) so they stay valid on Redis Cluster.
 This module is the public face; each concern lives in its own module: ``store_profiles``
 (profiles, consent, seen events), ``store_enrollments`` (compare-and-set, live runs, pending
 updates), ``store_deliveries`` (claims, provider ids), ``store_stats`` (journey versions,
-counters), ``store_codec`` (record formats), ``store_scripts`` (Lua) and ``redis_batch``.
+counters), ``store_codec`` (record formats), ``run_codec`` (the compact layout of a run: a
+waiting customer is one small listpack hash), ``store_scripts`` (Lua) and ``redis_batch``.
 """
 
 from __future__ import annotations

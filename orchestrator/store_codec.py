@@ -1,25 +1,24 @@
-"""How the store's records look in Redis: enrollments, sends, pending updates, profiles, and the
-argument lists of the compare-and-set script."""
+"""How the store's records look in Redis: sends, pending updates, profiles, and the argument lists
+of the compare-and-set script (runs themselves: :mod:`orchestrator.run_codec`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from orchestrator import keys
 from orchestrator.enrollment import Enrollment, SendAction
 from orchestrator.errors import StateConflict
 from orchestrator.profile import Profile
+from orchestrator.run_codec import StoredEnrollment as StoredEnrollment
+from orchestrator.run_codec import encode_run, micros, parse_run
+from orchestrator.run_codec import entry_times as entry_times
 from orchestrator.store_scripts import FINISHED_TTL
 
 Claim = tuple[Literal["claimed", "done", "busy"], str]
-
-
-def epoch(moment: datetime) -> float:
-    return moment.timestamp()
 
 
 def send_to_json(send: SendAction) -> str:
@@ -57,15 +56,6 @@ def pending_from_json(text: str) -> list[PendingUpdate]:
 
 
 @dataclasses.dataclass(frozen=True)
-class StoredEnrollment:
-    """An enrollment as stored, with its pending send and live timer (``revision``, due epoch)."""
-
-    enrollment: Enrollment
-    send: SendAction | None
-    timer: tuple[int, float] | None
-
-
-@dataclasses.dataclass(frozen=True)
 class EventState:
     """What handling an event starts from, read in one round trip: whether the event was seen,
     the profile after applying it, and the customer's live runs and last entries."""
@@ -84,9 +74,9 @@ def conflict(enrollment: Enrollment, expected: int) -> StateConflict:
 
 def enrollment_keys(customer_id: str, run_id: str) -> list[str]:
     return [
-        keys.enrollment(customer_id, run_id),
-        keys.live_enrollments(customer_id),
-        keys.last_entry(customer_id),
+        keys.runs(customer_id),
+        keys.finished_run(customer_id, run_id),
+        keys.pending_updates(customer_id),
         keys.delivered(customer_id),
     ]
 
@@ -99,19 +89,23 @@ def cas_args(
     claim: tuple[str, float] | None,
     pending: str,
 ) -> list[str]:
-    """The compare-and-set script's 13 arguments (see _CAS_FUNCTION)."""
-    timer_arg = "" if timer == "keep" else "x" if timer is None else f"{timer[0]}|{timer[1]!r}"
+    """The compare-and-set script's 17 arguments (see _CAS_FUNCTION)."""
+    parts = encode_run(enrollment, send, timer)
     return [
         str(expected),
         str(enrollment.revision),
-        enrollment.model_dump_json(),
-        send_to_json(send) if send is not None else "",
-        enrollment.journey_id,
         enrollment.run_id,
+        enrollment.journey_id,
         "1" if enrollment.finished else "0",
-        repr(epoch(enrollment.entered_at)) if expected == -1 else "",
+        str(micros(enrollment.entered_at)) if expected == -1 else "",
         str(FINISHED_TTL),
-        timer_arg,
+        "1" if timer == "keep" else "",
+        parts.core,
+        parts.moments,
+        parts.trigger,
+        parts.outcomes,
+        parts.extra,
+        parts.send,
         claim[0] if claim is not None else "",
         repr(claim[1]) if claim is not None else "",
         pending,
@@ -119,11 +113,11 @@ def cas_args(
 
 
 def read_keys(customer_id: str) -> list[str]:
+    """The ``read`` script's keys; the first three are one customer's keys of ``read_many``."""
     return [
         keys.profile(customer_id),
         keys.consent(customer_id),
-        keys.live_enrollments(customer_id),
-        keys.last_entry(customer_id),
+        keys.runs(customer_id),
         keys.seen_events(customer_id),
     ]
 
@@ -133,10 +127,6 @@ def lua_pairs(flat: list[str] | dict[str, str]) -> dict[str, str]:
     if isinstance(flat, dict):
         return dict(flat)
     return dict(zip(flat[0::2], flat[1::2], strict=True))
-
-
-def entry_times(raw: dict[str, str]) -> dict[str, datetime]:
-    return {journey: datetime.fromtimestamp(float(value), UTC) for journey, value in raw.items()}
 
 
 def profile_json(profile: Profile) -> str:
@@ -160,12 +150,6 @@ def with_consent(profile: Profile, consent: dict[str, str]) -> Profile:
     return profile
 
 
-def parse_stored(data: dict[str, str]) -> StoredEnrollment | None:
-    if not data or "doc" not in data:
-        return None
-    timer = None
-    if data.get("timer"):
-        revision, _, due = data["timer"].partition("|")
-        timer = (int(revision), float(due))
-    send = send_from_json(data["send"]) if data.get("send") else None
-    return StoredEnrollment(Enrollment.model_validate_json(data["doc"]), send, timer)
+def parse_stored(customer_id: str, run_id: str, values: list[str | None]) -> StoredEnrollment | None:
+    """A run as the ``get`` script replies (core, then its parts), None when it is absent."""
+    return parse_run(customer_id, run_id, values)

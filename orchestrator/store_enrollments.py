@@ -3,13 +3,14 @@ last entries and the profile updates a decision recorded."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
 from orchestrator import keys
 from orchestrator.enrollment import Enrollment, SendAction
 from orchestrator.profile import Profile
+from orchestrator.run_codec import split_runs
 from orchestrator.store_base import StoreBase
 from orchestrator.store_codec import (
     PendingUpdate,
@@ -32,22 +33,40 @@ class EnrollmentStore(StoreBase):
     """Enrollments and the per-customer indexes that point at them."""
 
     def get_enrollment(self, customer_id: str, run_id: str) -> StoredEnrollment | None:
-        data = self.redis.hgetall(keys.enrollment(customer_id, run_id))
-        return parse_stored(data)
+        """A run, live or finished."""
+        return self.get_runs([(customer_id, run_id)])[0]
 
     def get_enrollments(self, customer_id: str, run_ids: Iterable[str]) -> list[StoredEnrollment]:
-        ids = list(run_ids)
-        pipe = self.redis.pipeline(transaction=False)
-        for run_id in ids:
-            pipe.hgetall(keys.enrollment(customer_id, run_id))
-        return [found for found in (parse_stored(data) for data in pipe.execute()) if found is not None]
+        found = self.get_runs([(customer_id, run_id) for run_id in run_ids])
+        return [stored for stored in found if stored is not None]
+
+    def get_runs(self, runs: Sequence[tuple[str, str]]) -> list[StoredEnrollment | None]:
+        """Many runs (customer id, run id), live or finished: one script call per customer, one
+        round trip in all."""
+        if not runs:
+            return []
+        by_customer: dict[str, list[int]] = {}
+        for index, (customer_id, _run) in enumerate(runs):
+            by_customer.setdefault(customer_id, []).append(index)
+
+        def build(pipe: Any) -> None:
+            for customer_id, indices in by_customer.items():
+                run_ids = [runs[index][1] for index in indices]
+                names = [keys.runs(customer_id), *(keys.finished_run(customer_id, run) for run in run_ids)]
+                self.evalsha(pipe, "get", names, run_ids)
+
+        found: list[StoredEnrollment | None] = [None] * len(runs)
+        for (customer_id, indices), replies in zip(by_customer.items(), self.run(build), strict=True):
+            for index, values in zip(indices, replies, strict=True):
+                found[index] = parse_stored(customer_id, runs[index][1], values)
+        return found
 
     def live_runs(self, customer_id: str) -> dict[str, str]:
         """Run id → journey id of the customer's unfinished enrollments."""
-        return dict(self.redis.hgetall(keys.live_enrollments(customer_id)))
+        return split_runs(self.redis.hgetall(keys.runs(customer_id)))[0]
 
     def last_entries(self, customer_id: str) -> dict[str, datetime]:
-        return entry_times(self.redis.hgetall(keys.last_entry(customer_id)))
+        return split_runs(self.redis.hgetall(keys.runs(customer_id)))[1]
 
     def customers(self, customer_ids: list[str]) -> dict[str, tuple[Profile, dict[str, str], dict[str, datetime]]]:
         """Profile, live runs and last entries of many customers: one script call per slot group,
@@ -56,7 +75,7 @@ class EnrollmentStore(StoreBase):
 
         def build(pipe: Any) -> None:
             for group in groups:
-                names = [key for customer_id in group for key in read_keys(customer_id)[:4]]
+                names = [key for customer_id in group for key in read_keys(customer_id)[:3]]
                 self.evalsha(pipe, "read_many", names, [])
 
         found: dict[str, tuple[Profile, dict[str, str], dict[str, datetime]]] = {}
@@ -80,14 +99,10 @@ class EnrollmentStore(StoreBase):
 
         def build(pipe: Any) -> None:
             for customer_id in customer_ids:
-                pipe.hgetall(keys.live_enrollments(customer_id))
-                pipe.hgetall(keys.last_entry(customer_id))
+                pipe.hgetall(keys.runs(customer_id))
 
         replies = self.run(build)
-        return {
-            customer_id: (dict(replies[2 * i]), entry_times(replies[2 * i + 1]))
-            for i, customer_id in enumerate(customer_ids)
-        }
+        return {customer_id: split_runs(reply) for customer_id, reply in zip(customer_ids, replies, strict=True)}
 
     def create_enrollment(
         self, enrollment: Enrollment, send: SendAction | None = None, timer: tuple[int, float] | None = None
@@ -138,12 +153,12 @@ class EnrollmentStore(StoreBase):
 
     def pending_updates(self, customer_id: str, run_id: str, revision: int) -> list[PendingUpdate]:
         """The profile updates recorded with this revision and not yet cleared (re-drive after a crash)."""
-        raw = self.redis.hget(keys.enrollment(customer_id, run_id), f"pending:{revision}")
+        raw = self.redis.hget(keys.pending_updates(customer_id), f"{run_id}|{revision}")
         return pending_from_json(raw) if raw else []
 
     def clear_pending(self, customer_id: str, run_id: str, revision: int, pipe: Any = None) -> None:
         """Every update of that revision is applied: forget them."""
-        (pipe or self.redis).hdel(keys.enrollment(customer_id, run_id), f"pending:{revision}")
+        (pipe or self.redis).hdel(keys.pending_updates(customer_id), f"{run_id}|{revision}")
 
     def apply_update(self, update: PendingUpdate) -> bool:
         """Apply one journey ``update`` to its customer's profile at most once (keyed by run id and
@@ -195,5 +210,11 @@ class EnrollmentStore(StoreBase):
         return [[index for customer_id in group for index in by_customer[customer_id]] for group in groups]
 
     def set_timer_field(self, customer_id: str, run_id: str, revision: int, due: float, pipe: Any = None) -> None:
-        """Remember the live timer of an enrollment (a deferred send), so a later cancel finds it."""
-        (pipe or self.redis).hset(keys.enrollment(customer_id, run_id), "timer", f"{revision}|{due!r}")
+        """Remember the live timer of an enrollment (a deferred send), so a later cancel finds it.
+
+        Only a live run has a timer: a finished or unknown one is left as it is."""
+        args = [run_id, str(revision), f"!{due!r}"]
+        if pipe is None:
+            self._script("timer", [keys.runs(customer_id)], args)
+        else:
+            self.evalsha(pipe, "timer", [keys.runs(customer_id)], args)

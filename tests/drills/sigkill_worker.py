@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator import keys
+from orchestrator.run_codec import split_runs
 from tests.drills import support
 
 
@@ -57,8 +58,8 @@ class SigkillResult:
 def live_enrollments(client: Any, ids: list[str]) -> int:
     pipe = client.pipeline(transaction=False)
     for customer_id in ids:
-        pipe.hlen(keys.live_enrollments(customer_id))
-    return sum(int(n) for n in pipe.execute())
+        pipe.hgetall(keys.runs(customer_id))
+    return sum(len(split_runs(fields)[0]) for fields in pipe.execute())
 
 
 def orphaned_messages(client: Any) -> dict[str, int]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator import keys
 from orchestrator.runtime import UPDATE_RUN_PREFIX, run_id_for
 from orchestrator.store import PendingUpdate, Store
 from orchestrator.timers import member
@@ -51,7 +52,7 @@ def test_updates_to_the_customer_and_to_another_customer_are_applied_once(redis_
         run_id = run_id_for("reward", "c1", "e1")
         stored = store.get_enrollment("c1", run_id)
         assert stored is not None and stored.enrollment.step_id == "pause"
-        assert not [f for f in h.client.hkeys(f"lp:c:{{c1}}:run:{run_id}") if str(f).startswith("pending:")]
+        assert not h.client.exists(keys.pending_updates("c1"))
         assert h.runtime.timers.pending() == 1
 
 
