@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -114,7 +115,8 @@ class BatchRunner(EventRunner, TimerRunner):
         duplicates = 0
         # Stats and replaced-timer clean-up ride on the closing pipeline (see handle_event).
         deferred: list[Callable[[Any], None]] = []
-        self._local.deferred = deferred
+        tally: Counter[tuple[str, str | None, str]] = Counter()
+        self._local.deferred, self._local.tally = deferred, tally
         try:
             entries: list[Step] = []
             for event, seen in zip(fast, states, strict=True):
@@ -125,11 +127,12 @@ class BatchRunner(EventRunner, TimerRunner):
                 entries.extend(self._event_steps(event, seen, now))
             self.carry_out_many(entries)
         finally:
-            self._local.deferred = None
+            self._local.deferred = self._local.tally = None
 
         def close(pipe: Any) -> None:
             for build in deferred:
                 build(pipe)
+            self.store.record_many(((j, step, stat, n) for (j, step, stat), n in tally.items()), pipe=pipe)
             for event in finished:
                 self.store.finish_event(event.customer_id, event.event_id, pipe)
             if finished:

@@ -228,6 +228,12 @@ class DecisionRunner:
             metrics.entered(enrollment.journey_id)
         old = stored.timer if stored is not None else None
         drop = old is not None and (timer is None or old[0] != timer[0])
+        tally = getattr(self._local, "tally", None)
+        if tally is not None and pipe is None:
+            # A batch sums its stats and writes one HINCRBY per counter on its closing pipeline.
+            for journey_id, step_id, stat, amount in records:
+                tally[(journey_id, step_id, stat)] += amount
+            records = []
 
         def build(target: Any) -> None:
             if drop and old is not None:
