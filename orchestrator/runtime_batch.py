@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -119,6 +119,7 @@ class BatchRunner(EventRunner, TimerRunner):
         self._local.deferred, self._local.tally = deferred, tally
         try:
             entries: list[Step] = []
+            states = self._create_profiles(fast, states)
             for event, seen in zip(fast, states, strict=True):
                 if seen.state == "done":
                     duplicates += 1
@@ -147,15 +148,30 @@ class BatchRunner(EventRunner, TimerRunner):
             metrics.event("duplicate")
         return handled + len(finished)
 
+    def _create_profiles(self, events: list[QueuedEvent], states: list[EventState]) -> list[EventState]:
+        """A first event of a customer never seen (or stored without ``created_at``) creates the
+        profile, as apply_event does: all of the round's in one round trip, each only if the
+        profile did not change since it was read (else read, changed and written one at a time)."""
+        todo = [
+            (index, derive_profile(seen.profile.model_copy(deep=True), event.name, event.properties, event.timestamp))
+            for index, (event, seen) in enumerate(zip(events, states, strict=True))
+            if seen.state == "new" and changes_profile(seen.profile, event.name)
+        ]
+        if not todo:
+            return states
+        states = list(states)
+        written = self.store.set_profiles([(profile, states[index].raw) for index, profile in todo])
+        for (index, profile), ok in zip(todo, written, strict=True):
+            event = events[index]
+            if not ok:
+                profile = self.store.change_profile(event.customer_id, _deriving(event))
+            states[index] = replace(states[index], profile=profile)
+        return states
+
     def _event_steps(self, event: QueuedEvent, seen: EventState, now: datetime) -> list[Step]:
         """The entries an event starts, to be stored with the round's; a customer with live runs is
         handled here and now, the one-event way (their goals and exits come before any entry)."""
         profile = seen.profile
-        if seen.state == "new" and changes_profile(profile, event.name):
-            # A first event of an unknown customer: the profile is created (as apply_event does).
-            profile = self.store.change_profile(
-                event.customer_id, lambda p: derive_profile(p, event.name, event.properties, event.timestamp)
-            )
         arrived = EventArrived(event.name, dict(event.properties), event.event_id, event.timestamp)
         if seen.live:
             state = EventState(seen.state, profile, seen.live, seen.last)
@@ -370,6 +386,10 @@ def _sender_pool() -> ThreadPoolExecutor:
         if _senders is None:
             _senders = ThreadPoolExecutor(max_workers=SENDER_THREADS, thread_name_prefix="loyaloop-send")
         return _senders
+
+
+def _deriving(event: QueuedEvent) -> Callable[[Profile], Profile]:
+    return lambda profile: derive_profile(profile, event.name, event.properties, event.timestamp)
 
 
 def _advance(

@@ -64,6 +64,8 @@ class EventState:
     profile: Profile
     live: dict[str, str]
     last: dict[str, datetime]
+    #: The profile's JSON as read ("" when there was none), for a compare-and-set of the profile.
+    raw: str = ""
 
 
 def conflict(enrollment: Enrollment, expected: int) -> StateConflict:

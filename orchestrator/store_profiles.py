@@ -135,8 +135,18 @@ class ProfileStore(StoreBase):
             state: Literal["new", "applied", "done"] = (
                 "applied" if seen == "applied" else "done" if seen == "done" else "new"
             )
-            states.append(EventState(state, profile, lua_pairs(live), entry_times(lua_pairs(last))))
+            states.append(EventState(state, profile, lua_pairs(live), entry_times(lua_pairs(last)), raw or ""))
         return states
+
+    def set_profiles(self, items: list[tuple[Profile, str]]) -> list[bool]:
+        """Write many profiles (consent apart) in one round trip, each only if its stored JSON is
+        still the one read (``""``: none); False for those that changed meanwhile."""
+
+        def build(pipe: Any) -> None:
+            for profile, raw in items:
+                self.evalsha(pipe, "set_profile", [keys.profile(profile.id)], [raw, profile_json(profile)])
+
+        return [bool(ok) for ok in self.run(build)] if items else []
 
     def finish_event(self, customer_id: str, event_id: str, pipe: Any = None) -> None:
         """Phase two done: a redelivered copy of this event is now a pure duplicate."""

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from orchestrator import keys
 from orchestrator.event_queue import QueuedEvent
 from orchestrator.runtime_batch import rounds
 from tests.orchestrator.harness import START, Harness, journey
@@ -168,3 +169,15 @@ def test_quick_sends_run_in_turn_and_slow_channels_on_sender_threads(monkeypatch
     assert [label for _, label in where] == ["a", "b", "c"]
     assert where[0][0] == where[2][0] == threading.current_thread().name
     assert where[1][0].startswith("loyaloop-send")
+
+
+def test_profiles_without_a_first_seen_time_get_one_and_their_messages(h: Harness) -> None:
+    """Customers stored without `created_at` (an import) get it from their first event, in one batch."""
+    for cid in ("p", "q"):
+        h.client.set(keys.profile(cid), f'{{"id": "{cid}", "email": "{cid}@example.com"}}')
+        h.client.hset(keys.consent(cid), "email", "1")
+    h.runtime.handle_events([event("p", "signup", 5), event("q", "signup", 6)])
+    assert sorted(m["customer_id"] for m in h.outbox()) == ["p", "q"]
+    created = [h.runtime.store.get_profile(cid) for cid in ("p", "q")]
+    first_seen = [START + timedelta(seconds=5), START + timedelta(seconds=6)]
+    assert [p.created_at if p else None for p in created] == first_seen

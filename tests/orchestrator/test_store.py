@@ -312,3 +312,24 @@ def test_an_event_triggered_run_after_a_send_stays_a_listpack(redis_client: redi
     store.cas_enrollment(later, expected=1, timer=(2, due.timestamp()))
     assert redis_client.object("encoding", keys.runs("c1")) == "listpack"
     assert store.get_enrollment("c1", run.run_id) == StoredEnrollment(later, None, (2, due.timestamp()))
+
+
+def test_profiles_are_written_only_over_the_json_that_was_read(redis_client: redis.Redis) -> None:
+    """set_profiles creates an absent profile, replaces one still as read, and refuses one that changed."""
+    store = Store(redis_client)
+    redis_client.set(keys.profile("kept"), Profile(id="kept").model_dump_json(exclude={"consent"}))
+    redis_client.set(keys.profile("moved"), '{"id": "moved"}')
+    stamp = datetime(2026, 3, 2, tzinfo=UTC)
+    written = store.set_profiles(
+        [
+            (Profile(id="new", created_at=stamp), ""),
+            (Profile(id="kept", created_at=stamp), Profile(id="kept").model_dump_json(exclude={"consent"})),
+            (Profile(id="moved", created_at=stamp), '{"id": "stale"}'),
+        ]
+    )
+    assert written == [True, True, False]
+    assert [(p.created_at if p else None) for p in (store.get_profile(c) for c in ("new", "kept", "moved"))] == [
+        stamp,
+        stamp,
+        None,
+    ]
