@@ -44,10 +44,13 @@ def in_audience(journey: Journey, profile: Profile, now: datetime) -> bool:
     """Whether the customer may be entered: the ``audience`` and, for schedule and date triggers,
     the trigger's own ``if`` (those filter profiles; an event trigger's ``if`` is checked by
     :func:`matches_trigger` because it talks about the event)."""
+    trigger = journey.trigger
+    filtered = isinstance(trigger, ScheduleTrigger | DateTrigger) and trigger.if_ is not None
+    if journey.audience is None and not filtered:
+        return True  # nothing to check: no context to build (a cohort pays this per customer)
     ctx = context(profile, None, None, now, journey)
     if not holds_quietly(journey.audience, ctx):
         return False
-    trigger = journey.trigger
     if isinstance(trigger, ScheduleTrigger | DateTrigger):
         return holds_quietly(trigger.if_, ctx)
     return True

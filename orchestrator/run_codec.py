@@ -191,8 +191,17 @@ def parse_due(text: str, base: int | None) -> tuple[float, datetime | None]:
     return whole / 1_000_000, moment
 
 
-def _moment_of(timer_slot: str, entered: int | None) -> datetime | None:
-    return parse_due(timer_slot.rpartition(":")[2], entered)[1]
+def _same_moment(due: float, moment: datetime) -> bool:
+    """Whether a timer's due epoch is exactly ``moment`` (to the microsecond, as decoding gives it)."""
+    if due != due or abs(due) >= 1e15:  # a NaN or a huge float is never a wait's moment
+        return False
+    whole = round(due * 1_000_000)
+    if whole / 1_000_000 == due:
+        return whole == micros(moment)
+    try:
+        return datetime.fromtimestamp(due, UTC) == moment
+    except (OverflowError, OSError, ValueError):
+        return False
 
 
 # --- enrollments ------------------------------------------------------------------------------
@@ -243,7 +252,7 @@ def encode_run(
         text = due_text(live_timer[1], updated)
         moments[3] = text if live_timer[0] == e.revision else f"{live_timer[0]}:{text}"
     if e.wait_until is not None:
-        if live_timer is not None and _utc(e.wait_until) and _moment_of(moments[3], updated) == e.wait_until:
+        if live_timer is not None and _utc(e.wait_until) and _same_moment(live_timer[1], e.wait_until):
             moments[2] = "="
         elif updated is not None and _utc(e.wait_until):
             moments[2] = seconds_text(micros(e.wait_until) - updated)
