@@ -2,8 +2,8 @@
 
 One drain message works for at most ``DRAIN_BUDGET`` seconds, then hands the shard to a fresh
 message, so a busy shard never holds a worker thread (or Dramatiq's time limit) for long and the
-other shards' messages get their turn.  A process runs at most ``LOYALOOP_DRAINERS`` drains at
-once (:mod:`orchestrator.drain_slots`); under load the shards waiting for a turn fill up, so
+other shards' messages get their turn.  A process runs at most ``LOYALOOP_BATCH_SLOTS`` drains at
+once (:mod:`orchestrator.batch_slots`); under load the shards waiting for a turn fill up, so
 batches grow with the load by themselves (no waiting for a batch to fill, which would cost every
 quiet event its latency).
 
@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import redis
 
-from orchestrator import drain_slots, keys
+from orchestrator import batch_slots, keys
 from orchestrator.errors import InputError
 from orchestrator.event_queue import DRAIN_LEASE, EventQueue, QueuedEvent, decode
 from orchestrator.runtime import Runtime
@@ -45,7 +45,7 @@ def drain(
     holds the shard (it drains what is queued before it lets go)."""
     if not 0 <= shard < queue.shards:
         raise ValueError(f"event shard {shard} is not between 0 and {queue.shards - 1}")
-    with drain_slots.slot():
+    with batch_slots.slot():
         return _drain(runtime, queue, shard, nudge, budget)
 
 

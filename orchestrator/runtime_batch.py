@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from orchestrator import drain_slots, engine, metrics
+from orchestrator import batch_slots, engine, metrics
 from orchestrator.delivery import AttemptResult
 from orchestrator.derive import ORDER_EVENTS, changes_profile, derive_profile
 from orchestrator.enrollment import Decision, Delivered, EventArrived
@@ -252,6 +252,10 @@ class BatchRunner(EventRunner, TimerRunner):
     def _records(self, notes: Notes) -> Callable[[Any], None]:
         return lambda pipe: self.store.record_many(notes, pipe=pipe)
 
+    def deliver_sends(self, items: list[tuple[StoredEnrollment, Profile | None, str | None]]) -> None:
+        """A cohort chunk's first sends go out together, like a drained batch's."""
+        self.deliver_many(items)
+
     def deliver_many(self, items: list[tuple[StoredEnrollment, Profile | None, str | None]]) -> None:
         """Deliver fresh sends (enrollment in ``sending``, the customer's profile, the claimed key):
         the gate decides every first channel in one round trip, then each goes to its channel, and
@@ -354,7 +358,7 @@ def _concurrently(jobs: list[tuple[str, Callable[[], AttemptResult]]]) -> list[A
     so a quick channel's sends run one after the other; a slow channel's (a provider's API, or one
     that just turned slow in this batch) go to the process's sender threads, so a slow or hanging
     provider holds up only its own sends, as with one event per worker thread.  While the drain
-    waits on them it gives its slot back (:func:`orchestrator.drain_slots.waiting`).
+    waits on them it gives its slot back (:func:`orchestrator.batch_slots.waiting`).
     """
     futures: dict[int, Future[AttemptResult]] = {}
     results: dict[int, AttemptResult] = {}
@@ -364,7 +368,7 @@ def _concurrently(jobs: list[tuple[str, Callable[[], AttemptResult]]]) -> list[A
         else:
             results[index] = _timed(channel, job)
     if futures:
-        with drain_slots.waiting():
+        with batch_slots.waiting():
             for index, future in futures.items():
                 results[index] = future.result()
     return [results[index] for index in range(len(jobs))]

@@ -105,6 +105,14 @@ class EntryRunner(DecisionRunner):
 
         updates = [pending_updates(decision) for decision, _s, _t, _p in planned]
         redrive_at = now.timestamp() + self.send_lease
+        # Each first send is claimed for this worker by the compare-and-set that creates its run.
+        lease_end = self.clock().timestamp() + self.delivery.claim_lease
+        claims: list[tuple[str, float] | None] = [
+            (send.idempotency_key, lease_end)
+            if send is not None and d.enrollment.status == "sending" and send.recipient_id == d.enrollment.customer_id
+            else None
+            for d, send, _t, _p in planned
+        ]
 
         def write(pipe: Any) -> None:
             # Timers first (one ZADD per shard for the whole chunk), then the compare-and-sets (one
@@ -133,6 +141,7 @@ class EntryRunner(DecisionRunner):
                     (d.enrollment, send, timer, pending_json(mine) if mine else "")
                     for (d, send, timer, _p), mine in zip(planned, updates, strict=True)
                 ],
+                claims,
             )
 
         groups: list[list[int]] = []
@@ -149,10 +158,23 @@ class EntryRunner(DecisionRunner):
             if ok and todo:
                 enrollment = decision.enrollment
                 self._apply_updates(enrollment.customer_id, enrollment.run_id, enrollment.revision, todo)
-        for decision, send, timer, profile in done:
-            if send is not None and decision.enrollment.status == "sending":
-                self._send(StoredEnrollment(decision.enrollment, send, timer), profile, True)
+        self.deliver_sends(
+            [
+                (StoredEnrollment(d.enrollment, send, timer), profile, claim[0] if claim else None)
+                for (d, send, timer, profile), claim, ok in zip(planned, claims, replies, strict=True)
+                if ok and send is not None and d.enrollment.status == "sending"
+            ]
+        )
         return entered + len(done)
+
+    def deliver_sends(self, items: list[tuple[StoredEnrollment, Profile | None, str | None]]) -> None:
+        """Deliver fresh sends (run in ``sending``, the customer's profile, the key claimed for this
+        worker or None) here and now; :class:`orchestrator.runtime_batch.BatchRunner` does it for
+        many at a time."""
+        for stored, profile, claimed in items:
+            enrollment = stored.enrollment
+            run = (enrollment.customer_id, enrollment.run_id, enrollment.revision)
+            self.deliver(*run, stored=stored, profile=profile, claimed=claimed)
 
     def _batch_effects(self, decisions: list[Decision]) -> None:
         """Stats of many new runs summed into one HINCRBY each."""

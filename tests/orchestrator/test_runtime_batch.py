@@ -181,3 +181,16 @@ def test_profiles_without_a_first_seen_time_get_one_and_their_messages(h: Harnes
     created = [h.runtime.store.get_profile(cid) for cid in ("p", "q")]
     first_seen = [START + timedelta(seconds=5), START + timedelta(seconds=6)]
     assert [p.created_at if p else None for p in created] == first_seen
+
+
+@pytest.mark.parametrize("h", [([PROMO], None)], indirect=True)
+def test_a_cohort_chunk_sends_its_first_messages_together_and_once(h: Harness) -> None:
+    """A chunk entering a journey that sends at once: one message per customer through the batch gate,
+    each claimed by the compare-and-set that created its run; the same chunk handed out again sends nothing."""
+    ids = [f"k{n}" for n in range(30)]
+    known(h, *ids)
+    assert h.runtime.enter_batch("promo", ids, "fire-1", {}) == 30
+    assert h.runtime.enter_batch("promo", ids, "fire-1", {}) == 0
+    sent = h.outbox()
+    assert sorted(m["customer_id"] for m in sent) == sorted(ids)
+    assert h.stats("promo")["offer:sent:email"] == 30 and h.stats("promo")["_journey:completed"] == 30

@@ -5,29 +5,29 @@ from __future__ import annotations
 import threading
 import time
 
-from orchestrator import drain_slots
+from orchestrator import batch_slots
 
 
 def test_a_drain_beyond_the_limit_waits_until_a_slot_is_free_or_handed_back() -> None:
     """With every slot held, another drain waits; a holder that waits on providers lets it in meanwhile."""
     entered = threading.Event()
     release = threading.Event()
-    holders_in = threading.Barrier(drain_slots.DRAINERS + 1)
+    holders_in = threading.Barrier(batch_slots.SLOTS + 1)
 
     def holder(hand_back: bool) -> None:
-        with drain_slots.slot():
+        with batch_slots.slot():
             holders_in.wait()
             if hand_back:
-                with drain_slots.waiting():
+                with batch_slots.waiting():
                     release.wait(5)
             else:
                 release.wait(5)
 
     def latecomer() -> None:
-        with drain_slots.slot():
+        with batch_slots.slot():
             entered.set()
 
-    holders = [threading.Thread(target=holder, args=(n == 0,)) for n in range(drain_slots.DRAINERS)]
+    holders = [threading.Thread(target=holder, args=(n == 0,)) for n in range(batch_slots.SLOTS)]
     for thread in holders:
         thread.start()
     holders_in.wait()
@@ -42,9 +42,9 @@ def test_a_drain_beyond_the_limit_waits_until_a_slot_is_free_or_handed_back() ->
 
 def test_waiting_without_a_slot_changes_nothing() -> None:
     """Code outside a drain (a timer, a cohort) may call waiting(): it neither frees nor takes a slot."""
-    with drain_slots.waiting():
+    with batch_slots.waiting():
         time.sleep(0)
-    acquired = [drain_slots._slots.acquire(blocking=False) for _ in range(drain_slots.DRAINERS)]
+    acquired = [batch_slots._slots.acquire(blocking=False) for _ in range(batch_slots.SLOTS)]
     assert all(acquired)
     for _ in acquired:
-        drain_slots._slots.release()
+        batch_slots._slots.release()
