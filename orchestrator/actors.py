@@ -23,7 +23,6 @@ from typing import Any
 import dramatiq
 from pydantic import ValidationError
 
-from orchestrator import batch_slots
 from orchestrator.errors import InputError, JourneyError
 from orchestrator.event_drain import drain
 from orchestrator.event_queue import EventQueue
@@ -71,8 +70,7 @@ class Actors:
             self._guard("timers", lambda rt: _fire(rt, members))
 
         def enter_batch(journey_id: str, customer_ids: list[str], run_key: str, trigger: dict[str, Any]) -> None:
-            with batch_slots.slot():
-                self._guard("cohort", lambda rt: rt.enter_batch(journey_id, list(customer_ids), run_key, trigger))
+            self._guard("cohort", lambda rt: rt.enter_batch(journey_id, list(customer_ids), run_key, trigger))
 
         def declare(fn: Callable[..., None], queue: str) -> dramatiq.Actor[Any, Any]:
             return dramatiq.Actor(

@@ -1,11 +1,13 @@
-"""How many batches (event drains, cohort chunks) a worker process works on at once, and letting
-a slot go while a batch waits on something other than CPU.
+"""How many event drains a worker process runs at once, and letting a slot go while a drain waits
+on something other than CPU.
 
-A batch is Python CPU under one GIL: two keep a process busy (one computes while the other waits
-on Redis); more only make the threads take turns at the GIL, and every Redis reply then waits for
-its thread's turn.  For events there is a second gain: while other shards wait for a slot their
-lists fill, so each drain takes a bigger batch as the load grows.  A batch waiting on slow
-providers computes nothing, so it gives its slot back for the wait (:func:`waiting`).
+A drain is Python CPU under one GIL: two keep a process busy (one computes while the other waits
+on Redis); more only make the threads take turns at the GIL.  And while the other shards wait for
+a slot their lists fill, so each drain takes a bigger batch as the load grows.  A drain waiting on
+slow providers computes nothing, so it gives its slot back for the wait (:func:`waiting`).
+
+Cohort chunks do not take slots: a chunk is already 500 customers, and measured with and without
+a slot, more chunks at once overlapped Redis' work on them better than two did.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-#: Batches one worker process works on at once (``LOYALOOP_BATCH_SLOTS``).
+#: Event drains one worker process runs at once (``LOYALOOP_BATCH_SLOTS``).
 SLOTS = int(os.environ.get("LOYALOOP_BATCH_SLOTS", "2"))
 _slots = threading.Semaphore(SLOTS)
 _held = threading.local()
@@ -23,7 +25,7 @@ _held = threading.local()
 
 @contextmanager
 def slot() -> Iterator[None]:
-    """Hold one of the process's batch slots (blocking until one is free)."""
+    """Hold one of the process's drain slots (blocking until one is free)."""
     _slots.acquire()
     _held.depth = getattr(_held, "depth", 0) + 1
     try:
