@@ -133,3 +133,12 @@ def test_kept_aside_events_are_capped_and_say_why(redis_client: redis.Redis, mon
     kept = [json.loads(item) for item in redis_client.lrange(keys.dead_events(), 0, -1)]
     assert [item["record"] for item in kept] == ["record-2", "record-3", "record-4"]
     assert {item["reason"] for item in kept} == {"KeyError"} and queue.dead() == 3
+
+
+def test_a_push_after_the_scripts_were_flushed_loads_them_again(redis_client: redis.Redis) -> None:
+    """After a Redis restart (SCRIPT FLUSH here) track's push reloads its script and queues the event once."""
+    queue = EventQueue(redis_client)
+    queue.push("c-1", record("c-1", 1))
+    redis_client.script_flush()
+    queue.push("c-1", record("c-1", 2))
+    assert queue.depth() == 2
