@@ -40,6 +40,8 @@ ATTRIBUTE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 PROFILE_FIELDS = ("email", "phone", "push_tokens", "timezone", "locale")
 MAX_PROPERTIES_BYTES = 32_768
 MAX_FUTURE = timedelta(days=1)
+#: Events an import queues per round trip.
+IMPORT_CHUNK = 500
 
 
 def check_customer_id(value: Any) -> str:
@@ -183,6 +185,22 @@ class Loyaloop:
         timestamp: datetime | str | float | None = None,
     ) -> str:
         """Queue an event durably and return its id (generated when not given)."""
+        ident, record = self._prepare(customer_id, event, properties, event_id, timestamp)
+        shard = self.events.push(customer_id, record)
+        if shard is not None:
+            self.actors.drain_events.send(shard)
+        metrics.event("queued")  # in-process only: a Redis counter here would cost every track a round trip
+        return ident
+
+    def _prepare(
+        self,
+        customer_id: Any,
+        event: Any,
+        properties: Any,
+        event_id: Any,
+        timestamp: Any,
+    ) -> tuple[str, str]:
+        """Validate an event (refusals raised and counted) and encode it: (its id, the queued record)."""
         now = self._clock()
         try:
             check_customer_id(customer_id)
@@ -192,11 +210,16 @@ class Loyaloop:
             moment = check_timestamp(timestamp, now) if timestamp is not None else now
         except InputError as error:
             raise self._refuse(error) from None
-        shard = self.events.push(customer_id, encode(customer_id, event, props, ident, moment))
-        if shard is not None:
+        return ident, encode(customer_id, event, props, ident, moment)
+
+    def _queue_many(self, items: list[tuple[str, str]]) -> None:
+        """Queue prepared events (customer id, record) in one round trip, in order per customer."""
+        if not items:
+            return
+        for shard in self.events.push_many(items):
             self.actors.drain_events.send(shard)
-        metrics.event("queued")  # in-process only: a Redis counter here would cost every track a round trip
-        return ident
+        for _ in items:
+            metrics.event("queued")
 
     def identify(self, customer_id: str, attributes: Mapping[str, Any]) -> Profile:
         """Create or update a profile now (contact points, zone, locale, consent, attributes)."""
@@ -242,18 +265,30 @@ class Loyaloop:
             ) as bar,
         ):
             task = bar.add_task("import", total=total)
+            # Events are queued IMPORT_CHUNK at a time (one round trip each chunk); an identify line
+            # first queues what came before it, so the file's order holds.
+            pending: list[tuple[str, str]] = []
             for number, raw in enumerate(handle, start=1):
                 bar.advance(task, len(raw))
                 if not raw.strip():
                     continue
                 try:
-                    self._import_line(raw)
+                    queued = self._import_line(raw, pending)
                     report.imported += 1
                 except InputError as error:
                     report.refused.append((number, str(error)))
+                    continue
+                if queued is not None:
+                    pending.append(queued)
+                    if len(pending) >= IMPORT_CHUNK:
+                        self._queue_many(pending)
+                        pending.clear()
+            self._queue_many(pending)
         return report
 
-    def _import_line(self, raw: bytes) -> None:
+    def _import_line(self, raw: bytes, pending: list[tuple[str, str]]) -> tuple[str, str] | None:
+        """Apply an identify line now (after queueing ``pending``) or prepare a track line: the
+        (customer id, record) to queue with its chunk."""
         try:
             record = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -262,17 +297,16 @@ class Loyaloop:
             raise self._refuse(InputError("each line must be a JSON object", field="line"))
         kind = record.get("type", "track")
         if kind == "identify":
+            self._queue_many(pending)
+            pending.clear()
             self.identify(record.get("customer_id"), record.get("attributes") or {})  # type: ignore[arg-type]
-        elif kind == "track":
-            self.track(
-                record.get("customer_id"),  # type: ignore[arg-type]
-                record.get("event"),  # type: ignore[arg-type]
-                record.get("properties"),
-                event_id=record.get("event_id"),
-                timestamp=record.get("timestamp"),
-            )
-        else:
-            raise self._refuse(InputError(f"type {kind!r} is not 'track' or 'identify'", field="type"))
+            return None
+        if kind == "track":
+            customer_id = record.get("customer_id")
+            fields = (record.get(name) for name in ("event", "properties", "event_id", "timestamp"))
+            _ident, queued = self._prepare(customer_id, *fields)
+            return str(customer_id), queued  # (_prepare checked the id)
+        raise self._refuse(InputError(f"type {kind!r} is not 'track' or 'identify'", field="type"))
 
 
 def _created(profile: Profile, now: datetime) -> Profile:

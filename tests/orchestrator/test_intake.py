@@ -67,3 +67,35 @@ def test_import_takes_good_lines_and_reports_bad_ones_by_line_number(harness: Ha
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     report = harness.api.import_file(path, progress=False)
     assert report.imported == 2 and [line for line, _ in report.refused] == [2, 4]
+
+
+def test_an_import_queues_events_in_chunks_in_file_order(harness: Harness, tmp_path: Path) -> None:
+    """1,200 events over two customers, an identify in the middle and one bad line: every good event
+    is queued once, each customer's in the file's order, in a few round trips (chunks of 500)."""
+    from orchestrator import event_queue, keys
+
+    lines = []
+    for n in range(1200):
+        if n == 700:
+            lines.append(json.dumps({"type": "identify", "customer_id": "c2", "attributes": {"tier": "gold"}}))
+        lines.append(json.dumps({"customer_id": f"c{n % 2}", "event": "page.viewed", "event_id": f"e{n}"}))
+    lines.insert(10, json.dumps({"customer_id": "c1", "event": "Not An Event"}))
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    pushes: list[int] = []
+    original = harness.api.events.push_many
+
+    def counted(items: list[tuple[str, str]]) -> list[int]:
+        pushes.append(len(items))
+        return original(items)
+
+    harness.api.events.push_many = counted  # type: ignore[method-assign,assignment]
+    report = harness.api.import_file(path, progress=False)
+    assert report.imported == 1201 and [line for line, _ in report.refused] == [11]
+    assert harness.api.events.depth() == 1200
+    for customer in ("c0", "c1"):
+        shard = harness.api.events.shard_of(customer)
+        queued = [event_queue.decode(r) for r in harness.client.lrange(keys.event_queue(shard), 0, -1)]
+        ids = [int(e.event_id[1:]) for e in queued if e.customer_id == customer]
+        assert ids == sorted(ids) and len(ids) == 600
+    assert pushes == [500, 200, 500]  # the identify at line 701 queued what came before it
