@@ -30,10 +30,10 @@ from twilio.rest import Client
 
 from channels import outbox
 from channels.http import TIMEOUT, error_for_status, redact
-from orchestrator import render
 from orchestrator.errors import ConfigurationError, PermanentError, TransientError
 from orchestrator.hookspecs import hookimpl
 from orchestrator.message import Channel, Message, Receipt
+from orchestrator.message import sms_segments as message_segments
 from orchestrator.settings import Settings
 
 PROVIDER = "twilio"
@@ -51,8 +51,8 @@ class Segments:
 
 
 def sms_segments(text: str) -> Segments:
-    """Segments of ``text``, counted by :func:`orchestrator.render.sms_segments` (one rule for previews and sends)."""
-    encoding, count = render.sms_segments(text)
+    """Segments of ``text``, counted by :func:`orchestrator.message.sms_segments` (one rule for previews and sends)."""
+    encoding, count = message_segments(text)
     return Segments(count=count, encoding=encoding)
 
 

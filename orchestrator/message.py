@@ -58,3 +58,40 @@ class Channel(Protocol):
     consent_key: str
 
     def send(self, message: Message) -> Receipt: ...
+
+
+# --- SMS segments -------------------------------------------------------------------------------
+
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+
+
+def sms_segments(text: str) -> tuple[str, int]:
+    """``("GSM-7" | "UCS-2", segments)`` as carriers count them.
+
+    GSM-7 fits 160 septets in one SMS and 153 per part when split (extension characters such as
+    ``€`` take two septets and are never split across parts); one character outside GSM-7 turns
+    the whole message into UCS-2: 70 UTF-16 units in one SMS, 67 per part.
+    """
+    if not text:
+        return ("GSM-7", 0)
+    if all(char in GSM7_BASIC or char in GSM7_EXTENSION for char in text):
+        sizes = [2 if char in GSM7_EXTENSION else 1 for char in text]
+        return ("GSM-7", _pack(sizes, single=160, multi=153))
+    sizes = [len(char.encode("utf-16-le")) // 2 for char in text]
+    return ("UCS-2", _pack(sizes, single=70, multi=67))
+
+
+def _pack(sizes: list[int], *, single: int, multi: int) -> int:
+    if sum(sizes) <= single:
+        return 1
+    segments, used = 1, 0
+    for size in sizes:
+        if used + size > multi:
+            segments += 1
+            used = 0
+        used += size
+    return segments

@@ -15,7 +15,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from orchestrator.errors import ValidationFailed
-from orchestrator.journey import CapRule, ChannelName, Duration, QuietWindow
+from orchestrator.language.journey import CapRule, ChannelName, Duration, QuietWindow
+from orchestrator.language.located import problems_from
+from orchestrator.language.yamlfile import read_yaml_file
 
 SETTINGS_FILE = "settings.yaml"
 
@@ -72,8 +74,6 @@ def load_settings(journeys_dir: Path | None = None, env: Mapping[str, str] | Non
     ``LOYALOOP_JOURNEYS``, ``LOYALOOP_TEMPLATES``, ``LOYALOOP_PUBLIC_URL``.  A mistake in the file
     raises :class:`ValidationFailed` located at its line, never a bare pydantic error.
     """
-    from orchestrator.located import problems_from
-    from orchestrator.yamlfile import read_yaml_file
 
     environ = os.environ if env is None else env
     explicit = journeys_dir or environ.get("LOYALOOP_JOURNEYS")

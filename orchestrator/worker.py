@@ -3,18 +3,18 @@
 Importing it sets the global broker from ``REDIS_URL`` (a RedisBroker) and declares the actors on
 it; each worker process then builds its Runtime (journeys, channels, gate) on the first message.
 A worker without ``REDIS_URL`` would wait forever on an in-memory broker nobody feeds, so it
-refuses to start; the in-process default is :mod:`orchestrator.embedded` (``loyaloop demo``).
+refuses to start; the in-process default is :mod:`orchestrator.workers.embedded` (``loyaloop demo``).
 
-Environment: see :mod:`orchestrator.broker`.  With ``LOYALOOP_METRICS=1`` every worker process's
+Environment: see :mod:`orchestrator.workers.broker`.  With ``LOYALOOP_METRICS=1`` every worker process's
 metrics (Dramatiq's and :mod:`orchestrator.metrics`) are served on port ``dramatiq_prom_port``
 (9191).
 """
 
 from __future__ import annotations
 
-from orchestrator.broker import build_broker, setup
 from orchestrator.errors import ConfigurationError
 from orchestrator.settings import load_settings
+from orchestrator.workers.broker import build_broker, setup
 
 __all__ = ["actors", "broker", "build_broker", "setup"]
 

@@ -19,4 +19,7 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check -q orchestrator channels tests
 .venv/bin/mypy
+# The layers (docs/architecture.md): a broken contract or a cycle fails the run.
+if ! layers=$(.venv/bin/lint-imports --no-cache 2>&1); then echo "$layers"; exit 1; fi
+echo "$layers" | tail -n 1
 PATH="$PWD/node_modules/.bin:$PATH" .venv/bin/python -m pytest "$@"

@@ -1,6 +1,9 @@
 """The HTTP front door: intake API for shops and apps, provider webhooks, unsubscribe page.
 
 Build it with :func:`create_app`; serve it with ``loyaloop serve``.  docs/http.md is the reference.
+
+May import ``workers`` (the client bound to the workers' broker) and every layer below; never the
+CLI (checked by import-linter, see docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from orchestrator.errors import ConfigurationError
+from orchestrator.gate.unsubscribe import secret_bytes
 from orchestrator.http.config import HttpConfig, load_http_config
 from orchestrator.http.intake_api import IntakeApi
 from orchestrator.http.observability import AccessLog, metrics
@@ -25,7 +26,6 @@ from orchestrator.http.sendgrid_webhook import SendGridWebhook
 from orchestrator.http.twilio_webhook import TwilioWebhooks
 from orchestrator.http.unsubscribe_page import UnsubscribePage
 from orchestrator.settings import Settings
-from orchestrator.unsubscribe import secret_bytes
 
 log = logging.getLogger("loyaloop.http")
 

@@ -27,7 +27,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from orchestrator import keys
 from orchestrator.errors import InputError
 from orchestrator.http.auth import KeyRing
 from orchestrator.http.config import HttpConfig
@@ -44,6 +43,7 @@ from orchestrator.http.validation import (
     parse_json,
     parse_track,
 )
+from orchestrator.store import keys
 
 
 class IntakeApi:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import redis
 from starlette.requests import Request
 
-from orchestrator import keys
+from orchestrator.store import keys
 
 # KEYS[1] = state key; ARGV = emission interval (µs per event), tolerance (µs), cost (events).
 # Returns {allowed (1/0), retry_after_µs}.

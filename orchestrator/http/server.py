@@ -18,6 +18,7 @@ import contextlib
 import inspect
 import socket
 import sys
+from datetime import timedelta
 from typing import Any
 
 import redis
@@ -26,7 +27,9 @@ from starlette.applications import Starlette
 
 from orchestrator.errors import ConfigurationError
 from orchestrator.http.app import create_app
+from orchestrator.http.config import load_http_config
 from orchestrator.settings import Settings, load_settings
+from orchestrator.workers.client import connect
 
 #: The import string uvicorn is given.
 FACTORY = "orchestrator.http.server:build_app"
@@ -59,10 +62,9 @@ def build_app() -> Starlette:
         socket_timeout=REDIS_TIMEOUT,
         socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
     )
-    from orchestrator.intake import Loyaloop
-    from orchestrator.worker import actors  # binds the actors to the RedisBroker on REDIS_URL
-
-    return create_app(settings, Loyaloop(actors, client), client)
+    config = load_http_config()
+    intake = connect(settings, client=client, max_future=timedelta(seconds=config.max_future_seconds))
+    return create_app(settings, intake, client, config=config)
 
 
 class NoDelayConfig(uvicorn.Config):

@@ -30,14 +30,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from orchestrator import consent, keys
 from orchestrator.errors import InputError
+from orchestrator.gate import consent
 from orchestrator.http.config import HttpConfig
 from orchestrator.http.limits import read_body
-from orchestrator.http.messages import StatusBook
 from orchestrator.http.observability import WEBHOOK_EVENTS, WEBHOOK_REFUSED
 from orchestrator.http.protocol import Intake
 from orchestrator.http.responses import error
+from orchestrator.runtime.message_status import StatusBook
+from orchestrator.store import keys
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 MAX_BODY = 64 * 1024

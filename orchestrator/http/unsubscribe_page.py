@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from orchestrator.errors import UnsubscribeTokenError
+from orchestrator.gate.unsubscribe import read_token, unsubscribe
 from orchestrator.http.limits import read_body
-from orchestrator.unsubscribe import read_token, unsubscribe
 
 MAX_BODY = 4096
 HEADERS = {

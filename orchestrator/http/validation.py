@@ -4,7 +4,7 @@ Every refusal is an :class:`InputError` whose ``field`` is a path into the body 
 ``batch[3].properties``), so a client can point at the exact value.  Unknown fields are refused
 too: a typo such as ``"propertes"`` would otherwise drop the customer's data without a word.
 A batch is checked whole before any item is handed on, so a bad item means nothing was stored;
-that is why the runtime's own checks (``orchestrator.intake.check_*``) run here too, before anything
+that is why the runtime's own checks (``orchestrator.runtime.inputs.check_*``) run here too, before anything
 is enqueued, rather than only inside ``track``.
 """
 
@@ -14,16 +14,15 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from orchestrator import intake
 from orchestrator.errors import InputError
-from orchestrator.profile import Profile
+from orchestrator.language import inputs
+from orchestrator.language.profile import Profile
+from orchestrator.language.timeparse import parse_timezone
 
 MAX_ID_LENGTH = 128
-#: Events from before the Unix epoch are mistakes (a zero date, a swapped field), not history.
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_EVENT_LENGTH = 128
 
 T = TypeVar("T")
@@ -109,7 +108,7 @@ def _runtime_check(check: Callable[[Any], T], value: Any, prefix: str) -> T:
 
 def _customer_id(data: dict[str, Any], prefix: str) -> str:
     value = _text(data, "customer_id", prefix, limit=MAX_ID_LENGTH, required=True)
-    return _runtime_check(intake.check_customer_id, value, prefix)
+    return _runtime_check(inputs.check_customer_id, value, prefix)
 
 
 def _object(data: dict[str, Any], name: str, prefix: str) -> dict[str, Any]:
@@ -131,22 +130,11 @@ def _no_unknown(data: dict[str, Any], allowed: frozenset[str], prefix: str) -> N
 
 
 def parse_timestamp(value: Any, where: str, now: datetime, max_future: timedelta) -> datetime:
-    """An ISO 8601 time with a zone, from 1970 on, not further ahead than ``max_future`` (clock skew)."""
+    """An ISO 8601 string with a zone, by the one timestamp rule every door applies
+    (:func:`orchestrator.language.inputs.check_timestamp`); JSON bodies carry strings only."""
     if not isinstance(value, str):
         raise InputError(f"{where!r} must be an ISO 8601 string, got {type(value).__name__}", field=where)
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise InputError(
-            f"{where!r} is {value!r}, not an ISO 8601 time; send e.g. '2026-01-31T09:30:00Z'", field=where
-        ) from exc
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise InputError(f"{where!r} is {value!r} without a zone; add 'Z' or an offset like '+01:00'", field=where)
-    if moment.year < EARLIEST.year or moment < EARLIEST:  # the year first: converting year 1 to UTC overflows
-        raise InputError(f"{where!r} is {value!r}, before 1970; send the time the event happened", field=where)
-    if moment - now > max_future:
-        raise InputError(f"{where!r} is {value!r}, too far in the future (check the sender's clock)", field=where)
-    return moment
+    return inputs.check_timestamp(value, now, max_future=max_future, where=where)
 
 
 def _dict(value: Any, where: str) -> dict[str, Any]:
@@ -163,14 +151,14 @@ def parse_track(value: Any, now: datetime, max_future: timedelta, prefix: str = 
     _no_unknown(data, allowed, prefix)
     customer_id = _customer_id(data, prefix)
     event = _runtime_check(
-        intake.check_event, _text(data, "event", prefix, limit=MAX_EVENT_LENGTH, required=True), prefix
+        inputs.check_event, _text(data, "event", prefix, limit=MAX_EVENT_LENGTH, required=True), prefix
     )
     properties = _object(data, "properties", prefix)
     _finite(properties, _path(prefix, "properties"))
-    properties = _runtime_check(intake.check_properties, properties, prefix)
+    properties = _runtime_check(inputs.check_properties, properties, prefix)
     event_id = _text(data, "event_id", prefix, limit=MAX_ID_LENGTH, required=False)
     if event_id is not None:
-        _runtime_check(intake.check_event_id, event_id, prefix)
+        _runtime_check(inputs.check_event_id, event_id, prefix)
     raw_time = data.get("timestamp")
     timestamp = None if raw_time is None else parse_timestamp(raw_time, _path(prefix, "timestamp"), now, max_future)
     return TrackCall(customer_id, event, properties, event_id, timestamp)
@@ -192,15 +180,13 @@ def parse_identify(value: Any, prefix: str = "") -> IdentifyCall:
 
 def _check_attributes(attributes: dict[str, Any]) -> None:
     """Everything ``identify`` would refuse, checked against a blank profile (no Redis needed)."""
-    values = intake.check_attributes(attributes)
+    values = inputs.check_attributes(attributes)
     if values.get("timezone") is not None:
-        from orchestrator.timeparse import parse_timezone
-
         try:
             parse_timezone(values["timezone"])
         except ValueError as exc:
             raise InputError(str(exc), field="timezone") from None
-    intake.apply_attributes(Profile(id="validation"), values)
+    inputs.apply_attributes(Profile(id="validation"), values)
 
 
 def parse_batch(value: Any, now: datetime, max_future: timedelta, max_items: int) -> list[Call]:

@@ -27,7 +27,7 @@ from typing import Any
 
 import redis
 
-from orchestrator.policy import Gate, SendRequest
+from orchestrator.gate.policy import Gate, SendRequest
 from orchestrator.settings import CapRule, Settings
 from tests.redis_server import RedisServer
 

@@ -31,8 +31,8 @@ from typing import Any
 import httpx
 import redis
 
-from orchestrator import keys
-from orchestrator.event_queue import EventQueue
+from orchestrator.runtime.event_queue import EventQueue
+from orchestrator.store import keys
 from tests.redis_server import RedisServer, free_port
 
 API_KEY = "bench-key-0123456789abcdef"

@@ -27,16 +27,15 @@ import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
-from orchestrator.actors import QUEUES, ActorDispatcher, Actors
-from orchestrator.intake import Loyaloop
-from orchestrator.journey import Journey
+from orchestrator.language.journey import Journey
 from orchestrator.plugins import get_plugin_manager
-from orchestrator.runtime import build_runtime
+from orchestrator.runtime.compose import build_runtime, freeze_startup_objects
+from orchestrator.runtime.intake import Loyaloop
 from orchestrator.settings import Settings
-from orchestrator.timers import Timers
-from orchestrator.wiring import freeze_startup_objects
-from tests.orchestrator.harness import write_templates
+from orchestrator.store.timers import Timers
+from orchestrator.workers.actors import QUEUES, ActorDispatcher, Actors
 from tests.redis_server import RedisServer
+from tests.runtime.harness import write_templates
 
 THREADS = 8
 #: A shared machine can stall Redis for seconds; a benchmark should report that, not crash on it.
@@ -102,7 +101,7 @@ class System:
             pm=get_plugin_manager(),
         )
         self.actors.use(self.runtime)
-        freeze_startup_objects()  # as a worker does once its runtime is built (orchestrator.broker)
+        freeze_startup_objects()  # as a worker does once its runtime is built (orchestrator.workers.broker)
         self.api = Loyaloop(self.actors, self.client)
         self.worker = dramatiq.Worker(self.broker, worker_threads=THREADS, worker_timeout=50)
         self.worker.start()

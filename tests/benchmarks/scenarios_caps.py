@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
-from orchestrator.policy import Gate
+from orchestrator.gate.policy import Gate
 from orchestrator.settings import Settings
 from tests.benchmarks.bench_caps import RULES, requests_for
 from tests.benchmarks.harness import Figure

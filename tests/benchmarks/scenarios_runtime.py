@@ -19,7 +19,7 @@ from typing import Any
 
 import redis
 
-from orchestrator.timers import Timers
+from orchestrator.store.timers import Timers
 from tests.benchmarks.harness import Figure, add_plot_point
 from tests.drills import support
 
@@ -151,7 +151,7 @@ def run_cohort(quick: bool, redis_url: str | None = None) -> list[Figure]:
     """A cohort entering one journey (first step a 30-day wait) in chunks of 500 per message, as the
     scheduler hands a broadcast out; done when every customer's enrollment waits on its timer."""
     assert redis_url
-    from orchestrator.scheduler import COHORT_CHUNK
+    from orchestrator.workers.scheduler import COHORT_CHUNK
 
     size = 5_000 if quick else 100_000
     baseline = noop_rate(redis_url, 3_000 if quick else 20_000, 1)

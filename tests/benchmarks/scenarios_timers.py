@@ -25,8 +25,8 @@ from typing import Any
 
 import redis
 
-from orchestrator.runtime import build_runtime
-from orchestrator.scheduler import Scheduler
+from orchestrator.runtime.compose import build_runtime
+from orchestrator.workers.scheduler import Scheduler
 from tests.benchmarks.harness import Figure, add_plot_point
 from tests.benchmarks.scenarios_runtime import percentile
 from tests.drills import support
@@ -120,7 +120,7 @@ def run(quick: bool, redis_url: str | None = None) -> list[Figure]:
         now = time.time()
         schedule(runtime, members("d", due_now, lambda i: now - 1 - i * 1e-6))
         started = time.perf_counter()
-        fired = scheduler.fire_due(scheduler.runtime.clock())
+        fired = scheduler.fire_due(scheduler.parts.clock())
         fire_rate = fired / (time.perf_counter() - started)
         support.wait_for(lambda: support.queue_depths(client)["loyaloop-timers"] == 0, 600, what="timers drained")
         rss_loaded = worker.rss_bytes()

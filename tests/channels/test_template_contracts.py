@@ -20,13 +20,13 @@ import pytest
 from channels.email import SendGridConfig, SendGridEmail
 from channels.push import FcmConfig, FcmPush
 from channels.sms import TwilioConfig, TwilioSms
-from orchestrator import unsubscribe
-from orchestrator.catalogue import CATALOGUE_FILE, load_catalogue
-from orchestrator.journey import EventTrigger, Journey
-from orchestrator.loader import load_journeys
+from orchestrator.gate import unsubscribe
+from orchestrator.language.catalogue import CATALOGUE_FILE, load_catalogue
+from orchestrator.language.journey import EventTrigger, Journey
+from orchestrator.language.loader import load_journeys
+from orchestrator.language.profile import Profile
+from orchestrator.language.render import Renderer, build_context
 from orchestrator.message import Channel, Message
-from orchestrator.profile import Profile
-from orchestrator.render import Renderer, build_context
 from orchestrator.settings import load_settings
 from tests.channels.conftest import Prism
 from tests.channels.fake_google import PROJECT, FakeGoogle
@@ -84,7 +84,7 @@ def profile(locale: str) -> Profile:
 
 
 def message(case: Case, locale: str, renderer: Renderer) -> Message:
-    """The message the runtime would hand the channel (see orchestrator.delivery)."""
+    """The message the runtime would hand the channel (see orchestrator.runtime.delivery)."""
     catalogue = load_catalogue(JOURNEYS / CATALOGUE_FILE)
     trigger = case.journey.trigger
     event: dict[str, Any] = catalogue.example_event(trigger.event) if isinstance(trigger, EventTrigger) else {}

@@ -24,8 +24,8 @@ from typing import Any
 import httpx
 import redis
 
-from orchestrator import keys
 from orchestrator.errors import InputError, JourneyError, LoyaloopError
+from orchestrator.store import keys
 from tests.drills import support
 from tests.redis_server import free_port
 
@@ -290,7 +290,7 @@ def _journey_door(space: support.Workspace) -> Door:
         else:
             door.accepted.append(f"{stem} (exit {proc.returncode}: {output[:160]!r})")
     # The loader, as a worker would call it on start-up: one error listing every problem.
-    from orchestrator.loader import load_journeys
+    from orchestrator.language.loader import load_journeys
 
     door.sent += 1
     try:

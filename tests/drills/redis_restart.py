@@ -34,8 +34,8 @@ from typing import Any
 
 import redis as redis_lib
 
-from orchestrator import keys
-from orchestrator.timers import Timers
+from orchestrator.store import keys
+from orchestrator.store.timers import Timers
 from tests.drills import support
 from tests.drills.sigkill_worker import live_enrollments, orphaned_messages
 

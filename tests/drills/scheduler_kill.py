@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator.timers import Timers
+from orchestrator.store.timers import Timers
 from tests.drills import support
 
 

@@ -27,11 +27,11 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    from orchestrator.actors import ActorDispatcher
-    from orchestrator.broker import dead_worker_sweeper
-    from orchestrator.runtime import build_runtime
-    from orchestrator.scheduler import Scheduler
+    from orchestrator.runtime.compose import build_runtime
     from orchestrator.settings import load_settings
+    from orchestrator.workers.actors import ActorDispatcher
+    from orchestrator.workers.broker import dead_worker_sweeper
+    from orchestrator.workers.scheduler import Scheduler
     from tests.drills.support import broker_client
 
     settings = load_settings()

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator import keys
-from orchestrator.run_codec import split_runs
+from orchestrator.store import keys
+from orchestrator.store.run_codec import split_runs
 from tests.drills import support
 
 

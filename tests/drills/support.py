@@ -25,8 +25,8 @@ from typing import Any
 
 import redis
 
-from orchestrator import keys
-from orchestrator.profile import Profile
+from orchestrator.language.profile import Profile
+from orchestrator.store import keys
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -239,7 +239,7 @@ def broker_client(redis_url: str) -> tuple[Any, Any]:
     """
     from dramatiq.brokers.redis import RedisBroker
 
-    from orchestrator.actors import Actors
+    from orchestrator.workers.actors import Actors
 
     broker = RedisBroker(url=redis_url, namespace="loyaloop")  # type: ignore[no-untyped-call]
 
@@ -251,7 +251,7 @@ def broker_client(redis_url: str) -> tuple[Any, Any]:
 
 def api(redis_url: str) -> Any:
     """The public Python API (``track``/``identify``) bound to the workers' broker."""
-    from orchestrator.intake import Loyaloop
+    from orchestrator.runtime.intake import Loyaloop
 
     _broker, actors = broker_client(redis_url)
     return Loyaloop(actors, redis.Redis.from_url(redis_url, decode_responses=True))
@@ -260,7 +260,7 @@ def api(redis_url: str) -> Any:
 def close_api(lp: Any) -> None:
     """Close what :func:`api` opened (its Redis client and broker connections)."""
     lp.store.redis.close()
-    lp.actors.broker.close()
+    lp.nudges.broker.close()
 
 
 # --- processes -----------------------------------------------------------------------------------
@@ -447,8 +447,8 @@ def start_redis(*, appendonly: bool = False) -> RedisHandle:
 def queue_depths(client: redis.Redis) -> dict[str, int]:
     """Messages waiting in each Dramatiq queue (namespace ``loyaloop``), and the tracked events
     waiting in their shard lists (``events``)."""
-    from orchestrator.actors import QUEUES
-    from orchestrator.event_queue import EventQueue
+    from orchestrator.runtime.event_queue import EventQueue
+    from orchestrator.workers.actors import QUEUES
 
     depths = {queue: int(client.llen(f"loyaloop:{queue}")) for queue in QUEUES}
     depths["events"] = EventQueue(client).depth()

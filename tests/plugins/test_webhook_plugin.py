@@ -128,8 +128,8 @@ def test_a_journey_sends_through_the_third_party_channel(
 ) -> None:
     """A journey saying `send: webhook` validates against the plugin's channel name and, run by the real
     runtime on a real Redis and Dramatiq worker, delivers through the plugin to its HTTP endpoint."""
-    from orchestrator.loader import load_journeys
-    from tests.orchestrator.harness import running
+    from orchestrator.language.loader import load_journeys
+    from tests.runtime.harness import running
 
     webhook.queue(Reply(200, {"id": "hook-42"}))
     journeys_dir = tmp_path / "journeys"
@@ -159,7 +159,7 @@ def test_a_journey_sends_through_the_third_party_channel(
 def test_a_journey_naming_an_unknown_channel_is_refused_without_the_plugin(tmp_path: Path) -> None:
     """Without the plugin installed, the same journey is refused at validation with the channel named."""
     from orchestrator.errors import ValidationFailed
-    from orchestrator.loader import load_journeys
+    from orchestrator.language.loader import load_journeys
 
     journeys_dir = tmp_path / "journeys"
     journeys_dir.mkdir()

@@ -1,0 +1,78 @@
+"""``loyaloop serve``: the HTTP intake API, provider webhooks and unsubscribe page under uvicorn."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import tempfile
+from typing import Any
+
+import click
+
+from orchestrator.errors import ConfigurationError
+from orchestrator.http.config import load_http_config
+from orchestrator.http.server import FACTORY, require_redis, run_uvicorn
+from orchestrator.settings import load_settings
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging set-up plus Loyaloop's own loggers (the access log without personal data)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["loyaloop"] = {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
+    config["handlers"]["loyaloop"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "loyaloop",
+        "stream": "ext://sys.stdout",
+    }
+    config["loggers"]["loyaloop"] = {"handlers": ["loyaloop"], "level": level.upper(), "propagate": False}
+    return config
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for all).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="uvicorn worker processes.")
+@click.option(
+    "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"])
+)
+@click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log one line per request.")
+def serve(host: str, port: int, workers: int, log_level: str, access_log: bool) -> None:
+    """Serve the HTTP API (POST /v1/track, /v1/identify, /v1/batch), the SendGrid and Twilio
+    webhooks, the /u/{token} unsubscribe page, /healthz and /metrics.  Needs REDIS_URL; keys and
+    limits come from the environment (see docs/http.md).  Client addresses are never logged."""
+    import redis
+
+    # Refuse bad configuration here, once, rather than in every worker process.
+    settings = load_settings()
+    url = require_redis(settings)
+    load_http_config()
+    try:
+        redis.Redis.from_url(url).ping()
+    except redis.RedisError as exc:
+        raise ConfigurationError(f"cannot reach Redis at REDIS_URL ({type(exc).__name__}); is it running?") from exc
+    metrics_dir: str | None = None
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker keeps its own counters; this folder lets /metrics add them up.
+        metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="loyaloop-metrics-")
+    config = log_config(log_level)
+    if not access_log:
+        config["loggers"]["loyaloop.http.access"] = {"level": "WARNING"}
+    try:
+        run_uvicorn(
+            FACTORY,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=False,  # uvicorn's access log holds client IPs and raw paths
+            log_config=config,
+            log_level=log_level,
+            proxy_headers=True,
+            server_header=False,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -1,0 +1,114 @@
+"""Consent per customer and channel, and the global suppression list of addresses.
+
+Two different promises, kept apart on purpose:
+
+* **consent** is the customer's choice about *marketing* on a channel (``keys.consent``: channel →
+  ``"1"``/``"0"``, plus an append-only history stream as proof of who changed it, when and how).
+  Withdrawing it stops marketing; receipts and password resets still arrive.
+* **suppression** is about an *address* that must never be used again (hard bounce, spam complaint,
+  carrier block).  It blocks every send to that address, transactional included.  Addresses are
+  stored only as SHA-256 digests of their normalized form, so the list holds no address in clear.
+
+The runtime, the HTTP webhooks, the unsubscribe command and the gate all go through these
+functions; nothing else writes these keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from typing import Any
+
+import redis
+
+from orchestrator.errors import InputError
+from orchestrator.store import keys
+
+_PHONE = re.compile(r"^\+?[\d\s().-]{5,}$")
+_PHONE_NOISE = re.compile(r"[\s().-]")
+#: History entries kept per customer (the newest win); enough for any audit, bounded for Redis.
+HISTORY_LENGTH = 200
+
+
+def normalize_address(address: str) -> str:
+    """The canonical form two spellings of one address share.
+
+    E-mail addresses are lower-cased (providers report bounces in any case), phone numbers lose
+    their spacing and punctuation (``+31 6-1234 5678`` → ``+31612345678``); anything else (a push
+    token) is only stripped, because tokens are case-sensitive.
+    """
+    text = address.strip()
+    if "@" in text:
+        return text.lower()
+    if _PHONE.match(text):
+        return _PHONE_NOISE.sub("", text)
+    return text
+
+
+def address_hash(address: str) -> str:
+    """Hex SHA-256 of the normalized address: the only form in which an address is stored."""
+    return hashlib.sha256(normalize_address(address).encode("utf-8")).hexdigest()
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def set_consent(client: redis.Redis, customer_id: str, channel: str, granted: bool, *, source: str) -> None:
+    """Record the customer's marketing consent on ``channel`` and why (``source``: ``unsubscribe``, ``api`` …).
+
+    The hash write and the history entry happen in one MULTI so the proof can never disagree
+    with the state.
+    """
+    if not customer_id:
+        raise InputError("a consent change needs a customer id", field="customer_id")
+    if not channel:
+        raise InputError("a consent change needs a channel such as 'email'", field="channel")
+    if not source:
+        raise InputError("say where a consent change came from (source='unsubscribe', 'api', …)", field="source")
+    flag = "1" if granted else "0"
+    pipe = client.pipeline(transaction=True)
+    pipe.hset(keys.consent(customer_id), channel, flag)
+    pipe.xadd(
+        keys.consent_history(customer_id),
+        {"channel": channel, "granted": flag, "source": source, "at": f"{time.time():.3f}"},
+        maxlen=HISTORY_LENGTH,
+        approximate=True,
+    )
+    pipe.execute()
+
+
+def read_consent(client: redis.Redis, customer_id: str) -> dict[str, bool]:
+    """The customer's recorded consent per channel; a channel never recorded is absent (not given)."""
+    raw: dict[Any, Any] = client.hgetall(keys.consent(customer_id))  # type: ignore[assignment,unused-ignore]
+    return {_text(channel): _text(flag) == "1" for channel, flag in raw.items()}
+
+
+def consent_history(client: redis.Redis, customer_id: str) -> list[dict[str, str]]:
+    """Every recorded consent change for the customer, oldest first (for audits and support)."""
+    entries: list[Any] = client.xrange(keys.consent_history(customer_id))  # type: ignore[assignment]
+    return [{_text(k): _text(v) for k, v in fields.items()} for _id, fields in entries]
+
+
+def suppress(client: redis.Redis, address: str, reason: str) -> None:
+    """Never send to ``address`` again, on any channel or journey, until :func:`unsuppress`."""
+    if not address or not address.strip():
+        raise InputError("cannot suppress an empty address", field="address")
+    client.hset(keys.suppressed(), address_hash(address), reason or "unspecified")
+
+
+def unsuppress(client: redis.Redis, address: str) -> bool:
+    """Lift a suppression (a customer fixed their mailbox); ``False`` when it was not suppressed."""
+    return bool(client.hdel(keys.suppressed(), address_hash(address)))
+
+
+def is_suppressed(client: redis.Redis, address: str) -> bool:
+    """Whether ``address`` is on the suppression list."""
+    return bool(client.hexists(keys.suppressed(), address_hash(address)))
+
+
+def suppression_reason(client: redis.Redis, address: str) -> str | None:
+    """Why ``address`` was suppressed, or ``None``."""
+    value = client.hget(keys.suppressed(), address_hash(address))
+    return None if value is None else _text(value)

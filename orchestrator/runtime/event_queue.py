@@ -1,0 +1,260 @@
+"""Queued events: ``track`` appends to a Redis list; one drain message hands many events to a worker.
+
+One Dramatiq message per event made every event pay the broker's per-message cost (enqueue,
+consumer prefetch and back-off, acknowledgement) and five round trips of its own; a drained
+batch shares its round trips among all its events (:mod:`orchestrator.runtime.batch`).
+
+A customer's events all go to one of ``EVENT_SHARDS`` lists (by CRC-32 of the id), and a shard is
+drained by one worker at a time under a lease, so one customer's events are handled in the order
+they were tracked.  An event stays in its list until the drainer that took it has handled it
+(at least once; handling is idempotent by event id), so a drainer killed mid-batch loses nothing:
+its lease expires and the shard is drained again — by the next ``track`` on that shard or by the
+scheduler's re-drive (:meth:`EventQueue.stalled`), without waiting for Dramatiq's dead-worker
+requeue.  Every key of a shard carries the shard's hash tag (one Cluster slot per script).
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from orchestrator.errors import InputError
+from orchestrator.language.inputs import check_customer_id, check_event, check_event_id, check_timestamp
+from orchestrator.store import keys
+from orchestrator.store.batch import Batch, streams
+
+EVENT_SHARDS = 16
+#: Events handed to the runtime at once (one set of round trips).
+DRAIN_BATCH = 200
+#: Seconds a shard's lease lasts unless renewed: the drainer renews it after every batch and a
+#: keeper thread renews it while a batch works (:mod:`orchestrator.runtime.event_drain`), so this is how
+#: long a dead drainer's shard — or a ``queued`` mark whose message was lost — waits for a re-drive.
+DRAIN_LEASE = 10.0
+#: Dead events kept for inspection (the oldest are dropped past this).
+DEAD_KEPT = 10_000
+#: Events pushed by one script call (Lua's stack bounds ``unpack``).
+PUSH_CHUNK = 500
+
+# KEYS: list, lease.  ARGV: lease ms, records…  Returns 1 when a drain message must be sent (no
+# drain was queued or running), 0 when one will see these events anyway.
+_PUSH = """
+redis.call('RPUSH', KEYS[1], unpack(ARGV, 2))
+if redis.call('SET', KEYS[2], 'queued', 'NX', 'PX', ARGV[1]) then return 1 end
+return 0
+"""
+
+# KEYS: list, lease.  ARGV: token, lease ms, batch size.  False when another drainer holds the
+# shard; else the first events (none: the shard is empty and its lease is gone).
+_TAKE = """
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= 'queued' and holder ~= ARGV[1] then return false end
+if redis.call('LLEN', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[2])
+  return {}
+end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)
+"""
+
+# KEYS: list, lease.  ARGV: token, events handled, lease ms, batch size, "1" to hand over.
+# False when the lease was lost (another drainer took the shard: it re-reads these events and
+# finds them done).  Else {events left, next batch…}; handing over (or nothing left) returns no
+# batch and leaves the lease ``queued`` (or deleted), so whoever comes next may take the shard.
+_DONE = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return false end
+redis.call('LTRIM', KEYS[1], tonumber(ARGV[2]), -1)
+local left = redis.call('LLEN', KEYS[1])
+if left == 0 then
+  redis.call('DEL', KEYS[2])
+  return {0}
+end
+if ARGV[5] == '1' then
+  redis.call('SET', KEYS[2], 'queued', 'PX', ARGV[3])
+  return {left}
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+local out = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[4]) - 1)
+table.insert(out, 1, left)
+return out
+"""
+
+# KEYS: list, lease.  ARGV: token, lease ms.  A failed drainer hands its shard back at once.
+_RELEASE = """
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('SET', KEYS[2], 'queued', 'PX', ARGV[2]) end
+return 0
+"""
+
+# KEYS: lease.  ARGV: token, lease ms.  Keeps a working drainer's lease (1), unless it was lost (0).
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+# KEYS: list, lease.  ARGV: lease ms.  1 when the shard has events and nobody drains it (the
+# lease is set ``queued``: the caller sends the drain message).
+_STALLED = """
+if redis.call('LLEN', KEYS[1]) > 0 and redis.call('SET', KEYS[2], 'queued', 'NX', 'PX', ARGV[1]) then
+  return 1
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class QueuedEvent:
+    """An event as ``track`` validated it, read back from its shard."""
+
+    customer_id: str
+    name: str
+    properties: dict[str, Any]
+    event_id: str
+    timestamp: datetime
+
+
+def encode(customer_id: str, name: str, properties: dict[str, Any], event_id: str, timestamp: datetime) -> str:
+    """The compact record a shard list holds (``track`` validated every part already)."""
+    return json.dumps([customer_id, name, properties, event_id, timestamp.isoformat()], separators=(",", ":"))
+
+
+def decode(raw: str) -> QueuedEvent:
+    """Read a record back, checking it again: a record written past ``track`` (straight into
+    Redis) must not reach the runtime malformed.  Raises InputError."""
+    try:
+        customer_id, name, properties, event_id, stamp = json.loads(raw)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"queued event is not a 5-item JSON array: {exc}", field="event") from None
+    if not isinstance(properties, dict) or not isinstance(stamp, str):
+        raise InputError("queued event has malformed properties or timestamp", field="event")
+    moment = check_timestamp(stamp, datetime.now(UTC), max_future=None)
+    return QueuedEvent(check_customer_id(customer_id), check_event(name), properties, check_event_id(event_id), moment)
+
+
+class EventQueue:
+    """The shard lists and their drain leases on one Redis (thread-safe, cheap to build)."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        shards: int = EVENT_SHARDS,
+        lease: float = DRAIN_LEASE,
+        batch: int = DRAIN_BATCH,
+    ) -> None:
+        self.redis: Any = client
+        self._raw = streams(getattr(client, "connection_pool", None))
+        self.shards = shards
+        self.lease_ms = int(lease * 1000)
+        self.batch = batch
+        self._push = client.register_script(_PUSH)
+        self._take = client.register_script(_TAKE)
+        self._done = client.register_script(_DONE)
+        self._release = client.register_script(_RELEASE)
+        self._stalled = client.register_script(_STALLED)
+        self._renew = client.register_script(_RENEW)
+
+    def shard_of(self, customer_id: str) -> int:
+        return zlib.crc32(customer_id.encode()) % self.shards
+
+    def _keys(self, shard: int) -> list[str]:
+        return [keys.event_queue(shard), keys.event_drain(shard)]
+
+    # --- producing ------------------------------------------------------------------------------
+    def push(self, customer_id: str, record: str) -> int | None:
+        """Append one event (durable when this returns); the shard to nudge, or None."""
+        shard = self.shard_of(customer_id)
+        return shard if self._run(self._push, self._keys(shard), [self.lease_ms, record]) else None
+
+    def _run(self, script: Any, keys_: list[str], args: list[Any]) -> Any:
+        """One script call; on a real server through the store's hiredis-packed batch (``track``'s
+        whole cost is this call, and redis-py's command path is most of it), loading the script
+        once after a Redis restart."""
+        if not self._raw:
+            return script(keys=keys_, args=args)
+        for attempt in range(2):
+            batch: Any = Batch(self.redis)  # (redis-py's stubs type evalsha for clients only)
+            batch.evalsha(script.sha, len(keys_), *keys_, *args)
+            try:
+                return batch.execute()[0]
+            except redis.exceptions.NoScriptError:
+                if attempt:
+                    raise
+                self.redis.script_load(script.script)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def push_many(self, items: Iterable[tuple[str, str]]) -> list[int]:
+        """Append many events (customer id, record) in one round trip; the shards to nudge."""
+        by_shard: dict[int, list[str]] = {}
+        for customer_id, record in items:
+            by_shard.setdefault(self.shard_of(customer_id), []).append(record)
+        if not by_shard:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        calls: list[int] = []
+        for shard, records in by_shard.items():
+            for start in range(0, len(records), PUSH_CHUNK):
+                chunk = records[start : start + PUSH_CHUNK]
+                self._push(keys=self._keys(shard), args=[self.lease_ms, *chunk], client=pipe)
+                calls.append(shard)
+        return sorted({shard for shard, nudge in zip(calls, pipe.execute(), strict=True) if nudge})
+
+    # --- draining -------------------------------------------------------------------------------
+    def take(self, shard: int, token: str) -> list[str] | None:
+        """Take the shard's lease and its first batch; None when another drainer holds it."""
+        reply = self._take(keys=self._keys(shard), args=[token, self.lease_ms, self.batch])
+        return None if reply is None else list(reply)
+
+    def done(self, shard: int, token: str, handled: int, *, handover: bool = False) -> tuple[int, list[str]] | None:
+        """Drop the handled events and renew the lease: (events left, next batch), or None when the
+        lease was lost.  ``handover`` leaves the shard ``queued`` for a fresh drain message."""
+        reply = self._done(
+            keys=self._keys(shard), args=[token, handled, self.lease_ms, self.batch, "1" if handover else "0"]
+        )
+        if reply is None:
+            return None
+        return int(reply[0]), list(reply[1:])
+
+    def release(self, shard: int, token: str) -> None:
+        self._release(keys=self._keys(shard), args=[token, self.lease_ms])
+
+    def renew(self, held: list[tuple[int, str]]) -> None:
+        """Extend the leases (shard, token) this process holds, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for shard, token in held:
+            self._renew(keys=[keys.event_drain(shard)], args=[token, self.lease_ms], client=pipe)
+        pipe.execute()
+
+    def stalled(self) -> list[int]:
+        """Shards with events and no drain queued or running (a drainer died, a nudge was lost);
+        each is marked ``queued`` here, so the caller must send one drain message per shard."""
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in range(self.shards):
+            self._stalled(keys=self._keys(shard), args=[self.lease_ms], client=pipe)
+        return [shard for shard, flag in enumerate(pipe.execute()) if flag]
+
+    def depths(self) -> list[int]:
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in range(self.shards):
+            pipe.llen(keys.event_queue(shard))
+        return [int(depth) for depth in pipe.execute()]
+
+    def depth(self) -> int:
+        """Events tracked and not handled yet, over every shard."""
+        return sum(self.depths())
+
+    # --- events that could not be handled ------------------------------------------------------
+    def bury(self, record: str, reason: str) -> None:
+        """Keep an event no worker could handle (with why), capped to the newest ``DEAD_KEPT``."""
+        entry = json.dumps({"reason": reason, "record": record}, separators=(",", ":"))
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.rpush(keys.dead_events(), entry)
+        pipe.ltrim(keys.dead_events(), -DEAD_KEPT, -1)
+        pipe.execute()
+
+    def dead(self) -> int:
+        return int(self.redis.llen(keys.dead_events()))

@@ -1,0 +1,119 @@
+"""Events: applied to the profile once, then seen by live runs (goals, exits, waits) and triggers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from orchestrator import engine, metrics
+from orchestrator.engine.derive import ORDER_EVENTS, derive_profile
+from orchestrator.engine.enrollment import (
+    Decision,
+    EventArrived,
+)
+from orchestrator.engine.run_ids import run_id_for
+from orchestrator.language.profile import Profile
+from orchestrator.runtime.entries import EntryRunner
+from orchestrator.store import EventState, StoredEnrollment
+
+
+class EventRunner(EntryRunner):
+    """Events and profile changes."""
+
+    def handle_event(
+        self, customer_id: str, name: str, properties: dict[str, Any], event_id: str, timestamp: datetime
+    ) -> str:
+        """Apply an event once: profile first, then goals/exits of live runs, then triggers.
+
+        Returns ``duplicate`` or ``handled``.  A redelivered event whose profile part was applied
+        but whose journey part was not finishes the journey part (entries are keyed by event id).
+        """
+        seen = self.store.apply_event(
+            customer_id,
+            event_id,
+            lambda p: derive_profile(p, name, properties, timestamp),
+            read_only=name not in ORDER_EVENTS,
+        )
+        if seen.state == "done":
+            self.store.count("events_duplicate")
+            metrics.event("duplicate")
+            return "duplicate"
+        now = self.clock()
+        event = EventArrived(name, dict(properties), event_id, timestamp)
+        # Stats and replaced-timer clean-up of everything this event causes are written with the
+        # closing pipeline below: they are bookkeeping, not state, and a crash before it only
+        # loses counts (and leaves stale timers, which are harmless).
+        deferred: list[Callable[[Any], None]] = []
+        self._local.deferred = deferred
+        try:
+            self._journeys_see(customer_id, name, properties, event_id, event, seen, now)
+        finally:
+            self._local.deferred = None
+
+        def finished(pipe: Any) -> None:
+            for build in deferred:
+                build(pipe)
+            self.store.finish_event(customer_id, event_id, pipe)
+            self.store.count("events_handled", 1, pipe)
+
+        self.store.run(finished)
+        metrics.event("handled")
+        return "handled"
+
+    def _journeys_see(
+        self,
+        customer_id: str,
+        name: str,
+        properties: dict[str, Any],
+        event_id: str,
+        event: EventArrived,
+        seen: EventState,
+        now: datetime,
+    ) -> None:
+        profile = seen.profile
+        live = seen.live
+        if live:
+            self._live_runs_see(profile, event, live)
+            live = self.store.live_runs(customer_id)
+        for journey in self.journeys.current.values():
+            if engine.matches_trigger(journey, name, properties, profile, now=now) and engine.in_audience(
+                journey, profile, now
+            ):
+                run_id = run_id_for(journey.id, customer_id, event_id)
+                self.enter(
+                    journey,
+                    profile,
+                    run_id=run_id,
+                    trigger=dict(properties),
+                    live=live,
+                    last=seen.last,
+                    event_id=event_id,
+                )
+
+    def _live_runs_see(self, profile: Profile, event: EventArrived | None, live: dict[str, str] | None = None) -> None:
+        """Goals and exits first (a purchase ends the cart-abandonment run), then event waits."""
+        now = self.clock()
+        runs = live if live is not None else self.store.live_runs(profile.id)
+        for stored in self.store.get_enrollments(profile.id, runs):
+
+            def decide(current: StoredEnrollment) -> Decision | None:
+                journey = self.journey_of(current.enrollment)
+                if journey is None or current.enrollment.finished:
+                    return None
+                exit_decision = engine.check_exit(journey, current.enrollment, profile, event, now=now)
+                if exit_decision is not None:
+                    return exit_decision
+                if event is not None and current.enrollment.waiting_for == event.name:
+                    return engine.advance(
+                        journey, current.enrollment, profile, event, now=now, settings_timezone=self.tz
+                    )
+                return None
+
+            self._decide_and_store(profile.id, stored.enrollment.run_id, decide, first=stored)
+
+    def profile_changed(self, customer_id: str) -> None:
+        """After ``identify``: profile-condition goals and exits may now hold."""
+        profile = self.store.get_profile(customer_id)
+        if profile is not None:
+            self._live_runs_see(profile, None)

@@ -1,0 +1,220 @@
+"""Enrollments, changed only by compare-and-set on their revision, with the customer's live runs,
+last entries and the profile updates a decision recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from orchestrator.engine.enrollment import Enrollment, SendAction
+from orchestrator.language.profile import Profile
+from orchestrator.store import keys
+from orchestrator.store.base import StoreBase
+from orchestrator.store.codec import (
+    PendingUpdate,
+    StoredEnrollment,
+    cas_args,
+    conflict,
+    enrollment_keys,
+    entry_times,
+    lua_pairs,
+    parse_stored,
+    pending_from_json,
+    profile_json,
+    read_keys,
+    with_updates,
+)
+from orchestrator.store.run_codec import split_runs
+from orchestrator.store.scripts import SEEN_TTL
+
+
+class EnrollmentStore(StoreBase):
+    """Enrollments and the per-customer indexes that point at them."""
+
+    def get_enrollment(self, customer_id: str, run_id: str) -> StoredEnrollment | None:
+        """A run, live or finished."""
+        return self.get_runs([(customer_id, run_id)])[0]
+
+    def get_enrollments(self, customer_id: str, run_ids: Iterable[str]) -> list[StoredEnrollment]:
+        found = self.get_runs([(customer_id, run_id) for run_id in run_ids])
+        return [stored for stored in found if stored is not None]
+
+    def get_runs(self, runs: Sequence[tuple[str, str]]) -> list[StoredEnrollment | None]:
+        """Many runs (customer id, run id), live or finished: one script call per customer, one
+        round trip in all."""
+        if not runs:
+            return []
+        by_customer: dict[str, list[int]] = {}
+        for index, (customer_id, _run) in enumerate(runs):
+            by_customer.setdefault(customer_id, []).append(index)
+
+        def build(pipe: Any) -> None:
+            for customer_id, indices in by_customer.items():
+                run_ids = [runs[index][1] for index in indices]
+                names = [keys.runs(customer_id), *(keys.finished_run(customer_id, run) for run in run_ids)]
+                self.evalsha(pipe, "get", names, run_ids)
+
+        found: list[StoredEnrollment | None] = [None] * len(runs)
+        for (customer_id, indices), replies in zip(by_customer.items(), self.run(build), strict=True):
+            for index, values in zip(indices, replies, strict=True):
+                found[index] = parse_stored(customer_id, runs[index][1], values)
+        return found
+
+    def live_runs(self, customer_id: str) -> dict[str, str]:
+        """Run id → journey id of the customer's unfinished enrollments."""
+        return split_runs(self.redis.hgetall(keys.runs(customer_id)))[0]
+
+    def last_entries(self, customer_id: str) -> dict[str, datetime]:
+        return split_runs(self.redis.hgetall(keys.runs(customer_id)))[1]
+
+    def customers(self, customer_ids: list[str]) -> dict[str, tuple[Profile, dict[str, str], dict[str, datetime]]]:
+        """Profile, live runs and last entries of many customers: one script call per slot group,
+        one round trip in all (cohort fan-out).  Unknown customers are left out."""
+        groups = self.slot_groups(customer_ids)
+
+        def build(pipe: Any) -> None:
+            for group in groups:
+                names = [key for customer_id in group for key in read_keys(customer_id)[:3]]
+                self.evalsha(pipe, "read_many", names, [])
+
+        found: dict[str, tuple[Profile, dict[str, str], dict[str, datetime]]] = {}
+        validate = Profile.model_validate_json
+        for group, replies in zip(groups, self.run(build), strict=True):
+            for customer_id, reply in zip(group, replies, strict=True):
+                if reply[0]:
+                    raw, consent, live, last = reply
+                    profile = validate(raw)
+                    if consent:
+                        profile.consent = {channel: value == "1" for channel, value in lua_pairs(consent).items()}
+                    found[customer_id] = (
+                        profile,
+                        lua_pairs(live) if live else {},
+                        entry_times(lua_pairs(last)) if last else {},
+                    )
+        return found
+
+    def entry_state(self, customer_ids: list[str]) -> dict[str, tuple[dict[str, str], dict[str, datetime]]]:
+        """Live runs and last entries of many customers in one round trip (cohort fan-out)."""
+
+        def build(pipe: Any) -> None:
+            for customer_id in customer_ids:
+                pipe.hgetall(keys.runs(customer_id))
+
+        replies = self.run(build)
+        return {customer_id: split_runs(reply) for customer_id, reply in zip(customer_ids, replies, strict=True)}
+
+    def create_enrollment(
+        self, enrollment: Enrollment, send: SendAction | None = None, timer: tuple[int, float] | None = None
+    ) -> bool:
+        """Store a new enrollment; False when that run id exists already (a redelivered entry)."""
+        return bool(
+            self.run(lambda pipe: self.write_enrollment(pipe, enrollment, expected=-1, send=send, timer=timer))[-1]
+        )
+
+    def cas_enrollment(
+        self,
+        enrollment: Enrollment,
+        *,
+        expected: int,
+        send: SendAction | None = None,
+        timer: tuple[int, float] | Literal["keep"] | None = "keep",
+    ) -> None:
+        """Replace the enrollment stored at revision ``expected``; raise StateConflict if it moved.
+
+        ``timer`` is the enrollment's new live timer (revision, due epoch), None to forget it, or
+        ``keep``.
+        """
+        written = self.run(
+            lambda pipe: self.write_enrollment(pipe, enrollment, expected=expected, send=send, timer=timer)
+        )
+        if not written[-1]:
+            raise conflict(enrollment, expected)
+
+    def write_enrollment(
+        self,
+        pipe: Any,
+        enrollment: Enrollment,
+        *,
+        expected: int,
+        send: SendAction | None,
+        timer: tuple[int, float] | Literal["keep"] | None,
+        claim: tuple[str, float] | None = None,
+        pending: str = "",
+    ) -> None:
+        """Queue the compare-and-set of an enrollment on a pipeline (``expected=-1`` creates it).
+
+        Its reply is 1 when written, 0 when the revision moved (or, creating, the run exists).
+        ``claim`` (idempotency key, lease expiry) claims the new send for the caller when it wins;
+        ``pending`` (from :func:`pending_json`) records the decision's profile updates atomically.
+        """
+        args = cas_args(enrollment, expected, send, timer, claim, pending)
+        self.evalsha(pipe, "cas", enrollment_keys(enrollment.customer_id, enrollment.run_id), args)
+
+    def pending_updates(self, customer_id: str, run_id: str, revision: int) -> list[PendingUpdate]:
+        """The profile updates recorded with this revision and not yet cleared (re-drive after a crash)."""
+        raw = self.redis.hget(keys.pending_updates(customer_id), f"{run_id}|{revision}")
+        return pending_from_json(raw) if raw else []
+
+    def clear_pending(self, customer_id: str, run_id: str, revision: int, pipe: Any = None) -> None:
+        """Every update of that revision is applied: forget them."""
+        (pipe or self.redis).hdel(keys.pending_updates(customer_id), f"{run_id}|{revision}")
+
+    def apply_update(self, update: PendingUpdate) -> bool:
+        """Apply one journey ``update`` to its customer's profile at most once (keyed by run id and
+        step id); False when it was applied before.  Optimistic: the write happens only if the
+        profile did not change since it was read (else read again)."""
+        profile_key, applied_key = keys.profile(update.customer_id), keys.applied_updates(update.customer_id)
+        while True:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hexists(applied_key, update.key)
+            pipe.get(profile_key)
+            done, raw = pipe.execute()
+            if done:
+                return False
+            current = Profile.model_validate_json(raw) if raw else Profile(id=update.customer_id)
+            changed = with_updates(current, update.set, update.increment)
+            result = self._script(
+                "apply", [profile_key, applied_key], [raw or "", profile_json(changed), update.key, SEEN_TTL]
+            )
+            if result == "new":
+                return True
+            if result != "conflict":
+                return False
+
+    def create_enrollments(
+        self,
+        pipe: Any,
+        items: list[tuple[Enrollment, SendAction | None, tuple[int, float] | None, str]],
+        claims: list[tuple[str, float] | None] | None = None,
+    ) -> list[list[int]]:
+        """Queue the creation of many enrollments (enrollment, send, timer, pending updates) with one
+        compare-and-set script call per slot group.  Returns, per queued call, the indices of the
+        items it carries: its reply lists 1 (created) or 0 (the run existed) for each, in that order.
+
+        ``claims`` (per item: idempotency key and lease expiry, or None) claims each new send for
+        the caller when its creation wins, as :meth:`write_enrollment` does for one."""
+        by_customer: dict[str, list[int]] = {}
+        for index, (enrollment, _s, _t, _p) in enumerate(items):
+            by_customer.setdefault(enrollment.customer_id, []).append(index)
+        groups = self.slot_groups(by_customer)
+        for group in groups:
+            names: list[str] = []
+            args: list[Any] = []
+            for customer_id in group:
+                for index in by_customer[customer_id]:
+                    enrollment, send, timer, pending = items[index]
+                    names.extend(enrollment_keys(customer_id, enrollment.run_id))
+                    args.extend(cas_args(enrollment, -1, send, timer, claims[index] if claims else None, pending))
+            self.evalsha(pipe, "cas_many", names, args)
+        return [[index for customer_id in group for index in by_customer[customer_id]] for group in groups]
+
+    def set_timer_field(self, customer_id: str, run_id: str, revision: int, due: float, pipe: Any = None) -> None:
+        """Remember the live timer of an enrollment (a deferred send), so a later cancel finds it.
+
+        Only a live run has a timer: a finished or unknown one is left as it is."""
+        args = [run_id, str(revision), f"!{due!r}"]
+        if pipe is None:
+            self._script("timer", [keys.runs(customer_id)], args)
+        else:
+            self.evalsha(pipe, "timer", [keys.runs(customer_id)], args)

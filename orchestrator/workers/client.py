@@ -1,0 +1,30 @@
+"""A Python client on ``REDIS_URL`` whose events reach the workers started with
+``dramatiq orchestrator.worker``: the intake API bound to the same broker and actors."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import redis
+
+from orchestrator.errors import ConfigurationError
+from orchestrator.language.inputs import MAX_FUTURE
+from orchestrator.runtime.intake import Loyaloop
+from orchestrator.settings import Settings, load_settings
+from orchestrator.workers.broker import setup
+
+
+def connect(
+    settings: Settings | None = None, *, client: redis.Redis | None = None, max_future: timedelta = MAX_FUTURE
+) -> Loyaloop:
+    """A client sending to the workers; ``client`` is the Redis it writes to (one on ``REDIS_URL``
+    when not given), ``max_future`` how far ahead an event's timestamp may be."""
+    settings = settings or load_settings()
+    if not settings.redis_url:
+        raise ConfigurationError(
+            "REDIS_URL is not set; export REDIS_URL=redis://host:6379/0 to reach the workers' Redis "
+            "(without it, Loyaloop runs embedded only inside `loyaloop demo`)"
+        )
+    _broker, actors = setup(settings)
+    redis_client = client if client is not None else redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    return Loyaloop(actors, redis_client, max_future=max_future)

@@ -1,0 +1,124 @@
+"""Consent per channel and the suppression list: stored apart from the profile, addresses only as
+hashes, and the gate obeying both."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+import pytest
+import redis
+
+from orchestrator.errors import InputError
+from orchestrator.gate.consent import (
+    address_hash,
+    consent_history,
+    is_suppressed,
+    normalize_address,
+    read_consent,
+    set_consent,
+    suppress,
+    suppression_reason,
+    unsuppress,
+)
+from orchestrator.gate.policy import Gate, SendRequest
+from orchestrator.settings import Settings
+from orchestrator.store import keys
+
+NOW = datetime(2026, 2, 2, 12, 0, tzinfo=UTC)
+
+
+def send(key: str, *, category: str = "marketing", consent: dict[str, bool] | None = None) -> SendRequest:
+    return SendRequest(
+        customer_id="ann",
+        channel="email",
+        category=category,  # type: ignore[arg-type]
+        journey_id="welcome",
+        journey_tags=(),
+        priority=50,
+        idempotency_key=key,
+        address="Ann@Example.test",
+        consent={"email": True} if consent is None else consent,
+        timezone="UTC",
+    )
+
+
+def test_consent_round_trip_and_history(redis_client: redis.Redis) -> None:
+    """Consent lives in its own hash as "1"/"0"; every change leaves an audit entry with its source."""
+    assert read_consent(redis_client, "ann") == {}
+    set_consent(redis_client, "ann", "email", True, source="signup")
+    set_consent(redis_client, "ann", "sms", False, source="api")
+    assert read_consent(redis_client, "ann") == {"email": True, "sms": False}
+    assert redis_client.hgetall(keys.consent("ann")) == {"email": "1", "sms": "0"}
+    history = consent_history(redis_client, "ann")
+    assert [(h["channel"], h["granted"], h["source"]) for h in history] == [
+        ("email", "1", "signup"),
+        ("sms", "0", "api"),
+    ]
+
+
+def test_consent_needs_a_source(redis_client: redis.Redis) -> None:
+    """A change without a source cannot be audited, so it is refused."""
+    with pytest.raises(InputError) as caught:
+        set_consent(redis_client, "ann", "email", True, source="")
+    assert caught.value.field == "source"
+
+
+def test_withdrawn_consent_blocks_marketing_and_resubscribe_allows(redis_client: redis.Redis) -> None:
+    """Withdrawn in Redis beats a stale profile saying yes; re-granting lets the next send through;
+    transactional mail ignores marketing consent."""
+    gate = Gate(redis_client, Settings())
+    assert gate.check(send("m1"), now=NOW).allowed
+    set_consent(redis_client, "ann", "email", False, source="unsubscribe")
+    blocked = gate.check(send("m2"), now=NOW)
+    assert blocked.outcome == "no_consent" and blocked.reason == "no marketing consent for email"
+    assert gate.check(send("receipt", category="transactional"), now=NOW).allowed
+    set_consent(redis_client, "ann", "email", True, source="preference-center")
+    assert gate.check(send("m3", consent={}), now=NOW).allowed
+
+
+def test_profile_consent_decides_when_nothing_recorded(redis_client: redis.Redis) -> None:
+    """Without a recorded choice the profile's consent counts: absent or False means no."""
+    gate = Gate(redis_client, Settings())
+    assert gate.check(send("a", consent={}), now=NOW).outcome == "no_consent"
+    assert gate.check(send("b", consent={"email": False}), now=NOW).outcome == "no_consent"
+    assert gate.check(send("c", consent={"sms": True}), now=NOW).outcome == "no_consent"
+
+
+def test_addresses_are_normalized_before_hashing() -> None:
+    """Case and spacing of e-mails, punctuation of phone numbers do not dodge the list; push tokens
+    keep their case."""
+    assert normalize_address("  Ann@Example.TEST ") == "ann@example.test"
+    assert normalize_address("+31 6-1234 (5678)") == "+31612345678"
+    assert normalize_address("fcmTokenAbC") == "fcmTokenAbC"
+    assert address_hash("ANN@example.test") == hashlib.sha256(b"ann@example.test").hexdigest()
+
+
+def test_suppression_stores_only_hashes(redis_client: redis.Redis) -> None:
+    """The list maps SHA-256 digests to reasons; the address itself is nowhere in Redis."""
+    suppress(redis_client, "Ann@Example.test", "hard_bounce")
+    assert is_suppressed(redis_client, "ann@example.test")
+    assert suppression_reason(redis_client, " ANN@example.test") == "hard_bounce"
+    stored = redis_client.hgetall(keys.suppressed())
+    assert stored == {address_hash("ann@example.test"): "hard_bounce"}
+    dump = " ".join(str(redis_client.dump(key)) for key in redis_client.keys("*"))
+    assert "example" not in dump.lower()
+    assert unsuppress(redis_client, "ann@example.test") is True
+    assert unsuppress(redis_client, "ann@example.test") is False
+    assert not is_suppressed(redis_client, "ann@example.test")
+
+
+def test_suppressed_address_blocks_every_category_and_outranks_other_checks(redis_client: redis.Redis) -> None:
+    """A suppressed address gets no marketing and no receipts, and nothing is recorded for it."""
+    gate = Gate(redis_client, Settings())
+    suppress(redis_client, "ann@example.test", "spam_report")
+    assert gate.check(send("m"), now=NOW).outcome == "suppressed"
+    assert gate.check(send("t", category="transactional"), now=NOW).outcome == "suppressed"
+    assert gate.check(send("n", consent={}), now=NOW).outcome == "suppressed"
+    assert redis_client.exists(keys.send_log("ann")) == 0
+
+
+def test_empty_address_cannot_be_suppressed(redis_client: redis.Redis) -> None:
+    """Suppressing "" would be a silent no-op in practice; it is refused instead."""
+    with pytest.raises(InputError):
+        suppress(redis_client, "  ", "hard_bounce")

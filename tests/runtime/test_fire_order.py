@@ -1,0 +1,60 @@
+"""Firing a batch of due timers: each customer's timers in (due, priority, journey, step) order,
+read with one pipelined round trip, and a malformed member never holds up the rest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from orchestrator.engine.run_ids import date_timer_run
+from orchestrator.language.journey import Journey
+from orchestrator.runtime.fire_order import due_order
+from tests.runtime.harness import journey, running
+
+
+def _waiter(journey_id: str, priority: int, wait: str) -> Journey:
+    return journey(
+        {"id": journey_id, "name": journey_id, "trigger": {"event": "signup"}, "priority": priority,
+         "steps": [{"id": "pause", "wait": wait}, {"id": "offer", "send": "email", "template": "hello"}]}
+    )  # fmt: skip
+
+
+def test_due_order_sorts_each_customer_by_due_then_priority_then_journey(redis_url: str, tmp_path: Path) -> None:
+    """Customers keep their first-seen order; within one, the earlier due time comes first, then the
+    higher priority, then the journey id; a date-entry pseudo run (no enrollment) comes last."""
+    flows = [
+        _waiter("alpha", 10, "1h"),
+        _waiter("beta", 90, "1h"),
+        _waiter("gamma", 10, "1h"),
+        _waiter("early", 0, "30m"),
+    ]
+    with running(redis_url, tmp_path, flows) as h:
+        for cid in ("c1", "c2"):
+            h.api.identify(cid, {"email": f"{cid}@example.com", "consent": {"email": True}})
+            h.api.track(cid, "signup")
+        h.settle()
+        h.clock.advance(hours=2)
+        claimed = h.runtime.timers.claim_due(h.clock().timestamp())
+        pseudo = ("c1", date_timer_run("alpha", 2026), 0)
+        batch = [pseudo, *reversed([(t.customer_id, t.run_id, t.revision) for t in claimed])]
+        ordered = due_order(h.runtime, batch)
+    assert [(t.customer_id, t.journey_id) for t in ordered] == [
+        ("c1", "early"), ("c1", "beta"), ("c1", "alpha"), ("c1", "gamma"), ("c1", "alpha"),
+        ("c2", "early"), ("c2", "beta"), ("c2", "alpha"), ("c2", "gamma"),
+    ]  # fmt: skip
+    assert ordered[4].run_id == pseudo[1] and ordered[0].step_id == "pause"
+
+
+def test_a_malformed_member_is_counted_and_the_rest_of_the_batch_fires(redis_url: str, tmp_path: Path) -> None:
+    """A fire_timers message with one unreadable member still fires and acknowledges the others;
+    the message is counted as malformed once."""
+    with running(redis_url, tmp_path, [_waiter("alpha", 50, "1h")]) as h:
+        h.api.identify("c1", {"email": "c1@example.com", "consent": {"email": True}})
+        h.api.track("c1", "signup")
+        h.settle()
+        h.clock.advance(hours=1, minutes=1)
+        members = [t.member for t in h.runtime.timers.claim_due(h.clock().timestamp())]
+        h.actors.fire_timers.send(["no separators", *members])
+        h.settle()
+        assert [m["journey_id"] for m in h.outbox()] == ["alpha"]
+        assert h.runtime.store.refused_counts() == {"message:timers:ValueError": 1}
+        assert h.runtime.timers.leased() == 0
