@@ -15,6 +15,7 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
 
 from orchestrator.errors import TemplateError
+from orchestrator.language import limits
 from orchestrator.language.sandbox import GuardedEnvironment
 
 
@@ -62,7 +63,12 @@ def check_syntax(expression: str) -> str | None:
 def evaluate(expression: str, context: dict[str, Any]) -> Any:
     """Evaluate an expression against ``context`` (``profile``, ``event``, ``trigger``, ``now``)."""
     try:
-        return _compiled(expression)(**context)
+        with limits.budget(f"condition {expression!r}", limits.CONDITION_SECONDS):
+            return _compiled(expression)(**context)
+    except limits.RenderLimitExceeded as exc:
+        raise TemplateError(f"condition {expression!r} is too costly: {exc}") from exc
+    except RecursionError as exc:
+        raise TemplateError(f"condition {expression!r} nests too deeply") from exc
     except TemplateSyntaxError as exc:
         raise TemplateError(f"condition {expression!r} does not parse: {exc.message}") from exc
     except UndefinedError as exc:

@@ -21,6 +21,7 @@ from jinja2 import TemplateError as JinjaTemplateError
 from jinja2.exceptions import SecurityError, UndefinedError
 
 from orchestrator.errors import TemplateError
+from orchestrator.language import limits
 from orchestrator.language.sandbox import GuardedEnvironment
 from orchestrator.message import sms_segments
 
@@ -187,7 +188,8 @@ class Renderer:
     def render(self, channel: str, template: str, locale: str | None, context: dict[str, Any]) -> RenderedContent:
         """Render every part of a template; any failure is a :class:`TemplateError` naming the part."""
         used, parts = self.choose(channel, template, locale)
-        texts = {part: self._render_part(item, context) for part, item in parts.items()}
+        with limits.budget(f"template {channel}/{template}", limits.MESSAGE_SECONDS):
+            texts = {part: self._render_part(item, context) for part, item in parts.items()}
         data = _data(texts.pop("data", None), template)
         body = texts.get("body", "") if channel == "push" else texts.get("txt", texts.get("body", ""))
         return RenderedContent(
@@ -204,7 +206,18 @@ class Renderer:
     def _render_part(self, item: TemplateFile, context: dict[str, Any]) -> str:
         where = f"template {item.channel}/{item.relative}"
         try:
-            return self.env.get_template(item.loader_name).render(context)
+            chunks: list[str] = []
+            size = 0
+            for chunk in self.env.get_template(item.loader_name).generate(context):
+                size += len(chunk)
+                if size > limits.MAX_OUTPUT:
+                    raise limits.RenderLimitExceeded(f"it is longer than {limits.MAX_OUTPUT:,} characters")
+                chunks.append(chunk)
+            return "".join(chunks)
+        except limits.RenderLimitExceeded as exc:
+            raise TemplateError(f"{where} is too costly to render: {exc}") from exc
+        except RecursionError as exc:
+            raise TemplateError(f"{where} calls its macros too deeply") from exc
         except UndefinedError as exc:
             raise TemplateError(f"{where}: {exc.message}") from exc
         except SecurityError as exc:

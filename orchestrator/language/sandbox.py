@@ -5,6 +5,10 @@ when the line runs for a real customer.  Marketers' text is untrusted, so we als
 attempts *statically*: the parsed template is walked before it is ever compiled, and any dunder,
 ``mro`` or ``__globals__`` access is a validation error with a line number.  The same walk finds
 the ``profile.x`` / ``event.y`` references that the catalogue check needs.
+
+Untrusted text must not be able to cost a worker either: every loop, repetition, power, padding,
+join and output goes through :mod:`orchestrator.language.limits` (sizes refused before they are
+allocated, a time and iteration budget per message).
 """
 
 from __future__ import annotations
@@ -18,8 +22,13 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError
+from jinja2.filters import FILTERS
 from jinja2.parser import Parser
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.visitor import NodeTransformer
+
+from orchestrator.language import limits
 
 #: Attribute names that lead out of the sandbox even without a leading underscore.
 UNSAFE_ATTRIBUTES = frozenset(
@@ -147,13 +156,89 @@ TIME_GLOBALS: dict[str, Callable[[float], timedelta]] = {
 }
 
 
+def _wrap_filters(filters: dict[str, Any]) -> None:
+    """The built-in filters that pad, join or replace check what they would build."""
+    center, indent, join, replace, format_ = (
+        FILTERS[name] for name in ("center", "indent", "join", "replace", "format")
+    )
+
+    def bounded_center(value: Any, width: int = 80) -> str:
+        limits.check_repeat(" ", width)
+        return str(center(value, width))
+
+    def bounded_indent(value: Any, width: int | str = 4, *args: Any, **kwargs: Any) -> str:
+        if isinstance(width, int):
+            limits.check_repeat(" ", width * max(1, str(value).count("\n") + 1))
+        return str(limits.check_built(indent(value, width, *args, **kwargs), "indenting"))
+
+    def bounded_join(eval_ctx: Any, value: Any, d: str = "", attribute: Any = None) -> str:
+        items = list(value) if not isinstance(value, str) else value
+        limits.check_built([items, d * max(0, len(items) - 1)], "joining")
+        return str(join(eval_ctx, items, d, attribute))
+
+    def bounded_replace(eval_ctx: Any, s: str, old: str, new: str, count: int | None = None) -> str:
+        text = str(s)
+        times = text.count(str(old)) if old else len(text) + 1
+        limits.check_built([text, str(new) * min(times, count if count is not None else times)], "replacing")
+        return str(replace(eval_ctx, s, old, new, count))
+
+    def bounded_format(value: str, *args: Any, **kwargs: Any) -> str:
+        limits.check_widths(value)
+        _no_starred_width(value, args)
+        return str(format_(value, *args, **kwargs))
+
+    bounded_join.jinja_pass_arg = join.jinja_pass_arg  # type: ignore[attr-defined]
+    bounded_replace.jinja_pass_arg = replace.jinja_pass_arg  # type: ignore[attr-defined]
+    filters.update(
+        center=bounded_center, indent=bounded_indent, join=bounded_join, replace=bounded_replace, format=bounded_format
+    )
+
+
+#: A ``format`` specification taking its width from an argument (``{:>{w}}``).
+_NESTED_SPEC = re.compile(r":[^{}]*\{")
+
+
+def _no_starred_width(format_string: Any, args: Any) -> None:
+    """``'%*d' % (300000000, 1)`` takes its width from the arguments."""
+    if isinstance(format_string, str) and ("*" in format_string or _NESTED_SPEC.search(format_string)):
+        values = args if isinstance(args, tuple | list) else [args]
+        for value in values:
+            if isinstance(value, int) and not isinstance(value, bool):
+                limits.check_repeat(" ", value)
+
+
+class _LoopBudget(NodeTransformer):
+    """Rewrites every ``{% for x in items %}`` to iterate over ``bounded_iter(items)`` and every
+    ``a ~ b`` to check the size of what it joined."""
+
+    def visit_For(self, node: nodes.For) -> nodes.Node:
+        self.generic_visit(node)
+        node.iter = nodes.Call(nodes.EnvironmentAttribute("bounded_iter"), [node.iter], [], None, None)
+        return node
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+        self.generic_visit(node)
+        return nodes.Call(nodes.EnvironmentAttribute("bounded_concat"), [node], [], None, None)
+
+
 class GuardedEnvironment(ImmutableSandboxedEnvironment):
-    """An immutable sandbox that also refuses escape attempts when a template is parsed."""
+    """An immutable sandbox that refuses escape attempts when a template is parsed, and bounds
+    what a template or condition may cost when it runs (:mod:`orchestrator.language.limits`)."""
+
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
 
     def __init__(self, **options: Any) -> None:
         options.setdefault("undefined", StrictUndefined)
+        options.setdefault("finalize", _counted)
         super().__init__(**options)
         self.globals.update(TIME_GLOBALS)
+        self.globals.pop("lipsum", None)  # generates any amount of text; no message needs it
+        _wrap_filters(self.filters)
+        self.bounded_iter = limits.bounded_iter
+
+    @staticmethod
+    def bounded_concat(text: str) -> str:
+        return str(limits.check_built(text, "joining text with '~'"))
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         tree = super()._parse(source, name, filename)
@@ -162,7 +247,9 @@ class GuardedEnvironment(ImmutableSandboxedEnvironment):
             line, what = unsafe[0]
             where = f"{name or 'expression'}, line {line}"
             raise SecurityError(f"{where}: {what} is not allowed in templates or conditions")
-        return tree
+        bounded = _LoopBudget().visit(tree)
+        assert isinstance(bounded, nodes.Template)
+        return bounded
 
     def parse_expression(self, source: str) -> nodes.Expr:
         """Parse a condition (no ``{{ }}``) to its syntax tree, refusing trailing junk."""
@@ -177,3 +264,50 @@ class GuardedEnvironment(ImmutableSandboxedEnvironment):
         if unsafe:
             raise SecurityError(f"condition {source!r}: {unsafe[0][1]} is not allowed in templates or conditions")
         return super().compile_expression(source, undefined_to_none)
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            limits.check_repeat(left, right)
+        elif operator == "**":
+            limits.check_power(left, right)
+        elif operator == "%" and isinstance(left, str):
+            limits.check_widths(left)
+            _no_starred_width(left, right)
+        result = super().call_binop(context, operator, left, right)
+        if operator == "+":
+            limits.check_built(result, "adding values")
+        return result
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        limits.check_clock()
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        limits.check_clock()
+        return super().getitem(obj, argument)
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        limits.check_clock()
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        format_string = value.__self__
+
+        def bounded(*args: Any, **kwargs: Any) -> str:
+            limits.check_widths(format_string)
+            _no_starred_width(format_string, [*args, *kwargs.values()])
+            return wrapped(*args, **kwargs)
+
+        return bounded
+
+
+def _counted(value: Any) -> Any:
+    """Every ``{{ }}`` output passes here: its size counts against the message's budget."""
+    if isinstance(value, str):
+        limits.count_output(len(value))
+    elif isinstance(value, list | tuple | dict | set | frozenset):
+        limits.count_output(limits.weight(value, limits.MAX_OUTPUT))
+    return value

@@ -17,6 +17,7 @@ from jinja2.parser import Parser
 
 from orchestrator.errors import Problem
 from orchestrator.language.catalogue import Catalogue
+from orchestrator.language.limits import costly_constructs
 from orchestrator.language.located import did_you_mean
 from orchestrator.language.render import LOCALE, environment, optional_parts, required_parts, template_files
 from orchestrator.language.sandbox import GuardedEnvironment, first_use, references, unsafe_accesses
@@ -95,6 +96,8 @@ def analyse(env: GuardedEnvironment, tree: nodes.Node, scope: Scope) -> list[tup
                 "use only the fields of profile, event and trigger",
             )
         )
+    for line, what in costly_constructs(tree):
+        out.append((line, f"{what} is too costly to render", "loop over fewer items and build smaller values"))
     if out:
         return out
     allowed = set(scope.names) | set(env.globals)
