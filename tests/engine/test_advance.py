@@ -95,9 +95,9 @@ def test_event_failing_the_filter_or_another_event_is_stale() -> None:
 
 
 def test_finished_enrollments_ignore_every_signal() -> None:
-    """Anything arriving after the end is stale."""
-    d = start(journey([{"id": "stop", "exit": True}]))
-    flow = journey([{"id": "stop", "exit": True}])
+    """Anything arriving after the end is stale, even an event that is one of the journey's goals."""
+    flow = journey([{"id": "stop", "exit": True}], goals=[{"event": "x.y"}])
+    d = start(flow)
     for signal in (Started(), TimerFired(1), event("x.y"), Delivered("stop", "sent")):
         out = advance(flow, d.enrollment, profile(), signal, now=NOW)
         assert out.enrollment is d.enrollment and out.actions == ()
