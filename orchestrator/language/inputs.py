@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import email_validator
+import phonenumbers
 from pydantic import ValidationError
 
 from orchestrator.errors import InputError
@@ -28,6 +30,14 @@ ATTRIBUTE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 #: Fields identify sets on the profile itself; anything else becomes an attribute.
 PROFILE_FIELDS = ("email", "phone", "push_tokens", "timezone", "locale")
 MAX_PROPERTIES_BYTES = 32_768
+#: How deeply properties and attributes may nest: far beyond any real event, well within what
+#: JSON encoders, pydantic and templates handle (pydantic refuses past about 255).
+MAX_DEPTH = 32
+#: Channels one identify may give or withdraw consent for.
+MAX_CONSENT_CHANNELS = 16
+MAX_PUSH_TOKEN = 4_096
+#: A channel name, as plugins must register them.
+CHANNEL = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 #: How far ahead of our clock a timestamp may be (the sender's clock skew), unless a door says otherwise.
 MAX_FUTURE = timedelta(days=1)
 #: Events from before the Unix epoch are mistakes (a zero date, a swapped field), not history.
@@ -99,39 +109,128 @@ def check_timestamp(
     return moment.astimezone(UTC)
 
 
-def check_properties(value: Any) -> dict[str, Any]:
+def nesting_depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """How deeply objects and arrays nest in ``value``, counted only up to ``limit`` + 1 (iteratively:
+    a deep value must not exhaust the interpreter's stack while it is being measured)."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, Mapping):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def check_properties(value: Any, field: str = "properties") -> dict[str, Any]:
+    """Plain JSON values with string keys, at most ``MAX_DEPTH`` deep and ``MAX_PROPERTIES_BYTES`` long.
+
+    The depth limit is what every later stage can handle (the queued record's codec, the profile's
+    serializer, templates): an event accepted here must never fail there.
+    """
     if value is None:
         return {}
     if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
-        raise InputError(
-            f"properties must be an object with string keys, got {type(value).__name__}", field="properties"
-        )
+        raise InputError(f"{field} must be an object with string keys, got {type(value).__name__}", field=field)
+    if nesting_depth(value) > MAX_DEPTH:
+        raise InputError(f"{field} are nested more than {MAX_DEPTH} levels deep; flatten them", field=field)
     try:
         text = json.dumps(dict(value), allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
-        raise InputError(f"properties must be plain JSON values: {exc}", field="properties") from None
+        raise InputError(f"{field} must be plain JSON values: {exc}", field=field) from None
     if len(text) > MAX_PROPERTIES_BYTES:
-        raise InputError(
-            f"properties are {len(text)} bytes; keep them under {MAX_PROPERTIES_BYTES}", field="properties"
-        )
+        raise InputError(f"{field} are {len(text)} bytes; keep them under {MAX_PROPERTIES_BYTES}", field=field)
     loaded: dict[str, Any] = json.loads(text)
     return loaded
 
 
-def check_attributes(attributes: Any) -> dict[str, Any]:
-    """Validate ``identify`` attributes; derived fields (orders, spend) are refused: events own them."""
-    values = check_properties(attributes)
+def check_email(value: Any) -> str:
+    """A deliverable-looking address, normalised (domain lower-cased); never looked up in DNS at
+    intake.  The address itself is not quoted back: it is personal data."""
+    if not isinstance(value, str):
+        raise InputError(f"email must be a string, got {type(value).__name__}", field="email")
+    try:
+        checked = email_validator.validate_email(value, check_deliverability=False)
+    except email_validator.EmailNotValidError as exc:
+        raise InputError(f"email is not a valid e-mail address: {exc}", field="email") from None
+    normalized: str = checked.normalized
+    return normalized
+
+
+def check_phone(value: Any) -> str:
+    """A valid number in international form, stored as E.164 (``+31612345678``) so every channel,
+    the suppression list and the inbound webhooks compare the same text."""
+    if not isinstance(value, str):
+        raise InputError(f"phone must be a string, got {type(value).__name__}", field="phone")
+    try:
+        parsed = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        parsed = None
+    if parsed is None or not phonenumbers.is_valid_number(parsed):
+        raise InputError(
+            "phone is not a valid number in international form; write it as +<country code><number>, e.g. +31612345678",
+            field="phone",
+        )
+    formatted: str = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return formatted
+
+
+def check_push_token(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > MAX_PUSH_TOKEN or any(ord(c) < 33 or ord(c) == 127 for c in value):
+        raise InputError(
+            f"push_token must be one device token of at most {MAX_PUSH_TOKEN} printable characters", field="push_token"
+        )
+    return value
+
+
+def check_consent(given: Any, known: frozenset[str] | None = None) -> dict[str, bool]:
+    """``{"email": true, "sms": false}``: channel names, each known when ``known`` is given."""
+    if not isinstance(given, Mapping) or not all(isinstance(v, bool) for v in given.values()):
+        raise InputError("consent must map channel names to true/false, e.g. {'email': true}", field="consent")
+    if len(given) > MAX_CONSENT_CHANNELS:
+        raise InputError(f"consent names {len(given)} channels; at most {MAX_CONSENT_CHANNELS}", field="consent")
+    for channel in given:
+        if not isinstance(channel, str) or not CHANNEL.match(channel):
+            raise InputError(
+                f"consent channel {str(channel)[:70]!r} is not a channel name; use e.g. 'email', 'sms', 'push'",
+                field="consent",
+            )
+        if known is not None and channel not in known:
+            raise InputError(
+                f"consent channel {channel!r} is not a channel here; known: {', '.join(sorted(known))}",
+                field="consent",
+            )
+    return dict(given)
+
+
+def check_attributes(attributes: Any, *, consent_channels: frozenset[str] | None = None) -> dict[str, Any]:
+    """Validate ``identify`` attributes, all of them before anything is stored: names, contact
+    points (normalised), consent channels; derived fields (orders, spend) are refused: events own them."""
+    values = check_properties(attributes, field="attributes")
     for name in values:
         if name == "consent":
             continue
         if name in DERIVED_FIELDS:
             raise InputError(f"{name!r} is derived from events and cannot be set with identify", field=name)
         if not ATTRIBUTE.match(name):
-            raise InputError(f"attribute name {name!r} is not valid; use lower_snake_case", field=name)
+            raise InputError(f"attribute name {name[:70]!r} is not valid; use lower_snake_case", field=name)
+    if values.get("email") is not None:
+        values["email"] = check_email(values["email"])
+    if values.get("phone") is not None:
+        values["phone"] = check_phone(values["phone"])
+    if "push_token" in values:
+        values["push_token"] = check_push_token(values["push_token"])
     if "consent" in values:
-        given = values["consent"]
-        if not isinstance(given, dict) or not all(isinstance(v, bool) for v in given.values()):
-            raise InputError("consent must map channel names to true/false, e.g. {'email': true}", field="consent")
+        values["consent"] = check_consent(values["consent"], consent_channels)
     return values
 
 

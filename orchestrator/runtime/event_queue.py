@@ -25,7 +25,14 @@ from typing import Any
 import redis
 
 from orchestrator.errors import InputError
-from orchestrator.language.inputs import check_customer_id, check_event, check_event_id, check_timestamp
+from orchestrator.language.inputs import (
+    MAX_DEPTH,
+    check_customer_id,
+    check_event,
+    check_event_id,
+    check_timestamp,
+    nesting_depth,
+)
 from orchestrator.store import keys
 from orchestrator.store.batch import Batch, streams
 
@@ -131,6 +138,8 @@ def decode(raw: str) -> QueuedEvent:
         raise InputError(f"queued event is not a 5-item JSON array: {exc}", field="event") from None
     if not isinstance(properties, dict) or not isinstance(stamp, str):
         raise InputError("queued event has malformed properties or timestamp", field="event")
+    if nesting_depth(properties) > MAX_DEPTH:
+        raise InputError(f"queued event properties are nested more than {MAX_DEPTH} levels deep", field="properties")
     moment = check_timestamp(stamp, datetime.now(UTC), max_future=None)
     return QueuedEvent(check_customer_id(customer_id), check_event(name), properties, check_event_id(event_id), moment)
 
