@@ -21,9 +21,9 @@ def _queue_length(url: str, queue: str) -> int:
         client.close()
 
 
-def test_sweep_requeues_what_a_dead_worker_held(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A message fetched by a worker that then dies is back on its queue after heartbeat + one sweep."""
-    monkeypatch.setenv("LOYALOOP_HEARTBEAT_MS", "300")
+def test_sweep_requeues_what_a_dead_worker_held(redis_url: str) -> None:
+    """A message fetched by a worker that then dies is back on its queue after heartbeat + one sweep
+    (the heartbeat the settings give, ``LOYALOOP_HEARTBEAT_MS``)."""
     worker_broker = ClosingRedisBroker(url=redis_url, namespace="loyaloop", heartbeat_timeout=300, maintenance_chance=0)
     try:
         worker_broker.declare_queue("events")
@@ -32,7 +32,7 @@ def test_sweep_requeues_what_a_dead_worker_held(redis_url: str, monkeypatch: pyt
         assert next(consumer) is not None  # fetched, never acked: the worker "dies" holding it
         assert _queue_length(redis_url, "events") == 0
 
-        sweep = dead_worker_sweeper(Settings(redis_url=redis_url), worker_broker)
+        sweep = dead_worker_sweeper(Settings(redis_url=redis_url, heartbeat_ms=300), worker_broker)
         assert sweep is not None
         sweep()  # the worker is not dead yet: nothing moves
         assert _queue_length(redis_url, "events") == 0
