@@ -1,8 +1,11 @@
 """Project settings: the fatigue policy in ``journeys/settings.yaml`` plus the environment.
 
 Policy (caps, quiet hours, default zone and locale) is marketing's and lives beside the journeys;
-connection details and secrets are ops' and come only from the environment, never from a file
-that might be committed.
+connection details, secrets and the workers' tuning are ops' and come only from the environment,
+never from a file that might be committed.  Every variable is read and checked here, once
+(:data:`ENVIRONMENT`): a typo in ``LOYALOOP_HEARTBEAT_MS`` stops the process at start-up with a
+:class:`ConfigurationError` naming it, instead of a bare ``ValueError`` wherever it happened to be
+read.
 """
 
 from __future__ import annotations
@@ -13,16 +16,31 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_core import ErrorDetails
 
-from orchestrator.errors import ValidationFailed
+from orchestrator.errors import ConfigurationError, Problem, ValidationFailed
 from orchestrator.language.journey import CapRule, ChannelName, Duration, QuietWindow
 from orchestrator.language.located import problems_from
-from orchestrator.language.yamlfile import read_yaml_file
+from orchestrator.language.yamlfile import YamlDocument, read_yaml_file
 
 SETTINGS_FILE = "settings.yaml"
 
 #: ``CapRule`` is defined with the journey model (journeys override caps) and re-exported here.
-__all__ = ["SETTINGS_FILE", "CapRule", "Settings", "default_folder", "load_settings"]
+__all__ = [
+    "ENVIRONMENT",
+    "ENVIRONMENT_ONLY",
+    "SETTINGS_FILE",
+    "CapRule",
+    "Settings",
+    "default_folder",
+    "from_environment",
+    "load_settings",
+    "shown_default",
+]
+
+#: Dramatiq's scale for ``maintenance_chance`` (``dramatiq.brokers.redis.MAINTENANCE_SCALE``; this
+#: module may not import Dramatiq): a chance per million broker commands.
+MAINTENANCE_SCALE = 1_000_000
 
 
 class Settings(BaseModel):
@@ -47,12 +65,46 @@ class Settings(BaseModel):
     #: Base URL of the public HTTP app, used in unsubscribe links.
     public_url: str = "http://127.0.0.1:8000"
 
-    # From the environment only:
+    # From the environment only (see ENVIRONMENT for the variable of each):
     redis_url: str | None = None
+    #: Signs unsubscribe links; required wherever state outlives the process (see docs/policy.md).
     secret_key: SecretStr | None = None
     outbox_path: Path = Path("outbox.jsonl")
     journeys_dir: Path = Path("journeys")
     templates_dir: Path = Path("templates")
+    #: Milliseconds without a heartbeat after which Dramatiq counts a worker as dead (its own
+    #: default is 60 s; a redelivered message is harmless, so a shorter wait costs nothing).
+    heartbeat_ms: int = Field(15_000, gt=0, description="a whole number of milliseconds above 0")
+    #: Per million broker commands, how often a worker's broker looks for dead workers.
+    maintenance_chance: int = Field(
+        1000, ge=0, le=MAINTENANCE_SCALE, description=f"a whole number from 0 to {MAINTENANCE_SCALE} (per million)"
+    )
+    #: Dramatiq's Prometheus middleware in every worker process.
+    metrics: bool = Field(False, description="1 (on) or 0 (off)")
+    #: Seconds a claimed timer may be in flight before the reaper re-drives it.
+    timer_lease: float = Field(30.0, gt=0, allow_inf_nan=False, description="a number of seconds above 0")
+    #: Seconds a run may sit in ``sending`` before its send is re-driven.
+    send_lease: float = Field(60.0, gt=0, allow_inf_nan=False, description="a number of seconds above 0")
+    #: Event drains one worker process runs at once (see orchestrator/runtime/drain_slots.py).
+    batch_slots: int = Field(2, ge=1, description="a whole number of drains, at least 1")
+
+
+#: Environment variable → the :class:`Settings` field it sets.  An empty variable counts as unset.
+ENVIRONMENT: dict[str, str] = {
+    "REDIS_URL": "redis_url",
+    "LOYALOOP_SECRET_KEY": "secret_key",
+    "LOYALOOP_OUTBOX": "outbox_path",
+    "LOYALOOP_PUBLIC_URL": "public_url",
+    "LOYALOOP_HEARTBEAT_MS": "heartbeat_ms",
+    "LOYALOOP_MAINTENANCE_CHANCE": "maintenance_chance",
+    "LOYALOOP_METRICS": "metrics",
+    "LOYALOOP_TIMER_LEASE": "timer_lease",
+    "LOYALOOP_SEND_LEASE": "send_lease",
+    "LOYALOOP_BATCH_SLOTS": "batch_slots",
+}
+#: Fields ``settings.yaml`` may not set: ops' (connections, secrets, tuning), never committed with
+#: the journeys.  ``public_url`` may come from either.
+ENVIRONMENT_ONLY: frozenset[str] = frozenset(ENVIRONMENT.values()) - {"public_url"}
 
 
 #: The project folder holding the shipped ``journeys/`` and ``templates/`` (a checkout or editable install).
@@ -70,9 +122,9 @@ def default_folder(name: str) -> Path:
 def load_settings(journeys_dir: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Read ``settings.yaml`` from the journeys folder (if present) and overlay the environment.
 
-    Environment: ``REDIS_URL``, ``LOYALOOP_SECRET_KEY``, ``LOYALOOP_OUTBOX``,
-    ``LOYALOOP_JOURNEYS``, ``LOYALOOP_TEMPLATES``, ``LOYALOOP_PUBLIC_URL``.  A mistake in the file
-    raises :class:`ValidationFailed` located at its line, never a bare pydantic error.
+    Environment: every variable of :data:`ENVIRONMENT`, plus ``LOYALOOP_JOURNEYS`` and
+    ``LOYALOOP_TEMPLATES``.  A bad variable raises :class:`ConfigurationError` naming it; a mistake
+    in the file raises :class:`ValidationFailed` located at its line, never a bare pydantic error.
     """
 
     environ = os.environ if env is None else env
@@ -82,14 +134,7 @@ def load_settings(journeys_dir: Path | None = None, env: Mapping[str, str] | Non
     if not templates:
         beside = folder.parent / "templates"
         templates = str(beside if explicit and beside.is_dir() else default_folder("templates"))
-    overlay = {
-        "redis_url": environ.get("REDIS_URL"),
-        "secret_key": environ.get("LOYALOOP_SECRET_KEY"),
-        "outbox_path": environ.get("LOYALOOP_OUTBOX"),
-        "public_url": environ.get("LOYALOOP_PUBLIC_URL"),
-    }
-    extra: dict[str, Any] = {"journeys_dir": folder, "templates_dir": Path(templates)}
-    extra.update({key: value for key, value in overlay.items() if value})
+    extra: dict[str, Any] = {"journeys_dir": folder, "templates_dir": Path(templates), **from_environment(environ)}
     path = folder / SETTINGS_FILE
     if not path.is_file():
         return Settings.model_validate(extra)
@@ -97,7 +142,59 @@ def load_settings(journeys_dir: Path | None = None, env: Mapping[str, str] | Non
     data = doc.data if doc.data is not None else {}
     if not isinstance(data, dict):
         raise ValidationFailed([doc.problem((), "expected a mapping of settings at the top of the file")])
+    if refused := environment_only_problems(doc, data):
+        raise ValidationFailed(refused)
     try:
         return Settings.model_validate({**data, **extra})
     except ValidationError as exc:
         raise ValidationFailed(problems_from(exc, doc, Settings)) from None
+
+
+def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The fields the environment sets, checked on their own first, so a bad variable is reported
+    as the variable (name, value, what is expected) and not as a line of ``settings.yaml``."""
+    overlay = {field: environ[name] for name, field in ENVIRONMENT.items() if environ.get(name)}
+    try:
+        checked = Settings.model_validate(overlay)
+    except ValidationError as exc:
+        raise ConfigurationError("; ".join(_explain(error, environ) for error in exc.errors())) from None
+    return {field: getattr(checked, field) for field in overlay}
+
+
+def _explain(error: ErrorDetails, environ: Mapping[str, str]) -> str:
+    field = str(error["loc"][0])
+    name = next(name for name, known in ENVIRONMENT.items() if known == field)
+    info = Settings.model_fields[field]
+    shown = "<hidden>" if field == "secret_key" else repr(environ[name])
+    expected = info.description or str(info.annotation)
+    return (
+        f"{name}={shown} is not {expected} ({error['msg']}); "
+        f"fix it, or unset {name} for the default {shown_default(field)}"
+    )
+
+
+def shown_default(field: str) -> str:
+    """A field's default as the docs' tables write it (``—`` for none, ``0``/``1`` for a switch)."""
+    default = Settings.model_fields[field].get_default(call_default_factory=True)
+    if default is None:
+        return "—"
+    if isinstance(default, bool):
+        return str(int(default))
+    if isinstance(default, float) and default.is_integer():
+        return str(int(default))
+    return str(default)
+
+
+def environment_only_problems(doc: YamlDocument, data: dict[str, Any]) -> list[Problem]:
+    """A ``settings.yaml`` key that only the environment may set, as a located problem."""
+    inverse = {field: name for name, field in ENVIRONMENT.items()}
+    return [
+        doc.problem(
+            (key,),
+            f"{key!r} comes from the environment only",
+            f"remove it; set {inverse[key]}" if key in inverse else "remove it",
+            at_key=True,
+        )
+        for key in data
+        if key in ENVIRONMENT_ONLY
+    ]

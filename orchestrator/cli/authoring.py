@@ -30,7 +30,7 @@ from orchestrator.language.render import RenderedContent, Renderer, build_contex
 from orchestrator.language.schema import schema_text
 from orchestrator.language.yamlfile import read_yaml_file
 from orchestrator.message import sms_segments
-from orchestrator.settings import SETTINGS_FILE, Settings
+from orchestrator.settings import SETTINGS_FILE, Settings, environment_only_problems
 
 
 def _default_dir(env_name: str, fallback: str) -> Path:
@@ -49,11 +49,8 @@ def _settings(journeys_dir: Path) -> tuple[Settings, list[Problem]]:
     data = doc.data if isinstance(doc.data, dict) else {}
     if doc.data is not None and not isinstance(doc.data, dict):
         return Settings(journeys_dir=journeys_dir), [doc.problem((), "expected a mapping of settings")]
-    for secret in ("redis_url", "secret_key"):
-        if secret in data:
-            return Settings(journeys_dir=journeys_dir), [
-                doc.problem((secret,), f"{secret!r} comes from the environment only", "remove it", at_key=True)
-            ]
+    if refused := environment_only_problems(doc, data):
+        return Settings(journeys_dir=journeys_dir), refused
     try:
         return Settings.model_validate({**data, "journeys_dir": journeys_dir}), []
     except ValidationError as exc:

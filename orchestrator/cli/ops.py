@@ -45,7 +45,7 @@ def scheduler(idle: float) -> None:
         raise ConfigurationError("REDIS_URL is not set; export REDIS_URL=redis://host:6379/0")
     broker, actors = setup(settings)
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-    parts = build_timekeeping(settings, client, timer_lease=float(os.environ.get("LOYALOOP_TIMER_LEASE", "30")))
+    parts = build_timekeeping(settings, client)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -20,7 +20,6 @@ so the journey rules live in one place and the batch only saves round trips.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -36,8 +35,8 @@ from orchestrator.engine.run_ids import run_id_for
 from orchestrator.gate.policy import GateDecision, SendRequest
 from orchestrator.language.journey import Journey
 from orchestrator.language.profile import Profile
-from orchestrator.runtime import drain_slots as batch_slots
 from orchestrator.runtime.delivery import AttemptResult
+from orchestrator.runtime.drain_slots import DrainSlots
 from orchestrator.runtime.event_queue import QueuedEvent
 from orchestrator.runtime.events import EventRunner
 from orchestrator.runtime.timer_firing import TimerRunner
@@ -46,14 +45,13 @@ from orchestrator.store import EventState, StoredEnrollment
 
 Notes = tuple[tuple[str, str | None, str, int], ...]
 
-#: Threads one worker process sends a batch's messages on (shared by its drainers).
+#: Threads one worker process sends a batch's messages on (shared by its drainers; the pool is the
+#: runtime's, ``Runtime.senders``, built by :func:`sender_pool` and shut down by ``Runtime.close``).
 SENDER_THREADS = 16
 #: Seconds (moving average per channel) above which a channel's sends go to the sender threads.
 SLOW_SEND = 0.02
 #: Channel name → moving average of its attempts' durations, in seconds, in this process.
 _took: dict[str, float] = {}
-_senders: ThreadPoolExecutor | None = None
-_senders_lock = threading.Lock()
 
 
 @dataclass
@@ -279,10 +277,12 @@ class BatchRunner(EventRunner, TimerRunner):
         answers = iter(self.delivery.gate.check_many(asked, now=now) if asked else [])
         decided = [next(answers) if request is not None else None for *_rest, request in ready]
         results = _concurrently(
+            self.senders,
+            self.slots,
             [
                 self._attempt(stored, journey, profile, claimed, gate)
                 for (stored, journey, profile, claimed, _r), gate in zip(ready, decided, strict=True)
-            ]
+            ],
         )
         steps: list[Step] = []
         later: list[tuple[StoredEnrollment, datetime, Notes]] = []
@@ -352,24 +352,31 @@ class BatchRunner(EventRunner, TimerRunner):
         self.store.run(write)
 
 
-def _concurrently(jobs: list[tuple[str, Callable[[], AttemptResult]]]) -> list[AttemptResult]:
+def sender_pool() -> ThreadPoolExecutor:
+    """A runtime's sender threads; none is started until a slow channel's first send."""
+    return ThreadPoolExecutor(max_workers=SENDER_THREADS, thread_name_prefix="loyaloop-send")
+
+
+def _concurrently(
+    senders: ThreadPoolExecutor, slots: DrainSlots, jobs: list[tuple[str, Callable[[], AttemptResult]]]
+) -> list[AttemptResult]:
     """Run a batch's send attempts (channel name, attempt), results in order.
 
     A local channel such as the outbox takes microseconds, less than handing the send to a thread,
     so a quick channel's sends run one after the other; a slow channel's (a provider's API, or one
     that just turned slow in this batch) go to the process's sender threads, so a slow or hanging
     provider holds up only its own sends, as with one event per worker thread.  While the drain
-    waits on them it gives its slot back (:func:`orchestrator.runtime.drain_slots.waiting`).
+    waits on them it gives its slot back (:meth:`orchestrator.runtime.drain_slots.DrainSlots.waiting`).
     """
     futures: dict[int, Future[AttemptResult]] = {}
     results: dict[int, AttemptResult] = {}
     for index, (channel, job) in enumerate(jobs):
         if _took.get(channel, 0.0) > SLOW_SEND:
-            futures[index] = _sender_pool().submit(_timed, channel, job)
+            futures[index] = senders.submit(_timed, channel, job)
         else:
             results[index] = _timed(channel, job)
     if futures:
-        with batch_slots.waiting():
+        with slots.waiting():
             for index, future in futures.items():
                 results[index] = future.result()
     return [results[index] for index in range(len(jobs))]
@@ -383,14 +390,6 @@ def _timed(channel: str, job: Callable[[], AttemptResult]) -> AttemptResult:
     finally:
         elapsed = time.monotonic() - started
         _took[channel] = 0.8 * _took.get(channel, elapsed) + 0.2 * elapsed
-
-
-def _sender_pool() -> ThreadPoolExecutor:
-    global _senders
-    with _senders_lock:
-        if _senders is None:
-            _senders = ThreadPoolExecutor(max_workers=SENDER_THREADS, thread_name_prefix="loyaloop-send")
-        return _senders
 
 
 def _deriving(event: QueuedEvent) -> Callable[[Profile], Profile]:

@@ -17,10 +17,12 @@ from orchestrator.gate.policy import Gate
 from orchestrator.language.journey import Journey
 from orchestrator.language.loader import load_journeys
 from orchestrator.language.render import Renderer
-from orchestrator.runtime.delivery import Delivery
+from orchestrator.runtime.batch import sender_pool
+from orchestrator.runtime.delivery import Delivery, signing_secret
+from orchestrator.runtime.drain_slots import DrainSlots
 from orchestrator.runtime.journey_book import JourneyBook
 from orchestrator.runtime.runtime import Runtime
-from orchestrator.runtime.transitions import SEND_LEASE, Clock, Dispatcher, utc_now
+from orchestrator.runtime.transitions import Clock, Dispatcher, utc_now
 from orchestrator.settings import Settings
 from orchestrator.store import Store
 from orchestrator.store.ratelimit import RateLimiter
@@ -71,11 +73,21 @@ def build_runtime(
     clock: Clock = utc_now,
     pm: Any = None,
     channels: dict[str, Any] | None = None,
-    timer_lease: float = 30.0,
-    send_lease: float = SEND_LEASE,
+    timer_lease: float | None = None,
+    send_lease: float | None = None,
     timer_shards: int | None = None,
+    in_process: bool = False,
 ) -> Runtime:
-    """Wire a runtime from settings and a Redis client (``decode_responses=True``)."""
+    """Wire a runtime from settings and a Redis client (``decode_responses=True``).
+
+    The leases are the settings' unless given.  ``in_process`` says the client is a Redis private
+    to this process (the embedded mode's), the one case where a missing ``LOYALOOP_SECRET_KEY`` is
+    allowed (see :func:`orchestrator.runtime.delivery.signing_secret`).  The runtime owns its drain
+    slots and sender threads: whoever builds it calls ``Runtime.close`` when done.
+    """
+    timer_lease = settings.timer_lease if timer_lease is None else timer_lease
+    send_lease = settings.send_lease if send_lease is None else send_lease
+    secret = signing_secret(settings, in_process=in_process)
     if journeys is None:
         journeys = load_journeys(settings.journeys_dir, settings.templates_dir)
     manager = pm if pm is not None else plugins.get_plugin_manager()
@@ -96,6 +108,7 @@ def build_runtime(
         renderer=renderer,
         pm=manager,
         ratelimiter=RateLimiter(client, settings) if settings.rate_limits else None,
+        secret=secret,
         claim_lease=send_lease,
     )
     return Runtime(
@@ -107,6 +120,8 @@ def build_runtime(
         dispatcher=dispatcher,
         clock=clock,
         send_lease=send_lease,
+        slots=DrainSlots(settings.batch_slots),
+        senders=sender_pool(),
     )
 
 
@@ -137,13 +152,14 @@ class Timekeeping:
     clock: Clock = utc_now
 
 
-def build_timekeeping(settings: Settings, client: redis.Redis, *, timer_lease: float = 30.0) -> Timekeeping:
-    """The scheduler's parts on a Redis client (``decode_responses=True``)."""
+def build_timekeeping(settings: Settings, client: redis.Redis, *, timer_lease: float | None = None) -> Timekeeping:
+    """The scheduler's parts on a Redis client (``decode_responses=True``); the timer lease is the
+    settings' unless given."""
     store = Store(client)
     journeys = load_journeys(settings.journeys_dir, settings.templates_dir)
     return Timekeeping(
         store=store,
-        timers=Timers(client, lease=timer_lease),
+        timers=Timers(client, lease=settings.timer_lease if timer_lease is None else timer_lease),
         journeys=JourneyBook(store, journeys),
         settings=settings,
     )

@@ -22,7 +22,7 @@ import pluggy
 
 from orchestrator import engine, metrics, plugins
 from orchestrator.engine.enrollment import Enrollment, SendAction
-from orchestrator.errors import ConfigurationError, PermanentError, TemplateError, TransientError
+from orchestrator.errors import PermanentError, TemplateError, TransientError
 from orchestrator.gate import consent, unsubscribe
 from orchestrator.gate.policy import Gate, GateDecision, SendRequest
 from orchestrator.language.journey import Journey
@@ -58,14 +58,19 @@ class AttemptResult:
     writes: Callable[[Any], None] | None = field(default=None, compare=False)
 
 
-def signing_secret(settings: Settings) -> bytes:
-    """The unsubscribe signing secret; the embedded default (no Redis URL) makes an ephemeral one."""
-    try:
-        return unsubscribe.secret_bytes(settings)
-    except ConfigurationError:
-        if settings.redis_url:
-            raise
+def signing_secret(settings: Settings, *, in_process: bool = False) -> bytes:
+    """The unsubscribe signing secret: ``LOYALOOP_SECRET_KEY``, refused when short.
+
+    Unset, it is a :class:`ConfigurationError`, since a link signed with a key made up at start-up
+    stops working at the next restart while the customer's consent lives on in Redis.  The one
+    exception is a runtime on an in-process Redis (``in_process``: ``loyaloop demo`` without
+    ``REDIS_URL``), whose state dies with the process and whose links therefore cannot outlive it:
+    it signs with a random key of its own, and says so in the log.
+    """
+    if in_process and (settings.secret_key is None or not settings.secret_key.get_secret_value()):
+        log.info("LOYALOOP_SECRET_KEY is not set: unsubscribe links are signed with a key for this process only")
         return secrets.token_bytes(32)
+    return unsubscribe.secret_bytes(settings)
 
 
 class Delivery:

@@ -24,7 +24,6 @@ from collections.abc import Callable
 import redis
 
 from orchestrator.errors import InputError
-from orchestrator.runtime import drain_slots as batch_slots
 from orchestrator.runtime.event_queue import DRAIN_LEASE, EventQueue, QueuedEvent, decode
 from orchestrator.runtime.runtime import Runtime
 from orchestrator.store import keys
@@ -46,7 +45,7 @@ def drain(
     holds the shard (it drains what is queued before it lets go)."""
     if not 0 <= shard < queue.shards:
         raise ValueError(f"event shard {shard} is not between 0 and {queue.shards - 1}")
-    with batch_slots.slot():
+    with runtime.slots.slot():
         return _drain(runtime, queue, shard, nudge, budget)
 
 

@@ -24,3 +24,9 @@ from orchestrator.runtime.batch import BatchRunner
 
 class Runtime(BatchRunner):
     """Everything a worker needs to run journeys; one per process, shared by its threads."""
+
+    def close(self) -> None:
+        """Stop the sender threads, waiting for sends under way; call it once the workers using
+        this runtime have stopped (a later slow send would be refused).  The Redis client is the
+        caller's to close.  Closing twice is harmless."""
+        self.senders.shutdown(wait=True)

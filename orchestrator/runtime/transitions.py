@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -25,6 +26,7 @@ from orchestrator.errors import StateConflict
 from orchestrator.language.journey import Journey
 from orchestrator.language.profile import Profile
 from orchestrator.runtime.delivery import Delivery
+from orchestrator.runtime.drain_slots import DrainSlots
 from orchestrator.runtime.journey_book import JourneyBook
 from orchestrator.settings import Settings
 from orchestrator.store import PendingUpdate, Store, StoredEnrollment, conflict, pending_json
@@ -33,8 +35,9 @@ from orchestrator.store.timers import Timers
 #: Named after the public face, as before the split (log filters and dashboards match on it).
 log = logging.getLogger("orchestrator.runtime")
 
-#: How long a worker may hold an enrollment in ``sending`` before the send is re-driven.
-SEND_LEASE = 60.0
+#: How long a worker may hold an enrollment in ``sending`` before the send is re-driven (the
+#: default of ``Settings.send_lease``, ``LOYALOOP_SEND_LEASE``, which a composed runtime uses).
+SEND_LEASE: float = Settings.model_fields["send_lease"].default
 #: Attempts at a compare-and-set that keeps losing before the nudge is dropped (another worker won).
 CAS_ATTEMPTS = 5
 
@@ -66,6 +69,10 @@ class DecisionRunner:
     #: Run a send in the worker that decided it (no second message); its lease timer covers a crash.
     inline_sends: bool = True
     _local: threading.local = field(default_factory=threading.local, repr=False)
+    #: The process's event-drain slots and sender threads, built by compose from the settings and
+    #: owned here so ``Runtime.close`` can stop the threads (nothing module-level, nothing leaked).
+    slots: DrainSlots = field(kw_only=True, repr=False)
+    senders: ThreadPoolExecutor = field(kw_only=True, repr=False)
 
     @property
     def tz(self) -> str:

@@ -1,21 +1,22 @@
 """The Dramatiq broker and actors on ``REDIS_URL``, for workers and for clients that feed them.
 
 ``setup`` is what :mod:`orchestrator.worker` runs at import (it is a worker) and what
-:func:`orchestrator.runtime.intake.connect` runs to send events to workers (it is a client).
+:func:`orchestrator.workers.client.connect` runs to send events to workers (it is a client).
 
-``LOYALOOP_HEARTBEAT_MS`` sets Dramatiq's dead-worker detection (default here 15 s, Dramatiq's own
-is 60 s: a redelivered message is harmless, every transition being a compare-and-set and every send
-idempotent) and ``LOYALOOP_MAINTENANCE_CHANCE`` (per million commands) how often a worker's own
-broker looks for dead workers.  Schedulers do not leave that to chance: every few seconds they sweep
-every queue (:func:`dead_worker_sweeper`), so a SIGKILLed worker's prefetched messages come back
-within the heartbeat time plus one sweep;
-Loyaloop's own leases (``LOYALOOP_TIMER_LEASE``, ``LOYALOOP_SEND_LEASE``, seconds) re-drive journey
-work sooner than that anyway.  ``LOYALOOP_METRICS=1`` adds Dramatiq's Prometheus middleware.
+Its tuning comes from :class:`~orchestrator.settings.Settings` (read and checked once by
+``load_settings``): ``heartbeat_ms`` (``LOYALOOP_HEARTBEAT_MS``) sets Dramatiq's dead-worker
+detection (default here 15 s, Dramatiq's own is 60 s: a redelivered message is harmless, every
+transition being a compare-and-set and every send idempotent) and ``maintenance_chance``
+(``LOYALOOP_MAINTENANCE_CHANCE``, per million commands) how often a worker's own broker looks for
+dead workers.  Schedulers do not leave that to chance: every few seconds they sweep every queue
+(:func:`dead_worker_sweeper`), so a SIGKILLed worker's prefetched messages come back within the
+heartbeat time plus one sweep; Loyaloop's own leases (``LOYALOOP_TIMER_LEASE``,
+``LOYALOOP_SEND_LEASE``, seconds) re-drive journey work sooner than that anyway.
+``LOYALOOP_METRICS=1`` adds Dramatiq's Prometheus middleware.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 import dramatiq
@@ -29,22 +30,15 @@ from orchestrator.settings import Settings, load_settings
 from orchestrator.workers.actors import ActorDispatcher, Actors
 from orchestrator.workers.closing_broker import ClosingRedisBroker
 
-#: Milliseconds without a heartbeat after which a worker counts as dead (``LOYALOOP_HEARTBEAT_MS``).
-DEFAULT_HEARTBEAT_MS = 15_000
-
-
-def heartbeat_ms() -> int:
-    """The dead-worker threshold workers and sweeps agree on (both read the same variable)."""
-    return int(os.environ.get("LOYALOOP_HEARTBEAT_MS", str(DEFAULT_HEARTBEAT_MS)))
-
 
 def build_broker(settings: Settings) -> dramatiq.Broker:
     """A RedisBroker on ``REDIS_URL``, or a StubBroker for the embedded default."""
     if settings.redis_url:
-        heartbeat = heartbeat_ms()
-        maintenance = int(os.environ.get("LOYALOOP_MAINTENANCE_CHANCE", "1000"))
         broker: dramatiq.Broker = ClosingRedisBroker(
-            url=settings.redis_url, namespace="loyaloop", heartbeat_timeout=heartbeat, maintenance_chance=maintenance
+            url=settings.redis_url,
+            namespace="loyaloop",
+            heartbeat_timeout=settings.heartbeat_ms,
+            maintenance_chance=settings.maintenance_chance,
         )
         return broker
     return StubBroker()
@@ -63,7 +57,7 @@ def dead_worker_sweeper(settings: Settings, broker: dramatiq.Broker) -> Callable
     sweeper = ClosingRedisBroker(
         url=settings.redis_url,
         namespace="loyaloop",
-        heartbeat_timeout=heartbeat_ms(),
+        heartbeat_timeout=settings.heartbeat_ms,
         maintenance_chance=MAINTENANCE_SCALE,
         middleware=[],
     )
@@ -76,26 +70,35 @@ def dead_worker_sweeper(settings: Settings, broker: dramatiq.Broker) -> Callable
     return sweep
 
 
+class RuntimeCloser(dramatiq.Middleware):
+    """Closes the runtime a worker process built (its sender threads) once the worker has stopped:
+    the runtime is built lazily, on the first message, so only this hook knows it exists."""
+
+    def __init__(self) -> None:
+        self.runtime: Runtime | None = None
+
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        runtime, self.runtime = self.runtime, None
+        if runtime is not None:
+            runtime.close()
+
+
 def setup(settings: Settings | None = None) -> tuple[dramatiq.Broker, Actors]:
     """Set the global broker and declare the actors on it."""
     settings = settings or load_settings()
     broker = build_broker(settings)
-    if os.environ.get("LOYALOOP_METRICS") == "1":
+    if settings.metrics:
         from dramatiq.middleware.prometheus import Prometheus
 
         broker.add_middleware(Prometheus())
+    closer = RuntimeCloser()
+    broker.add_middleware(closer)
     dramatiq.set_broker(broker)
     client_url = settings.redis_url
 
     def build(actors: Actors) -> Runtime:
         client = redis.Redis.from_url(client_url or "redis://127.0.0.1:6379/0", decode_responses=True)
-        runtime = build_runtime(
-            settings,
-            client,
-            dispatcher=ActorDispatcher(actors),
-            timer_lease=float(os.environ.get("LOYALOOP_TIMER_LEASE", "30")),
-            send_lease=float(os.environ.get("LOYALOOP_SEND_LEASE", "60")),
-        )
+        runtime = closer.runtime = build_runtime(settings, client, dispatcher=ActorDispatcher(actors))
         freeze_startup_objects()
         return runtime
 

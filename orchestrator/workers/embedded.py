@@ -2,7 +2,9 @@
 
 Without ``REDIS_URL`` the state lives in an in-process Redis (fakeredis, with Lua via lupa) and the
 broker is Dramatiq's StubBroker, worked by real ``dramatiq.Worker`` threads; channels without
-provider credentials write to the outbox file.  Nothing leaves the machine.  With ``REDIS_URL``
+provider credentials write to the outbox file.  Nothing leaves the machine, and without
+``LOYALOOP_SECRET_KEY`` unsubscribe links are signed with a key of this process's own (they cannot
+outlive the in-process state they refer to; with a real Redis the key is required).  With ``REDIS_URL``
 the same class runs against the real Redis (a RedisBroker), which is how ``loyaloop demo`` uses a
 real server when one is configured.
 
@@ -63,6 +65,8 @@ class Embedded:
         self._owned_client: redis.Redis | None = None
         if client is None and settings.redis_url:
             client = self._owned_client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+        # Only a Redis made here, private to the process, may go without LOYALOOP_SECRET_KEY.
+        in_process = client is None
         self.client = client if client is not None else in_process_redis()
         self.broker: dramatiq.Broker
         if settings.redis_url:
@@ -78,6 +82,7 @@ class Embedded:
             dispatcher=ActorDispatcher(self.actors),
             clock=clock,
             timer_shards=EMBEDDED_SHARDS if not settings.redis_url else None,
+            in_process=in_process,
         )
         self.actors.use(self.runtime)
         self.api = Loyaloop(self.actors, self.client, clock=clock)
@@ -95,11 +100,13 @@ class Embedded:
         return self
 
     def stop(self) -> None:
-        """Stop the workers and close the connections opened here (the broker's pool, our own client):
-        left to the garbage collector, their sockets are reported unclosed (ResourceWarning)."""
+        """Stop the workers, then the runtime's sender threads, and close the connections opened here
+        (the broker's pool, our own client): left to the garbage collector, their sockets are
+        reported unclosed (ResourceWarning)."""
         if self.worker is not None:
             self.worker.stop()
             self.worker = None
+        self.runtime.close()
         self.broker.close()
         if self._owned_client is not None:
             self._owned_client.close()

@@ -118,6 +118,7 @@ class System:
 
     def close(self) -> None:
         self.worker.stop()
+        self.runtime.close()
         self.broker.close()
 
 

@@ -130,6 +130,7 @@ def run(quick: bool, redis_url: str | None = None) -> list[Figure]:
         rss_after = max(worker.rss_bytes(), rss_loaded)  # (the bursts' stale timers are still draining)
     finally:
         worker.stop()
+        runtime.close()
         client.close()
 
     figures += [

@@ -91,6 +91,16 @@ def test_validate_reports_settings_mistakes(tmp_path: Path) -> None:
     assert f"{tmp_path / 'settings.yaml'}:3:1: 'secret_key' comes from the environment only" in out
 
 
+def test_validate_refuses_every_environment_only_setting_in_the_file(tmp_path: Path) -> None:
+    """Ops' tuning (a lease, the drain slots) in settings.yaml is refused like the secrets, each at its
+    line and with the variable to set instead."""
+    (tmp_path / "settings.yaml").write_text("timer_lease: 5\nbatch_slots: 4\n")
+    code, out, _ = run("validate", str(tmp_path), "--no-plugins")
+    assert code == 1
+    assert f"{tmp_path / 'settings.yaml'}:1:1: 'timer_lease' comes from the environment only" in out
+    assert "set LOYALOOP_BATCH_SLOTS" in out
+
+
 def test_validate_never_prints_a_traceback_for_the_whole_corpus() -> None:
     """The real console script over 57 broken files: exit 1, located lines, no Traceback."""
     script = Path(sys.executable).parent / "loyaloop"

@@ -112,11 +112,12 @@ class Harness:
         return self
 
     def stop(self) -> None:
-        """Stop the workers and close every connection the harness opened (broker pool and client), so
-        no socket is left for the garbage collector to finalise during some later test."""
+        """Stop the workers, then the runtime's sender threads, and close every connection the harness
+        opened (broker pool and client), so no thread or socket outlives the test."""
         if self.worker is not None:
             self.worker.stop()
             self.worker = None
+        self.runtime.close()
         self.broker.close()
         self.client.close()
 

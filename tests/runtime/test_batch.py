@@ -153,22 +153,49 @@ def test_a_waiting_customer_in_a_batch_still_fires_on_the_timer(h: Harness) -> N
 
 def test_quick_sends_run_in_turn_and_slow_channels_on_sender_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     """The outbox-like channel runs on the calling thread; a channel known to be slow runs on the
-    sender threads; results come back in the batch's order either way."""
+    sender threads it is given; results come back in the batch's order either way."""
     import threading
 
     from orchestrator.runtime import batch as runtime_batch
     from orchestrator.runtime.delivery import AttemptResult
+    from orchestrator.runtime.drain_slots import DrainSlots
 
     monkeypatch.setattr(runtime_batch, "_took", {"sms": 5.0})
 
     def job(label: str) -> Any:
         return lambda: AttemptResult("sent", threading.current_thread().name + "|" + label)
 
-    results = runtime_batch._concurrently([("email", job("a")), ("sms", job("b")), ("email", job("c"))])
+    senders = runtime_batch.sender_pool()
+    try:
+        jobs = [("email", job("a")), ("sms", job("b")), ("email", job("c"))]
+        results = runtime_batch._concurrently(senders, DrainSlots(1), jobs)
+    finally:
+        senders.shutdown(wait=True)
     where = [result.channel.split("|") for result in results if result.channel]
     assert [label for _, label in where] == ["a", "b", "c"]
     assert where[0][0] == where[2][0] == threading.current_thread().name
     assert where[1][0].startswith("loyaloop-send")
+
+
+def test_a_batch_sends_on_its_own_runtimes_sender_threads_and_close_stops_them(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow channel's sends go to the runtime's own pool (no process-wide pool left running), and
+    closing the runtime stops those threads: none named ``loyaloop-send`` is left afterwards."""
+    import threading
+
+    from orchestrator.runtime import batch as runtime_batch
+
+    monkeypatch.setattr(runtime_batch, "_took", {"email": 5.0})
+    known(h, "s1", "s2")
+    before = set(threading.enumerate())
+    h.runtime.handle_events([event("s1", "signup", 0), event("s2", "signup", 0)])
+    assert sorted(m["customer_id"] for m in h.outbox()) == ["s1", "s2"]
+    threads = [t for t in set(threading.enumerate()) - before if t.name.startswith("loyaloop-send")]
+    assert threads and all(t.is_alive() for t in threads)
+    h.runtime.close()
+    assert not any(t.is_alive() for t in threads)
+    h.runtime.close()  # a second close (the harness's own) is harmless
 
 
 def test_profiles_without_a_first_seen_time_get_one_and_their_messages(h: Harness) -> None:

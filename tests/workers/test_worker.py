@@ -117,3 +117,27 @@ def test_a_sigkilled_workers_runs_complete_without_loss_or_duplicates(
             if process is not None and process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
                 process.wait(timeout=20)
+
+
+def _import_worker(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    code = "import orchestrator.worker"
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_a_worker_refuses_to_start_without_the_signing_secret(redis_url: str, tmp_path: Path) -> None:
+    """The runtime is built on the first message, so a missing secret used to fail every message
+    (or, without REDIS_URL in the settings, sign with a random key); now the import refuses."""
+    env = _environment(redis_url, tmp_path)
+    del env["LOYALOOP_SECRET_KEY"]
+    result = _import_worker(env)
+    assert result.returncode != 0
+    assert "ConfigurationError: LOYALOOP_SECRET_KEY is not set" in result.stderr
+
+
+def test_a_worker_refuses_a_bad_tuning_variable_naming_it(redis_url: str, tmp_path: Path) -> None:
+    """A typo in LOYALOOP_SEND_LEASE stops the worker at start-up with a ConfigurationError naming
+    the variable and its value, instead of a bare ValueError on its first message."""
+    env = {**_environment(redis_url, tmp_path), "LOYALOOP_SEND_LEASE": "60s"}
+    result = _import_worker(env)
+    assert result.returncode != 0
+    assert "ConfigurationError: LOYALOOP_SEND_LEASE='60s' is not a number of seconds above 0" in result.stderr
