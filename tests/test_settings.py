@@ -166,6 +166,9 @@ HTTP_VARIABLES = {
     "TWILIO_AUTH_TOKEN": "twilio_auth_token",
     "LOYALOOP_WEBHOOK_TOLERANCE": "webhook_tolerance",
     "LOYALOOP_SMS_HELP_TEXT": "sms_help_text",
+    "LOYALOOP_HTTP_HEADER_TIMEOUT": "header_timeout",
+    "LOYALOOP_HTTP_BODY_TIMEOUT": "body_timeout",
+    "LOYALOOP_HTTP_MAX_CONNECTIONS": "max_connections",
 }
 
 

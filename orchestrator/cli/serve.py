@@ -12,6 +12,7 @@ import click
 
 from orchestrator.errors import ConfigurationError
 from orchestrator.http.config import load_http_config
+from orchestrator.http.connections import GuardedHttpProtocol
 from orchestrator.http.server import FACTORY, require_redis, run_uvicorn
 from orchestrator.settings import load_settings
 
@@ -48,7 +49,7 @@ def serve(host: str, port: int, workers: int, log_level: str, access_log: bool) 
     # Refuse bad configuration here, once, rather than in every worker process.
     settings = load_settings()
     url = require_redis(settings)
-    load_http_config()
+    http = load_http_config()
     try:
         redis.Redis.from_url(url).ping()
     except redis.RedisError as exc:
@@ -72,6 +73,10 @@ def serve(host: str, port: int, workers: int, log_level: str, access_log: bool) 
             log_level=log_level,
             proxy_headers=True,
             server_header=False,
+            http=GuardedHttpProtocol,
+            header_timeout=http.header_timeout,
+            body_timeout=http.body_timeout,
+            max_connections=http.max_connections,
         )
     finally:
         if metrics_dir is not None:

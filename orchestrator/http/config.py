@@ -26,6 +26,9 @@ DEFAULT_MAX_BATCH_ITEMS = 500
 DEFAULT_RATE = 1000.0
 DEFAULT_BURST = 2000
 DEFAULT_WEBHOOK_TOLERANCE = 300
+DEFAULT_HEADER_TIMEOUT = 10.0
+DEFAULT_BODY_TIMEOUT = 30.0
+DEFAULT_MAX_CONNECTIONS = 1000
 DEFAULT_HELP_TEXT = "Reply STOP to unsubscribe, START to subscribe again."
 
 
@@ -47,12 +50,23 @@ class HttpConfig:
     twilio_auth_token: str | None = field(default=None, repr=False)
     webhook_tolerance: int = DEFAULT_WEBHOOK_TOLERANCE
     sms_help_text: str = DEFAULT_HELP_TEXT
+    #: Seconds a connection may take to send its request headers, then its body.
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    #: Open connections per server process; past it the oldest one still sending headers is closed.
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
 
     def __post_init__(self) -> None:
         if self.burst < self.max_batch_items:
             raise ConfigurationError(
                 f"LOYALOOP_API_BURST={self.burst!r} is smaller than the batch size {self.max_batch_items!r}; "
                 "a full batch could never pass the rate limit (raise the burst or lower LOYALOOP_API_MAX_BATCH)"
+            )
+        if min(self.header_timeout, self.body_timeout) <= 0 or self.max_connections < 1:
+            raise ConfigurationError(
+                "LOYALOOP_HTTP_HEADER_TIMEOUT and LOYALOOP_HTTP_BODY_TIMEOUT must be positive seconds and "
+                f"LOYALOOP_HTTP_MAX_CONNECTIONS at least 1 (got {self.header_timeout!r}, {self.body_timeout!r}, "
+                f"{self.max_connections!r})"
             )
         if self.rate <= 0:
             raise ConfigurationError(f"LOYALOOP_API_RATE={self.rate!r} must be a positive number of events/s")
@@ -97,4 +111,7 @@ def load_http_config(env: Mapping[str, str] | None = None) -> HttpConfig:
         twilio_auth_token=environ.get("TWILIO_AUTH_TOKEN") or None,
         webhook_tolerance=int(_number(environ, "LOYALOOP_WEBHOOK_TOLERANCE", DEFAULT_WEBHOOK_TOLERANCE)),
         sms_help_text=environ.get("LOYALOOP_SMS_HELP_TEXT") or DEFAULT_HELP_TEXT,
+        header_timeout=_number(environ, "LOYALOOP_HTTP_HEADER_TIMEOUT", DEFAULT_HEADER_TIMEOUT),
+        body_timeout=_number(environ, "LOYALOOP_HTTP_BODY_TIMEOUT", DEFAULT_BODY_TIMEOUT),
+        max_connections=int(_number(environ, "LOYALOOP_HTTP_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS)),
     )

@@ -18,7 +18,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -33,6 +33,9 @@ EVENTS_ACCEPTED = Counter("loyaloop_http_events_accepted_total", "Intake calls h
 RATE_LIMITED = Counter("loyaloop_http_rate_limited_total", "Requests refused by the per-key rate limit")
 WEBHOOK_EVENTS = Counter("loyaloop_webhook_events_total", "Provider webhook events handled", ["provider", "event"])
 WEBHOOK_REFUSED = Counter("loyaloop_webhook_refused_total", "Provider webhook requests refused", ["provider", "reason"])
+
+#: The status counted for a request whose client disconnected before it was answered (nginx's 499).
+CLIENT_CLOSED = 499
 
 access_log = logging.getLogger("loyaloop.http.access")
 error_log = logging.getLogger("loyaloop.http")
@@ -70,6 +73,11 @@ class AccessLog:
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except ClientDisconnect:
+            # The client went away (or was closed for sending too slowly) before its body was in:
+            # nothing to answer and nothing wrong here, so no traceback and no 500.
+            status = CLIENT_CLOSED
+            error_log.info("client disconnected during %s %s", scope["method"], route_of(scope))
         except Exception:
             # Answered here rather than by Starlette's ServerErrorMiddleware, which re-raises so that
             # uvicorn closes the connection under a keep-alive client that would then reuse it.

@@ -27,7 +27,12 @@ from starlette.applications import Starlette
 
 from orchestrator.errors import ConfigurationError
 from orchestrator.http.app import create_app
-from orchestrator.http.config import load_http_config
+from orchestrator.http.config import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    load_http_config,
+)
 from orchestrator.settings import Settings, load_settings
 from orchestrator.workers.client import connect
 
@@ -68,7 +73,23 @@ def build_app() -> Starlette:
 
 
 class NoDelayConfig(uvicorn.Config):
-    """uvicorn's Config whose shared listening socket has ``TCP_NODELAY`` (see the module docstring)."""
+    """uvicorn's Config whose shared listening socket has ``TCP_NODELAY`` (see the module docstring),
+    carrying the connection bounds :class:`~orchestrator.http.connections.GuardedHttpProtocol` reads
+    (they travel with the config to every worker process)."""
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        **options: Any,
+    ) -> None:
+        super().__init__(app, **options)
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
+        self.max_connections = max_connections
 
     def bind_socket(self) -> socket.socket:
         sock = super().bind_socket()
