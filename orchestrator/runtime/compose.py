@@ -95,7 +95,7 @@ def build_runtime(
         gate=Gate(client, settings),
         renderer=renderer,
         pm=manager,
-        ratelimiter=RateLimiter(client, settings) if settings.rate_limits else None,
+        ratelimiter=RateLimiter.for_channels(client, settings) if settings.rate_limits else None,
         claim_lease=send_lease,
     )
     return Runtime(
