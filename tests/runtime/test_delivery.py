@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import PermanentError, TransientError
+from orchestrator.gate import consent
 from orchestrator.message import Message, Receipt
 from tests.runtime.harness import Harness, journey, running
 
@@ -77,6 +78,12 @@ def test_a_permanent_failure_withdraws_consent_and_falls_back_to_email(redis_url
         assert [m["channel"] for m in h.outbox()] == ["email"]
         profile = h.runtime.store.get_profile("c1")
         assert profile is not None and profile.consent["sms"] is False
+        assert consent.consent_history(h.client, "c1")[-1] | {"at": ""} == {
+            "channel": "sms",
+            "granted": "0",
+            "source": "provider",
+            "at": "",
+        }
         assert h.stats("nudge")["text:failed:sms"] == 1
 
 
