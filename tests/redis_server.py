@@ -80,3 +80,23 @@ class RedisServer:
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def start_cluster_node() -> RedisServer:
+    """A started redis-server in cluster mode owning every slot: it enforces the one-slot rule for
+    scripts, so a test can show a script is Redis Cluster safe.  Call ``cleanup()`` when done."""
+    bus = ["--cluster-port", str(free_port())]  # the default (port + 10000) may be taken or past 65535
+    server = RedisServer(extra_args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", *bus])
+    try:
+        server.start()
+        client = redis.Redis.from_url(server.url, decode_responses=True)
+        client.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)  # type: ignore[no-untyped-call]
+        deadline = time.monotonic() + 10
+        while "cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):  # type: ignore[no-untyped-call]
+            assert time.monotonic() < deadline, "the cluster node never reported cluster_state:ok"
+            time.sleep(0.01)
+        client.close()
+    except BaseException:
+        server.cleanup()  # a server that never answered is still stopped
+        raise
+    return server

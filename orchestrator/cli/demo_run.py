@@ -18,6 +18,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from orchestrator.cli.status_table import channel_stat
+from orchestrator.engine.enrollment import ChannelOutcome, ChannelOutcomeName
 from orchestrator.language.journey import Journey, SendStep
 from orchestrator.settings import Settings
 from orchestrator.workers.embedded import Embedded
@@ -220,8 +222,10 @@ def rows(journey: Journey, stats: dict[str, int]) -> list[list[str]]:
     def get(name: str) -> int:
         return stats.get(name, 0)
 
-    def channel_sum(step: str, stat: str) -> int:
-        return sum(value for key, value in stats.items() if key.startswith(f"{step}:{stat}:"))
+    per_channel = [(found, value) for key, value in stats.items() if (found := channel_stat(key)) is not None]
+
+    def channel_sum(step: str, outcome: ChannelOutcomeName) -> int:
+        return sum(value for (at, counted), value in per_channel if at == step and counted.outcome == outcome)
 
     summary = [
         journey.id,
@@ -242,7 +246,8 @@ def rows(journey: Journey, stats: dict[str, int]) -> list[list[str]]:
     for step in journey.steps:
         if not isinstance(step, SendStep):
             continue
-        sent = " ".join(f"{c[0]}{get(f'{step.id}:sent:{c}')}" for c in CHANNELS if get(f"{step.id}:sent:{c}"))
+        sent_on = {c: get(f"{step.id}:{ChannelOutcome('sent', c)}") for c in CHANNELS}
+        sent = " ".join(f"{c[0]}{count}" for c, count in sent_on.items() if count)
         refused = channel_sum(step.id, "suppressed") + channel_sum(step.id, "no_consent")
         result.append(
             [

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from orchestrator.engine.enrollment import ChannelOutcome, ChannelOutcomeName
+
 #: Columns of the decisions table: heading → the outcome counted (summed over channels).
-COLUMNS: tuple[tuple[str, str], ...] = (
+COLUMNS: tuple[tuple[str, ChannelOutcomeName], ...] = (
     ("sent", "sent"),
     ("capped", "capped"),
     ("deferred", "deferred"),
@@ -21,7 +23,18 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("no address", "no_address"),
     ("failed", "failed"),
 )
-_OUTCOMES = {outcome for _heading, outcome in COLUMNS}
+_OUTCOMES: set[str] = {outcome for _heading, outcome in COLUMNS}
+
+
+def channel_stat(key: str) -> tuple[str, ChannelOutcome] | None:
+    """A journey stats key as (step, outcome on a channel): ``offer:sent:email`` → ("offer",
+    sent on email); None for the engine's step summaries (``offer:sent``), the journey's own
+    counters (``_journey:…``) and every other stat."""
+    step, _, rest = key.partition(":")
+    outcome = ChannelOutcome.parse(rest)
+    if step == "_journey" or outcome is None:
+        return None
+    return step, outcome
 
 
 def decision_rows(stats: Mapping[str, int]) -> list[tuple[str, dict[str, int]]]:
@@ -33,10 +46,10 @@ def decision_rows(stats: Mapping[str, int]) -> list[tuple[str, dict[str, int]]]:
     """
     steps: dict[str, dict[str, int]] = {}
     for key, count in stats.items():
-        step, _, rest = key.partition(":")
-        outcome, sep, channel = rest.partition(":")
-        if step == "_journey" or not sep or not channel or outcome not in _OUTCOMES:
+        found = channel_stat(key)
+        if found is None or found[1].outcome not in _OUTCOMES:
             continue
+        step, outcome = found
         row = steps.setdefault(step, dict.fromkeys(_OUTCOMES, 0))
-        row[outcome] += int(count)
+        row[outcome.outcome] += int(count)
     return sorted(steps.items())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -85,6 +85,59 @@ class EventArrived:
 DeliveryOutcomeName = Literal[
     "sent", "capped", "deferred", "suppressed", "no_consent", "no_address", "failed", "undeliverable", "holdout"
 ]
+_DELIVERY_OUTCOMES: frozenset[str] = frozenset(get_args(DeliveryOutcomeName))
+
+
+def is_delivery_outcome(name: str) -> TypeGuard[DeliveryOutcomeName]:
+    """Whether ``name`` (read back from Redis, say) is an outcome the engine knows."""
+    return name in _DELIVERY_OUTCOMES
+
+
+#: What one channel's attempt at a send came to: the outcomes a channel can reach, plus the
+#: attempt's own (``retry`` after a transient failure, ``no_channel`` when no plugin provides the
+#: channel, ``template_error`` when the message could not be rendered).
+ChannelOutcomeName = Literal[
+    "sent",
+    "capped",
+    "deferred",
+    "suppressed",
+    "no_consent",
+    "no_address",
+    "failed",
+    "retry",
+    "no_channel",
+    "template_error",
+]
+_CHANNEL_OUTCOMES: frozenset[str] = frozenset(get_args(ChannelOutcomeName))
+
+
+def _is_channel_outcome(name: str) -> TypeGuard[ChannelOutcomeName]:
+    return name in _CHANNEL_OUTCOMES
+
+
+@dataclass(frozen=True)
+class ChannelOutcome:
+    """An outcome on one channel, counted in the journey's stats as ``<outcome>:<channel>``
+    (``sent:email``) under the step, and read back by ``loyaloop status`` and the demo report.
+
+    This class is the only place that text is written (``str()``) and read (:meth:`parse`), so a
+    misspelt outcome is a type error rather than a counter nobody reads.
+    """
+
+    outcome: ChannelOutcomeName
+    channel: str
+
+    def __str__(self) -> str:
+        return f"{self.outcome}:{self.channel}"
+
+    @classmethod
+    def parse(cls, text: str) -> ChannelOutcome | None:
+        """The outcome ``text`` names, or None for any other stat (``sent``, ``branch:vip``, ``cap_deferred``)."""
+        outcome, sep, channel = text.partition(":")
+        if sep and channel and _is_channel_outcome(outcome):
+            return cls(outcome, channel)
+        return None
+
 
 #: Outcomes that do not decide a send: the enrollment stays in ``sending`` and the runtime
 #: re-drives the delivery later (quiet hours, ``on_capped: defer``).  Every other outcome moves on.

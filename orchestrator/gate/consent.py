@@ -9,8 +9,11 @@ Two different promises, kept apart on purpose:
   carrier block).  It blocks every send to that address, transactional included.  Addresses are
   stored only as SHA-256 digests of their normalized form, so the list holds no address in clear.
 
-The runtime, the HTTP webhooks, the unsubscribe command and the gate all go through these
-functions; nothing else writes these keys.
+Every door that changes consent (identify, the Twilio and SendGrid webhooks, the unsubscribe page
+and ``loyaloop unsubscribe``, a provider's permanent error) goes through :func:`set_consent` or
+:func:`set_consents`: the rules of a change live here, the one write that keeps the history is
+the store's :func:`~orchestrator.store.profiles.queue_consent` (a profile save that changes consent
+uses it too).  Nothing else writes these keys.
 """
 
 from __future__ import annotations
@@ -18,17 +21,19 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import redis
 
 from orchestrator.errors import InputError
 from orchestrator.store import keys
+from orchestrator.store.profiles import CONSENT_HISTORY_LENGTH, queue_consent
 
 _PHONE = re.compile(r"^\+?[\d\s().-]{5,}$")
 _PHONE_NOISE = re.compile(r"[\s().-]")
 #: History entries kept per customer (the newest win); enough for any audit, bounded for Redis.
-HISTORY_LENGTH = 200
+HISTORY_LENGTH = CONSENT_HISTORY_LENGTH
 
 
 def normalize_address(address: str) -> str:
@@ -59,22 +64,31 @@ def set_consent(client: redis.Redis, customer_id: str, channel: str, granted: bo
     """Record the customer's marketing consent on ``channel`` and why (``source``: ``unsubscribe``, ``api`` …).
 
     The hash write and the history entry happen in one MULTI so the proof can never disagree
-    with the state.
+    with the state.  Every call is recorded, also one that repeats the current choice: each is a
+    request the customer (or a provider on their behalf) made.
     """
+    set_consents(client, customer_id, {channel: granted}, source=source)
+
+
+def set_consents(client: redis.Redis, customer_id: str, changes: Mapping[str, bool], *, source: str) -> None:
+    """Record several channels' consent at once (``identify`` with ``consent: {...}``), one history
+    entry per channel, all in one MULTI."""
     if not customer_id:
         raise InputError("a consent change needs a customer id", field="customer_id")
-    if not channel:
-        raise InputError("a consent change needs a channel such as 'email'", field="channel")
+    for channel in changes:
+        if not channel:
+            raise InputError("a consent change needs a channel such as 'email'", field="channel")
     if not source:
         raise InputError("say where a consent change came from (source='unsubscribe', 'api', …)", field="source")
-    flag = "1" if granted else "0"
+    if not changes:
+        return
     pipe = client.pipeline(transaction=True)
-    pipe.hset(keys.consent(customer_id), channel, flag)
-    pipe.xadd(
-        keys.consent_history(customer_id),
-        {"channel": channel, "granted": flag, "source": source, "at": f"{time.time():.3f}"},
-        maxlen=HISTORY_LENGTH,
-        approximate=True,
+    queue_consent(
+        pipe,
+        customer_id,
+        {channel: bool(granted) for channel, granted in changes.items()},
+        source=source,
+        at=time.time(),
     )
     pipe.execute()
 

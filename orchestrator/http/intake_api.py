@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, Response
 from orchestrator.errors import InputError
 from orchestrator.http.auth import KeyRing
 from orchestrator.http.config import HttpConfig
-from orchestrator.http.limits import RateLimiter, Verdict, read_body
+from orchestrator.http.limits import read_body
 from orchestrator.http.observability import EVENTS_ACCEPTED, RATE_LIMITED
 from orchestrator.http.protocol import Intake
 from orchestrator.http.responses import error
@@ -44,6 +44,7 @@ from orchestrator.http.validation import (
     parse_track,
 )
 from orchestrator.store import keys
+from orchestrator.store.ratelimit import RateLimiter, retry_after
 
 
 class IntakeApi:
@@ -54,7 +55,7 @@ class IntakeApi:
         self._client = client
         self._intake = intake
         self._keys = KeyRing(config.api_keys)
-        self._limiter = RateLimiter(client, rate=config.rate, burst=config.burst)
+        self._limiter = RateLimiter.for_api_keys(client, rate=config.rate, burst=config.burst)
         self._max_future = timedelta(seconds=config.max_future_seconds)
 
     async def track(self, request: Request) -> Response:
@@ -103,10 +104,10 @@ class IntakeApi:
             calls = self._parse(kind, body)
         except InputError as exc:
             problem = exc
-        verdict, duplicates = self._charge_and_check(key_id, calls)
-        if not verdict.allowed:
+        wait, duplicates = self._charge_and_check(key_id, calls)
+        if wait > 0:
             RATE_LIMITED.inc()
-            return error(429, "rate limit exceeded for this API key", headers={"Retry-After": str(verdict.retry_after)})
+            return error(429, "rate limit exceeded for this API key", headers={"Retry-After": str(retry_after(wait))})
         if problem is not None:
             return error(400, str(problem), field=problem.field)
         results: list[dict[str, Any]] = []
@@ -123,13 +124,14 @@ class IntakeApi:
             return JSONResponse({"accepted": len(results), "results": results}, status_code=202)
         return JSONResponse({"accepted": True, **results[0]}, status_code=202)
 
-    def _charge_and_check(self, key_id: str, calls: list[Call]) -> tuple[Verdict, list[bool]]:
-        """Charge the rate limit and look up which event ids the runtime has already handled, in one
-        pipelined round trip (a malformed body costs one unit, so refusals are not free)."""
+    def _charge_and_check(self, key_id: str, calls: list[Call]) -> tuple[float, list[bool]]:
+        """Charge the rate limit (seconds to wait, 0.0 when charged) and look up which event ids the
+        runtime has already handled, in one pipelined round trip (a malformed body costs one unit, so
+        refusals are not free)."""
         wanted = [(i, call) for i, call in enumerate(calls) if isinstance(call, TrackCall) and call.event_id]
         flags = [False] * len(calls)
         if not wanted:  # nothing to look up: a plain EVALSHA is cheaper than a pipeline
-            return self._limiter.charge(key_id, max(len(calls), 1)), flags
+            return self._limiter.acquire(key_id, max(len(calls), 1)), flags
         for attempt in (1, 2):
             with self._client.pipeline(transaction=False) as pipe:
                 self._limiter.queue(pipe, key_id, max(len(calls), 1))
@@ -145,7 +147,7 @@ class IntakeApi:
                     self._limiter.load()  # nothing ran: the script was the first command and failed
         for (index, _), seen in zip(wanted, answers[1:], strict=True):
             flags[index] = bool(seen)
-        return self._limiter.verdict(answers[0]), flags
+        return self._limiter.seconds(answers[0]), flags
 
     def _hand_over(self, call: Call, duplicate: bool) -> dict[str, Any]:
         if isinstance(call, IdentifyCall):

@@ -292,7 +292,7 @@ class BatchRunner(EventRunner, TimerRunner):
             if result.retry_at is not None:
                 later.append((stored, result.retry_at, result.notes))
                 continue
-            signal = Delivered(send.step_id, result.outcome, result.channel)  # type: ignore[arg-type]
+            signal = result.delivered(send.step_id)
             decide = _advance(journey, profile, signal, stored.enrollment.revision, now, self.tz)
             decision = decide(stored)
             if decision is None or decision.enrollment is stored.enrollment:

@@ -107,7 +107,7 @@ def build_runtime(
         gate=Gate(client, settings),
         renderer=renderer,
         pm=manager,
-        ratelimiter=RateLimiter(client, settings) if settings.rate_limits else None,
+        ratelimiter=RateLimiter.for_channels(client, settings) if settings.rate_limits else None,
         secret=secret,
         claim_lease=send_lease,
     )

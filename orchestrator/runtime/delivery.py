@@ -16,12 +16,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import pluggy
 
 from orchestrator import engine, metrics, plugins
-from orchestrator.engine.enrollment import Enrollment, SendAction
+from orchestrator.engine.enrollment import (
+    ChannelOutcome,
+    Delivered,
+    DeliveryOutcomeName,
+    Enrollment,
+    SendAction,
+    is_delivery_outcome,
+)
 from orchestrator.errors import PermanentError, TemplateError, TransientError
 from orchestrator.gate import consent, unsubscribe
 from orchestrator.gate.policy import Gate, GateDecision, SendRequest
@@ -41,14 +48,19 @@ MAX_ATTEMPTS = 6
 #: A rate-limit wait shorter than this is slept in the worker; a longer one becomes a timer.
 MAX_RATE_SLEEP = 1.0
 #: Outcomes after which the step's fallback channel is tried.
-FALL_THROUGH = frozenset({"no_address", "no_consent", "suppressed", "failed"})
+FALL_THROUGH: frozenset[DeliveryOutcomeName] = frozenset({"no_address", "no_consent", "suppressed", "failed"})
+
+#: An attempt's outcome: a final one for the engine, or why it must be tried again at ``retry_at``.
+AttemptOutcomeName = DeliveryOutcomeName | Literal["retry", "busy", "rate_limited"]
+#: Stats an attempt counts under the step without a channel (the per-channel ones are ChannelOutcome).
+AttemptStat = Literal["deferred", "cap_deferred", "rate_limited"]
 
 
 @dataclass(frozen=True)
 class AttemptResult:
     """The send's final outcome (for the engine), or ``retry_at`` when it must be tried again later."""
 
-    outcome: str
+    outcome: AttemptOutcomeName
     channel: str | None = None
     retry_at: datetime | None = None
     #: Stats to count (journey, step, stat, amount): the caller writes them with its next pipeline.
@@ -56,6 +68,15 @@ class AttemptResult:
     #: Writes that must happen whatever comes next (the ``done`` mark of a sent message); the
     #: caller queues them on the pipeline that stores the step's outcome.
     writes: Callable[[Any], None] | None = field(default=None, compare=False)
+
+    def delivered(self, step_id: str) -> Delivered:
+        """The engine's signal for a decided send (one without ``retry_at``)."""
+        if self.retry_at is not None or not is_delivery_outcome(self.outcome):
+            raise ValueError(
+                f"the attempt at step {step_id!r} ended {self.outcome!r} (retry at {self.retry_at!r}), which decides "
+                "nothing yet; schedule it again at retry_at instead of telling the engine"
+            )
+        return Delivered(step_id, self.outcome, self.channel)
 
 
 def signing_secret(settings: Settings, *, in_process: bool = False) -> bytes:
@@ -122,7 +143,7 @@ class Delivery:
         if profile is None or profile.id != send.recipient_id:
             profile = self.store.get_profile(send.recipient_id) or Profile(id=send.recipient_id)
         notes: list[tuple[str, str | None, str, int]] = []
-        outcomes: list[str] = []
+        outcomes: list[AttemptOutcomeName] = []
         for position, name in enumerate(send.channels):
             key = send.idempotency_key if position == 0 else f"{send.idempotency_key}:{name}"
             given = decided if position == 0 else None
@@ -147,18 +168,17 @@ class Delivery:
         claimed: bool = False,
         decided: GateDecision | None = None,
     ) -> AttemptResult:
-        def note(stat: str) -> None:
-            notes.append((journey.id, send.step_id, stat, 1))
-            outcome, _, channel_name = stat.partition(":")
-            if channel_name:
-                if outcome == "retry":
-                    metrics.retry(channel_name)
+        def note(stat: ChannelOutcome | AttemptStat) -> None:
+            notes.append((journey.id, send.step_id, str(stat), 1))
+            if isinstance(stat, ChannelOutcome):
+                if stat.outcome == "retry":
+                    metrics.retry(stat.channel)
                 else:
-                    metrics.send(journey.id, channel_name, outcome)
+                    metrics.send(journey.id, stat.channel, stat.outcome)
 
         channel = self.channels.get(name)
         if channel is None:
-            note(f"no_channel:{name}")
+            note(ChannelOutcome("no_channel", name))
             return AttemptResult("no_address", name)
         address = profile.address(channel.address_field)
         request = _request(journey, send, profile, name, channel, key, address)
@@ -166,20 +186,20 @@ class Delivery:
         if claimed and decision.outcome != "allowed":
             self.store.release_delivery(profile.id, key)  # claimed in advance, but not sent now
         if decision.outcome == "quiet":
-            note(f"deferred:{name}")
+            note(ChannelOutcome("deferred", name))
             note("deferred")
             return AttemptResult("deferred", name, retry_at=decision.retry_at)
         if decision.outcome == "capped":
             if send.on_capped == "defer":
                 until = self.gate.defer_until(decision, request, now, self.settings.defer_max)
                 if until is not None:
-                    note(f"deferred:{name}")
+                    note(ChannelOutcome("deferred", name))
                     note("cap_deferred")
                     return AttemptResult("deferred", name, retry_at=until)
-            note(f"capped:{name}")
+            note(ChannelOutcome("capped", name))
             return AttemptResult("capped", name)
         if decision.outcome != "allowed":
-            note(f"{decision.outcome}:{name}")
+            note(ChannelOutcome(decision.outcome, name))
             return AttemptResult(decision.outcome, name)
         assert address is not None
         return self._send(journey, enrollment, send, profile, channel, address, key, now, note, claimed)
@@ -194,14 +214,14 @@ class Delivery:
         address: str,
         key: str,
         now: datetime,
-        note: Callable[[str], None],
+        note: Callable[[ChannelOutcome | AttemptStat], None],
         claimed: bool = False,
     ) -> AttemptResult:
         name = channel.name
         started = time.monotonic()
         state, detail = ("claimed", "") if claimed else self._claim(profile.id, key, now)
         if state == "done":
-            return AttemptResult(detail, name)
+            return AttemptResult(_done(detail, key), name)
         if state == "busy":
             return AttemptResult("busy", name, retry_at=datetime.fromtimestamp(float(detail), now.tzinfo))
         if self.ratelimiter is not None:
@@ -219,7 +239,7 @@ class Delivery:
             log.warning("template failed", extra={"journey": journey.id, "step": send.step_id, "error": str(exc)})
             self.gate.release(profile.id, key)
             self.store.finish_delivery(profile.id, key, "failed")
-            note(f"template_error:{name}")
+            note(ChannelOutcome("template_error", name))
             return AttemptResult("failed", name)
         try:
             receipt = channel.send(message)
@@ -227,11 +247,11 @@ class Delivery:
             self.store.release_delivery(profile.id, key)
             plugins.notify_failed(self.pm, message, exc)
             attempts = self.store.delivery_attempt(profile.id, key)
-            note(f"retry:{name}")
+            note(ChannelOutcome("retry", name))
             if attempts >= self.max_attempts:
                 self.gate.release(profile.id, key)
                 self.store.finish_delivery(profile.id, key, "failed")
-                note(f"failed:{name}")
+                note(ChannelOutcome("failed", name))
                 return AttemptResult("failed", name)
             # Timed from the provider's answer: a rate-limit wait or a slow call came before it.
             delay = (time.monotonic() - started) + backoff_delay(attempts, exc.retry_after)
@@ -241,7 +261,7 @@ class Delivery:
             self.store.finish_delivery(profile.id, key, "failed")
             plugins.notify_failed(self.pm, message, exc)
             self._permanent(profile, channel, address, exc)
-            note(f"failed:{name}")
+            note(ChannelOutcome("failed", name))
             return AttemptResult("failed", name)
 
         def done(pipe: Any) -> None:
@@ -257,7 +277,7 @@ class Delivery:
             )
 
         plugins.notify_sent(self.pm, message, receipt)
-        note(f"sent:{name}")
+        note(ChannelOutcome("sent", name))
         return AttemptResult("sent", name, writes=done)
 
     def first_request(self, journey: Journey, send: SendAction, profile: Profile) -> SendRequest | None:
@@ -332,6 +352,13 @@ class Delivery:
             consent.set_consent(self.store.redis, profile.id, channel.consent_key, False, source="provider")
         if error.remove_address:
             self.store.change_profile(profile.id, lambda p: _without_address(p, channel.address_field, address))
+
+
+def _done(outcome: str, key: str) -> DeliveryOutcomeName:
+    """The outcome a finished send was marked ``done`` with (``sent`` or ``failed``)."""
+    if not is_delivery_outcome(outcome):
+        raise ValueError(f"send {key!r} is marked done with {outcome!r}, which is not a delivery outcome")
+    return outcome
 
 
 def _request(

@@ -142,8 +142,7 @@ class Loyaloop:
         if values.get("timezone"):
             self.store.redis.sadd(keys.timezones(), values["timezone"])  # local-time broadcasts fire per zone
         given = {channel: bool(flag) for channel, flag in (values.get("consent") or {}).items()}
-        for channel, flag in given.items():
-            consent_store.set_consent(self.store.redis, customer_id, channel, flag, source="identify")
+        consent_store.set_consents(self.store.redis, customer_id, given, source="identify")
         self.nudges.nudge_profile(customer_id)
         return profile.model_copy(update={"consent": {**profile.consent, **given}}) if given else profile
 

@@ -8,7 +8,6 @@ from typing import Any
 from orchestrator import engine
 from orchestrator.engine.enrollment import (
     Decision,
-    Delivered,
     TimerFired,
 )
 from orchestrator.engine.run_ids import DATE_RUN_PREFIX, UPDATE_RUN_PREFIX, run_id_for
@@ -104,7 +103,7 @@ class TimerRunner(EntryRunner):
             self.store.run(later)
             return "retry"
         outcome = result.outcome
-        signal = Delivered(stored.send.step_id, outcome, result.channel)  # type: ignore[arg-type]
+        signal = result.delivered(stored.send.step_id)
         seen = profile
 
         def decide(current: StoredEnrollment) -> Decision | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestrator.engine.enrollment import DeliveryOutcomeName
 from orchestrator.store import keys
 from orchestrator.store.base import StoreBase
 from orchestrator.store.codec import Claim
@@ -23,7 +24,9 @@ class DeliveryStore(StoreBase):
         kind, _, rest = result.partition(":")
         return ("done", rest) if kind == "done" else ("busy", rest)
 
-    def finish_delivery(self, customer_id: str, idempotency_key: str, outcome: str, pipe: Any = None) -> None:
+    def finish_delivery(
+        self, customer_id: str, idempotency_key: str, outcome: DeliveryOutcomeName, pipe: Any = None
+    ) -> None:
         (pipe or self.redis).hset(keys.delivered(customer_id), idempotency_key, f"done:{outcome}")
 
     def release_delivery(self, customer_id: str, idempotency_key: str) -> None:

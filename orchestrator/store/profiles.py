@@ -1,8 +1,15 @@
-"""Profiles, consent and seen events: a customer's data changes here, each event exactly once."""
+"""Profiles, consent and seen events: a customer's data changes here, each event exactly once.
+
+Consent is written by :func:`queue_consent` alone, always with its history entry (the proof of
+who changed it, when and how).  The rules of a change (what must be said, by whom) belong to the
+gate, :func:`orchestrator.gate.consent.set_consent`, which every door calls; a profile save that
+carries consent records the channels it changes through the same function.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal
 
 import redis
@@ -20,6 +27,35 @@ from orchestrator.store.codec import (
     with_updates,
 )
 from orchestrator.store.scripts import SEEN_TTL
+
+#: Consent history entries kept per customer (the newest win): enough for any audit, bounded for Redis.
+CONSENT_HISTORY_LENGTH = 200
+
+
+def queue_consent(pipe: Any, customer_id: str, changes: Mapping[str, bool], *, source: str, at: float) -> None:
+    """Queue the one write of consent on ``pipe`` (a MULTI, so the proof never disagrees with the
+    state): the channels' flags (``"1"``/``"0"``) and one history entry per channel, saying
+    ``source`` and ``at`` (epoch seconds).  Both keys carry the customer's hash tag (one Cluster slot)."""
+    if not changes:
+        return
+    pipe.hset(keys.consent(customer_id), mapping={channel: _flag(granted) for channel, granted in changes.items()})
+    for channel, granted in changes.items():
+        pipe.xadd(
+            keys.consent_history(customer_id),
+            {"channel": channel, "granted": _flag(granted), "source": source, "at": f"{at:.3f}"},
+            maxlen=CONSENT_HISTORY_LENGTH,
+            approximate=True,
+        )
+
+
+def consent_changes(before: Mapping[str, bool], after: Mapping[str, bool]) -> dict[str, bool]:
+    """The channels ``after`` sets to another value than ``before`` (a channel left out is no change:
+    consent is never erased, only withdrawn, so its history stays whole)."""
+    return {channel: granted for channel, granted in after.items() if before.get(channel) != granted}
+
+
+def _flag(granted: bool) -> str:
+    return "1" if granted else "0"
 
 
 class ProfileStore(StoreBase):
@@ -45,25 +81,25 @@ class ProfileStore(StoreBase):
             found[customer_id] = with_consent(Profile.model_validate_json(raw), consent)
         return found
 
-    def save_profile(self, profile: Profile) -> None:
-        """Write a whole profile (consent goes to its own hash)."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.set(keys.profile(profile.id), profile_json(profile))
-        if profile.consent:
-            pipe.hset(keys.consent(profile.id), mapping={k: "1" if v else "0" for k, v in profile.consent.items()})
-        pipe.execute()
+    def save_profile(self, profile: Profile, *, source: str = "profile") -> None:
+        """Write a whole profile; the consent channels it changes are recorded with ``source`` in the
+        consent history (the hash keeps channels it leaves out)."""
+        self.change_profile(profile.id, lambda _current: profile.model_copy(deep=True), source=source)
 
-    def change_profile(self, customer_id: str, change: Callable[[Profile], Profile | None]) -> Profile:
+    def change_profile(
+        self, customer_id: str, change: Callable[[Profile], Profile | None], *, source: str = "profile"
+    ) -> Profile:
         """Read-modify-write a profile under WATCH (retried on a concurrent change).
 
         ``change`` receives the current profile (a fresh one for a new customer) and returns the
-        new one, or None to leave it untouched.
+        new one, or None to leave it untouched.  Consent it changes is written by
+        :func:`queue_consent` in the same MULTI, with ``source`` in the history.
         """
         key = keys.profile(customer_id)
         while True:
             with self.redis.pipeline(transaction=True) as pipe:
                 try:
-                    pipe.watch(key)
+                    pipe.watch(key, keys.consent(customer_id))
                     raw = pipe.get(key)
                     consent = pipe.hgetall(keys.consent(customer_id))
                     current = Profile.model_validate_json(raw) if raw else Profile(id=customer_id)
@@ -71,15 +107,12 @@ class ProfileStore(StoreBase):
                     changed = change(current.model_copy(deep=True))
                     if changed is None:
                         return current
+                    changes = consent_changes(current.consent, changed.consent)
                     pipe.multi()
                     pipe.set(key, profile_json(changed))
-                    if changed.consent != current.consent:
-                        mapping = {k: "1" if v else "0" for k, v in changed.consent.items()}
-                        pipe.delete(keys.consent(customer_id))
-                        if mapping:
-                            pipe.hset(keys.consent(customer_id), mapping=mapping)
+                    queue_consent(pipe, customer_id, changes, source=source, at=time.time())
                     pipe.execute()
-                    return changed
+                    return changed.model_copy(update={"consent": {**current.consent, **changed.consent}})
                 except redis.WatchError:
                     continue
 
@@ -155,9 +188,6 @@ class ProfileStore(StoreBase):
     def update_profile(self, customer_id: str, set_: dict[str, Any], increment: dict[str, float]) -> Profile:
         """Apply attributes set and numbers incremented now (not keyed: journeys use apply_update)."""
         return self.change_profile(customer_id, lambda profile: with_updates(profile, set_, increment))
-
-    def set_consent(self, customer_id: str, channel: str, given: bool) -> None:
-        self.redis.hset(keys.consent(customer_id), channel, "1" if given else "0")
 
     def scan_customers(self, count: int = 1000) -> Iterator[list[str]]:
         """Every known customer id, in batches (SCAN, never KEYS)."""

@@ -1,77 +1,151 @@
-"""A per-channel send rate shared by every worker, so a large cohort never sets off a provider's 429 storm.
+"""The one rate limiter: GCRA in Redis, for per-channel send rates and per-API-key request rates.
 
-The limiter is GCRA (the generic cell rate algorithm, a token bucket kept as one timestamp): Redis
-stores the "theoretical arrival time" of the next send per channel and one Lua script reads the
-Redis clock, decides and records atomically.  One key and one round trip per send, no clock skew
-between workers (they all use the Redis server's ``TIME``), and a refused attempt costs nothing.
+GCRA (the generic cell rate algorithm, a token bucket kept as one timestamp): Redis stores the
+"theoretical arrival time" of the next event per bucket and one Lua script
+(``ratelimit.lua``) reads the Redis clock, decides and records atomically.  One key and one round
+trip per decision, no clock skew between workers or hosts (they all use the Redis server's
+``TIME``), and a refused attempt costs nothing.  The script touches only the one key it is given,
+so it runs unchanged on Redis Cluster.
 
-Rates come from ``settings.rate_limits`` (sends per second per channel); a channel without a
-configured rate is never limited.
+Two callers share it, each in its own key space so their buckets never meet:
+
+* the delivery workers pace sends per channel (:meth:`RateLimiter.for_channels`, rates from
+  ``settings.rate_limits``, keys :func:`~orchestrator.store.keys.rate_limit`); a channel without a
+  configured rate is never limited;
+* the HTTP intake charges events per API key (:meth:`RateLimiter.for_api_keys`, keys
+  :func:`~orchestrator.store.keys.api_rate`) and turns a refusal into ``429`` with ``Retry-After``.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
 
 import redis
 
+from orchestrator.errors import ConfigurationError
 from orchestrator.settings import Settings
 from orchestrator.store import keys
 
-# KEYS[1] the channel's key; ARGV[1] microseconds between sends; ARGV[2] sends allowed in a burst.
-# Returns 0 when the send may go now (and counts it), else the microseconds to wait.
-_GCRA = """
-local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local allowed_at = tat - (burst - 1) * interval
-if allowed_at > now then
-  return allowed_at - now
-end
-local new_tat = tat + interval
-redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
-return 0
-"""
+#: The GCRA script (KEYS: the bucket; ARGV: interval µs, burst, cost; returns 0 or µs to wait).
+SCRIPT = resources.files("orchestrator.store").joinpath("ratelimit.lua").read_text(encoding="utf-8")
 
-#: A burst may hold this many seconds' worth of sends, so several workers are not paced one by one.
+#: A channel's burst holds this many seconds' worth of sends, so several workers are not paced one by one.
 BURST_SECONDS = 0.1
 
 
+@dataclass(frozen=True)
+class Rate:
+    """``per_second`` events at the steady rate, with up to ``burst`` of them at once."""
+
+    per_second: float
+    burst: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.per_second > 0:
+            raise ConfigurationError(f"a rate limit of {self.per_second!r} events/s must be a positive number")
+        if self.burst < 1:
+            raise ConfigurationError(f"a rate limit's burst of {self.burst!r} must be at least 1 event")
+
+    @property
+    def interval_us(self) -> int:
+        """Whole microseconds between two events (at least 1, so any rate up to 10⁶/s is exact enough)."""
+        return max(1, round(1_000_000 / self.per_second))
+
+
+def retry_after(wait: float) -> int:
+    """A wait in seconds as ``Retry-After`` wants it: whole seconds, rounded up (at least 1), so a
+    client that comes back then is admitted."""
+    return max(1, math.ceil(wait))
+
+
 class RateLimiter:
-    """Shared per-channel pacing.  Thread- and process-safe: all state lives in one Redis key per channel."""
+    """Shared GCRA buckets, one Redis key each: thread-, process- and host-safe.
 
-    def __init__(self, client: redis.Redis, settings: Settings, *, burst_seconds: float = BURST_SECONDS) -> None:
+    ``rates`` gives the rate of a named bucket (a channel), ``default`` the rate of any other name
+    (every API key alike); a name with neither is not limited and touches no key.  ``key`` maps a
+    name to its Redis key, so each caller keeps its buckets in its own key space.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        key: Callable[[str], str],
+        rates: Mapping[str, Rate] | None = None,
+        default: Rate | None = None,
+    ) -> None:
         self._client = client
-        self._rates = dict(settings.rate_limits)
-        self._burst_seconds = burst_seconds
-        self._script = client.register_script(_GCRA)
+        self._key = key
+        self._rates = dict(rates or {})
+        self._default = default
+        self._script = client.register_script(SCRIPT)
 
-    def rate(self, channel: str) -> float | None:
-        """Sends per second allowed on ``channel``, or None when it is not limited."""
-        return self._rates.get(channel)
+    @classmethod
+    def for_channels(
+        cls, client: redis.Redis, settings: Settings, *, burst_seconds: float = BURST_SECONDS
+    ) -> RateLimiter:
+        """Per-channel send rates from ``settings.rate_limits``, with bursts of ``burst_seconds``' worth."""
+        rates = {
+            channel: Rate(rate, max(1, math.floor(rate * burst_seconds)))
+            for channel, rate in settings.rate_limits.items()
+        }
+        return cls(client, key=keys.rate_limit, rates=rates)
 
-    def acquire(self, channel: str) -> float:
-        """Take one send slot: 0.0 if the send may go now (it is counted), else seconds to wait first.
+    @classmethod
+    def for_api_keys(cls, client: redis.Redis, *, rate: float, burst: int) -> RateLimiter:
+        """``rate`` events per second per API key with bursts of up to ``burst`` events."""
+        return cls(client, key=keys.api_rate, default=Rate(rate, burst))
+
+    def rate(self, name: str) -> float | None:
+        """Events per second allowed for ``name``, or None when it is not limited."""
+        found = self._rate(name)
+        return None if found is None else found.per_second
+
+    def _rate(self, name: str) -> Rate | None:
+        return self._rates.get(name, self._default)
+
+    def acquire(self, name: str, cost: int = 1) -> float:
+        """Take ``cost`` events: 0.0 if they may go now (they are counted), else seconds to wait first.
 
         A refused call takes nothing, so the caller simply waits the returned time and asks again
-        (or re-queues the send with that delay).
+        (or re-queues the work with that delay, or answers ``429``).
         """
-        rate = self._rates.get(channel)
+        rate = self._rate(name)
         if rate is None:
             return 0.0
-        interval = max(1, round(1_000_000 / rate))
-        burst = max(1, math.floor(rate * self._burst_seconds))
-        wait_us = int(self._script(keys=[keys.rate_limit(channel)], args=[interval, burst]))
-        return wait_us / 1_000_000
+        return self.seconds(self._script(keys=[self._key(name)], args=[rate.interval_us, rate.burst, cost]))
+
+    def queue(self, pipe: Any, name: str, cost: int = 1) -> bool:
+        """Queue :meth:`acquire` on a pipeline (one round trip with other commands); False, and
+        nothing queued, for a name that is not limited.  Read its reply with :meth:`seconds`.
+
+        A plain EVALSHA rather than the Script object: on a pipeline that costs a SCRIPT EXISTS
+        round trip every time.  Call :meth:`load` and execute again if the pipeline raises
+        ``NoScriptError`` (Redis restarted or its script cache was flushed).
+        """
+        rate = self._rate(name)
+        if rate is None:
+            return False
+        pipe.evalsha(self._script.sha, 1, self._key(name), rate.interval_us, rate.burst, cost)
+        return True
+
+    def load(self) -> None:
+        """Load the script into Redis' cache (after ``NoScriptError``)."""
+        self._client.script_load(SCRIPT)
+
+    @staticmethod
+    def seconds(answer: Any) -> float:
+        """The script's reply (microseconds to wait, 0 when allowed) in seconds."""
+        return int(answer) / 1_000_000
 
     def wait(
         self,
-        channel: str,
+        name: str,
         *,
         max_wait: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -79,7 +153,7 @@ class RateLimiter:
         """Block until a slot is taken (True) or ``max_wait`` seconds would be exceeded (False)."""
         waited = 0.0
         while True:
-            delay = self.acquire(channel)
+            delay = self.acquire(name)
             if delay <= 0:
                 return True
             if waited + delay > max_wait:

@@ -8,6 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
+from orchestrator.cli.demo_run import rows
+from orchestrator.language.journey import Journey
 
 
 @pytest.mark.slow
@@ -46,3 +48,27 @@ def test_the_demo_runs_on_a_real_redis_when_redis_url_is_set(
     assert redis_url in result.output and outbox.exists()
     assert client.exists("lp:stats:welcome")
     client.close()
+
+
+def test_the_report_rows_read_the_per_channel_counters_as_before() -> None:
+    """The demo's table sums ``<step>:<outcome>:<channel>`` counters per step (sends per channel,
+    refusals, failures with undeliverable); the figures are the ones the string-matching report printed."""
+    offer = Journey.model_validate(
+        {"id": "offer", "name": "Offer", "trigger": {"event": "signup"},
+         "steps": [{"id": "text", "send": "sms", "template": "hello", "fallback": ["email"]},
+                   {"id": "pause", "wait": "1d"},
+                   {"id": "mail", "send": "email", "template": "tips"}]}
+    )  # fmt: skip
+    stats = {
+        "_journey:entered": 9, "_journey:completed": 4, "_journey:exited": 1, "_journey:holdout": 1,
+        "text:sent:sms": 2, "text:sent:email": 1, "text:sent": 3, "text:deferred:sms": 4, "text:deferred": 3,
+        "text:cap_deferred": 1, "text:no_consent:sms": 1, "text:suppressed:email": 2, "text:capped:sms": 5,
+        "text:undeliverable": 1, "text:failed:email": 1, "text:retry:sms": 6, "text:holdout": 1,
+        "mail:suppressed:email": 5, "mail:retry:email": 7, "mail:no_address:push": 2,
+        "mail:template_error:email": 1, "mail:sent:push": 3, "pause:timeout": 3,
+    }  # fmt: skip
+    assert rows(offer, stats) == [
+        ["offer", "(journey)", "9", "", "", "", "", "", "", "1", "0", "1", "4"],
+        ["", "text", "", "e1 s2", "5", "4", "3", "0", "2", "1", "", "", ""],
+        ["", "mail", "", "p3", "0", "0", "5", "2", "0", "0", "", "", ""],
+    ]

@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
-from orchestrator.cli.status_table import decision_rows
+from orchestrator.cli.status_table import channel_stat, decision_rows
+from orchestrator.engine.enrollment import ChannelOutcome
 from orchestrator.gate.consent import suppress
 from tests.runtime.harness import Harness, journey, running
 
@@ -43,6 +44,15 @@ def test_decision_rows_sum_channels_and_ignore_summaries() -> None:
         "sent": 3, "capped": 0, "deferred": 4, "suppressed": 0, "no_consent": 1, "no_address": 0, "failed": 0
     }  # fmt: skip
     assert rows["mail"]["suppressed"] == 5 and sum(rows["mail"].values()) == 5
+
+
+def test_channel_stat_reads_step_outcome_and_channel() -> None:
+    """A stats key is split into its step and its typed outcome on a channel; summaries and the
+    journey's counters are not outcomes on a channel."""
+    assert channel_stat("offer:no_consent:sms") == ("offer", ChannelOutcome("no_consent", "sms"))
+    assert channel_stat("offer:sent") is None
+    assert channel_stat("offer:branch:vip") is None
+    assert channel_stat("_journey:sent:email") is None
 
 
 def _person(h: Harness, cid: str, timezone: str, **extra: Any) -> None:

@@ -3,8 +3,10 @@ hashes, and the gate obeying both."""
 
 from __future__ import annotations
 
+import ast
 import hashlib
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import redis
@@ -17,6 +19,7 @@ from orchestrator.gate.consent import (
     normalize_address,
     read_consent,
     set_consent,
+    set_consents,
     suppress,
     suppression_reason,
     unsuppress,
@@ -54,6 +57,59 @@ def test_consent_round_trip_and_history(redis_client: redis.Redis) -> None:
     assert [(h["channel"], h["granted"], h["source"]) for h in history] == [
         ("email", "1", "signup"),
         ("sms", "0", "api"),
+    ]
+
+
+def test_several_channels_change_in_one_call_each_with_its_entry(redis_client: redis.Redis) -> None:
+    """identify's ``consent: {...}`` is one MULTI: every channel set and each in the history."""
+    set_consents(redis_client, "ann", {"email": True, "sms": False, "push": True}, source="identify")
+    assert read_consent(redis_client, "ann") == {"email": True, "sms": False, "push": True}
+    assert [(h["channel"], h["granted"], h["source"]) for h in consent_history(redis_client, "ann")] == [
+        ("email", "1", "identify"),
+        ("sms", "0", "identify"),
+        ("push", "1", "identify"),
+    ]
+    with pytest.raises(InputError) as caught:
+        set_consents(redis_client, "ann", {"": True}, source="api")
+    assert caught.value.field == "channel"
+
+
+#: Redis commands that change a key; none may touch the consent keys outside the one writer.
+WRITES = {"set", "hset", "hsetnx", "hmset", "hdel", "delete", "unlink", "xadd", "xtrim", "xdel", "expire", "rename"}
+ROOT = Path(__file__).resolve().parents[2] / "orchestrator"
+
+
+def consent_writes() -> list[str]:
+    """Every call of a Redis write command on ``keys.consent(…)``/``keys.consent_history(…)`` in the code."""
+    found = []
+    for path in sorted(ROOT.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        scopes = {
+            id(child): node.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.FunctionDef)
+            for child in ast.walk(node)
+        }
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in WRITES):
+                continue
+            for arg in node.args:
+                if (
+                    isinstance(arg, ast.Call)
+                    and isinstance(arg.func, ast.Attribute)
+                    and arg.func.attr in ("consent", "consent_history")
+                    and isinstance(arg.func.value, ast.Name)
+                    and arg.func.value.id == "keys"
+                ):
+                    found.append(f"{path.relative_to(ROOT.parent)}:{scopes.get(id(node))}:{node.func.attr}")
+    return found
+
+
+def test_only_the_one_writer_writes_consent_keys() -> None:
+    """The consent hash and its history are written in one function, queue_consent, which writes both."""
+    assert consent_writes() == [
+        "orchestrator/store/profiles.py:queue_consent:hset",
+        "orchestrator/store/profiles.py:queue_consent:xadd",
     ]
 
 

@@ -14,10 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from click.testing import CliRunner
 from twilio.request_validator import RequestValidator
 
+from orchestrator.cli.consent import unsubscribe
 from orchestrator.gate import consent
+from orchestrator.gate.unsubscribe import make_token
 from orchestrator.http import create_app
+from orchestrator.language.profile import Profile
 from orchestrator.runtime.message_status import StatusBook
 from tests.http.conftest import bearer, make_config
 from tests.http.helpers import PUBLIC_URL, TWILIO_TOKEN, SendGridSigner, serve
@@ -196,3 +200,54 @@ def test_twilio_delivery_moves_the_journey_and_an_inbound_stop_ends_sms(redis_ur
         stats = h.stats("sms_welcome")
         assert stats["await_delivery:event"] == 1  # sms.delivered ended the wait (not the timeout)
         assert stats["tips:suppressed:sms"] == 1 and stats.get("tips:sent:sms", 0) == 0
+
+
+def history(h: Harness, customer_id: str) -> list[tuple[str, str, str]]:
+    return [(e["channel"], e["granted"], e["source"]) for e in consent.consent_history(h.client, customer_id)]
+
+
+def test_every_door_that_changes_consent_leaves_a_history_entry(redis_url: str, tmp_path: Path) -> None:
+    """Identify over HTTP, Twilio's 21610 status, STOP and START replies, SendGrid's unsubscribe, the
+    unsubscribe page, ``loyaloop unsubscribe`` and a profile save each go through the one consent
+    writer: every change is in the history with its door as the source, and the hash agrees."""
+    with running(redis_url, tmp_path, [], settings={"public_url": PUBLIC_URL}) as h, front_door(h) as (client, signer):
+        secret = h.settings.secret_key.get_secret_value().encode() if h.settings.secret_key else b""
+        attributes = {"consent": {"email": True, "sms": True}}
+        identify = {"customer_id": "door-identify", "attributes": attributes}
+        assert client.post("/v1/identify", json=identify, headers=bearer()).status_code == 202
+
+        h.runtime.store.remember_provider_message(
+            "SM1", customer_id="door-twilio", run_id="run-1", step_id="hello", channel="sms", key="run-1:hello"
+        )
+        status = {"MessageSid": "SM1", "MessageStatus": "undelivered", "To": PHONE, "ErrorCode": "21610"}
+        assert twilio_post(client, "/webhooks/twilio/status", status).status_code == 204
+        for sid, word in (("SMin1", "START"), ("SMin2", "STOP")):
+            reply = {"MessageSid": sid, "From": PHONE, "Body": word}
+            assert twilio_post(client, "/webhooks/twilio/inbound", reply).status_code == 200
+
+        sent = {"to": "sg@example.com", "customer_id": "door-sendgrid", "run_id": "run-2", "step_id": "hello"}
+        sent["idempotency_key"] = "run-2:hello"
+        assert webhook(client, signer, [sendgrid_event(sent, "unsubscribe")]).status_code == 200
+
+        one_click = {"Content-Type": "application/x-www-form-urlencoded"}
+        page = f"/u/{make_token(secret, 'door-page', 'email', 'welcome')}"
+        assert client.post(page, content=b"List-Unsubscribe=One-Click", headers=one_click).status_code == 200
+
+        env = {"REDIS_URL": redis_url, "LOYALOOP_SECRET_KEY": secret.decode(), "LOYALOOP_JOURNEYS": str(tmp_path)}
+        cli = CliRunner().invoke(unsubscribe, [make_token(secret, "door-cli", "sms", "welcome")], env=env)
+        assert cli.exit_code == 0, cli.output
+
+        h.runtime.store.save_profile(Profile(id="door-save", consent={"push": True}))
+
+        expected = {
+            "door-identify": [("email", "1", "identify"), ("sms", "1", "identify")],
+            "door-twilio": [("sms", "0", "twilio:21610"), ("sms", "1", "twilio:start"), ("sms", "0", "twilio:stop")],
+            "door-sendgrid": [("email", "0", "sendgrid:unsubscribe")],
+            "door-page": [("email", "0", "unsubscribe:welcome")],
+            "door-cli": [("sms", "0", "unsubscribe:welcome")],
+            "door-save": [("push", "1", "profile")],
+        }
+        assert {customer_id: history(h, customer_id) for customer_id in expected} == expected
+        for customer_id, entries in expected.items():
+            last = {channel: granted == "1" for channel, granted, _source in entries}
+            assert consent.read_consent(h.client, customer_id) == last

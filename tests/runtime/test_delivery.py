@@ -7,9 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from orchestrator.engine.enrollment import Delivered
 from orchestrator.errors import PermanentError, TransientError
+from orchestrator.gate import consent
 from orchestrator.message import Message, Receipt
-from tests.runtime.harness import Harness, journey, running
+from orchestrator.runtime.delivery import AttemptResult
+from tests.runtime.harness import START, Harness, journey, running
 
 SMS_THEN_EMAIL = journey(
     {
@@ -77,6 +82,12 @@ def test_a_permanent_failure_withdraws_consent_and_falls_back_to_email(redis_url
         assert [m["channel"] for m in h.outbox()] == ["email"]
         profile = h.runtime.store.get_profile("c1")
         assert profile is not None and profile.consent["sms"] is False
+        assert consent.consent_history(h.client, "c1")[-1] | {"at": ""} == {
+            "channel": "sms",
+            "granted": "0",
+            "source": "provider",
+            "at": "",
+        }
         assert h.stats("nudge")["text:failed:sms"] == 1
 
 
@@ -139,3 +150,13 @@ def test_a_capped_send_is_skipped_and_recorded(redis_url: str, tmp_path: Path) -
         h.settle()
         assert len(h.outbox()) == 1
         assert h.runtime.store.stats("second")["_journey:entered"] == 1
+
+
+def test_only_a_decided_attempt_becomes_the_engines_signal() -> None:
+    """A final outcome becomes ``Delivered``; one still to be retried (``retry``, ``busy``,
+    ``rate_limited``, a deferral with its time) is refused, naming the outcome."""
+    assert AttemptResult("sent", "email").delivered("hello") == Delivered("hello", "sent", "email")
+    assert AttemptResult("undeliverable").delivered("hello") == Delivered("hello", "undeliverable", None)
+    for waiting in ("retry", "busy", "rate_limited", "deferred"):
+        with pytest.raises(ValueError, match=repr(waiting)):
+            AttemptResult(waiting, "sms", retry_at=START).delivered("hello")

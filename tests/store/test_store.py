@@ -332,3 +332,45 @@ def test_profiles_are_written_only_over_the_json_that_was_read(redis_client: red
         stamp,
         None,
     ]
+
+
+def consent_log(client: redis.Redis, customer_id: str) -> list[tuple[str, str, str]]:
+    entries: list[Any] = client.xrange(keys.consent_history(customer_id))  # type: ignore[assignment]
+    return [(fields["channel"], fields["granted"], fields["source"]) for _id, fields in entries]
+
+
+def test_a_profile_save_records_the_consent_it_changes_in_the_history(redis_client: redis.Redis) -> None:
+    """Saving a profile writes its consent through the one writer: each channel it changes gets a
+    history entry with the save's source; repeating the stored choice adds none; a channel the
+    profile leaves out is kept, never erased."""
+    store = Store(redis_client)
+    store.save_profile(Profile(id="c1", consent={"email": True, "sms": False}), source="import")
+    assert redis_client.hgetall(keys.consent("c1")) == {"email": "1", "sms": "0"}
+    assert consent_log(redis_client, "c1") == [("email", "1", "import"), ("sms", "0", "import")]
+    store.save_profile(Profile(id="c1", consent={"email": True}))
+    assert len(consent_log(redis_client, "c1")) == 2
+    store.save_profile(Profile(id="c1", consent={"email": False}))
+    assert redis_client.hgetall(keys.consent("c1")) == {"email": "0", "sms": "0"}
+    assert consent_log(redis_client, "c1")[-1] == ("email", "0", "profile")
+
+
+def test_a_changed_profile_records_its_consent_change_with_the_history(redis_client: redis.Redis) -> None:
+    """change_profile writes a consent change and its history entry in the profile's own MULTI, and
+    returns what is stored; a change that leaves consent alone records nothing."""
+    store = Store(redis_client)
+    store.change_profile("c2", lambda p: p.model_copy(update={"email": "c2@example.test"}))
+    assert consent_log(redis_client, "c2") == [] and not redis_client.exists(keys.consent("c2"))
+
+    def grant_sms(profile: Profile) -> Profile:
+        profile.consent = {"sms": True}
+        return profile
+
+    assert store.change_profile("c2", grant_sms, source="support").consent == {"sms": True}
+    assert consent_log(redis_client, "c2") == [("sms", "1", "support")]
+    stored = store.get_profile("c2")
+    assert stored is not None and stored.email == "c2@example.test" and stored.consent == {"sms": True}
+
+
+def test_the_store_has_no_consent_writer_without_history() -> None:
+    """The history-less ``Store.set_consent`` is gone: consent changes go through the gate's writer."""
+    assert not hasattr(Store, "set_consent")
