@@ -16,7 +16,7 @@ import importlib
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pluggy
@@ -204,3 +204,9 @@ def template_filters(pm: pluggy.PluginManager) -> dict[str, Callable[..., Any]]:
 def template_globals(pm: pluggy.PluginManager) -> dict[str, Any]:
     """Every plugin's Jinja2 globals, merged; a name offered twice is a ``PluginError``."""
     return _merged(pm.hook.loyaloop_template_globals, "loyaloop_template_globals")
+
+
+def consent_channels(channels: Mapping[str, Channel]) -> frozenset[str]:
+    """The names consent is recorded under for these channels (``consent_key``): what ``identify``
+    may give or withdraw consent for, so a typo or a made-up channel is refused, not stored."""
+    return frozenset(channel.consent_key for channel in channels.values())

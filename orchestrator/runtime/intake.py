@@ -65,9 +65,17 @@ class Loyaloop:
     """A client bound to a broker's actors and a Redis: ``track``, ``identify``, ``import_file``."""
 
     def __init__(
-        self, nudges: Nudges, client: redis.Redis, *, clock: Any = None, max_future: timedelta = MAX_FUTURE
+        self,
+        nudges: Nudges,
+        client: redis.Redis,
+        *,
+        clock: Any = None,
+        max_future: timedelta = MAX_FUTURE,
+        consent_channels: frozenset[str] | None = None,
     ) -> None:
         self.nudges = nudges
+        #: The channels consent may be given for (their ``consent_key``); None accepts any channel name.
+        self.consent_channels = consent_channels
         #: How far ahead a timestamp may be; the HTTP intake sets its own (``max_future_seconds``).
         self.max_future = max_future
         self.store = Store(client)
@@ -128,7 +136,7 @@ class Loyaloop:
         """Create or update a profile now (contact points, zone, locale, consent, attributes)."""
         try:
             check_customer_id(customer_id)
-            values = check_attributes(attributes)
+            values = check_attributes(attributes, consent_channels=self.consent_channels)
             if "timezone" in values and values["timezone"] is not None:
                 try:
                     parse_timezone(values["timezone"])

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import redis
 
+from orchestrator import plugins
 from orchestrator.errors import ConfigurationError
 from orchestrator.language.inputs import MAX_FUTURE
 from orchestrator.runtime.intake import Loyaloop
@@ -27,4 +28,5 @@ def connect(
         )
     _broker, actors = setup(settings)
     redis_client = client if client is not None else redis.Redis.from_url(settings.redis_url, decode_responses=True)
-    return Loyaloop(actors, redis_client, max_future=max_future)
+    known = plugins.consent_channels(plugins.build_channels(settings))
+    return Loyaloop(actors, redis_client, max_future=max_future, consent_channels=known)

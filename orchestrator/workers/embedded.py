@@ -24,6 +24,7 @@ import dramatiq
 import redis
 from dramatiq.brokers.stub import StubBroker
 
+from orchestrator import plugins
 from orchestrator.language.journey import Journey
 from orchestrator.runtime.compose import build_runtime
 from orchestrator.runtime.intake import Loyaloop
@@ -85,7 +86,12 @@ class Embedded:
             in_process=in_process,
         )
         self.actors.use(self.runtime)
-        self.api = Loyaloop(self.actors, self.client, clock=clock)
+        self.api = Loyaloop(
+            self.actors,
+            self.client,
+            clock=clock,
+            consent_channels=plugins.consent_channels(self.runtime.delivery.channels),
+        )
         self.scheduler = Scheduler(
             self.runtime,
             self.actors.fire_timers.send,

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from orchestrator import plugins
 from orchestrator.errors import InputError
 from orchestrator.language.inputs import MAX_DEPTH
 from orchestrator.store import keys
@@ -119,3 +120,15 @@ def test_import_refuses_deep_and_bad_contact_lines_with_their_numbers(harness: H
     assert report.imported == 1
     assert [(number, reason.split(" ")[0]) for number, reason in report.refused] == [(1, "email"), (2, "properties")]
     assert stored_keys(harness, "i1") == []
+
+
+def test_consent_is_refused_for_a_channel_that_is_not_there(harness: Harness) -> None:
+    """With the channels known (as every production door knows them), a made-up channel is refused
+    with the known ones named, and nothing is stored."""
+    harness.api.consent_channels = plugins.consent_channels(plugins.build_channels(harness.runtime.settings))
+    assert harness.api.consent_channels == frozenset({"email", "sms", "push"})
+    with pytest.raises(InputError, match="known: email, push, sms") as refused:
+        harness.api.identify("partial-2", {"first_name": "Mallory", "consent": {"email": True, "whatsapp": True}})
+    assert refused.value.field == "consent"
+    assert stored_keys(harness, "partial-2") == []
+    assert harness.api.identify("partial-2", {"consent": {"sms": True}}).consent == {"sms": True}
