@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from orchestrator import metrics
+from orchestrator import engine, metrics
 from orchestrator.engine.enrollment import (
     Decision,
     Enrollment,
@@ -341,8 +341,47 @@ class DecisionRunner:
         profile: Profile | None = None,
         claimed: str | None = None,
     ) -> str:
-        """An inline send runs the delivery part (:mod:`orchestrator.runtime.timer_firing`)."""
-        raise NotImplementedError
+        """Decide and carry out the pending send of an enrollment in ``sending`` at ``revision``.
+
+        ``stored``/``profile`` are passed when the caller just wrote them (an inline send), and
+        ``claimed`` when that write also claimed the send for this worker.
+        """
+        if stored is None:
+            stored = self.store.get_enrollment(customer_id, run_id)
+        if stored is None or stored.send is None:
+            return "stale"
+        enrollment = stored.enrollment
+        if enrollment.revision != revision or enrollment.status != "sending":
+            return "stale"
+        journey = self.journey_of(enrollment)
+        if journey is None:
+            return "stale"
+        now = self.clock()
+        if profile is None or profile.id != customer_id:
+            profile = self.store.get_profile(customer_id) or Profile(id=customer_id)
+        recipient = profile if stored.send.recipient_id == customer_id else None
+        result = self.delivery.attempt(journey, enrollment, stored.send, now=now, profile=recipient, claimed=claimed)
+        if result.retry_at is not None:
+            due = result.retry_at.timestamp()
+
+            def later(pipe: Any) -> None:
+                self.timers.schedule(customer_id, run_id, revision, due, pipe=pipe)
+                self.store.set_timer_field(customer_id, run_id, revision, due, pipe=pipe)
+                self.store.record_many(result.notes, pipe=pipe)
+
+            self.store.run(later)
+            return "retry"
+        outcome = result.outcome
+        signal = result.delivered(stored.send.step_id)
+        seen = profile
+
+        def decide(current: StoredEnrollment) -> Decision | None:
+            if current.enrollment.revision != revision:
+                return None
+            return engine.advance(journey, current.enrollment, seen, signal, now=now, settings_timezone=self.tz)
+
+        self._decide_and_store(customer_id, run_id, decide, first=stored, notes=result.notes, before=result.writes)
+        return outcome
 
 
 def pending_updates(decision: Decision) -> list[PendingUpdate]:
