@@ -18,212 +18,26 @@ and the gate combines the two answers: still one round trip per send, or per bat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-import redis
-
 from orchestrator.errors import InputError
 from orchestrator.language.timeparse import format_duration
 from orchestrator.settings import CapRule
-
-_hiredis_pack: Callable[[tuple[Any, ...]], bytes] | None
-try:
-    from hiredis import pack_command as _hiredis_pack
-except ImportError:  # pragma: no cover - hiredis is a dependency, but the gate works without it
-    _hiredis_pack = None
+from orchestrator.store import batch, lua
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND = timedelta(milliseconds=1)
 SEP = "\x1f"
-GATE_SCRIPT = r"""
--- KEYS: 1 send log (zset), 2 consent (hash); both under the customer's hash tag (cluster-safe).
--- ARGV: 1 now ms, 2 log member (idempotency key first), 3 consent key,
---       4 flags: consent mode ('-' skip, '1'/'0' what the profile says), quiet ('1'), record ('1'),
---       5 log horizon ms, then 5 per rule: window ms, max, channel, category, tag ('' = any)
--- Returns one string: a (allowed, recorded), d (allowed, already recorded), p (allowed, not
--- recorded), n (no consent), q (quiet), c<rule number>,<retry ms or -1> (capped).
--- The suppression list is global, so it is read outside (see the module docstring).
--- Few redis.call()s on purpose: each costs more than the Lua around it.
-local flags = ARGV[4]
-local mode = string.sub(flags, 1, 1)
-if mode ~= '-' then
-  local flag = redis.call('HGET', KEYS[2], ARGV[3])
-  if flag == '0' or (flag ~= '1' and mode ~= '1') then
-    return 'n'
-  end
-end
-if string.sub(flags, 2, 2) == '1' then
-  return 'q'
-end
-local record = string.sub(flags, 3, 3) == '1'
-local nrules = (#ARGV - 5) / 5
-if (not record) and nrules == 0 then
-  return 'p'
-end
-local log = KEYS[1]
-local now = tonumber(ARGV[1])
-local horizon = tonumber(ARGV[5])
-local cutoff = now - horizon
-local item = ARGV[2]
-local idem = string.match(item, '^(.-)\31')
-local entries = redis.call('ZRANGE', log, 0, -1, 'WITHSCORES')
-local n = #entries
-if n > 0 and tonumber(entries[2]) <= cutoff then
-  redis.call('ZREMRANGEBYSCORE', log, '-inf', cutoff)
-end
-local since, limit, rch, rcat, rtag, counts = {}, {}, {}, {}, {}, {}
-for r = 1, nrules do
-  local b = 5 + (r - 1) * 5
-  since[r] = now - tonumber(ARGV[b + 1])
-  limit[r] = tonumber(ARGV[b + 2])
-  rch[r] = ARGV[b + 3]
-  rcat[r] = ARGV[b + 4]
-  local tag = ARGV[b + 5]
-  rtag[r] = tag ~= '' and (',' .. tag .. ',') or false
-  counts[r] = 0
-end
-local parsed = {}
-for i = 1, n, 2 do
-  local score = tonumber(entries[i + 1])
-  if score > cutoff then
-    local eidem, ech, ecat, etags = string.match(entries[i], '^(.-)\31(.-)\31(.-)\31(.*)$')
-    if eidem == idem then
-      return 'd'
-    end
-    for r = 1, nrules do
-      local tag = rtag[r]
-      if score > since[r] and (rch[r] == '' or rch[r] == ech) and (rcat[r] == '' or rcat[r] == ecat)
-          and ((not tag) or (etags and string.find(etags, tag, 1, true))) then
-        counts[r] = counts[r] + 1
-        parsed[#parsed + 1] = r
-        parsed[#parsed + 1] = score
-      end
-    end
-  end
-end
-local worst, worst_key, worst_retry = 0, 0, 0
-for r = 1, nrules do
-  local count, lim = counts[r], limit[r]
-  if count >= lim then
-    local retry, key = -1, math.huge
-    if lim > 0 then
-      local want, seen = count - lim + 1, 0
-      for j = 1, #parsed, 2 do
-        if parsed[j] == r then
-          seen = seen + 1
-          if seen == want then
-            retry = parsed[j + 1] + (now - since[r])
-            break
-          end
-        end
-      end
-      key = retry
-    end
-    if worst == 0 or key > worst_key then
-      worst, worst_key, worst_retry = r, key, retry
-    end
-  end
-end
-if worst > 0 then
-  return 'c' .. worst .. ',' .. string.format('%d', worst_retry)
-end
-if record then
-  redis.call('ZADD', log, now, item)
-  redis.call('PEXPIRE', log, horizon)
-end
-return 'a'
-"""
+#: ``caps.gate.lua`` decides one send (consent, quiet hours, every cap rule) and records it;
+#: ``caps.release.lua`` removes a recorded send by its idempotency key.
+GATE = lua.script(__name__, "gate")
+RELEASE = lua.script(__name__, "release")
 
-RELEASE_SCRIPT = r"""
--- KEYS: 1 send log; ARGV: 1 idempotency key.  Removes that send so it no longer counts.
-local prefix = ARGV[1] .. '\31'
-local entries = redis.call('ZRANGE', KEYS[1], 0, -1)
-for i = 1, #entries do
-  if string.sub(entries[i], 1, #prefix) == prefix then
-    redis.call('ZREM', KEYS[1], entries[i])
-    return 1
-  end
-end
-return 0
-"""
-
-
-#: Commands packed and written per socket write while streaming a pipeline.
-CHUNK = 128
-
-
-def evalsha_many(client: redis.Redis, sha: str, commands: Iterable[tuple[Any, ...]]) -> list[Any]:
-    """Run ``EVALSHA sha *command`` for every command as one pipeline (see :func:`pipeline_many`)."""
-    return pipeline_many(client, (("EVALSHA", sha, *command) for command in commands))
-
-
-def pipeline_many(client: redis.Redis, commands: Iterable[tuple[Any, ...]]) -> list[Any]:
-    """Run every command (name first) as one pipeline; error replies come back as exceptions.
-
-    On a real server the commands are written in chunks as they are produced, and the replies to
-    one chunk are read while Redis works on the next, so Redis is busy while Python prepares and
-    parses: still one round trip of latency, but Python and Redis overlap instead of taking turns.
-    Any other client (fakeredis in the embedded demo) gets an ordinary redis-py pipeline.
-    """
-    pool = getattr(client, "connection_pool", None)
-    if pool is None or not _streams(pool.connection_class):
-        pipe = client.pipeline(transaction=False)
-        for command in commands:
-            pipe.execute_command(*command)  # type: ignore[no-untyped-call]
-        return list(pipe.execute(raise_on_error=False))
-    try:
-        connection = pool.get_connection()
-    except TypeError:  # redis-py before 5.3 wants a command name
-        connection = pool.get_connection("EVALSHA")  # any name: it only picks a pool
-    sent = 0
-    results: list[Any] = []
-
-    def read(upto: int) -> None:
-        while len(results) < upto:
-            try:
-                results.append(connection.read_response())
-            except redis.exceptions.ResponseError as error:
-                results.append(error)
-
-    try:
-        chunk: list[tuple[Any, ...]] = []
-        for command in commands:
-            chunk.append(command)
-            if len(chunk) >= CHUNK:
-                connection.send_packed_command(_pack(connection, chunk), check_health=sent == 0)
-                # Collect the chunk before this one, which Redis has (nearly) finished, while it
-                # works on the one just sent.
-                read(sent)
-                sent += len(chunk)
-                chunk = []
-        if chunk:
-            connection.send_packed_command(_pack(connection, chunk), check_health=sent == 0)
-            sent += len(chunk)
-        read(sent)
-        return results
-    except BaseException:
-        # Replies may still be in flight: this connection cannot be reused.
-        connection.disconnect()
-        raise
-    finally:
-        pool.release(connection)
-
-
-def _pack(connection: Any, chunk: list[tuple[Any, ...]]) -> Any:
-    """RESP bytes for a chunk of commands: hiredis's C packer when present, else redis-py's."""
-    if _hiredis_pack is None:
-        return connection.pack_commands(chunk)
-    return [b"".join([_hiredis_pack(command) for command in chunk])]
-
-
-def _streams(connection_class: type) -> bool:
-    """A redis-py connection to a real server (fakeredis subclasses it but has no socket)."""
-    if connection_class.__module__.startswith("fakeredis"):
-        return False
-    return issubclass(connection_class, redis.connection.AbstractConnection)
+#: Sends per suppression-list ``HMGET``: a chunk of sends rides on about one write of the packer.
+CHUNK = batch.CHUNK
 
 
 def to_ms(moment: datetime) -> int:

@@ -44,7 +44,7 @@ from orchestrator.gate.consent import address_hash
 from orchestrator.gate.quiet_hours import effective_window, quiet_until, resolve_zone
 from orchestrator.language.journey import QuietWindow
 from orchestrator.settings import CapRule, Settings
-from orchestrator.store import keys
+from orchestrator.store import batch, keys
 
 Outcome = Literal["allowed", "capped", "quiet", "suppressed", "no_consent", "no_address"]
 Category = Literal["marketing", "transactional"]
@@ -136,8 +136,6 @@ class Gate:
     def __init__(self, redis: redis.Redis, settings: Settings) -> None:
         self.redis = redis
         self.settings = settings
-        self._sha: str | None = None
-        self._release_sha: str | None = None
         self._rule_cache: dict[tuple[str, tuple[str, ...], int], tuple[Any, _RuleSet]] = {}
         longest = max((rule.window for rule in settings.caps), default=timedelta(0))
         self._horizon = max(longest, settings.send_log_retention)
@@ -289,12 +287,13 @@ class Gate:
         now: datetime,
         now_ms: int,
     ) -> list[Any]:
-        """Evaluate every send in one pipelined round trip; reload the script once if Redis forgot it.
+        """Evaluate every send in one pipelined round trip (the packer reloads the script if Redis
+        forgot it).
 
         Per chunk of sends: one ``HMGET`` of their address hashes on the suppression list, then
         their scripts.  ``prepared`` and ``suppressed`` are filled in the order of the replies.
         """
-        sha = self._sha or self._load()
+        sha = caps.GATE.sha
         layout: list[int] = []  # per chunk: how many scripts follow its HMGET
 
         def commands() -> Iterator[tuple[Any, ...]]:
@@ -307,7 +306,7 @@ class Gate:
                 for item in items:
                     yield ("EVALSHA", sha, *self._command(item))
 
-        replies = caps.pipeline_many(self.redis, commands())
+        replies = batch.pipeline(self.redis, commands())
         results: list[Any] = []
         position = 0
         for size in layout:
@@ -317,20 +316,10 @@ class Gate:
             suppressed.extend(value is not None for value in found)
             results.extend(replies[position + 1 : position + 1 + size])
             position += 1 + size
-        missing = [i for i, raw in enumerate(results) if isinstance(raw, redis.exceptions.NoScriptError)]
-        if missing:
-            sha = self._load()
-            again = caps.evalsha_many(self.redis, sha, (self._command(prepared[i]) for i in missing))
-            for i, raw in zip(missing, again, strict=True):
-                results[i] = raw
         for raw in results:
             if isinstance(raw, Exception):
                 raise raw
         return results
-
-    def _load(self) -> str:
-        self._sha = caps.text(self.redis.script_load(caps.GATE_SCRIPT))
-        return self._sha
 
     def _decode(self, item: _Prepared, raw: Any) -> GateDecision:
         answer = caps.text(raw)
@@ -382,11 +371,6 @@ class Gate:
         idempotency key.  Releasing an unknown key is harmless; a later check with the same key is
         treated as a new send.
         """
-        if self._release_sha is None:
-            self._release_sha = caps.text(self.redis.script_load(caps.RELEASE_SCRIPT))
-        try:
-            removed = self.redis.evalsha(self._release_sha, 1, keys.send_log(customer_id), idempotency_key)
-        except redis.exceptions.NoScriptError:
-            self._release_sha = caps.text(self.redis.script_load(caps.RELEASE_SCRIPT))
-            removed = self.redis.evalsha(self._release_sha, 1, keys.send_log(customer_id), idempotency_key)
-        return bool(removed)
+        pipe = batch.Batch(self.redis)
+        pipe.script(caps.RELEASE, [keys.send_log(customer_id)], [idempotency_key])
+        return bool(pipe.execute()[0])

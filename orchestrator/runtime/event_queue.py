@@ -33,8 +33,8 @@ from orchestrator.language.inputs import (
     check_timestamp,
     nesting_depth,
 )
-from orchestrator.store import keys
-from orchestrator.store.batch import Batch, streams
+from orchestrator.store import keys, lua
+from orchestrator.store.batch import Batch
 
 EVENT_SHARDS = 16
 #: Events handed to the runtime at once (one set of round trips).
@@ -48,69 +48,15 @@ DEAD_KEPT = 10_000
 #: Events pushed by one script call (Lua's stack bounds ``unpack``).
 PUSH_CHUNK = 500
 
-# KEYS: list, lease.  ARGV: lease ms, records…  Returns 1 when a drain message must be sent (no
-# drain was queued or running), 0 when one will see these events anyway.
-_PUSH = """
-redis.call('RPUSH', KEYS[1], unpack(ARGV, 2))
-if redis.call('SET', KEYS[2], 'queued', 'NX', 'PX', ARGV[1]) then return 1 end
-return 0
-"""
-
-# KEYS: list, lease.  ARGV: token, lease ms, batch size.  False when another drainer holds the
-# shard; else the first events (none: the shard is empty and its lease is gone).
-_TAKE = """
-local holder = redis.call('GET', KEYS[2])
-if holder and holder ~= 'queued' and holder ~= ARGV[1] then return false end
-if redis.call('LLEN', KEYS[1]) == 0 then
-  redis.call('DEL', KEYS[2])
-  return {}
-end
-redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-return redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)
-"""
-
-# KEYS: list, lease.  ARGV: token, events handled, lease ms, batch size, "1" to hand over.
-# False when the lease was lost (another drainer took the shard: it re-reads these events and
-# finds them done).  Else {events left, next batch…}; handing over (or nothing left) returns no
-# batch and leaves the lease ``queued`` (or deleted), so whoever comes next may take the shard.
-_DONE = """
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return false end
-redis.call('LTRIM', KEYS[1], tonumber(ARGV[2]), -1)
-local left = redis.call('LLEN', KEYS[1])
-if left == 0 then
-  redis.call('DEL', KEYS[2])
-  return {0}
-end
-if ARGV[5] == '1' then
-  redis.call('SET', KEYS[2], 'queued', 'PX', ARGV[3])
-  return {left}
-end
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-local out = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[4]) - 1)
-table.insert(out, 1, left)
-return out
-"""
-
-# KEYS: list, lease.  ARGV: token, lease ms.  A failed drainer hands its shard back at once.
-_RELEASE = """
-if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('SET', KEYS[2], 'queued', 'PX', ARGV[2]) end
-return 0
-"""
-
-# KEYS: lease.  ARGV: token, lease ms.  Keeps a working drainer's lease (1), unless it was lost (0).
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-
-# KEYS: list, lease.  ARGV: lease ms.  1 when the shard has events and nobody drains it (the
-# lease is set ``queued``: the caller sends the drain message).
-_STALLED = """
-if redis.call('LLEN', KEYS[1]) > 0 and redis.call('SET', KEYS[2], 'queued', 'NX', 'PX', ARGV[1]) then
-  return 1
-end
-return 0
-"""
+#: The shard scripts, ``event_queue.<name>.lua`` beside this module: ``push`` appends events and
+#: says whether to nudge, ``take``, ``done``, ``release`` and ``renew`` keep a drainer's lease,
+#: ``stalled`` finds a shard with events nobody drains.
+_PUSH = lua.script(__name__, "push")
+_TAKE = lua.script(__name__, "take")
+_DONE = lua.script(__name__, "done")
+_RELEASE = lua.script(__name__, "release")
+_RENEW = lua.script(__name__, "renew")
+_STALLED = lua.script(__name__, "stalled")
 
 
 @dataclass(frozen=True)
@@ -156,16 +102,15 @@ class EventQueue:
         batch: int = DRAIN_BATCH,
     ) -> None:
         self.redis: Any = client
-        self._raw = streams(getattr(client, "connection_pool", None))
         self.shards = shards
         self.lease_ms = int(lease * 1000)
         self.batch = batch
-        self._push = client.register_script(_PUSH)
-        self._take = client.register_script(_TAKE)
-        self._done = client.register_script(_DONE)
-        self._release = client.register_script(_RELEASE)
-        self._stalled = client.register_script(_STALLED)
-        self._renew = client.register_script(_RENEW)
+        self._push = client.register_script(_PUSH.source)
+        self._take = client.register_script(_TAKE.source)
+        self._done = client.register_script(_DONE.source)
+        self._release = client.register_script(_RELEASE.source)
+        self._stalled = client.register_script(_STALLED.source)
+        self._renew = client.register_script(_RENEW.source)
 
     def shard_of(self, customer_id: str) -> int:
         return zlib.crc32(customer_id.encode()) % self.shards
@@ -180,21 +125,11 @@ class EventQueue:
         return shard if self._run(self._push, self._keys(shard), [self.lease_ms, record]) else None
 
     def _run(self, script: Any, keys_: list[str], args: list[Any]) -> Any:
-        """One script call; on a real server through the store's hiredis-packed batch (``track``'s
-        whole cost is this call, and redis-py's command path is most of it), loading the script
-        once after a Redis restart."""
-        if not self._raw:
-            return script(keys=keys_, args=args)
-        for attempt in range(2):
-            batch: Any = Batch(self.redis)  # (redis-py's stubs type evalsha for clients only)
-            batch.evalsha(script.sha, len(keys_), *keys_, *args)
-            try:
-                return batch.execute()[0]
-            except redis.exceptions.NoScriptError:
-                if attempt:
-                    raise
-                self.redis.script_load(script.script)
-        raise AssertionError("unreachable")  # pragma: no cover
+        """One script call through the store's packer (``track``'s whole cost is this call, and
+        redis-py's command path is most of it), which loads the script again after a Redis restart."""
+        batch: Any = Batch(self.redis)  # (redis-py's stubs type evalsha for clients only)
+        batch.evalsha(script.sha, len(keys_), *keys_, *args)
+        return batch.execute()[0]
 
     def push_many(self, items: Iterable[tuple[str, str]]) -> list[int]:
         """Append many events (customer id, record) in one round trip; the shards to nudge."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import redis
 
-from orchestrator.store import Store, keys
+from orchestrator.store import Store, keys, lua
 
 #: Normalised statuses and their rank: a status only replaces one of lower or equal rank.
 RANKS: dict[str, int] = {
@@ -33,16 +33,8 @@ RANKS: dict[str, int] = {
 #: Status hashes are kept as long as the runtime keeps the provider id mapping.
 STATUS_TTL = 30 * 86400
 
-# KEYS[1] status hash; ARGV: status, rank, at (epoch), ttl
-_RECORD = """
-local rank = tonumber(redis.call('HGET', KEYS[1], 'rank') or '0')
-redis.call('HSET', KEYS[1], ARGV[1] .. '_at', ARGV[3])
-if tonumber(ARGV[2]) >= rank then
-  redis.call('HSET', KEYS[1], 'status', ARGV[1], 'rank', ARGV[2])
-end
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
-return redis.call('HGET', KEYS[1], 'status')
-"""
+#: ``message_status.record.lua``: one report, recorded so the status only moves forward.
+_RECORD = lua.source(__name__, "record")
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,14 @@ This module is the store's public face (:class:`Store`); each concern lives in i
 ``profiles`` (profiles, consent, seen events), ``enrollments`` (compare-and-set, live runs, pending
 updates), ``deliveries`` (claims, provider ids), ``stats`` (journey versions, counters), ``codec``
 (record formats), ``run_codec`` (the compact layout of a run: a waiting customer is one small
-listpack hash), ``scripts`` (Lua) and ``batch``.  No module of this package imports this face.
+listpack hash), ``scripts`` (the store's Lua, in ``scripts.*.lua``), ``lua`` (reading ``.lua`` files)
+and ``batch`` (the one pipeline packer).  No module of this package imports this face.
 """
 
 from __future__ import annotations
 
 from orchestrator.store.base import StoreBase
-from orchestrator.store.batch import Batch, streams
+from orchestrator.store.batch import Batch, Script, pipeline
 from orchestrator.store.codec import (
     Claim,
     EventState,
@@ -45,8 +46,8 @@ from orchestrator.store.stats import JourneyStore, StatsStore
 class Store(ProfileStore, EnrollmentStore, DeliveryStore, JourneyStore, StatsStore):
     """All of Loyaloop's per-customer state in Redis.  ``client`` must use ``decode_responses=True``.
 
-    Scripts run by EVALSHA (loaded once), also inside pipelines, so a pipeline costs exactly one
-    round trip; after a Redis restart (scripts gone) the pipeline is rebuilt once after reloading.
+    Scripts run by EVALSHA, also inside pipelines, so a pipeline costs exactly one round trip; after
+    a Redis restart (scripts gone) the packer loads them again and resends only what Redis refused.
     """
 
 
@@ -59,6 +60,7 @@ __all__ = [
     "Claim",
     "EventState",
     "PendingUpdate",
+    "Script",
     "Store",
     "StoreBase",
     "StoredEnrollment",
@@ -66,7 +68,7 @@ __all__ = [
     "parse_stored",
     "pending_from_json",
     "pending_json",
+    "pipeline",
     "send_from_json",
     "send_to_json",
-    "streams",
 ]

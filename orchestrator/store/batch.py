@@ -1,51 +1,211 @@
-"""The hiredis-packed pipeline the store runs its scripts through.
+"""The one pipeline packer: the store, the gate and the event queue all write their commands here.
 
-redis-py's Pipeline costs ~100 µs of Python per execute, more than the hot paths' own work, so on a
-real server a batch of commands is written in one go on a pooled connection and read straight back.
+redis-py's Pipeline costs ~100 µs of Python per execute, more than the hot paths' own work, so the
+commands are packed by hiredis, written on a pooled connection in chunks of :data:`CHUNK` and the
+replies read straight back; the replies to one chunk are read while Redis works on the next, so
+Python and Redis overlap instead of taking turns (still one round trip of latency).
+
+Every client with a redis-py connection pool goes this way, the embedded demo's fakeredis too, so
+the demo and production share one path from command to reply: the reply is what the connection
+reads (no redis-py response callbacks, which differ between redis-py versions), except that an
+``HGETALL`` queued on a :class:`Batch` is always a dict (RESP2 sends a flat list, RESP3 and
+fakeredis a map).  Only a Redis Cluster client, which routes each command to its node, gets
+redis-py's pipeline.
+
+A script (:class:`Script`) is sent by ``EVALSHA``; when Redis has forgotten it (a restart, ``SCRIPT
+FLUSH``) the packer loads it and sends again only the commands that were refused, so nothing in
+the pipeline runs twice.  A connection found dead before any reply arrived (a pooled connection
+to a server that restarted) is replaced once and the pipeline written again; any other failure
+leaves the connection closed (replies may be in flight) and is raised.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import inspect
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from typing import Any
 
 import redis
+from hiredis import pack_command as _pack
 from redis.commands.core import CoreCommands
+from redis.connection import AbstractConnection
 
-_hiredis_pack: Callable[[tuple[Any, ...]], bytes] | None
-try:  # redis-py packs with hiredis when it is installed (a dependency); kept optional here too
-    from hiredis import pack_command as _hiredis_pack
-except ImportError:  # pragma: no cover
-    _hiredis_pack = None
+#: Commands packed and written per socket write.
+CHUNK = 128
+
+#: Script source by SHA1, for every :class:`Script` built in this process: what NOSCRIPT reloads.
+_SOURCES: dict[str, str] = {}
 
 
-def streams(pool: Any) -> bool:
-    """Whether ``pool`` hands out redis-py socket connections to a real server (not fakeredis's)."""
-    if pool is None:
-        return False
-    connection_class = pool.connection_class
-    if connection_class.__module__.startswith("fakeredis"):
-        return False
-    return issubclass(connection_class, redis.connection.AbstractConnection)
+def _needs_command_name() -> bool:
+    """redis-py before 5.3 requires a command name in ``ConnectionPool.get_connection``; from 5.3 on
+    passing one is deprecated (a warning per call).  Decided once, from the signature."""
+    parameter = inspect.signature(redis.ConnectionPool.get_connection).parameters.get("command_name")
+    return parameter is not None and parameter.default is inspect.Parameter.empty
+
+
+_NAMED = _needs_command_name()
+
+
+class Script:
+    """A Lua script run by ``EVALSHA``; its SHA1 is computed here, so using it costs no round trip,
+    and the packer loads it into Redis whenever Redis answers NOSCRIPT."""
+
+    __slots__ = ("sha", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode("utf-8")).hexdigest()
+        _SOURCES[self.sha] = source
+
+    def __repr__(self) -> str:
+        return f"Script(sha={self.sha!r})"
+
+
+def streams(client: Any) -> bool:
+    """Whether the packer writes ``client``'s commands itself: a redis-py client on a connection
+    pool (a real server or fakeredis), not a Redis Cluster client."""
+    pool = getattr(client, "connection_pool", None)
+    return pool is not None and issubclass(pool.connection_class, AbstractConnection)
+
+
+def pipeline(client: Any, commands: Iterable[tuple[Any, ...]]) -> list[Any]:
+    """Run every command (a one-word name first, then its arguments) as one non-transactional
+    pipeline; the replies in order, error replies in place as exceptions.
+
+    ``commands`` may be a lazy iterator: on a real server each chunk is written as soon as it is
+    produced, so the caller prepares the next commands while Redis runs the first ones.
+    """
+    return _exchange(client, commands)[0]
+
+
+def _exchange(client: Any, commands: Iterable[tuple[Any, ...]], *, reload: bool = True) -> tuple[list[Any], list[int]]:
+    """:func:`pipeline`, with the positions of the error replies (so no caller scans the replies);
+    ``reload=False`` leaves NOSCRIPT errors as they are (the commands sent again after a reload)."""
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None and issubclass(pool.connection_class, AbstractConnection):  # streams(client)
+        replies, errors, sent = _stream(pool, commands)
+    else:
+        sent = [list(commands)]
+        replies, errors = _redis_py_pipeline(client, sent[0])
+    if errors and reload:
+        missing = [i for i in errors if isinstance(replies[i], redis.exceptions.NoScriptError)]
+        if missing:
+            _reload(client, replies, errors, sent, missing)
+    return replies, errors
+
+
+def _stream(pool: Any, commands: Iterable[tuple[Any, ...]]) -> tuple[list[Any], list[int], list[list[tuple[Any, ...]]]]:
+    """Write the commands chunk by chunk on one pooled connection and read their replies, the
+    replies to a chunk once the next one is on its way; returns the replies, the positions of the
+    error replies and the chunks written."""
+    sent: list[list[tuple[Any, ...]]] = []
+    source: Iterator[tuple[Any, ...]] | None = None
+    if isinstance(commands, list) and len(commands) <= CHUNK:  # most batches: one write
+        sent.append(commands)
+    else:
+        source = iter(commands)
+    for attempt in range(2):
+        connection = pool.get_connection("EVALSHA") if _NAMED else pool.get_connection()
+        replies: list[Any] = []
+        errors: list[int] = []
+        try:
+            if source is None:
+                connection.send_packed_command(_packed(sent[0]))
+                _read(connection, replies, errors, len(sent[0]))
+                return replies, errors, sent
+            written = 0
+            for chunk in sent[:]:  # what a connection found dead had taken already
+                connection.send_packed_command(_packed(chunk), check_health=not written)
+                written += len(chunk)
+            while chunk := list(islice(source, CHUNK)):
+                sent.append(chunk)
+                connection.send_packed_command(_packed(chunk), check_health=not written)
+                _read(connection, replies, errors, written)  # the chunk before this one
+                written += len(chunk)
+            _read(connection, replies, errors, written)
+            return replies, errors, sent
+        except redis.exceptions.ConnectionError:
+            connection.disconnect()
+            if attempt or replies:  # Redis may have run some of it: sending it again could run it twice
+                raise
+        except BaseException:
+            connection.disconnect()  # replies may still be in flight: this connection cannot be reused
+            raise
+        finally:
+            pool.release(connection)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _read(connection: Any, replies: list[Any], errors: list[int], upto: int) -> None:
+    read = connection.read_response
+    for _ in range(upto - len(replies)):
+        try:
+            replies.append(read())
+        except redis.exceptions.ResponseError as error:
+            errors.append(len(replies))
+            replies.append(error)
+
+
+def _packed(commands: list[tuple[Any, ...]]) -> list[bytes]:
+    """RESP bytes for a chunk: hiredis's C packer (redis-py's packer walks every argument in Python
+    first, which a cohort chunk's ~10,000 script arguments feel)."""
+    return [b"".join([_pack(command) for command in commands])]
+
+
+def _redis_py_pipeline(client: Any, commands: list[tuple[Any, ...]]) -> tuple[list[Any], list[int]]:
+    """A Redis Cluster client's pipeline, which sends each command to the node of its slot."""
+    pipe = client.pipeline(transaction=False)
+    for command in commands:
+        pipe.execute_command(*command)
+    replies = list(pipe.execute(raise_on_error=False))
+    return replies, [i for i, reply in enumerate(replies) if isinstance(reply, Exception)]
+
+
+def _reload(
+    client: Any, replies: list[Any], errors: list[int], sent: list[list[tuple[Any, ...]]], missing: list[int]
+) -> None:
+    """Load the scripts Redis answered NOSCRIPT for and send those commands once more, putting
+    their replies in place (a script this process does not know keeps its error)."""
+    commands = [command for chunk in sent for command in chunk] if len(sent) > 1 else sent[0]
+    again = [i for i in missing if commands[i][0] == "EVALSHA" and commands[i][1] in _SOURCES]
+    if not again:
+        return
+    for sha in dict.fromkeys(commands[i][1] for i in again):
+        client.script_load(_SOURCES[sha])
+    retried, retried_errors = _exchange(client, [commands[i] for i in again], reload=False)
+    for i, reply in zip(again, retried, strict=True):
+        replies[i] = reply
+    done = set(again).difference(again[j] for j in retried_errors)
+    errors[:] = [i for i in errors if i not in done]
 
 
 class Batch(CoreCommands):
-    """A non-transactional pipeline without redis-py's Pipeline machinery: commands are queued by
-    the usual command methods, written in one go on a pooled connection, and the replies read back
-    (error replies raised after all are read, the first one first, like ``Pipeline.execute``).
-
-    On a connection error the batch is sent once more on a fresh connection, as redis-py's
-    pipeline retries; anything else leaves the connection closed (replies may be in flight).
-    """
+    """A pipeline built with the usual command methods (``batch.hset(...)``, ``batch.evalsha(...)``)
+    and run by :func:`pipeline`; ``execute`` raises the first error reply once every reply is read,
+    like ``Pipeline.execute``."""
 
     _event_dispatcher: Any = None  # CoreCommands declares it; nothing here emits events
 
     def __init__(self, client: Any) -> None:
         self._client = client
         self._commands: list[tuple[Any, ...]] = []
+        self._maps: list[int] = []
 
     def execute_command(self, *args: Any, **options: Any) -> None:
+        if " " in args[0]:  # "SCRIPT LOAD": one RESP argument per word
+            args = (*args[0].split(), *args[1:])
         self._commands.append(args)
+
+    def hgetall(self, name: Any) -> Any:
+        self._maps.append(len(self._commands))
+        return self.execute_command("HGETALL", name)
+
+    def script(self, script: Script, keys: list[str], args: Iterable[Any]) -> None:
+        """Queue ``script`` on ``keys`` with ``args``."""
+        self._commands.append(("EVALSHA", script.sha, len(keys), *keys, *args))
 
     def __len__(self) -> int:
         return len(self._commands)
@@ -56,43 +216,11 @@ class Batch(CoreCommands):
     def execute(self) -> list[Any]:
         if not self._commands:
             return []
-        for attempt in range(2):
-            try:
-                return self._send()
-            except redis.exceptions.ConnectionError:
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _send(self) -> list[Any]:
-        pool = self._client.connection_pool
-        connection = pool.get_connection()
-        try:
-            connection.send_packed_command(_packed(connection, self._commands))
-            replies: list[Any] = []
-            error: redis.exceptions.ResponseError | None = None
-            for command in self._commands:
-                try:
-                    reply = connection.read_response()
-                except redis.exceptions.ResponseError as exc:
-                    error = error or exc
-                    reply = exc
-                if command[0] == "HGETALL" and isinstance(reply, list):
-                    reply = dict(zip(reply[0::2], reply[1::2], strict=True))
-                replies.append(reply)
-        except BaseException:
-            connection.disconnect()
-            raise
-        finally:
-            pool.release(connection)
-        if error is not None:
-            raise error
+        replies, errors = _exchange(self._client, self._commands)
+        for i in self._maps:
+            reply = replies[i]
+            if isinstance(reply, list):
+                replies[i] = dict(zip(reply[0::2], reply[1::2], strict=True))
+        if errors:
+            raise replies[errors[0]]
         return replies
-
-
-def _packed(connection: Any, commands: list[tuple[Any, ...]]) -> Any:
-    """RESP bytes for a batch: hiredis's C packer when present (redis-py's packer walks every
-    argument in Python first, which a cohort chunk's ~10,000 script arguments feel), else redis-py's."""
-    if _hiredis_pack is None or any(" " in command[0] for command in commands):
-        return connection.pack_commands(commands)
-    return [b"".join([_hiredis_pack(command) for command in commands])]

@@ -21,40 +21,15 @@ from typing import Any
 
 import redis
 
-from orchestrator.store import keys
+from orchestrator.store import keys, lua
+from orchestrator.store.batch import Batch, Script
 
 DEFAULT_SHARDS = 16
 DEFAULT_LEASE = 30.0
 
-# KEYS: timers, leases.  ARGV: now, lease expiry, limit.  Returns member, due, member, due, ...
-_CLAIM = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
-if #due == 0 then return due end
-local members = {}
-local leased = {}
-for i = 1, #due, 2 do
-  members[#members + 1] = due[i]
-  leased[#leased + 1] = ARGV[2]
-  leased[#leased + 1] = due[i]
-end
-redis.call('ZREM', KEYS[1], unpack(members))
-redis.call('ZADD', KEYS[2], unpack(leased))
-return due
-"""
-
-# KEYS: timers, leases.  ARGV: now, limit.  Expired leases go back to the timers, due now.
-_REAP = """
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-if #expired == 0 then return 0 end
-local back = {}
-for i = 1, #expired do
-  back[#back + 1] = ARGV[1]
-  back[#back + 1] = expired[i]
-end
-redis.call('ZREM', KEYS[2], unpack(expired))
-redis.call('ZADD', KEYS[1], unpack(back))
-return #expired
-"""
+#: ``timers.claim.lua`` moves due timers into the lease set; ``timers.reap.lua`` puts expired leases back.
+CLAIM = lua.script(__name__, "claim")
+REAP = lua.script(__name__, "reap")
 
 
 @dataclass(frozen=True)
@@ -88,25 +63,13 @@ class Timers:
         self.redis = client
         self.shards = shards
         self.lease = lease
-        self._shas: dict[str, str] = {}
-        self._load()
 
-    def _load(self) -> None:
-        self._shas = {"claim": str(self.redis.script_load(_CLAIM)), "reap": str(self.redis.script_load(_REAP))}
-
-    def _per_shard(self, name: str, args: list[Any]) -> list[Any]:
-        """Run a script on every shard in one pipelined round trip (reloading scripts once if needed)."""
-        for attempt in range(2):
-            pipe = self.redis.pipeline(transaction=False)
-            for shard in range(self.shards):
-                pipe.evalsha(self._shas[name], 2, keys.timers(shard), keys.timer_leases(shard), *args)
-            try:
-                return list(pipe.execute())
-            except redis.exceptions.NoScriptError:
-                if attempt:
-                    raise
-                self._load()
-        raise AssertionError("unreachable")  # pragma: no cover
+    def _per_shard(self, script: Script, args: list[Any]) -> list[Any]:
+        """Run a script on every shard in one pipelined round trip (the packer reloads it if needed)."""
+        batch = Batch(self.redis)
+        for shard in range(self.shards):
+            batch.script(script, [keys.timers(shard), keys.timer_leases(shard)], args)
+        return batch.execute()
 
     def shard_of(self, customer_id: str) -> int:
         return zlib.crc32(customer_id.encode()) % self.shards
@@ -143,7 +106,7 @@ class Timers:
         """Claim up to ``limit`` due timers per shard, earliest first, each leased until now+lease."""
         expiry = now + (self.lease if lease is None else lease)
         claimed: list[Timer] = []
-        for shard, reply in enumerate(self._per_shard("claim", [now, expiry, limit])):
+        for shard, reply in enumerate(self._per_shard(CLAIM, [now, expiry, limit])):
             for index in range(0, len(reply), 2):
                 customer_id, run_id, revision = parse_member(_text(reply[index]))
                 claimed.append(Timer(customer_id, run_id, revision, float(reply[index + 1]), shard))
@@ -179,7 +142,7 @@ class Timers:
 
     def reap(self, now: float, limit: int = 1000) -> int:
         """Put timers whose lease expired back as due now (their worker died); returns how many."""
-        return sum(int(count) for count in self._per_shard("reap", [now, limit]))
+        return sum(int(count) for count in self._per_shard(REAP, [now, limit]))
 
     def pending(self) -> int:
         """Timers waiting (not claimed)."""

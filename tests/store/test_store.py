@@ -1,10 +1,13 @@
-"""The store on a real Redis: compare-and-set, hash-tagged keys, exactly-once claims, AOF restarts."""
+"""The store on a real Redis and on the embedded demo's fakeredis: compare-and-set, hash-tagged keys,
+exactly-once claims, AOF restarts (real Redis only), and the replies of its pipelines."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import fakeredis
 import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
@@ -19,6 +22,27 @@ from tests.redis_server import RedisServer
 from tests.store.test_run_codec import stored_runs
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["redis-server", "fakeredis"])
+def redis_client(request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
+    """Each test runs on a real redis-server and on fakeredis (what ``loyaloop demo`` uses), so a
+    reply or a script that behaves differently in the demo fails a test."""
+    if request.param == "fakeredis":
+        fake: redis.Redis = fakeredis.FakeRedis(decode_responses=True)
+        yield fake
+        return
+    client = redis.Redis.from_url(request.getfixturevalue("redis_url"), decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def server_client(redis_url: str) -> Iterator[redis.Redis]:
+    """A real redis-server only: for how Redis lays a key out in memory, which fakeredis does not model."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
 
 
 def enrollment(revision: int = 1, status: Literal["waiting", "completed"] = "waiting") -> Enrollment:
@@ -150,16 +174,16 @@ def waiting(revision: int = 1, run_id: str = "welcome-0123456789abcdef") -> Enro
     )
 
 
-def test_a_waiting_customer_is_one_small_listpack_hash(redis_client: redis.Redis) -> None:
+def test_a_waiting_customer_is_one_small_listpack_hash(server_client: redis.Redis) -> None:
     """A run waiting 30 days and the journey's last entry share the customer's ``runs`` hash, which
     Redis' default settings keep as a listpack: no other key, a couple of hundred bytes."""
-    store = Store(redis_client)
+    store = Store(server_client)
     run = waiting()
     assert run.wait_until is not None
     assert store.create_enrollment(run, timer=(1, run.wait_until.timestamp()))
-    assert redis_client.keys("*") == [keys.runs("c1")]
-    assert redis_client.object("encoding", keys.runs("c1")) == "listpack"
-    assert int(redis_client.memory_usage(keys.runs("c1"))) < 200  # type: ignore[arg-type]
+    assert server_client.keys("*") == [keys.runs("c1")]
+    assert server_client.object("encoding", keys.runs("c1")) == "listpack"
+    assert int(server_client.memory_usage(keys.runs("c1"))) < 200  # type: ignore[arg-type]
     assert store.live_runs("c1") == {run.run_id: "welcome"}
     assert store.last_entries("c1") == {"welcome": NOW}
     stored = store.get_enrollment("c1", run.run_id)
@@ -286,10 +310,10 @@ def test_live_runs_take_the_smallest_free_handle_and_keep_their_parts_apart(redi
     ]
 
 
-def test_an_event_triggered_run_after_a_send_stays_a_listpack(redis_client: redis.Redis) -> None:
+def test_an_event_triggered_run_after_a_send_stays_a_listpack(server_client: redis.Redis) -> None:
     """Trigger properties, the event's id, an earlier send's outcome and a pending send: each part
     under 64 bytes, so Redis' default settings keep the customer's hash a listpack throughout."""
-    store = Store(redis_client)
+    store = Store(server_client)
     run = waiting(run_id=run_id_for("replenishment", "c1", "0b7e2f4e-8d1c-4c57-9a51-2d0f3f1c9e11")).model_copy(
         update={
             "journey_id": "replenishment",
@@ -305,11 +329,11 @@ def test_an_event_triggered_run_after_a_send_stays_a_listpack(redis_client: redi
     )
     send = SendAction("remind", ("email", "push"), "replenish_reminder", "defer", "c1", f"{run.run_id}:remind")
     store.create_enrollment(run, send=send, timer=(1, NOW.timestamp() + 60.0))
-    assert redis_client.object("encoding", keys.runs("c1")) == "listpack"
+    assert server_client.object("encoding", keys.runs("c1")) == "listpack"
     due = NOW + timedelta(days=3)
     later = run.model_copy(update={"revision": 2, "status": "waiting", "wait_until": due, "sent": 2})
     store.cas_enrollment(later, expected=1, timer=(2, due.timestamp()))
-    assert redis_client.object("encoding", keys.runs("c1")) == "listpack"
+    assert server_client.object("encoding", keys.runs("c1")) == "listpack"
     assert store.get_enrollment("c1", run.run_id) == StoredEnrollment(later, None, (2, due.timestamp()))
 
 
