@@ -166,7 +166,7 @@ def test_a_pooled_connection_killed_by_the_server_is_replaced(redis_url: str) ->
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     admin = redis.Redis.from_url(redis_url, decode_responses=True)
     assert pipeline(client, [("SET", "k", "v")]) == ["OK"]
-    assert admin.client_kill_filter(_type="normal", skipme=True) == 1
+    assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
     assert pipeline(client, [("INCR", "n"), ("GET", "k")]) == [1, "v"]
     assert admin.get("n") == "1"
     client.close()
@@ -230,10 +230,11 @@ def test_a_pool_that_wants_a_command_name_is_served(redis_url: str, monkeypatch:
     """redis-py before 5.3 requires a command name in ``get_connection`` (``redis>=5.0`` allows
     those versions); from 5.3 on passing one is deprecated.  The packer reads the signature once."""
     current = redis.ConnectionPool.get_connection
-    assert not batch._needs_command_name()  # the installed redis-py; a name would warn (an error here)
+    installed = tuple(int(part) for part in redis.__version__.split(".")[:2])
+    assert batch._needs_command_name() == (installed < (5, 3))  # a name from 5.3 on warns (an error here)
 
     def before_5_3(self: redis.ConnectionPool, command_name: str, *keys: Any, **options: Any) -> Any:
-        return current(self)
+        return current(self, command_name) if installed < (5, 3) else current(self)
 
     monkeypatch.setattr(redis.ConnectionPool, "get_connection", before_5_3)
     assert batch._needs_command_name()
@@ -262,6 +263,7 @@ def cluster_url() -> Iterator[str]:
         server.cleanup()
 
 
+@pytest.mark.filterwarnings("ignore:Call to '__init__' function with deprecated usage")  # redis-py 6.0.0's own
 def test_a_cluster_client_gets_redis_pys_pipeline_with_the_same_replies(cluster_url: str) -> None:
     """A Redis Cluster client routes each command to its node, so it keeps redis-py's pipeline; the
     replies the store reads, error replies and reloading after SCRIPT FLUSH behave as on one server."""
