@@ -383,6 +383,20 @@ def test_gate_reloads_its_script_after_redis_forgot_it(redis_client: redis.Redis
     assert [d.outcome for d in gate.check_many(batch, now=START)] == ["capped", "allowed"]
 
 
+def test_release_and_a_batch_after_script_flush_reload_and_record_each_send_once(redis_client: redis.Redis) -> None:
+    """Release reloads its script too; a batch whose scripts Redis refused is sent again without
+    its suppression read, and every allowed send is in the log exactly once."""
+    gate = Gate(redis_client, Settings(caps=[CapRule(window="1d", max=3)]))
+    assert gate.check(request("a"), now=START).allowed
+    redis_client.script_flush()
+    assert gate.release("ann", "a") is True
+    redis_client.script_flush()
+    batch = [request("b"), request("c"), request("d", customer="bob")]
+    assert [d.outcome for d in gate.check_many(batch, now=START)] == ["allowed", "allowed", "allowed"]
+    logged = [str(m).split("\x1f")[0] for m in redis_client.zrange(keys.send_log("ann"), 0, -1)]
+    assert sorted(logged) == ["b", "c"]
+
+
 def test_naive_now_is_refused(redis_client: redis.Redis) -> None:
     """A clock without a zone would shift every window by the server's offset; it is refused."""
     gate = Gate(redis_client, Settings())
