@@ -158,9 +158,13 @@ def check_ids(run_id: str, journey_id: str) -> None:
 
 
 # --- timers -----------------------------------------------------------------------------------
+#: Past this many seconds (2255-06-05) ``due * 1_000_000`` passes 2**53 and is no longer computed
+#: exactly, so a due epoch's microseconds cannot be recovered by multiplying: such a due stays
+#: absolute and is compared the way it is decoded (hypothesis found a 2256 wait read back 1 µs early).
+EXACT_SECONDS = 2**53 / 1_000_000
 def due_text(due: float, base: int | None) -> str:
     """A timer's due epoch relative to ``base`` (microseconds) when exact, else absolute (``!``)."""
-    if base is not None and due == due and abs(due) < 1e15:  # (a NaN or a huge float stays absolute)
+    if base is not None and due == due and abs(due) < EXACT_SECONDS:  # (a NaN or a huge float stays absolute)
         whole = round(due * 1_000_000)
         if whole / 1_000_000 == due:
             return seconds_text(whole - base)
@@ -195,6 +199,11 @@ def _same_moment(due: float, moment: datetime) -> bool:
     """Whether a timer's due epoch is exactly ``moment`` (to the microsecond, as decoding gives it)."""
     if due != due or abs(due) >= 1e15:  # a NaN or a huge float is never a wait's moment
         return False
+    if abs(due) >= EXACT_SECONDS:
+        try:
+            return datetime.fromtimestamp(due, UTC) == moment
+        except (OverflowError, OSError, ValueError):
+            return False
     whole = round(due * 1_000_000)
     if whole / 1_000_000 == due:
         return whole == micros(moment)

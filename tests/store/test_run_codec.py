@@ -238,3 +238,21 @@ def test_the_runs_hash_reads_as_live_runs_and_last_entries() -> None:
     live, last = split_runs(fields)
     assert live == {"welcome-0123456789abcdef": "welcome", "r1": "welcome"}
     assert last == {"welcome": NOW}
+
+
+def test_a_wait_past_2255_keeps_its_microseconds_beside_a_timer_a_microsecond_off() -> None:
+    """Past 2**53 microseconds a due epoch's microseconds cannot be recovered by multiplying; the
+    wait must not be taken for the timer's moment (found by hypothesis: read back 1 µs early)."""
+    wait = datetime(2256, 1, 1, 0, 0, 0, 12, tzinfo=UTC)
+    enrollment = Enrollment(
+        run_id="0-36107bb5308d8ec2",
+        journey_id="0",
+        journey_version="",
+        customer_id="",
+        status="active",
+        entered_at=datetime(2026, 11, 27, 11, 42, 26, 315284, tzinfo=UTC),
+        updated_at=datetime(2000, 1, 1, tzinfo=ZoneInfo("Europe/Amsterdam")),
+        wait_until=wait,
+    )
+    back = round_trip(enrollment, None, (0, 9025257600.000011))
+    assert back.enrollment.wait_until == wait
