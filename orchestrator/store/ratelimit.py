@@ -2,7 +2,7 @@
 
 GCRA (the generic cell rate algorithm, a token bucket kept as one timestamp): Redis stores the
 "theoretical arrival time" of the next event per bucket and one Lua script
-(``ratelimit.lua``) reads the Redis clock, decides and records atomically.  One key and one round
+(``ratelimit.gcra.lua``) reads the Redis clock, decides and records atomically.  One key and one round
 trip per decision, no clock skew between workers or hosts (they all use the Redis server's
 ``TIME``), and a refused attempt costs nothing.  The script touches only the one key it is given,
 so it runs unchanged on Redis Cluster.
@@ -22,17 +22,16 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import redis
 
 from orchestrator.errors import ConfigurationError
 from orchestrator.settings import Settings
-from orchestrator.store import keys
+from orchestrator.store import keys, lua
 
 #: The GCRA script (KEYS: the bucket; ARGV: interval µs, burst, cost; returns 0 or µs to wait).
-SCRIPT = resources.files("orchestrator.store").joinpath("ratelimit.lua").read_text(encoding="utf-8")
+SCRIPT = lua.source(__name__, "gcra")
 
 #: A channel's burst holds this many seconds' worth of sends, so several workers are not paced one by one.
 BURST_SECONDS = 0.1
