@@ -165,6 +165,8 @@ HTTP_VARIABLES = {
     "SENDGRID_WEBHOOK_PUBLIC_KEY": "sendgrid_public_key",
     "TWILIO_AUTH_TOKEN": "twilio_auth_token",
     "LOYALOOP_WEBHOOK_TOLERANCE": "webhook_tolerance",
+    "LOYALOOP_SENDGRID_MAX_BODY": "sendgrid_max_body",
+    "LOYALOOP_TWILIO_MAX_BODY": "twilio_max_body",
     "LOYALOOP_SMS_HELP_TEXT": "sms_help_text",
     "LOYALOOP_HTTP_HEADER_TIMEOUT": "header_timeout",
     "LOYALOOP_HTTP_BODY_TIMEOUT": "body_timeout",

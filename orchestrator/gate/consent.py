@@ -19,6 +19,7 @@ uses it too).  Nothing else writes these keys.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -60,19 +61,33 @@ def _text(value: Any) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
-def set_consent(client: redis.Redis, customer_id: str, channel: str, granted: bool, *, source: str) -> None:
+def set_consent(
+    client: redis.Redis, customer_id: str, channel: str, granted: bool, *, source: str, at: float | None = None
+) -> bool:
     """Record the customer's marketing consent on ``channel`` and why (``source``: ``unsubscribe``, ``api`` …).
 
     The hash write and the history entry happen in one MULTI so the proof can never disagree
     with the state.  Every call is recorded, also one that repeats the current choice: each is a
-    request the customer (or a provider on their behalf) made.
+    request the customer (or a provider on their behalf) made.  ``at`` dates a change that was
+    made earlier than now (see :func:`set_consents`); False when an opt-in was refused for being
+    older than the opt-out it would undo.
     """
-    set_consents(client, customer_id, {channel: granted}, source=source)
+    return bool(set_consents(client, customer_id, {channel: granted}, source=source, at=at))
 
 
-def set_consents(client: redis.Redis, customer_id: str, changes: Mapping[str, bool], *, source: str) -> None:
+def set_consents(
+    client: redis.Redis, customer_id: str, changes: Mapping[str, bool], *, source: str, at: float | None = None
+) -> dict[str, bool]:
     """Record several channels' consent at once (``identify`` with ``consent: {...}``), one history
-    entry per channel, all in one MULTI."""
+    entry per channel, all in one MULTI; returns the changes recorded.
+
+    ``at`` (epoch seconds) is when the change was made, for a door that learns of it later or out of
+    order: a provider's own event time, or the moment a webhook was received.  Such a change is
+    ordered against the history: an **opt-in older than the channel's last opt-out is refused**, so a
+    replayed or delayed ``START`` can never undo a ``STOP`` that came after it.  An opt-out always
+    applies (a late one errs towards sending less, never more).  Without ``at`` the change is made
+    now, by the customer or on their word, and applies as it is.
+    """
     if not customer_id:
         raise InputError("a consent change needs a customer id", field="customer_id")
     for channel in changes:
@@ -80,17 +95,59 @@ def set_consents(client: redis.Redis, customer_id: str, changes: Mapping[str, bo
             raise InputError("a consent change needs a channel such as 'email'", field="channel")
     if not source:
         raise InputError("say where a consent change came from (source='unsubscribe', 'api', …)", field="source")
-    if not changes:
-        return
-    pipe = client.pipeline(transaction=True)
-    queue_consent(
-        pipe,
-        customer_id,
-        {channel: bool(granted) for channel, granted in changes.items()},
-        source=source,
-        at=time.time(),
-    )
-    pipe.execute()
+    if at is not None and not math.isfinite(at):
+        raise InputError(f"a consent change's time must be epoch seconds, got {at!r}", field="at")
+    wanted = {channel: bool(granted) for channel, granted in changes.items()}
+    if not wanted:
+        return {}
+    if at is None or not any(wanted.values()):
+        pipe = client.pipeline(transaction=True)
+        queue_consent(pipe, customer_id, wanted, source=source, at=time.time() if at is None else at)
+        pipe.execute()
+        return wanted
+    return _set_in_order(client, customer_id, wanted, source=source, at=at)
+
+
+def _set_in_order(
+    client: redis.Redis, customer_id: str, wanted: dict[str, bool], *, source: str, at: float
+) -> dict[str, bool]:
+    """Write ``wanted`` leaving out opt-ins older than their channel's last opt-out, read from the
+    history under WATCH so an opt-out written meanwhile is seen (the MULTI is then retried)."""
+    history = keys.consent_history(customer_id)
+    with client.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                pipe.watch(history)  # type: ignore[no-untyped-call]
+                last_out = _last_opt_outs(pipe.xrevrange(history), set(wanted))
+                applied = {
+                    channel: granted
+                    for channel, granted in wanted.items()
+                    if not granted or at >= last_out.get(channel, -math.inf)
+                }
+                if not applied:
+                    return applied
+                pipe.multi()
+                queue_consent(pipe, customer_id, applied, source=source, at=at)
+                pipe.execute()
+                return applied
+            except redis.WatchError:
+                continue
+
+
+def _last_opt_outs(entries: Any, channels: set[str]) -> dict[str, float]:
+    """The time of each channel's newest opt-out in history ``entries`` (newest first)."""
+    found: dict[str, float] = {}
+    for _id, fields in entries:
+        entry = {_text(k): _text(v) for k, v in fields.items()}
+        channel = entry.get("channel", "")
+        if channel in channels and entry.get("granted") == "0":
+            try:
+                moment = float(entry.get("at", ""))
+            except ValueError:
+                continue
+            if math.isfinite(moment) and moment > found.get(channel, -math.inf):
+                found[channel] = moment
+    return found
 
 
 def read_consent(client: redis.Redis, customer_id: str) -> dict[str, bool]:

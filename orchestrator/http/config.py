@@ -26,6 +26,9 @@ DEFAULT_MAX_BATCH_ITEMS = 500
 DEFAULT_RATE = 1000.0
 DEFAULT_BURST = 2000
 DEFAULT_WEBHOOK_TOLERANCE = 300
+#: SendGrid posts batches of events well under 1 MiB (it flushes at 768 KB); Twilio posts small forms.
+DEFAULT_SENDGRID_MAX_BODY = 1024 * 1024
+DEFAULT_TWILIO_MAX_BODY = 64 * 1024
 DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_BODY_TIMEOUT = 30.0
 DEFAULT_MAX_CONNECTIONS = 1000
@@ -49,6 +52,9 @@ class HttpConfig:
     sendgrid_public_key: ec.EllipticCurvePublicKey | None = None
     twilio_auth_token: str | None = field(default=None, repr=False)
     webhook_tolerance: int = DEFAULT_WEBHOOK_TOLERANCE
+    #: Largest webhook bodies, bytes; checked before any byte is read (the signature needs the whole body).
+    sendgrid_max_body: int = DEFAULT_SENDGRID_MAX_BODY
+    twilio_max_body: int = DEFAULT_TWILIO_MAX_BODY
     sms_help_text: str = DEFAULT_HELP_TEXT
     #: Seconds a connection may take to send its request headers, then its body.
     header_timeout: float = DEFAULT_HEADER_TIMEOUT
@@ -67,6 +73,11 @@ class HttpConfig:
                 "LOYALOOP_HTTP_HEADER_TIMEOUT and LOYALOOP_HTTP_BODY_TIMEOUT must be positive seconds and "
                 f"LOYALOOP_HTTP_MAX_CONNECTIONS at least 1 (got {self.header_timeout!r}, {self.body_timeout!r}, "
                 f"{self.max_connections!r})"
+            )
+        if min(self.sendgrid_max_body, self.twilio_max_body) < 1:
+            raise ConfigurationError(
+                "LOYALOOP_SENDGRID_MAX_BODY and LOYALOOP_TWILIO_MAX_BODY must be positive numbers of bytes "
+                f"(got {self.sendgrid_max_body!r}, {self.twilio_max_body!r})"
             )
         if self.rate <= 0:
             raise ConfigurationError(f"LOYALOOP_API_RATE={self.rate!r} must be a positive number of events/s")
@@ -110,6 +121,8 @@ def load_http_config(env: Mapping[str, str] | None = None) -> HttpConfig:
         sendgrid_public_key=load_sendgrid_key(public_key) if public_key else None,
         twilio_auth_token=environ.get("TWILIO_AUTH_TOKEN") or None,
         webhook_tolerance=int(_number(environ, "LOYALOOP_WEBHOOK_TOLERANCE", DEFAULT_WEBHOOK_TOLERANCE)),
+        sendgrid_max_body=int(_number(environ, "LOYALOOP_SENDGRID_MAX_BODY", DEFAULT_SENDGRID_MAX_BODY)),
+        twilio_max_body=int(_number(environ, "LOYALOOP_TWILIO_MAX_BODY", DEFAULT_TWILIO_MAX_BODY)),
         sms_help_text=environ.get("LOYALOOP_SMS_HELP_TEXT") or DEFAULT_HELP_TEXT,
         header_timeout=_number(environ, "LOYALOOP_HTTP_HEADER_TIMEOUT", DEFAULT_HEADER_TIMEOUT),
         body_timeout=_number(environ, "LOYALOOP_HTTP_BODY_TIMEOUT", DEFAULT_BODY_TIMEOUT),

@@ -69,8 +69,8 @@ def parse_json(body: bytes) -> Any:
         raise InputError(
             f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from exc
-    except ValueError as exc:  # an integer with more digits than Python converts
-        raise InputError(f"the request body is not usable JSON: {exc}") from exc
+    except ValueError:  # an integer with more digits than Python converts (its message is Python's, not ours)
+        raise InputError("the request body holds a number too long to use; send integers within 64 bits") from None
     except RecursionError as exc:
         raise InputError("the request body is nested too deeply") from exc
 

@@ -7,6 +7,7 @@ import ast
 import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -131,6 +132,60 @@ def test_withdrawn_consent_blocks_marketing_and_resubscribe_allows(redis_client:
     assert gate.check(send("receipt", category="transactional"), now=NOW).allowed
     set_consent(redis_client, "ann", "email", True, source="preference-center")
     assert gate.check(send("m3", consent={}), now=NOW).allowed
+
+
+def test_an_opt_in_older_than_the_last_opt_out_is_refused(redis_client: redis.Redis) -> None:
+    """A change that says when it was made (a webhook) is ordered against the history: an opt-in
+    dated before the channel's last opt-out is refused and leaves no entry; one at or after it applies."""
+    assert set_consent(redis_client, "ann", "sms", False, source="twilio:stop", at=200.0)
+    assert not set_consent(redis_client, "ann", "sms", True, source="twilio:start", at=100.0)
+    assert read_consent(redis_client, "ann") == {"sms": False}
+    assert len(consent_history(redis_client, "ann")) == 1
+    assert set_consents(redis_client, "ann", {"sms": True, "email": True}, source="identify", at=150.0) == {
+        "email": True
+    }
+    assert set_consent(redis_client, "ann", "sms", True, source="twilio:start", at=200.0)
+    assert read_consent(redis_client, "ann") == {"sms": True, "email": True}
+    assert consent_history(redis_client, "ann")[-1]["at"] == "200.000"
+
+
+def test_an_opt_out_always_applies_and_an_undated_change_is_now(redis_client: redis.Redis) -> None:
+    """An opt-out dated before the last opt-in still applies (a late one errs towards sending less);
+    a change without a time is made now and applies as it is."""
+    set_consent(redis_client, "ann", "email", True, source="signup", at=300.0)
+    assert set_consent(redis_client, "ann", "email", False, source="sendgrid:unsubscribe", at=100.0)
+    assert read_consent(redis_client, "ann") == {"email": False}
+    set_consent(redis_client, "ann", "email", False, source="twilio:stop", at=9e9)
+    assert set_consent(redis_client, "ann", "email", True, source="preference-center")
+    assert read_consent(redis_client, "ann") == {"email": True}
+    with pytest.raises(InputError):
+        set_consent(redis_client, "ann", "email", True, source="x", at=float("nan"))
+
+
+def test_an_opt_out_written_while_an_older_opt_in_is_decided_wins(redis_client: redis.Redis) -> None:
+    """The history is read under WATCH: an opt-out that lands between the read and the write of an
+    older opt-in makes the opt-in read again, and refuse itself."""
+    other = redis.Redis(connection_pool=redis_client.connection_pool)
+    interleaved = []
+
+    class Interleaving(redis.Redis):
+        def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+            pipe = super().pipeline(transaction, shard_hint)
+            read = pipe.xrevrange
+
+            def xrevrange(*args: Any, **kwargs: Any) -> Any:
+                entries = read(*args, **kwargs)
+                if not interleaved:
+                    interleaved.append(set_consent(other, "ann", "sms", False, source="twilio:stop", at=200.0))
+                return entries
+
+            pipe.xrevrange = xrevrange  # type: ignore[method-assign]
+            return pipe
+
+    client = Interleaving(connection_pool=redis_client.connection_pool)
+    assert not set_consent(client, "ann", "sms", True, source="twilio:start", at=100.0)
+    assert interleaved == [True]
+    assert read_consent(redis_client, "ann") == {"sms": False}
 
 
 def test_profile_consent_decides_when_nothing_recorded(redis_client: redis.Redis) -> None:

@@ -63,6 +63,19 @@ def served_module(redis_server: RedisServer) -> Iterator[Served]:
     client.close()
 
 
+@pytest.fixture(scope="module")
+def small_limits(redis_server: RedisServer) -> Iterator[tuple[httpx.Client, SendGridSigner]]:
+    """A server whose webhook body limits come from its configuration: 4 KiB for SendGrid, 512 B for
+    Twilio (flush Redis with the ``redis_url`` fixture)."""
+    signer = SendGridSigner()
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    config = make_config(signer, sendgrid_max_body=4096, twilio_max_body=512)
+    app = create_app(make_settings(), RecordingIntake(), client, config=config)
+    with serve(app) as base_url, httpx.Client(base_url=base_url, timeout=10) as http:
+        yield http, signer
+    client.close()
+
+
 @pytest.fixture
 def served(served_module: Served, redis_url: str) -> Served:
     """The module's server with Redis flushed and the recording intake emptied."""

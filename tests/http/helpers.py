@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import select
+import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,6 +46,43 @@ def serve(app: ASGIApp) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def request_head(path: str, headers: dict[str, str], *, length: int | None) -> bytes:
+    """The head of a POST: ``Content-Length: length``, or a chunked body when ``length`` is None."""
+    lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", *(f"{name}: {value}" for name, value in headers.items())]
+    lines.append(f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def chunks(total: int, size: int = 64 * 1024) -> Iterator[bytes]:
+    """``total`` bytes of a chunked body in ``size`` pieces, never terminated (the sender is still going)."""
+    for _ in range(total // size):
+        yield b"%x\r\n" % size + b" " * size + b"\r\n"
+
+
+def raw_exchange(base_url: str, head: bytes, parts: Iterable[bytes] = (), *, timeout: float = 5.0) -> tuple[int, int]:
+    """Send ``head``, then ``parts`` until the server answers: its status and the bytes of ``parts``
+    sent before the answer came.  A server that waits for the whole body makes this time out."""
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(head)
+        sent = 0
+        for part in parts:
+            if select.select([sock], [], [], 0)[0]:
+                break  # the answer is in
+            try:
+                sock.sendall(part)
+            except OSError:
+                break  # the server stopped reading
+            sent += len(part)
+        response = b""
+        while b"\r\n" not in response:
+            data = sock.recv(4096)
+            if not data:
+                break
+            response += data
+    return int(response.split(b" ", 2)[1]), sent
 
 
 @dataclass

@@ -19,9 +19,12 @@ def test_defaults_and_overrides() -> None:
             "LOYALOOP_API_BURST": "600",
             "SENDGRID_WEBHOOK_PUBLIC_KEY": signer.public_key_b64,
             "TWILIO_AUTH_TOKEN": "tok",
+            "LOYALOOP_SENDGRID_MAX_BODY": "2048",
+            "LOYALOOP_TWILIO_MAX_BODY": "1024",
         }
     )
     assert config.rate == 50 and config.burst == 600 and config.max_batch_items == 500
+    assert (config.sendgrid_max_body, config.twilio_max_body) == (2048, 1024)
     assert config.sendgrid_public_key is not None
     assert "tok" not in repr(config)
     empty = load_http_config({})
@@ -36,6 +39,8 @@ def test_defaults_and_overrides() -> None:
         ({"LOYALOOP_API_RATE": "fast"}, "not a number"),
         ({"LOYALOOP_API_RATE": "0"}, "positive"),
         ({"LOYALOOP_API_BURST": "10"}, "batch size"),
+        ({"LOYALOOP_SENDGRID_MAX_BODY": "0"}, "positive numbers of bytes"),
+        ({"LOYALOOP_TWILIO_MAX_BODY": "big"}, "not a number"),
     ],
 )
 def test_wrong_settings_are_refused(env: dict[str, str], match: str) -> None:

@@ -65,3 +65,16 @@ def test_a_valid_document_round_trips() -> None:
     body = {"customer_id": "c-1", "event": "order.placed", "properties": {"n": 1}, "event_id": "e-1"}
     call = parse_track(json.loads(json.dumps(body)), NOW, SKEW)
     assert (call.customer_id, call.event, call.properties, call.event_id) == ("c-1", "order.placed", {"n": 1}, "e-1")
+
+
+def test_an_oversized_integer_is_refused_without_pythons_hint() -> None:
+    """A 5,000-digit integer made Python's 'use sys.set_int_max_str_digits()' hint the 400's text;
+    the message is now our own."""
+    try:
+        parse_json(b'{"customer_id": "c-1", "event": "a.b", "properties": {"n": ' + b"7" * 5_000 + b"}}")
+    except InputError as exc:
+        message = str(exc)
+    else:
+        raise AssertionError("a 5,000-digit integer was accepted")
+    assert "set_int_max_str_digits" not in message and "4300" not in message
+    assert "64 bits" in message
