@@ -24,6 +24,8 @@ from orchestrator.language.timeparse import parse_timezone
 
 MAX_ID_LENGTH = 128
 MAX_EVENT_LENGTH = 128
+#: A body may nest a few levels more than the properties it carries (batch → item → properties).
+BODY_DEPTH = inputs.MAX_DEPTH + 4
 
 T = TypeVar("T")
 
@@ -61,6 +63,10 @@ def parse_json(body: bytes) -> Any:
     """The JSON document in ``body`` (UTF-8, no ``NaN``/``Infinity``)."""
     if not body.strip():
         raise InputError("the request body is empty; send a JSON object")
+    # Measured on the text first: the parser recurses once per level, so a body nested past what
+    # any later stage handles is refused before it runs (not by the interpreter's recursion limit).
+    if inputs.text_depth(body.decode("utf-8", "replace"), BODY_DEPTH) > BODY_DEPTH:
+        raise InputError(f"the request body is nested more than {BODY_DEPTH} levels deep")
     try:
         return json.loads(body, parse_constant=_refuse_constant)
     except UnicodeDecodeError as exc:

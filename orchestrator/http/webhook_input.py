@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -29,6 +28,7 @@ from orchestrator.language.inputs import (
     check_event_id,
     check_phone,
     nesting_depth,
+    text_depth,
 )
 
 #: Digits a JSON integer may have: 20 hold every 64-bit value; Python refuses past 4,300 with a
@@ -40,8 +40,6 @@ MAX_PROVIDER_ID = 256
 MAX_KEY_PARTS = 3
 
 # A JSON string (escapes honoured); an unterminated one runs to the end, so the scan is linear.
-_STRING = re.compile(r'"(?:[^"\\]|\\.?)*+(?:"|\Z)', re.DOTALL)
-_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
 
 T = TypeVar("T")
 
@@ -52,23 +50,6 @@ class BadField(Exception):
     def __init__(self, field: str) -> None:
         super().__init__(field)
         self.field = field
-
-
-def text_depth(text: str, limit: int = MAX_DEPTH) -> int:
-    """How deeply arrays and objects nest in the JSON ``text``, counted only up to ``limit`` + 1,
-    without parsing it (strings are skipped, so brackets inside them do not count): the parser
-    recurses once per level, so the depth is known before it starts."""
-    depth = deepest = 0
-    for bracket in _NOT_BRACKETS.sub("", _STRING.sub("", text)):
-        if bracket in "[{":
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if deepest > limit:
-                    break
-        else:
-            depth -= 1
-    return deepest
 
 
 def _integer(text: str) -> int:

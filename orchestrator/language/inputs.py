@@ -129,6 +129,28 @@ def nesting_depth(value: Any, limit: int = MAX_DEPTH) -> int:
     return deepest
 
 
+#: A JSON string (brackets inside one do not nest) and everything that is not a bracket.
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.?)*+(?:"|\Z)', re.DOTALL)
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+
+
+def text_depth(text: str, limit: int = MAX_DEPTH) -> int:
+    """How deeply arrays and objects nest in the JSON ``text``, counted only up to ``limit`` + 1,
+    without parsing it (strings are skipped, so brackets inside them do not count): the parser
+    recurses once per level, so the depth is known before it starts."""
+    depth = deepest = 0
+    for bracket in _NOT_BRACKETS.sub("", _JSON_STRING.sub("", text)):
+        if bracket in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
+        else:
+            depth -= 1
+    return deepest
+
+
 def check_properties(value: Any, field: str = "properties") -> dict[str, Any]:
     """Plain JSON values with string keys, at most ``MAX_DEPTH`` deep and ``MAX_PROPERTIES_BYTES`` long.
 

@@ -162,6 +162,8 @@ def check_ids(run_id: str, journey_id: str) -> None:
 #: exactly, so a due epoch's microseconds cannot be recovered by multiplying: such a due stays
 #: absolute and is compared the way it is decoded (hypothesis found a 2256 wait read back 1 µs early).
 EXACT_SECONDS = 2**53 / 1_000_000
+
+
 def due_text(due: float, base: int | None) -> str:
     """A timer's due epoch relative to ``base`` (microseconds) when exact, else absolute (``!``)."""
     if base is not None and due == due and abs(due) < EXACT_SECONDS:  # (a NaN or a huge float stays absolute)
