@@ -13,7 +13,7 @@ import click
 from orchestrator.cli.status_table import COLUMNS, decision_rows
 from orchestrator.errors import ConfigurationError
 from orchestrator.runtime.compose import build_timekeeping
-from orchestrator.runtime.event_queue import EventQueue
+from orchestrator.runtime.event_queue import BUG, INPUT, KEPT_ASIDE, KEPT_ASIDE_DROPPED, EventQueue
 from orchestrator.settings import load_settings
 from orchestrator.store import Store, keys
 from orchestrator.store.timers import Timers
@@ -58,8 +58,8 @@ def scheduler(idle: float) -> None:
 
 @click.command()
 def status() -> None:
-    """Per journey and step counts and gate decisions, refused inputs, queue depths, queued events, due timers
-    and the oldest lag."""
+    """Per journey and step counts and gate decisions, refused inputs, queue depths, queued and kept-aside
+    events, due timers and the oldest lag."""
     import time
 
     import redis
@@ -86,13 +86,24 @@ def status() -> None:
     lag = max(0.0, now - oldest) if oldest is not None else 0.0
     depths = ", ".join(f"{q}={client.hlen(f'loyaloop:{q}.msgs')}" for q in QUEUES)
     console.print(f"queues: {depths}")
-    events = EventQueue(client)
-    console.print(f"events: {events.depth()} queued, {events.dead()} kept aside (unhandled, in {keys.dead_events()})")
+    console.print(_events_lines(EventQueue(client), store.counters()))
     waiting, due, leased = timers.pending(), timers.due_count(now), timers.leased()
     console.print(f"timers: {waiting} waiting, {due} due, {leased} leased, oldest lag {lag:.1f}s")
     refused = store.refused_counts()
     console.print(f"refused inputs: {refused or 'none'}")
     console.print(f"counters: {store.counters() or 'none'}")
+
+
+def _events_lines(events: EventQueue, counters: dict[str, int]) -> str:
+    """Queued events and those kept aside: how many the list holds now, and how many were ever kept
+    aside for bad input and for a bug (replayable once it is fixed) or dropped past the list's cap
+    (gone for good)."""
+    bad, bugs = counters.get(KEPT_ASIDE[INPUT], 0), counters.get(KEPT_ASIDE[BUG], 0)
+    dropped = counters.get(KEPT_ASIDE_DROPPED, 0)
+    return (
+        f"events: {events.depth()} queued, {events.dead()} kept aside in {keys.dead_events()}\n"
+        f"kept aside in all: {bad} bad input, {bugs} bug; {dropped} dropped (cap {events.dead_kept})"
+    )
 
 
 def _decisions_table(store: Store) -> Table:

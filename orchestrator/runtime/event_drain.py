@@ -9,8 +9,12 @@ quiet event its latency).
 
 A bad event never stops its shard: a record that does not decode is counted and kept aside
 (:meth:`EventQueue.bury`); a batch that fails is handled again one event at a time, and an event
-that still fails for a reason other than a Redis outage is counted and kept aside too.  A Redis
-outage is raised, after handing the shard back, so Dramatiq retries the message with back-off.
+that still fails for a reason other than a Redis outage is counted and kept aside too.  What is
+recorded tells bad input from a bug: an ``InputError`` (or a record that does not decode) is the
+event's fault, counted as refused input, and would fail the same way forever; anything else is a
+bug in the runtime, counted apart and logged with its traceback, and the event kept aside can be
+replayed once the bug is fixed.  A Redis outage is raised, after handing the shard back, so
+Dramatiq retries the message with back-off.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from collections.abc import Callable
 import redis
 
 from orchestrator.errors import InputError
-from orchestrator.runtime.event_queue import DRAIN_LEASE, EventQueue, QueuedEvent, decode
+from orchestrator.runtime.event_queue import BUG, DRAIN_LEASE, INPUT, EventQueue, QueuedEvent, decode
+from orchestrator.runtime.failures import log_failure
 from orchestrator.runtime.runtime import Runtime
 from orchestrator.store import keys
 
@@ -139,30 +144,43 @@ def handle_records(runtime: Runtime, queue: EventQueue, records: list[str]) -> N
         try:
             events.append((record, decode(record)))
         except InputError as exc:
-            _keep_aside(runtime, queue, record, "InputError", exc.field)
+            _keep_aside(runtime, queue, record, exc)
     try:
         runtime.handle_events([event for _record, event in events])
         return
     except OUTAGE:
         raise
     except Exception as exc:  # one bad event must not hold up the rest: find it, one at a time
-        log.warning("a batch of %d events failed (%s); handling them one at a time", len(events), type(exc).__name__)
+        # With its traceback: when the events then pass one at a time, the bug was in the batch path.
+        log_failure(
+            log, logging.WARNING, "a batch of %d events failed; handling them one at a time", len(events), exc=exc
+        )
+    traced: set[type[BaseException]] = set()
     for record, event in events:
         try:
             runtime.handle_event(event.customer_id, event.name, event.properties, event.event_id, event.timestamp)
         except OUTAGE:
             raise
         except Exception as exc:
-            _keep_aside(runtime, queue, record, type(exc).__name__, None)
+            _keep_aside(runtime, queue, record, exc, trace=type(exc) not in traced)
+            traced.add(type(exc))
 
 
-def _keep_aside(runtime: Runtime, queue: EventQueue, record: str, reason: str, field: str | None) -> None:
-    queue.bury(record, reason)
-    runtime.store.refuse(f"message:event:{reason}")
+def _keep_aside(runtime: Runtime, queue: EventQueue, record: str, exc: Exception, *, trace: bool = True) -> None:
+    """Keep a record aside as bad input (an ``InputError``: counted as refused, like at every door)
+    or as a bug (anything else: counted apart and logged with its traceback, once per batch and
+    error type, since a bug usually fails a whole batch the same way)."""
+    reason = type(exc).__name__
     # The record may carry personal data: the log names only the reason and where it was kept.
-    log.warning(
-        "kept aside a queued event that could not be handled (%s%s) in %s",
-        reason,
-        f", {field}" if field else "",
-        keys.dead_events(),
-    )
+    if isinstance(exc, InputError):
+        queue.bury(record, reason, INPUT)
+        runtime.store.refuse(f"message:event:{reason}")
+        field = f", {exc.field}" if exc.field else ""
+        log.warning("kept aside a queued event with bad input (%s%s) in %s", reason, field, keys.dead_events())
+        return
+    queue.bury(record, reason, BUG)
+    message = "a queued event failed with %s, a bug rather than bad input: kept aside in %s to replay once fixed"
+    if trace:
+        log_failure(log, logging.ERROR, message, reason, keys.dead_events(), exc=exc)
+    else:
+        log.error(message + " (traceback logged with the first one of this batch)", reason, keys.dead_events())

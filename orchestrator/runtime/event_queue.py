@@ -16,6 +16,7 @@ requeue.  Every key of a shard carries the shard's hash tag (one Cluster slot pe
 from __future__ import annotations
 
 import json
+import logging
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ from orchestrator.language.inputs import (
 from orchestrator.store import keys, lua
 from orchestrator.store.batch import Batch
 
+log = logging.getLogger(__name__)
+
 EVENT_SHARDS = 16
 #: Events handed to the runtime at once (one set of round trips).
 DRAIN_BATCH = 200
@@ -43,8 +46,17 @@ DRAIN_BATCH = 200
 #: keeper thread renews it while a batch works (:mod:`orchestrator.runtime.event_drain`), so this is how
 #: long a dead drainer's shard — or a ``queued`` mark whose message was lost — waits for a re-drive.
 DRAIN_LEASE = 10.0
-#: Dead events kept for inspection (the oldest are dropped past this).
+#: Events kept aside for inspection (:meth:`EventQueue.bury`); past this the oldest are dropped,
+#: counted and logged.  An entry is its record (typically a few hundred bytes, at most about 33 KB
+#: with the properties limit), so the list costs a few MB and never more than about 330 MB of Redis.
+#: To be raised where events are small and a bug may keep many aside before anyone looks.
 DEAD_KEPT = 10_000
+#: Why an event was kept aside: its input is bad (refused at every retry), or handling it hit a bug.
+INPUT, BUG = "input", "bug"
+#: Counters (in ``keys.metrics_counters()``, shown by ``loyaloop status``) of every event ever kept
+#: aside, by why, and of those dropped from the list past its cap.
+KEPT_ASIDE = {INPUT: "events_kept_aside_input", BUG: "events_kept_aside_bug"}
+KEPT_ASIDE_DROPPED = "events_kept_aside_dropped"
 #: Events pushed by one script call (Lua's stack bounds ``unpack``).
 PUSH_CHUNK = 500
 
@@ -100,11 +112,15 @@ class EventQueue:
         shards: int = EVENT_SHARDS,
         lease: float = DRAIN_LEASE,
         batch: int = DRAIN_BATCH,
+        dead_kept: int | None = None,
     ) -> None:
         self.redis: Any = client
         self.shards = shards
         self.lease_ms = int(lease * 1000)
         self.batch = batch
+        self.dead_kept = DEAD_KEPT if dead_kept is None else dead_kept
+        if self.dead_kept < 1:  # LTRIM with -0 would keep everything
+            raise ValueError(f"dead_kept is {self.dead_kept!r}; keep at least 1 event aside")
         self._push = client.register_script(_PUSH.source)
         self._take = client.register_script(_TAKE.source)
         self._done = client.register_script(_DONE.source)
@@ -192,13 +208,40 @@ class EventQueue:
         return sum(self.depths())
 
     # --- events that could not be handled ------------------------------------------------------
-    def bury(self, record: str, reason: str) -> None:
-        """Keep an event no worker could handle (with why), capped to the newest ``DEAD_KEPT``."""
-        entry = json.dumps({"reason": reason, "record": record}, separators=(",", ":"))
-        pipe = self.redis.pipeline(transaction=False)
+    def bury(self, record: str, reason: str, kind: str = INPUT) -> int:
+        """Keep an event no worker could handle, with why (``kind``: bad ``input`` or a ``bug``, and
+        the error's name), capped to the newest ``dead_kept``; returns how many old ones it dropped.
+
+        Every event kept aside is counted by kind, and every one dropped past the cap is counted and
+        logged: the list may be the only copy of an event a bug could not handle."""
+        if kind not in KEPT_ASIDE:
+            raise ValueError(f"kind {kind!r} is not one of {sorted(KEPT_ASIDE)}")
+        entry = json.dumps({"reason": reason, "kind": kind, "record": record}, separators=(",", ":"))
+        # One transaction on the one list key: the length it returns is exact under concurrent
+        # buries, so each trim is counted once (a Cluster-safe single slot; counters come next).
+        pipe = self.redis.pipeline(transaction=True)
         pipe.rpush(keys.dead_events(), entry)
-        pipe.ltrim(keys.dead_events(), -DEAD_KEPT, -1)
-        pipe.execute()
+        pipe.ltrim(keys.dead_events(), -self.dead_kept, -1)
+        dropped = max(0, int(pipe.execute()[0]) - self.dead_kept)
+        counts = self.redis.pipeline(transaction=False)
+        counts.hincrby(keys.metrics_counters(), KEPT_ASIDE[kind], 1)
+        if dropped:
+            counts.hincrby(keys.metrics_counters(), KEPT_ASIDE_DROPPED, dropped)
+        replies = counts.execute()
+        if dropped:
+            log.warning(
+                "dropped the %d oldest kept-aside event(s) from %s past its cap of %d, and with them "
+                "their only copy (%d dropped in all, counted in `loyaloop status`); inspect the list "
+                "with `redis-cli LRANGE %s 0 -1`, replay or delete what it holds, or raise the cap "
+                "(orchestrator.runtime.event_queue.DEAD_KEPT)",
+                dropped,
+                keys.dead_events(),
+                self.dead_kept,
+                int(replies[1]),
+                keys.dead_events(),
+            )
+        return dropped
 
     def dead(self) -> int:
+        """How many events are kept aside now (the counters say how many ever were)."""
         return int(self.redis.llen(keys.dead_events()))

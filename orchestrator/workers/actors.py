@@ -8,8 +8,14 @@ Actors are declared per broker by :func:`declare_actors` (not at import time on 
 so the worker module, the embedded default and tests can each bind them to their own broker.
 
 A message is a nudge, never the truth: every actor re-reads Redis and may find nothing left to
-do.  A malformed message is counted and dropped (it would fail the same way on every retry); any
-other exception goes to Dramatiq's Retries middleware, which backs off exponentially.
+do.  Its arguments are checked at the door, with the intake's checks
+(:mod:`orchestrator.language.inputs`) and a type check of each: a message that fails them is
+malformed (it would fail the same way on every retry), so it is counted in the store's refused
+counts (``message:<kind>:InputError``) and dropped.  Nothing else is taken for bad input: any
+exception raised once the message is past its checks is a bug or an outage, logged with its
+traceback (redacted: no addresses) and handed to Dramatiq's Retries middleware, which backs off
+exponentially.  It is handed over as a ``dramatiq.Retry`` chained to the exception, because
+Dramatiq's own error log would print the message's arguments (customer ids, event properties).
 """
 
 from __future__ import annotations
@@ -17,16 +23,22 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import dramatiq
-from pydantic import ValidationError
 
-from orchestrator.errors import InputError, JourneyError
-from orchestrator.language.inputs import check_customer_id
-from orchestrator.runtime.event_drain import drain
-from orchestrator.runtime.event_queue import EventQueue
+from orchestrator.errors import InputError
+from orchestrator.language.inputs import (
+    check_customer_id,
+    check_event,
+    check_event_id,
+    check_properties,
+    check_timestamp,
+)
+from orchestrator.runtime.event_drain import OUTAGE, drain
+from orchestrator.runtime.event_queue import EventQueue, QueuedEvent
+from orchestrator.runtime.failures import log_failure
 from orchestrator.runtime.fire_order import due_order
 from orchestrator.runtime.runtime import Runtime
 from orchestrator.store.timers import parse_member
@@ -36,6 +48,13 @@ log = logging.getLogger(__name__)
 EVENTS, DELIVERIES, TIMERS, COHORTS = "loyaloop-events", "loyaloop-deliveries", "loyaloop-timers", "loyaloop-cohorts"
 QUEUES = (EVENTS, DELIVERIES, TIMERS, COHORTS)
 RETRY_OPTIONS: dict[str, Any] = {"max_retries": 8, "min_backoff": 250, "max_backoff": 60_000}
+#: Longest run id or journey id a message may carry (ours are far shorter).
+MAX_ID = 256
+
+T = TypeVar("T")
+#: Where a check puts what it refused of a message while keeping the rest (a cohort's or a timer
+#: batch's bad members do not hold up the good ones).
+Refused = list[InputError]
 
 
 class Actors:
@@ -48,30 +67,44 @@ class Actors:
         self._queue: EventQueue | None = None
         self._lock = threading.Lock()
 
-        def handle_event(
-            customer_id: str, name: str, properties: dict[str, Any], event_id: str, timestamp: str
-        ) -> None:
+        def handle_event(customer_id: Any, name: Any, properties: Any, event_id: Any, timestamp: Any) -> None:
             self._guard(
                 "event",
-                lambda rt: rt.handle_event(
-                    _customer(customer_id), name, properties, event_id, datetime.fromisoformat(timestamp)
-                ),
+                lambda _refused: _event(customer_id, name, properties, event_id, timestamp),
+                lambda rt, e: rt.handle_event(e.customer_id, e.name, e.properties, e.event_id, e.timestamp),
             )
 
-        def drain_events(shard: int) -> None:
-            self._guard("events", lambda rt: drain(rt, self.event_queue, int(shard), self.drain_events.send))
+        def drain_events(shard: Any) -> None:
+            self._guard(
+                "events",
+                lambda _refused: _shard(shard, self.event_queue.shards),
+                lambda rt, number: drain(rt, self.event_queue, number, self.drain_events.send),
+            )
 
-        def profile_changed(customer_id: str) -> None:
-            self._guard("profile", lambda rt: rt.profile_changed(customer_id))
+        def profile_changed(customer_id: Any) -> None:
+            self._guard("profile", lambda _refused: check_customer_id(customer_id), lambda rt, c: rt.profile_changed(c))
 
-        def deliver(customer_id: str, run_id: str, revision: int) -> None:
-            self._guard("deliver", lambda rt: rt.deliver(customer_id, run_id, int(revision)))
+        def deliver(customer_id: Any, run_id: Any, revision: Any) -> None:
+            self._guard(
+                "deliver",
+                lambda _refused: (check_customer_id(customer_id), _name(run_id, "run id"), _revision(revision)),
+                lambda rt, args: rt.deliver(*args),
+            )
 
-        def fire_timers(members: list[str]) -> None:
-            self._guard("timers", lambda rt: _fire(rt, members))
+        def fire_timers(members: Any) -> None:
+            self._guard("timers", lambda refused: _timer_members(members, refused), _fire)
 
-        def enter_batch(journey_id: str, customer_ids: list[str], run_key: str, trigger: dict[str, Any]) -> None:
-            self._guard("cohort", lambda rt: rt.enter_batch(journey_id, list(customer_ids), run_key, trigger))
+        def enter_batch(journey_id: Any, customer_ids: Any, run_key: Any, trigger: Any) -> None:
+            self._guard(
+                "cohort",
+                lambda refused: (
+                    _name(journey_id, "journey id"),
+                    _customer_ids(customer_ids, refused),
+                    _name(run_key, "run key"),
+                    _trigger(trigger),
+                ),
+                lambda rt, args: rt.enter_batch(*args) if args[1] else 0,
+            )
 
         def declare(fn: Callable[..., None], queue: str) -> dramatiq.Actor[Any, Any]:
             return dramatiq.Actor(
@@ -117,20 +150,110 @@ class Actors:
         """Bind an already built runtime (the embedded default and tests)."""
         self._runtime = runtime
 
-    def _guard(self, kind: str, call: Callable[[Runtime], object]) -> None:
+    def _guard(self, kind: str, check: Callable[[Refused], T], call: Callable[[Runtime, T], object]) -> None:
+        """Check a message's arguments, then run it: only what ``check`` refuses is malformed.
+
+        An ``InputError`` raised by ``call`` is not the message's fault (its arguments passed), so it
+        is retried like any other failure.  Members ``check`` refused while keeping the rest are
+        counted once the rest went through (a retry would count them again)."""
         runtime = self.runtime
+        refused: Refused = []
         try:
-            call(runtime)
-        except (InputError, ValidationError, JourneyError, ValueError, KeyError, TypeError) as exc:
-            # The same message would fail the same way on every retry: count it and move on.
-            runtime.store.refuse(f"message:{kind}:{type(exc).__name__}")
-            log.warning("dropped a malformed %s message: %s", kind, type(exc).__name__)
+            try:
+                checked = check(refused)
+            except InputError as exc:
+                self._refuse(runtime, kind, exc)
+                return
+            call(runtime, checked)
+            if refused:
+                self._refuse(runtime, kind, refused[0])
+        except OUTAGE as exc:
+            log.warning("a %s message met a Redis outage (%s); Dramatiq retries it", kind, type(exc).__name__)
+            raise dramatiq.Retry(f"{kind} message: Redis outage ({type(exc).__name__})") from exc
+        except Exception as exc:
+            name = type(exc).__name__
+            log_failure(log, logging.ERROR, "a %s message failed with %s; Dramatiq retries it", kind, name, exc=exc)
+            raise dramatiq.Retry(f"{kind} message failed with {name}") from exc
+
+    @staticmethod
+    def _refuse(runtime: Runtime, kind: str, exc: InputError) -> None:
+        # Counted by the error's name; the log names the field, never the value (it may be personal).
+        runtime.store.refuse(f"message:{kind}:{type(exc).__name__}")
+        log.warning("dropped a malformed %s message (%s)", kind, exc.field or "unknown field")
 
 
-def _customer(customer_id: Any) -> str:
-    """A message written past ``track`` (straight onto the queue) gets the same customer id check:
-    an id with braces would break the ``{customer_id}`` hash tag of every key it touches."""
-    return check_customer_id(customer_id)
+# --- what a message's arguments must be ------------------------------------------------------------
+def _event(customer_id: Any, name: Any, properties: Any, event_id: Any, timestamp: Any) -> QueuedEvent:
+    """A ``handle_event`` message written past ``track`` gets ``track``'s checks (a customer id with
+    braces would break the ``{customer_id}`` hash tag of every key it touches); its timestamp was
+    accepted once, so it may lie in the future."""
+    return QueuedEvent(
+        check_customer_id(customer_id),
+        check_event(name),
+        check_properties(properties),
+        check_event_id(event_id),
+        check_timestamp(timestamp, datetime.now(UTC), max_future=None),
+    )
+
+
+def _shard(value: Any, shards: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < shards:
+        raise InputError(f"event shard {value!r} is not a whole number from 0 to {shards - 1}", field="shard")
+    return value
+
+
+def _name(value: Any, what: str) -> str:
+    """A run id, journey id or run key: part of Redis keys and of timer members (``|``-separated)."""
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID or "|" in value:
+        raise InputError(
+            f"{what} {value!r} is not valid; send the string the runtime made (1-{MAX_ID} characters, no '|')",
+            field=what.replace(" ", "_"),
+        )
+    return value
+
+
+def _revision(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InputError(f"revision {value!r} is not a whole number of 0 or more", field="revision")
+    return value
+
+
+def _customer_ids(values: Any, refused: Refused) -> list[str]:
+    """The cohort's valid ids; an invalid one is refused without holding up a broadcast's chunk."""
+    if not isinstance(values, list):
+        raise InputError(f"customer ids must be a list, got {type(values).__name__}", field="customer_ids")
+    valid: list[str] = []
+    for value in values:
+        try:
+            valid.append(check_customer_id(value))
+        except InputError as exc:
+            refused.append(exc)
+    return valid
+
+
+def _trigger(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
+        raise InputError(f"trigger must be an object with string keys, got {type(value).__name__}", field="trigger")
+    return value
+
+
+def _timer_members(values: Any, refused: Refused) -> list[tuple[str, str, int]]:
+    """The batch's well-formed timer members (``customer|run|revision``); a malformed one is refused
+    without holding up the others."""
+    if not isinstance(values, list):
+        raise InputError(f"timer members must be a list, got {type(values).__name__}", field="members")
+    parsed: list[tuple[str, str, int]] = []
+    for text in values:
+        try:
+            if not isinstance(text, str):
+                raise ValueError(type(text).__name__)
+            customer_id, run_id, revision = parse_member(text)
+            parsed.append((check_customer_id(customer_id), _name(run_id, "run id"), _revision(revision)))
+        except ValueError:
+            refused.append(InputError(f"timer member {text!r} is not 'customer|run|revision'", field="member"))
+        except InputError as exc:
+            refused.append(exc)
+    return parsed
 
 
 class ActorDispatcher:
@@ -143,26 +266,16 @@ class ActorDispatcher:
         self.actors.deliver.send(customer_id, run_id, revision)
 
 
-def _fire(runtime: Runtime, members: list[str]) -> None:
+def _fire(runtime: Runtime, members: list[tuple[str, str, int]]) -> None:
     """Fire a batch of claimed timers, then acknowledge the handled ones in one round trip (a crash
     leaves the rest leased, and the reaper hands them out again).
 
     Each customer's timers fire in priority order (:func:`orchestrator.runtime.fire_order.due_order`), so
-    the highest-priority journey reaches the fatigue gate first.  A malformed member does not hold
-    up the others: it is raised after them (and the message counted as malformed)."""
+    the highest-priority journey reaches the fatigue gate first."""
     handled: list[tuple[str, str, int]] = []
-    parsed: list[tuple[str, str, int]] = []
-    malformed: ValueError | None = None
-    for text in members:
-        try:
-            parsed.append(parse_member(text))
-        except ValueError as exc:
-            malformed = malformed or exc
     try:
-        for timer in due_order(runtime, parsed):
+        for timer in due_order(runtime, members):
             runtime.fire_timer(timer.customer_id, timer.run_id, timer.revision)
             handled.append((timer.customer_id, timer.run_id, timer.revision))
     finally:
         runtime.timers.ack_members(handled)
-    if malformed is not None:
-        raise malformed

@@ -7,9 +7,12 @@ from pathlib import Path
 
 import dramatiq
 import pytest
+import redis
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
+from orchestrator.runtime.event_queue import BUG, INPUT, KEPT_ASIDE_DROPPED, EventQueue
+from orchestrator.store import keys
 from tests.runtime.harness import write_templates
 
 JOURNEY = """\
@@ -59,6 +62,20 @@ def test_identify_track_and_status_from_the_command_line(env: Path) -> None:
     assert status.exit_code == 0, status.output
     assert "hello" in status.output and "entered" in status.output and "timers:" in status.output
     assert "events: 0 queued, 0 kept aside" in status.output
+
+
+def test_status_shows_events_kept_aside_by_why_and_those_dropped(env: Path, redis_client: redis.Redis) -> None:
+    """status tells bad input from bugs among the events ever kept aside, and shows how many the
+    list's cap dropped, besides how many the list holds now."""
+    queue = EventQueue(redis_client)
+    queue.bury("r-1", "InputError", INPUT)
+    queue.bury("r-2", "KeyError", BUG)
+    queue.bury("r-3", "TypeError", BUG)
+    redis_client.hincrby(keys.metrics_counters(), KEPT_ASIDE_DROPPED, 4)
+    status = CliRunner().invoke(cli, ["status"])
+    assert status.exit_code == 0, status.output
+    assert f"events: 0 queued, 3 kept aside in {keys.dead_events()}" in status.output
+    assert "kept aside in all: 1 bad input, 2 bug; 4 dropped (cap 10000)" in status.output
 
 
 def test_a_bad_track_is_one_error_line(env: Path) -> None:

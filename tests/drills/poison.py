@@ -25,6 +25,7 @@ import httpx
 import redis
 
 from orchestrator.errors import InputError, JourneyError, LoyaloopError
+from orchestrator.runtime.event_queue import KEPT_ASIDE
 from orchestrator.store import keys
 from tests.drills import support
 from tests.redis_server import free_port
@@ -99,6 +100,9 @@ class Door:
 class PoisonResult:
     doors: list[Door]
     refused_counters: dict[str, int]
+    #: Events kept aside by why (``input``/``bug``): as counted, and as the list's entries say.
+    kept_aside_counted: dict[str, int]
+    kept_aside_listed: dict[str, int]
     worker_pid_before: int
     worker_pids_after: list[int]
     worker_alive: bool
@@ -341,6 +345,9 @@ def run(*, timeout: float = 120.0) -> PoisonResult:
         queue_door.errors["stale nudge, nothing to do"] = stale
         if dropped + stale < queue_door.sent:
             queue_door.accepted.append(f"only {dropped} of {queue_door.sent - stale} malformed messages counted")
+        metrics = redis.client.hgetall(keys.metrics_counters())
+        kept_aside_counted = {kind: int(metrics.get(name, 0)) for kind, name in KEPT_ASIDE.items()}
+        listed = Counter(json.loads(entry)["kind"] for entry in redis.client.lrange(keys.dead_events(), 0, -1))
         if redis.client.exists(keys.profile("{c}")):
             queue_door.accepted.append(
                 "handle_event stored a profile for customer id '{c}' (braces break the hash tag)"
@@ -355,6 +362,8 @@ def run(*, timeout: float = 120.0) -> PoisonResult:
         return PoisonResult(
             doors=doors,
             refused_counters=counters,
+            kept_aside_counted=kept_aside_counted,
+            kept_aside_listed=dict(listed),
             worker_pid_before=pids_before[0] if pids_before else -1,
             worker_pids_after=worker.children(),
             worker_alive=worker.alive(),
@@ -393,6 +402,10 @@ def report(result: PoisonResult) -> str:
         for label in door.accepted:
             lines.append(f"    NOT refused: {label}")
     lines.append(f"  refused counters in Redis: {result.refused_counters}")
+    lines.append(
+        f"  events kept aside, counted: {result.kept_aside_counted}; "
+        f"listed in {keys.dead_events()}: {result.kept_aside_listed}"
+    )
     lines.append(
         f"  worker process {result.worker_pid_before} still running: "
         f"{result.worker_pid_before in result.worker_pids_after and result.worker_alive}; "

@@ -44,6 +44,13 @@ def test_malformed_queue_messages_are_counted_and_dropped(drilled: poison.Poison
     assert found.accepted == [], poison.report(drilled)
 
 
+def test_bad_shard_records_are_kept_aside_as_bad_input_not_as_bugs(drilled: poison.PoisonResult) -> None:
+    """The two records written straight into event shards are kept aside as bad input, counted and
+    listed so; no event of the drill is taken for a bug."""
+    assert drilled.kept_aside_counted == {"input": 2, "bug": 0}, poison.report(drilled)
+    assert drilled.kept_aside_listed == {"input": 2}, poison.report(drilled)
+
+
 def test_the_worker_survives_and_still_delivers(drilled: poison.PoisonResult) -> None:
     """The worker process that ate the malformed messages is the same process afterwards and still
     delivers a good event."""

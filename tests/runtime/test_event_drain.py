@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,8 +12,9 @@ from typing import Any
 import pytest
 import redis
 
+from orchestrator.errors import InputError
 from orchestrator.runtime.event_drain import drain
-from orchestrator.runtime.event_queue import EventQueue, encode
+from orchestrator.runtime.event_queue import BUG, INPUT, KEPT_ASIDE, EventQueue, encode
 from orchestrator.store import keys
 from tests.runtime.harness import START, Harness, journey
 
@@ -85,32 +87,92 @@ def test_a_malformed_record_is_kept_aside_and_counted_and_the_rest_are_handled(h
     assert drain(h.runtime, queue, shard, lambda s: None) == 3
     assert len(h.outbox()) == 2
     assert h.runtime.store.refused_counts() == {"message:event:InputError": 1}
+    assert h.runtime.store.counters()[KEPT_ASIDE[INPUT]] == 1 and KEPT_ASIDE[BUG] not in h.runtime.store.counters()
     kept = json.loads(h.client.lrange(keys.dead_events(), 0, -1)[0])
-    assert kept["reason"] == "InputError" and "{bad}" in kept["record"]
+    assert kept["reason"] == "InputError" and kept["kind"] == "input" and "{bad}" in kept["record"]
 
 
-def test_an_event_that_fails_is_kept_aside_without_holding_up_the_batch(
-    h: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """When a batch fails, its events are handled one at a time; the one that still fails is kept aside."""
-    queue = EventQueue(h.client)
-    shard = queue_events(h, queue, "c-1", 3)
+def fail_one(h: Harness, monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
+    """The runtime fails every batch, and alone the event numbered 1 with ``error``."""
     original = h.runtime.handle_event
 
     def batch_fails(events: Any) -> int:
-        raise KeyError("boom")
+        raise KeyError("batch path")
 
     def second_fails(customer_id: str, name: str, properties: dict[str, Any], *rest: Any) -> str:
         if properties["n"] == 1:
-            raise KeyError("boom")
+            raise error
         return original(customer_id, name, properties, *rest)
 
     monkeypatch.setattr(h.runtime, "handle_events", batch_fails)
     monkeypatch.setattr(h.runtime, "handle_event", second_fails)
+
+
+def test_an_event_that_fails_from_a_bug_is_kept_aside_as_a_bug_without_holding_up_the_batch(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When a batch fails, its events are handled one at a time; the one that still fails with a bug
+    (not an InputError) is kept aside as a bug: counted apart from refused input, which stays empty."""
+    queue = EventQueue(h.client)
+    shard = queue_events(h, queue, "c-1", 3)
+    fail_one(h, monkeypatch, KeyError("boom"))
     assert drain(h.runtime, queue, shard, lambda s: None) == 3
     assert len(h.outbox()) == 2 and queue.depth() == 0
-    assert h.runtime.store.refused_counts() == {"message:event:KeyError": 1}
-    assert json.loads(json.loads(h.client.lrange(keys.dead_events(), 0, -1)[0])["record"])[2] == {"n": 1}
+    assert h.runtime.store.refused_counts() == {}
+    assert h.runtime.store.counters()[KEPT_ASIDE[BUG]] == 1 and KEPT_ASIDE[INPUT] not in h.runtime.store.counters()
+    kept = json.loads(h.client.lrange(keys.dead_events(), 0, -1)[0])
+    assert (kept["reason"], kept["kind"]) == ("KeyError", "bug") and json.loads(kept["record"])[2] == {"n": 1}
+
+
+def test_an_event_the_runtime_refuses_as_input_is_kept_aside_as_bad_input(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An InputError from handling one event is the event's fault: counted as refused input, kept aside as input."""
+    queue = EventQueue(h.client)
+    shard = queue_events(h, queue, "c-1", 3)
+    fail_one(h, monkeypatch, InputError("no good", field="properties"))
+    assert drain(h.runtime, queue, shard, lambda s: None) == 3
+    assert h.runtime.store.refused_counts() == {"message:event:InputError": 1}
+    assert h.runtime.store.counters()[KEPT_ASIDE[INPUT]] == 1 and KEPT_ASIDE[BUG] not in h.runtime.store.counters()
+    assert json.loads(h.client.lrange(keys.dead_events(), 0, -1)[0])["kind"] == "input"
+
+
+def test_a_bug_is_logged_with_its_traceback_and_without_addresses(
+    h: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The failed batch and the event kept aside as a bug are logged with their tracebacks (where
+    the bug is), with the e-mail address the exception quoted blanked, and never the record."""
+    queue = EventQueue(h.client)
+    shard = queue_events(h, queue, "c-1", 3)
+    fail_one(h, monkeypatch, KeyError("ann@example.com"))
+    with caplog.at_level(logging.WARNING, logger="orchestrator.runtime.event_drain"):
+        drain(h.runtime, queue, shard, lambda s: None)
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    assert "a batch of 3 events failed" in text and "batch path" in text
+    bug = next(r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
+    assert "KeyError" in bug and "Traceback (most recent call last)" in bug and "second_fails" in bug
+    assert "KeyError: '<email>'" in bug
+    assert "ann@example.com" not in caplog.text and "c-1@example.com" not in caplog.text
+    assert all(record.exc_info is None for record in caplog.records)  # no handler prints it unredacted
+
+
+def test_a_bug_failing_many_events_logs_its_traceback_once_per_batch(
+    h: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every event a bug fails is logged and kept aside; the traceback is logged with the first only."""
+    queue = EventQueue(h.client)
+    shard = queue_events(h, queue, "c-1", 3)
+
+    def fails(*args: Any) -> Any:
+        raise KeyError("boom")
+
+    monkeypatch.setattr(h.runtime, "handle_events", fails)
+    monkeypatch.setattr(h.runtime, "handle_event", fails)
+    with caplog.at_level(logging.ERROR, logger="orchestrator.runtime.event_drain"):
+        drain(h.runtime, queue, shard, lambda s: None)
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 3 and sum("Traceback" in message for message in errors) == 1
+    assert queue.dead() == 3 and h.runtime.store.counters()[KEPT_ASIDE[BUG]] == 3
 
 
 def test_a_redis_outage_is_raised_for_a_retry_and_loses_nothing(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from datetime import UTC, datetime
 
@@ -10,7 +11,15 @@ import pytest
 import redis
 
 from orchestrator.errors import InputError
-from orchestrator.runtime.event_queue import EventQueue, decode, encode
+from orchestrator.runtime.event_queue import (
+    BUG,
+    INPUT,
+    KEPT_ASIDE,
+    KEPT_ASIDE_DROPPED,
+    EventQueue,
+    decode,
+    encode,
+)
 from orchestrator.store import keys
 
 MOMENT = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -125,14 +134,47 @@ def test_push_many_groups_events_by_shard_in_one_round_trip(redis_client: redis.
 
 
 def test_kept_aside_events_are_capped_and_say_why(redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
-    """bury keeps the record with the error's name, newest last, and drops the oldest past the cap."""
+    """bury keeps the record with the error's name and kind, newest last, and drops the oldest past the cap."""
     monkeypatch.setattr("orchestrator.runtime.event_queue.DEAD_KEPT", 3)
     queue = EventQueue(redis_client)
     for n in range(5):
-        queue.bury(f"record-{n}", "KeyError")
+        queue.bury(f"record-{n}", "KeyError", BUG)
     kept = [json.loads(item) for item in redis_client.lrange(keys.dead_events(), 0, -1)]
     assert [item["record"] for item in kept] == ["record-2", "record-3", "record-4"]
-    assert {item["reason"] for item in kept} == {"KeyError"} and queue.dead() == 3
+    assert {(item["reason"], item["kind"]) for item in kept} == {("KeyError", "bug")} and queue.dead() == 3
+
+
+def test_every_event_kept_aside_is_counted_by_kind(redis_client: redis.Redis) -> None:
+    """Bad input and bugs are counted apart, and the counts go on past the list's cap."""
+    queue = EventQueue(redis_client, dead_kept=2)
+    queue.bury("bad", "InputError", INPUT)
+    for n in range(3):
+        queue.bury(f"failed-{n}", "KeyError", BUG)
+    counters = {name: int(value) for name, value in redis_client.hgetall(keys.metrics_counters()).items()}
+    assert counters == {KEPT_ASIDE[INPUT]: 1, KEPT_ASIDE[BUG]: 3, KEPT_ASIDE_DROPPED: 2}
+    assert queue.dead() == 2
+
+
+def test_events_dropped_past_the_cap_are_counted_and_logged(
+    redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A trim is never silent: bury returns and counts how many it dropped, and warns with the total
+    so far, how to look at the list and how to raise the cap."""
+    queue = EventQueue(redis_client, dead_kept=3)
+    with caplog.at_level(logging.WARNING, logger="orchestrator.runtime.event_queue"):
+        assert [queue.bury(f"record-{n}", "InputError") for n in range(5)] == [0, 0, 0, 1, 1]
+    assert int(redis_client.hget(keys.metrics_counters(), KEPT_ASIDE_DROPPED) or 0) == 2
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert "dropped the 1 oldest" in warnings[-1] and "2 dropped in all" in warnings[-1]
+    assert f"LRANGE {keys.dead_events()}" in warnings[-1] and "DEAD_KEPT" in warnings[-1]
+    assert "record-" not in " ".join(warnings)  # records may carry personal data
+
+
+def test_a_cap_below_one_is_refused(redis_client: redis.Redis) -> None:
+    """LTRIM to -0 would keep everything, so a cap of 0 is an error, not a list that never trims."""
+    with pytest.raises(ValueError, match="dead_kept is 0"):
+        EventQueue(redis_client, dead_kept=0)
 
 
 def test_a_push_after_the_scripts_were_flushed_loads_them_again(redis_client: redis.Redis) -> None:

@@ -56,5 +56,5 @@ def test_a_malformed_member_is_counted_and_the_rest_of_the_batch_fires(redis_url
         h.actors.fire_timers.send(["no separators", *members])
         h.settle()
         assert [m["journey_id"] for m in h.outbox()] == ["alpha"]
-        assert h.runtime.store.refused_counts() == {"message:timers:ValueError": 1}
+        assert h.runtime.store.refused_counts() == {"message:timers:InputError": 1}
         assert h.runtime.timers.leased() == 0

@@ -235,7 +235,7 @@ def test_a_malformed_message_is_counted_and_the_worker_keeps_going(redis_url: st
         h.actors.handle_event.send("c1", "signup", {}, "bad-1", "not a time")
         h.api.track("c1", "signup")
         h.settle()
-        assert h.runtime.store.refused_counts() == {"message:event:ValueError": 1}
+        assert h.runtime.store.refused_counts() == {"message:event:InputError": 1}
         assert [m["step_id"] for m in h.outbox()] == ["hello"]
 
 
