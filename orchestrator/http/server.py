@@ -2,7 +2,9 @@
 same Dramatiq broker the workers read.
 
 uvicorn imports :func:`build_app` in every worker process (``factory=True``), so each process has
-its own Redis connection pool and broker connection; nothing is shared but Redis itself.
+its own Redis connection pools (a blocking one for the threads, an asyncio one for the event loop)
+and broker connection; nothing is shared but Redis itself.  Every Redis wait of both pools is
+bounded by ``LOYALOOP_REDIS_TIMEOUT`` (:mod:`orchestrator.http.availability`).
 
 :func:`run_uvicorn` is ``uvicorn.run`` with one fix that matters for latency: with ``--workers``
 above 1 uvicorn hands its workers a listening socket created without ``IPPROTO_TCP``, so asyncio
@@ -27,6 +29,7 @@ from starlette.applications import Starlette
 
 from orchestrator.errors import ConfigurationError
 from orchestrator.http.app import create_app
+from orchestrator.http.availability import async_redis
 from orchestrator.http.config import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
@@ -38,10 +41,6 @@ from orchestrator.workers.client import connect
 
 #: The import string uvicorn is given.
 FACTORY = "orchestrator.http.server:build_app"
-#: Seconds a Redis call may take before the request fails with 500.
-REDIS_TIMEOUT = 5.0
-#: Seconds to wait for a connection to Redis (an unreachable Redis must fail fast, not hold the loop).
-REDIS_CONNECT_TIMEOUT = 1.0
 #: uvicorn's exit code when the server could not start.
 STARTUP_FAILURE = 3
 
@@ -59,17 +58,18 @@ def require_redis(settings: Settings) -> str:
 def build_app() -> Starlette:
     """Build the production app (called by uvicorn in each worker process)."""
     settings = load_settings()
-    # Single tracks run on the event loop (see intake_api): a Redis that stops answering must fail
-    # the request after a bounded wait, not freeze the worker.
-    client = redis.Redis.from_url(
-        require_redis(settings),
-        decode_responses=True,
-        socket_timeout=REDIS_TIMEOUT,
-        socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
-    )
     config = load_http_config()
+    url = require_redis(settings)
+    # A Redis that stops answering must fail the request (503) after a bounded wait, in a thread
+    # as on the event loop, and never hold either for long.
+    client = redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=config.redis_timeout,
+        socket_connect_timeout=config.redis_timeout,
+    )
     intake = connect(settings, client=client, max_future=timedelta(seconds=config.max_future_seconds))
-    return create_app(settings, intake, client, config=config)
+    return create_app(settings, intake, client, config=config, aredis=async_redis(url, timeout=config.redis_timeout))
 
 
 class NoDelayConfig(uvicorn.Config):
