@@ -26,6 +26,9 @@ def test_defaults_and_overrides() -> None:
     assert "tok" not in repr(config)
     empty = load_http_config({})
     assert empty.api_keys == () and empty.sendgrid_public_key is None and empty.twilio_auth_token is None
+    assert empty.redis_timeout == 0.5 and empty.auth_failures == 20
+    tuned = load_http_config({"LOYALOOP_REDIS_TIMEOUT": "2", "LOYALOOP_AUTH_FAILURES": "5"})
+    assert tuned.redis_timeout == 2.0 and tuned.auth_failures == 5
 
 
 @pytest.mark.parametrize(
@@ -36,6 +39,9 @@ def test_defaults_and_overrides() -> None:
         ({"LOYALOOP_API_RATE": "fast"}, "not a number"),
         ({"LOYALOOP_API_RATE": "0"}, "positive"),
         ({"LOYALOOP_API_BURST": "10"}, "batch size"),
+        ({"LOYALOOP_REDIS_TIMEOUT": "0"}, "LOYALOOP_REDIS_TIMEOUT=0.0 must be"),
+        ({"LOYALOOP_REDIS_TIMEOUT": "nan"}, "LOYALOOP_REDIS_TIMEOUT=nan must be"),
+        ({"LOYALOOP_AUTH_FAILURES": "0"}, "at least 1"),
     ],
 )
 def test_wrong_settings_are_refused(env: dict[str, str], match: str) -> None:
