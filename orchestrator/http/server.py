@@ -22,6 +22,7 @@ import socket
 import sys
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import redis
 import uvicorn
@@ -55,6 +56,17 @@ def require_redis(settings: Settings) -> str:
     return settings.redis_url
 
 
+def with_timeouts(url: str, timeout: float) -> str:
+    """``url`` with redis-py's ``socket_timeout`` and ``socket_connect_timeout`` in its query
+    (unless it sets its own): the only way to bound the Dramatiq broker's client, which is built
+    from the URL alone and otherwise waits for ever on a hung Redis."""
+    base, _, query = url.partition("?")  # (not urlsplit: it would turn unix:///path into unix:/path)
+    options = dict(parse_qsl(query, keep_blank_values=True))
+    options.setdefault("socket_timeout", f"{timeout:g}")
+    options.setdefault("socket_connect_timeout", f"{timeout:g}")
+    return f"{base}?{urlencode(options)}"
+
+
 def build_app() -> Starlette:
     """Build the production app (called by uvicorn in each worker process)."""
     settings = load_settings()
@@ -68,7 +80,9 @@ def build_app() -> Starlette:
         socket_timeout=config.redis_timeout,
         socket_connect_timeout=config.redis_timeout,
     )
-    intake = connect(settings, client=client, max_future=timedelta(seconds=config.max_future_seconds))
+    # The drain nudge goes out on the broker's own client (in a thread): bound its waits too.
+    broker_settings = settings.model_copy(update={"redis_url": with_timeouts(url, config.redis_timeout)})
+    intake = connect(broker_settings, client=client, max_future=timedelta(seconds=config.max_future_seconds))
     return create_app(settings, intake, client, config=config, aredis=async_redis(url, timeout=config.redis_timeout))
 
 
