@@ -11,6 +11,7 @@ Callers catch the branch they can act on; nobody has to catch ``Exception``::
     ├── InputError                  an event, profile or request from the outside is malformed
     │   └── UnsubscribeTokenError   a signed token was tampered with or is malformed
     ├── StateConflict               a compare-and-set on an enrollment lost the race (harmless, re-read)
+    ├── ServiceUnavailable          a request cannot be served now (a shared resource is busy); carries retry_after
     └── DeliveryError               a channel could not deliver a message
         ├── TransientError          try again later (429, 5xx, timeout); carries retry_after seconds
         └── PermanentError          never retry (bad address, unsubscribed); may ask to suppress the address
@@ -81,6 +82,16 @@ class UnsubscribeTokenError(InputError):
 
 class StateConflict(LoyaloopError):
     """Another worker changed the enrollment first; the loser re-reads instead of overwriting."""
+
+
+class ServiceUnavailable(LoyaloopError):
+    """A request cannot be served right now (e.g. the HTTP front door's worker threads are all busy
+    with a Redis that stopped answering); the client should come back after ``retry_after`` seconds."""
+
+    def __init__(self, reason: str, *, retry_after: int = 1) -> None:
+        self.reason = reason
+        self.retry_after = retry_after
+        super().__init__(f"{reason} (retry after {retry_after}s)")
 
 
 class DeliveryError(LoyaloopError):

@@ -16,6 +16,9 @@ from orchestrator.http.connections import GuardedHttpProtocol
 from orchestrator.http.server import FACTORY, require_redis, run_uvicorn
 from orchestrator.settings import load_settings
 
+#: Seconds the start-up check waits for Redis (a hung Redis must not hang the command).
+STARTUP_TIMEOUT = 5.0
+
 
 def log_config(level: str) -> dict[str, Any]:
     """uvicorn's logging set-up plus Loyaloop's own loggers (the access log without personal data)."""
@@ -50,10 +53,13 @@ def serve(host: str, port: int, workers: int, log_level: str, access_log: bool) 
     settings = load_settings()
     url = require_redis(settings)
     http = load_http_config()
+    probe = redis.Redis.from_url(url, socket_timeout=STARTUP_TIMEOUT, socket_connect_timeout=STARTUP_TIMEOUT)
     try:
-        redis.Redis.from_url(url).ping()
+        probe.ping()
     except redis.RedisError as exc:
         raise ConfigurationError(f"cannot reach Redis at REDIS_URL ({type(exc).__name__}); is it running?") from exc
+    finally:
+        probe.close()
     metrics_dir: str | None = None
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker keeps its own counters; this folder lets /metrics add them up.

@@ -33,6 +33,8 @@ DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_BODY_TIMEOUT = 30.0
 DEFAULT_MAX_CONNECTIONS = 1000
 DEFAULT_HELP_TEXT = "Reply STOP to unsubscribe, START to subscribe again."
+DEFAULT_REDIS_TIMEOUT = 0.5
+DEFAULT_AUTH_FAILURES = 20
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,10 @@ class HttpConfig:
     body_timeout: float = DEFAULT_BODY_TIMEOUT
     #: Open connections per server process; past it the oldest one still sending headers is closed.
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    #: Seconds a Redis connect, read or write may take before the request is answered 503.
+    redis_timeout: float = DEFAULT_REDIS_TIMEOUT
+    #: Failed authentications a client address may make in a minute before it is refused with 429.
+    auth_failures: int = DEFAULT_AUTH_FAILURES
 
     def __post_init__(self) -> None:
         if self.burst < self.max_batch_items:
@@ -81,6 +87,15 @@ class HttpConfig:
             )
         if self.rate <= 0:
             raise ConfigurationError(f"LOYALOOP_API_RATE={self.rate!r} must be a positive number of events/s")
+        if not 0 < self.redis_timeout <= 60:
+            raise ConfigurationError(
+                f"LOYALOOP_REDIS_TIMEOUT={self.redis_timeout!r} must be a number of seconds above 0 and at most 60 "
+                "(a Redis that takes longer is treated as unreachable: requests get 503)"
+            )
+        if self.auth_failures < 1:
+            raise ConfigurationError(
+                f"LOYALOOP_AUTH_FAILURES={self.auth_failures!r} must be at least 1 failed authentication a minute"
+            )
 
 
 def load_sendgrid_key(value: str) -> ec.EllipticCurvePublicKey:
@@ -127,4 +142,6 @@ def load_http_config(env: Mapping[str, str] | None = None) -> HttpConfig:
         header_timeout=_number(environ, "LOYALOOP_HTTP_HEADER_TIMEOUT", DEFAULT_HEADER_TIMEOUT),
         body_timeout=_number(environ, "LOYALOOP_HTTP_BODY_TIMEOUT", DEFAULT_BODY_TIMEOUT),
         max_connections=int(_number(environ, "LOYALOOP_HTTP_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS)),
+        redis_timeout=_number(environ, "LOYALOOP_REDIS_TIMEOUT", DEFAULT_REDIS_TIMEOUT),
+        auth_failures=int(_number(environ, "LOYALOOP_AUTH_FAILURES", DEFAULT_AUTH_FAILURES)),
     )

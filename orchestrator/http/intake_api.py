@@ -1,16 +1,22 @@
 """``POST /v1/track``, ``/v1/identify`` and ``/v1/batch``: events from shops and apps.
 
-The order of refusals is fixed and documented (docs/http.md): 401 (no valid key) before reading
-the body, 413 (too large) while reading it, 429 (rate limit, charged one unit per event, or one for
-a malformed body so refusals are not free) and 400 (malformed, with the ``field`` to blame).  Only
-after every item is valid does anything reach the runtime, and 202 is sent only once the runtime
-has durably enqueued every item.
+The order of refusals is fixed and documented (docs/http.md): 401 (no valid key; 429 instead once
+the client address has failed too often, :mod:`orchestrator.http.auth_failures`) before reading the
+body, 413 (too large) while reading it, 429 (the address's failure budget is spent, or the key's
+rate limit, charged one unit per event, or one for a malformed body so refusals are not free) and
+400 (malformed, with the ``field`` to blame).  Only after every item is valid does anything reach
+the runtime, and 202 is sent only once the runtime has durably enqueued every item.
 
-A single track or identify runs on the event loop itself, blocking it for its few Redis round trips
-(well under a millisecond): handing it to a thread instead made threads fight over the GIL, ~100
-futex calls per request under load (strace), which cost more than the work and capped throughput
-at a third.  Concurrency comes from ``--workers`` processes.  A batch (up to 500 items) does go to
-a thread, so one large batch cannot stall the other requests of its worker.
+Nothing here blocks the event loop on Redis: the checks before the hand-over (the address's failure
+budget, the key's rate, which event ids were already handled) are one round trip on the asyncio
+client (:class:`~orchestrator.store.batch.AsyncBatch`), and a single track is queued on it too
+(:mod:`orchestrator.http.queue_intake`).  Handing every track to a thread instead made threads
+fight over the GIL, ~100 futex calls per request under load (strace), which cost more than the work
+and capped throughput at a third.  What has no asyncio form -- an identify, a batch's parsing (up to
+1 MiB) and hand-over -- runs in the bounded thread pool (:mod:`orchestrator.http.offload`), so one
+large batch cannot stall the other requests of its worker and a hung Redis cannot queue work
+without end.  A Redis that does not answer in time makes the request a 503
+(:mod:`orchestrator.http.availability`).
 
 An event whose ``event_id`` the runtime has already handled answers 202 with ``"duplicate":
 true`` and is not enqueued again; one repeated before the first copy was handled is enqueued again
@@ -23,16 +29,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
-from starlette.concurrency import run_in_threadpool
+import redis.asyncio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from orchestrator.errors import InputError
 from orchestrator.http.auth import KeyRing
+from orchestrator.http.auth_failures import FailedAuth
 from orchestrator.http.config import HttpConfig
 from orchestrator.http.limits import read_body
-from orchestrator.http.observability import EVENTS_ACCEPTED, RATE_LIMITED
-from orchestrator.http.protocol import Intake
+from orchestrator.http.observability import AUTH_FAILURES, EVENTS_ACCEPTED, RATE_LIMITED
+from orchestrator.http.offload import Offload
+from orchestrator.http.protocol import AsyncIntake, Intake
 from orchestrator.http.responses import error
 from orchestrator.http.validation import (
     Call,
@@ -44,16 +52,33 @@ from orchestrator.http.validation import (
     parse_track,
 )
 from orchestrator.store import keys
-from orchestrator.store.ratelimit import RateLimiter, retry_after
+from orchestrator.store.batch import AsyncBatch
+from orchestrator.store.ratelimit import SCRIPT, RateLimiter, retry_after
 
 
 class IntakeApi:
-    """The three intake endpoints sharing one key ring, rate limiter and intake."""
+    """The three intake endpoints sharing one key ring, rate limiter, failure budget and intake.
 
-    def __init__(self, config: HttpConfig, client: redis.Redis, intake: Intake) -> None:
+    ``intake`` is called (in threads) for the items of a batch, ``fast`` for a single track or
+    identify; ``aredis`` is the asyncio client on the same Redis as ``client``.
+    """
+
+    def __init__(
+        self,
+        config: HttpConfig,
+        client: redis.Redis,
+        aredis: redis.asyncio.Redis,
+        intake: Intake,
+        fast: AsyncIntake,
+        offload: Offload,
+        failures: FailedAuth,
+    ) -> None:
         self._config = config
-        self._client = client
+        self._redis = aredis
         self._intake = intake
+        self._fast = fast
+        self._offload = offload
+        self._failures = failures
         self._keys = KeyRing(config.api_keys)
         self._limiter = RateLimiter.for_api_keys(client, rate=config.rate, burst=config.burst)
         self._max_future = timedelta(seconds=config.max_future_seconds)
@@ -68,8 +93,13 @@ class IntakeApi:
         return await self._serve(request, "batch", self._config.max_batch_body)
 
     async def _serve(self, request: Request, kind: str, limit: int) -> Response:
+        bucket = self._failures.bucket(request)
         key_id = self._keys.authenticate(request.headers.get("authorization"))
         if key_id is None:
+            wait = await self._failures.fail(bucket)
+            if wait > 0:
+                return _too_many_failures(wait)
+            AUTH_FAILURES.labels(outcome="refused").inc()
             return error(
                 401,
                 "missing or unknown API key; send 'Authorization: Bearer <key>'",
@@ -80,14 +110,29 @@ class IntakeApi:
         if body is None:
             return error(413, f"the request body is larger than {limit} bytes", field=None)
         if kind == "batch":
-            return await run_in_threadpool(self._handle, kind, key_id, body)
-        return self._handle(kind, key_id, body)
+            calls, problem = await self._offload.run(self._parse, kind, body)
+        else:
+            calls, problem = self._parse(kind, body)
+        blocked, wait, duplicates = await self._charge_and_check(bucket, key_id, calls)
+        if blocked > 0:
+            return _too_many_failures(blocked)
+        if wait > 0:
+            RATE_LIMITED.inc()
+            return error(429, "rate limit exceeded for this API key", headers={"Retry-After": str(retry_after(wait))})
+        if problem is not None:
+            return error(400, str(problem), field=problem.field)
+        if kind == "batch":
+            return await self._offload.run(self._hand_over_batch, calls, duplicates)
+        return await self._hand_over_one(calls[0], duplicates[0])
 
-    def _parse(self, kind: str, body: bytes) -> list[Call]:
+    def _parse(self, kind: str, body: bytes) -> tuple[list[Call], InputError | None]:
+        """The calls of a body, or the refusal (answered only after the rate limit is charged)."""
         try:
-            return self._parse_document(kind, parse_json(body))
+            return self._parse_document(kind, parse_json(body)), None
         except RecursionError:  # nesting that JSON allowed but walking it (our checks, the runtime's) does not
-            raise InputError("the request body is nested too deeply") from None
+            return [], InputError("the request body is nested too deeply")
+        except InputError as exc:
+            return [], exc
 
     def _parse_document(self, kind: str, document: object) -> list[Call]:
         now = datetime.now(UTC)
@@ -97,57 +142,55 @@ class IntakeApi:
             return [parse_identify(document)]
         return parse_batch(document, now, self._max_future, self._config.max_batch_items)
 
-    def _handle(self, kind: str, key_id: str, body: bytes) -> Response:
-        calls: list[Call] = []
-        problem: InputError | None = None
+    async def _charge_and_check(self, bucket: str, key_id: str, calls: list[Call]) -> tuple[float, float, list[bool]]:
+        """In one round trip: whether the client address has spent its failure budget (seconds it
+        must wait, 0.0 when not), the key's rate-limit charge (seconds to wait, 0.0 when charged; a
+        malformed body costs one unit, so refusals are not free) and which event ids the runtime has
+        already handled.
+
+        The key is charged even when the address turns out to be blocked: the two answers come back
+        together, and a blocked address that holds a valid key may spend that key's rate anyway.
+        """
+        batch = AsyncBatch(self._redis, scripts=(SCRIPT,))
+        self._failures.queue_check(batch, bucket)
+        self._limiter.queue(batch, key_id, max(len(calls), 1))
+        wanted = [(i, call) for i, call in enumerate(calls) if isinstance(call, TrackCall) and call.event_id]
+        for _, call in wanted:
+            assert isinstance(call, TrackCall) and call.event_id is not None
+            batch.execute_command("HEXISTS", keys.seen_events(call.customer_id), call.event_id)
+        clock, state, charge, *seen = await batch.execute()
+        flags = [False] * len(calls)
+        for (index, _), found in zip(wanted, seen, strict=True):
+            flags[index] = bool(found)
+        return self._failures.checked(bucket, clock, state), self._limiter.seconds(charge), flags
+
+    async def _hand_over_one(self, call: Call, duplicate: bool) -> Response:
         try:
-            calls = self._parse(kind, body)
+            if isinstance(call, IdentifyCall):
+                await self._fast.identify(call.customer_id, call.attributes)
+                EVENTS_ACCEPTED.labels(kind="identify").inc()
+                return JSONResponse({"accepted": True, "customer_id": call.customer_id}, status_code=202)
+            if duplicate:
+                return JSONResponse({"accepted": True, "event_id": call.event_id, "duplicate": True}, status_code=202)
+            event_id = await self._fast.track(
+                call.customer_id, call.event, call.properties, event_id=call.event_id, timestamp=call.timestamp
+            )
         except InputError as exc:
-            problem = exc
-        wait, duplicates = self._charge_and_check(key_id, calls)
-        if wait > 0:
-            RATE_LIMITED.inc()
-            return error(429, "rate limit exceeded for this API key", headers={"Retry-After": str(retry_after(wait))})
-        if problem is not None:
-            return error(400, str(problem), field=problem.field)
+            return error(400, str(exc), field=exc.field)
+        EVENTS_ACCEPTED.labels(kind="track").inc()
+        return JSONResponse({"accepted": True, "event_id": event_id}, status_code=202)
+
+    def _hand_over_batch(self, calls: list[Call], duplicates: list[bool]) -> Response:
+        """Hand every item over in order (in a thread: the runtime's client blocks on Redis)."""
         results: list[dict[str, Any]] = []
         for index, (call, duplicate) in enumerate(zip(calls, duplicates, strict=True)):
             try:
                 results.append(self._hand_over(call, duplicate))
             except InputError as exc:
-                where = (
-                    exc.field if kind != "batch" else f"batch[{index}].{exc.field}" if exc.field else f"batch[{index}]"
-                )
+                where = f"batch[{index}].{exc.field}" if exc.field else f"batch[{index}]"
                 # The runtime refused an item our checks let through: say how many before it went in.
-                return error(400, str(exc), field=where, extra={"accepted": index} if kind == "batch" else None)
-        if kind == "batch":
-            return JSONResponse({"accepted": len(results), "results": results}, status_code=202)
-        return JSONResponse({"accepted": True, **results[0]}, status_code=202)
-
-    def _charge_and_check(self, key_id: str, calls: list[Call]) -> tuple[float, list[bool]]:
-        """Charge the rate limit (seconds to wait, 0.0 when charged) and look up which event ids the
-        runtime has already handled, in one pipelined round trip (a malformed body costs one unit, so
-        refusals are not free)."""
-        wanted = [(i, call) for i, call in enumerate(calls) if isinstance(call, TrackCall) and call.event_id]
-        flags = [False] * len(calls)
-        if not wanted:  # nothing to look up: a plain EVALSHA is cheaper than a pipeline
-            return self._limiter.acquire(key_id, max(len(calls), 1)), flags
-        for attempt in (1, 2):
-            with self._client.pipeline(transaction=False) as pipe:
-                self._limiter.queue(pipe, key_id, max(len(calls), 1))
-                for _, call in wanted:
-                    assert isinstance(call, TrackCall) and call.event_id is not None
-                    pipe.hexists(keys.seen_events(call.customer_id), call.event_id)
-                try:
-                    answers = pipe.execute()
-                    break
-                except redis.exceptions.NoScriptError:
-                    if attempt == 2:
-                        raise
-                    self._limiter.load()  # nothing ran: the script was the first command and failed
-        for (index, _), seen in zip(wanted, answers[1:], strict=True):
-            flags[index] = bool(seen)
-        return self._limiter.seconds(answers[0]), flags
+                return error(400, str(exc), field=where, extra={"accepted": index})
+        return JSONResponse({"accepted": len(results), "results": results}, status_code=202)
 
     def _hand_over(self, call: Call, duplicate: bool) -> dict[str, Any]:
         if isinstance(call, IdentifyCall):
@@ -161,3 +204,12 @@ class IntakeApi:
         )
         EVENTS_ACCEPTED.labels(kind="track").inc()
         return {"event_id": event_id}
+
+
+def _too_many_failures(wait: float) -> Response:
+    AUTH_FAILURES.labels(outcome="limited").inc()
+    return error(
+        429,
+        "too many failed authentications from this address; retry after Retry-After seconds",
+        headers={"Retry-After": str(retry_after(wait))},
+    )

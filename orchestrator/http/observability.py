@@ -31,6 +31,16 @@ LATENCY = Histogram(
 )
 EVENTS_ACCEPTED = Counter("loyaloop_http_events_accepted_total", "Intake calls handed to the runtime", ["kind"])
 RATE_LIMITED = Counter("loyaloop_http_rate_limited_total", "Requests refused by the per-key rate limit")
+AUTH_FAILURES = Counter(
+    "loyaloop_http_auth_failures_total",
+    "Requests refused for their API key, or for their address's failures",
+    ["outcome"],
+)
+UNAVAILABLE = Counter(
+    "loyaloop_http_unavailable_total",
+    "Requests answered 503: Redis did not answer, or every thread was busy",
+    ["reason"],
+)
 WEBHOOK_EVENTS = Counter("loyaloop_webhook_events_total", "Provider webhook events handled", ["provider", "event"])
 WEBHOOK_REFUSED = Counter("loyaloop_webhook_refused_total", "Provider webhook requests refused", ["provider", "reason"])
 

@@ -24,3 +24,23 @@ class Intake(Protocol):
     ) -> str: ...
 
     def identify(self, customer_id: str, attributes: dict[str, Any]) -> object: ...
+
+
+class AsyncIntake(Protocol):
+    """:class:`Intake` for the event loop: the same calls, awaited, never blocking the loop.
+
+    The app builds one around the :class:`Intake` it is given
+    (:func:`orchestrator.http.queue_intake.async_intake`).
+    """
+
+    async def track(
+        self,
+        customer_id: str,
+        event: str,
+        properties: dict[str, Any] | None = None,
+        *,
+        event_id: str | None = None,
+        timestamp: datetime | None = None,
+    ) -> str: ...
+
+    async def identify(self, customer_id: str, attributes: dict[str, Any]) -> object: ...

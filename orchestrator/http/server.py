@@ -2,7 +2,9 @@
 same Dramatiq broker the workers read.
 
 uvicorn imports :func:`build_app` in every worker process (``factory=True``), so each process has
-its own Redis connection pool and broker connection; nothing is shared but Redis itself.
+its own Redis connection pools (a blocking one for the threads, an asyncio one for the event loop)
+and broker connection; nothing is shared but Redis itself.  Every Redis wait of both pools is
+bounded by ``LOYALOOP_REDIS_TIMEOUT`` (:mod:`orchestrator.http.availability`).
 
 :func:`run_uvicorn` is ``uvicorn.run`` with one fix that matters for latency: with ``--workers``
 above 1 uvicorn hands its workers a listening socket created without ``IPPROTO_TCP``, so asyncio
@@ -20,6 +22,7 @@ import socket
 import sys
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import redis
 import uvicorn
@@ -27,6 +30,7 @@ from starlette.applications import Starlette
 
 from orchestrator.errors import ConfigurationError
 from orchestrator.http.app import create_app
+from orchestrator.http.availability import async_redis
 from orchestrator.http.config import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
@@ -38,10 +42,6 @@ from orchestrator.workers.client import connect
 
 #: The import string uvicorn is given.
 FACTORY = "orchestrator.http.server:build_app"
-#: Seconds a Redis call may take before the request fails with 500.
-REDIS_TIMEOUT = 5.0
-#: Seconds to wait for a connection to Redis (an unreachable Redis must fail fast, not hold the loop).
-REDIS_CONNECT_TIMEOUT = 1.0
 #: uvicorn's exit code when the server could not start.
 STARTUP_FAILURE = 3
 
@@ -56,20 +56,34 @@ def require_redis(settings: Settings) -> str:
     return settings.redis_url
 
 
+def with_timeouts(url: str, timeout: float) -> str:
+    """``url`` with redis-py's ``socket_timeout`` and ``socket_connect_timeout`` in its query
+    (unless it sets its own): the only way to bound the Dramatiq broker's client, which is built
+    from the URL alone and otherwise waits for ever on a hung Redis."""
+    base, _, query = url.partition("?")  # (not urlsplit: it would turn unix:///path into unix:/path)
+    options = dict(parse_qsl(query, keep_blank_values=True))
+    options.setdefault("socket_timeout", f"{timeout:g}")
+    options.setdefault("socket_connect_timeout", f"{timeout:g}")
+    return f"{base}?{urlencode(options)}"
+
+
 def build_app() -> Starlette:
     """Build the production app (called by uvicorn in each worker process)."""
     settings = load_settings()
-    # Single tracks run on the event loop (see intake_api): a Redis that stops answering must fail
-    # the request after a bounded wait, not freeze the worker.
-    client = redis.Redis.from_url(
-        require_redis(settings),
-        decode_responses=True,
-        socket_timeout=REDIS_TIMEOUT,
-        socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
-    )
     config = load_http_config()
-    intake = connect(settings, client=client, max_future=timedelta(seconds=config.max_future_seconds))
-    return create_app(settings, intake, client, config=config)
+    url = require_redis(settings)
+    # A Redis that stops answering must fail the request (503) after a bounded wait, in a thread
+    # as on the event loop, and never hold either for long.
+    client = redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=config.redis_timeout,
+        socket_connect_timeout=config.redis_timeout,
+    )
+    # The drain nudge goes out on the broker's own client (in a thread): bound its waits too.
+    broker_settings = settings.model_copy(update={"redis_url": with_timeouts(url, config.redis_timeout)})
+    intake = connect(broker_settings, client=client, max_future=timedelta(seconds=config.max_future_seconds))
+    return create_app(settings, intake, client, config=config, aredis=async_redis(url, timeout=config.redis_timeout))
 
 
 class NoDelayConfig(uvicorn.Config):

@@ -69,6 +69,8 @@ _DONE = lua.script(__name__, "done")
 _RELEASE = lua.script(__name__, "release")
 _RENEW = lua.script(__name__, "renew")
 _STALLED = lua.script(__name__, "stalled")
+#: The source of the script :meth:`EventQueue.push` runs (for callers that queue it themselves).
+PUSH_SCRIPT = _PUSH.source
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,14 @@ class EventQueue:
         """Append one event (durable when this returns); the shard to nudge, or None."""
         shard = self.shard_of(customer_id)
         return shard if self._run(self._push, self._keys(shard), [self.lease_ms, record]) else None
+
+    def queue_push(self, pipe: Any, customer_id: str, record: str) -> int:
+        """Queue :meth:`push` on a pipeline of the caller's (the HTTP front door's asyncio batch) and
+        return the event's shard; the reply is 1 when that shard must be nudged.  The script's
+        source is :data:`PUSH_SCRIPT`, for loading it after ``NoScriptError``."""
+        shard = self.shard_of(customer_id)
+        pipe.evalsha(self._push.sha, 2, *self._keys(shard), self.lease_ms, record)
+        return shard
 
     def _run(self, script: Any, keys_: list[str], args: list[Any]) -> Any:
         """One script call through the store's packer (``track``'s whole cost is this call, and

@@ -83,7 +83,7 @@ class Loyaloop:
         self._clock = clock or (lambda: datetime.now(UTC))
 
     def _refuse(self, error: InputError) -> InputError:
-        self.store.refuse(f"input:{error.field or 'unknown'}")
+        self.count_refusal(error)
         return error
 
     def track(
@@ -112,16 +112,37 @@ class Loyaloop:
         timestamp: Any,
     ) -> tuple[str, str]:
         """Validate an event (refusals raised and counted) and encode it: (its id, the queued record)."""
-        now = self._clock()
         try:
-            check_customer_id(customer_id)
-            check_event(event)
-            props = check_properties(properties)
-            ident = check_event_id(event_id) if event_id is not None else uuid.uuid4().hex
-            moment = check_timestamp(timestamp, now, max_future=self.max_future) if timestamp is not None else now
+            return self.prepare(customer_id, event, properties, event_id=event_id, timestamp=timestamp)
         except InputError as error:
             raise self._refuse(error) from None
+
+    def prepare(
+        self,
+        customer_id: Any,
+        event: Any,
+        properties: Any = None,
+        *,
+        event_id: Any = None,
+        timestamp: Any = None,
+    ) -> tuple[str, str]:
+        """Validate and encode an event without touching Redis: (its id, the record to queue).
+
+        For a caller that queues the record itself (the HTTP front door, on its own asyncio Redis
+        client, with :meth:`EventQueue.queue_push`); a refusal is raised, not counted: count it
+        with :meth:`count_refusal`.
+        """
+        now = self._clock()
+        check_customer_id(customer_id)
+        check_event(event)
+        props = check_properties(properties)
+        ident = check_event_id(event_id) if event_id is not None else uuid.uuid4().hex
+        moment = check_timestamp(timestamp, now, max_future=self.max_future) if timestamp is not None else now
         return ident, encode(customer_id, event, props, ident, moment)
+
+    def count_refusal(self, error: InputError) -> None:
+        """Count a refused input by its field (``input:<field>``), as every door's refusals are."""
+        self.store.refuse(f"input:{error.field or 'unknown'}")
 
     def _queue_many(self, items: list[tuple[str, str]]) -> None:
         """Queue prepared events (customer id, record) in one round trip, in order per customer."""

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any
 
 import redis
+import redis.asyncio
 from hiredis import pack_command as _pack
 from redis.commands.core import CoreCommands
 from redis.connection import AbstractConnection
@@ -223,4 +224,78 @@ class Batch(CoreCommands):
                 replies[i] = dict(zip(reply[0::2], reply[1::2], strict=True))
         if errors:
             raise replies[errors[0]]
+        return replies
+
+
+class AsyncBatch(CoreCommands):
+    """:class:`Batch` on a ``redis.asyncio`` client: commands queued by the usual command methods,
+    written in one go on a pooled connection and read back on the event loop.  Replies are Redis'
+    own (no redis-py response callbacks: ``TIME`` is two strings, ``HGETALL`` a flat list).
+
+    Every wait is bounded by the client's ``socket_timeout`` (a hung Redis raises
+    ``redis.exceptions.TimeoutError``) and its pool's ``timeout`` when it is a blocking pool.  A
+    connection error after the batch was written is retried once on a fresh connection, like
+    :class:`Batch`; anything else leaves the connection closed (replies may be in flight).
+
+    ``scripts`` are the sources of the scripts the batch runs with EVALSHA.  When Redis has lost
+    them (a restart empties its script cache whole, so every EVALSHA of the batch failed and none
+    ran) they are loaded and the batch is sent once more; its other commands then run twice, so
+    they must be reads.
+    """
+
+    _event_dispatcher: Any = None  # CoreCommands declares it; nothing here emits events
+
+    def __init__(self, client: redis.asyncio.Redis, *, scripts: Sequence[str] = ()) -> None:
+        self._client = client
+        self._scripts = tuple(scripts)
+        self._commands: list[tuple[Any, ...]] = []
+
+    def execute_command(self, *args: Any, **options: Any) -> None:
+        self._commands.append(args)
+
+    def __len__(self) -> int:
+        return len(self._commands)
+
+    def __bool__(self) -> bool:
+        return True
+
+    async def execute(self) -> list[Any]:
+        if not self._commands:
+            return []
+        try:
+            return await self._send()
+        except redis.exceptions.NoScriptError:
+            if not self._scripts:
+                raise
+        for source in self._scripts:
+            await self._client.script_load(source)
+        return await self._send()
+
+    async def _send(self) -> list[Any]:
+        pool: Any = self._client.connection_pool
+        connection = await pool.get_connection()  # a pool that is out of connections is not retried
+        try:
+            try:
+                return await self._exchange(connection)
+            except redis.exceptions.ConnectionError:
+                return await self._exchange(connection)  # it reconnects: the first was a stale socket
+        finally:
+            await pool.release(connection)
+
+    async def _exchange(self, connection: Any) -> list[Any]:
+        replies: list[Any] = []
+        error: redis.exceptions.ResponseError | None = None
+        try:
+            await connection.send_packed_command(_packed(self._commands), check_health=False)
+            for _ in self._commands:
+                try:
+                    replies.append(await connection.read_response())
+                except redis.exceptions.ResponseError as exc:
+                    error = error or exc
+                    replies.append(exc)
+        except BaseException:
+            await connection.disconnect(nowait=True)
+            raise
+        if error is not None:
+            raise error
         return replies

@@ -145,6 +145,14 @@ def api_rate(key_id: str) -> str:
     return f"{PREFIX}:http:rate:{key_id}"
 
 
+def auth_failures(address_digest: str) -> str:
+    """GCRA state of the failed authentications from one client address, shared by every HTTP worker.
+
+    Named by a keyed digest of the address, never the address itself (see ``orchestrator.http.auth_failures``).
+    """
+    return f"{PREFIX}:http:authfail:{address_digest}"
+
+
 def webhook_seen(provider: str, digest: str) -> str:
     """Marker of a signed webhook payload already accepted, kept for the staleness window (replays)."""
     return f"{PREFIX}:http:seen:{provider}:{digest}"

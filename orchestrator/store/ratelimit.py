@@ -7,13 +7,21 @@ trip per decision, no clock skew between workers or hosts (they all use the Redi
 ``TIME``), and a refused attempt costs nothing.  The script touches only the one key it is given,
 so it runs unchanged on Redis Cluster.
 
-Two callers share it, each in its own key space so their buckets never meet:
+Three callers share it, each in its own key space so their buckets never meet:
 
 * the delivery workers pace sends per channel (:meth:`RateLimiter.for_channels`, rates from
   ``settings.rate_limits``, keys :func:`~orchestrator.store.keys.rate_limit`); a channel without a
   configured rate is never limited;
 * the HTTP intake charges events per API key (:meth:`RateLimiter.for_api_keys`, keys
-  :func:`~orchestrator.store.keys.api_rate`) and turns a refusal into ``429`` with ``Retry-After``.
+  :func:`~orchestrator.store.keys.api_rate`) and turns a refusal into ``429`` with ``Retry-After``;
+* the HTTP front door also counts failed authentications per client address
+  (:meth:`RateLimiter.for_failed_auth`, keys :func:`~orchestrator.store.keys.auth_failures`), so
+  guessing API keys is slow; :meth:`RateLimiter.queue_peek` tells, without taking anything,
+  whether an address has spent its budget (a correct key from it is refused then too).
+
+Every method that queues on a pipeline takes any object with redis-py's command methods: a sync
+pipeline, :class:`~orchestrator.store.batch.Batch` or the asyncio front door's
+:class:`~orchestrator.store.batch.AsyncBatch`.
 """
 
 from __future__ import annotations
@@ -100,6 +108,14 @@ class RateLimiter:
         """``rate`` events per second per API key with bursts of up to ``burst`` events."""
         return cls(client, key=keys.api_rate, default=Rate(rate, burst))
 
+    @classmethod
+    def for_failed_auth(cls, client: redis.Redis, *, per_minute: int) -> RateLimiter:
+        """``per_minute`` failed authentications per client address: that many at once, then one
+        every ``60 / per_minute`` seconds (a spent budget is whole again after a minute)."""
+        if per_minute < 1:
+            raise ConfigurationError(f"a failed-authentication limit of {per_minute!r} a minute must be at least 1")
+        return cls(client, key=keys.auth_failures, default=Rate(per_minute / 60, per_minute))
+
     def rate(self, name: str) -> float | None:
         """Events per second allowed for ``name``, or None when it is not limited."""
         found = self._rate(name)
@@ -132,6 +148,29 @@ class RateLimiter:
             return False
         pipe.evalsha(self._script.sha, 1, self._key(name), rate.interval_us, rate.burst, cost)
         return True
+
+    def queue_peek(self, pipe: Any, name: str) -> bool:
+        """Queue the two reads that tell, taking nothing, how long until ``name`` could take one
+        event: Redis' ``TIME`` and the bucket's state.  False, and nothing queued, for a name that
+        is not limited.  Read the two replies with :meth:`peeked`."""
+        if self._rate(name) is None:
+            return False
+        pipe.time()
+        pipe.get(self._key(name))
+        return True
+
+    def peeked(self, name: str, clock: Any, state: Any) -> float:
+        """Seconds until ``name`` could take one event (0.0: now), from :meth:`queue_peek`'s replies.
+
+        The arithmetic of ``ratelimit.lua`` for a cost of 1, on the Redis clock the reply carries.
+        """
+        rate = self._rate(name)
+        if rate is None:
+            return 0.0
+        now = int(clock[0]) * 1_000_000 + int(clock[1])
+        tat = max(now if state is None else int(state), now)
+        allowed_at = tat + (1 - rate.burst) * rate.interval_us
+        return max(0, allowed_at - now) / 1_000_000
 
     def load(self) -> None:
         """Load the script into Redis' cache (after ``NoScriptError``)."""

@@ -32,7 +32,7 @@ SECRET_KEY = "unsubscribe-signing-secret-for-tests"
 def serve(app: ASGIApp) -> Iterator[str]:
     """Serve ``app`` with a real uvicorn on a free loopback port; yields the base URL."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -29,6 +29,9 @@ def test_defaults_and_overrides() -> None:
     assert "tok" not in repr(config)
     empty = load_http_config({})
     assert empty.api_keys == () and empty.sendgrid_public_key is None and empty.twilio_auth_token is None
+    assert empty.redis_timeout == 0.5 and empty.auth_failures == 20
+    tuned = load_http_config({"LOYALOOP_REDIS_TIMEOUT": "2", "LOYALOOP_AUTH_FAILURES": "5"})
+    assert tuned.redis_timeout == 2.0 and tuned.auth_failures == 5
 
 
 @pytest.mark.parametrize(
@@ -41,6 +44,9 @@ def test_defaults_and_overrides() -> None:
         ({"LOYALOOP_API_BURST": "10"}, "batch size"),
         ({"LOYALOOP_SENDGRID_MAX_BODY": "0"}, "positive numbers of bytes"),
         ({"LOYALOOP_TWILIO_MAX_BODY": "big"}, "not a number"),
+        ({"LOYALOOP_REDIS_TIMEOUT": "0"}, "LOYALOOP_REDIS_TIMEOUT=0.0 must be"),
+        ({"LOYALOOP_REDIS_TIMEOUT": "nan"}, "LOYALOOP_REDIS_TIMEOUT=nan must be"),
+        ({"LOYALOOP_AUTH_FAILURES": "0"}, "at least 1"),
     ],
 )
 def test_wrong_settings_are_refused(env: dict[str, str], match: str) -> None:

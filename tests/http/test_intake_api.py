@@ -21,8 +21,10 @@ NOW = datetime.now(UTC)
 
 
 def stored_keys(client: redis.Redis) -> set[str]:
-    """Every key in Redis except the rate-limit state (which a refused request may legitimately touch)."""
-    return {key for key in client.keys("*") if not key.startswith(keys.api_rate(""))}
+    """Every key in Redis except the rate-limit state (which a refused request may legitimately touch):
+    the key's rate and the client address's failed-authentication budget."""
+    limits = (keys.api_rate(""), keys.auth_failures(""))
+    return {key for key in client.keys("*") if not key.startswith(limits)}
 
 
 def test_track_is_accepted_and_handed_to_the_runtime(served: Served) -> None:
@@ -77,13 +79,15 @@ def test_batch_mixes_track_and_identify(served: Served) -> None:
     ids=["missing", "unknown", "wrong-scheme", "empty"],
 )
 def test_requests_without_a_valid_key_are_refused(served: Served, headers: dict[str, str]) -> None:
-    """401 with WWW-Authenticate, nothing handed over, nothing stored."""
+    """401 with WWW-Authenticate, nothing handed over, nothing stored but the failure (counted
+    against the client address's budget)."""
     response = served.client.post("/v1/track", json={"customer_id": "c", "event": "e"}, headers=headers)
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
     assert "error" in response.json()
     assert served.intake.tracked == []
-    assert served.redis.keys("*") == []
+    assert stored_keys(served.redis) == set()
+    assert len(served.redis.keys(keys.auth_failures("*"))) == 1
 
 
 FUTURE = (NOW + timedelta(days=2)).isoformat()

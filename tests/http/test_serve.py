@@ -16,7 +16,7 @@ import httpx
 import pytest
 import redis
 
-from orchestrator.http.server import NoDelayConfig
+from orchestrator.http.server import NoDelayConfig, with_timeouts
 from orchestrator.runtime.event_queue import EventQueue
 from tests.http.helpers import API_SECRET
 from tests.redis_server import free_port
@@ -131,3 +131,18 @@ def test_the_shared_worker_socket_disables_nagle() -> None:
                 assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
     finally:
         listener.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis://127.0.0.1:6379/0", {"socket_timeout": 0.5, "socket_connect_timeout": 0.5, "db": 0}),
+        ("redis://:p%40ss@h:1/2?socket_timeout=3", {"socket_timeout": 3.0, "password": "p@ss", "db": 2}),
+        ("unix:///tmp/redis.sock?db=1", {"socket_timeout": 0.5, "path": "/tmp/redis.sock", "db": 1}),
+    ],
+)
+def test_the_brokers_url_gets_socket_timeouts_unless_it_has_its_own(url: str, expected: dict[str, object]) -> None:
+    """The Dramatiq broker that sends drain nudges from the server is built from the URL alone; the
+    timeouts in its query bound its waits on a hung Redis (the URL's own values win)."""
+    options = redis.ConnectionPool.from_url(with_timeouts(url, 0.5)).connection_kwargs
+    assert {name: options.get(name) for name in expected} == expected

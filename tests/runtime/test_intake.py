@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import InputError
+from orchestrator.runtime.event_queue import decode
 from tests.runtime.harness import Harness
 
 
@@ -100,3 +101,19 @@ def test_an_import_queues_events_in_chunks_in_file_order(harness: Harness, tmp_p
         ids = [int(e.event_id[1:]) for e in queued if e.customer_id == customer]
         assert ids == sorted(ids) and len(ids) == 600
     assert pushes == [500, 200, 500]  # the identify at line 701 queued what came before it
+
+
+def test_prepare_validates_and_encodes_without_touching_redis(harness: Harness) -> None:
+    """``prepare`` (for callers that queue the record themselves) gives the id and the very record
+    ``track`` queues; a refusal is raised with its field and left for the caller to count."""
+    ident, record = harness.api.prepare("c1", "signup", {"plan": "gold"}, event_id="e-7")
+    assert ident == "e-7"
+    queued = decode(record)
+    assert (queued.customer_id, queued.name, queued.properties) == ("c1", "signup", {"plan": "gold"})
+    with pytest.raises(InputError) as caught:
+        harness.api.prepare("bad id", "signup")
+    assert caught.value.field == "customer_id"
+    assert harness.runtime.store.refused_counts() == {}
+    harness.api.count_refusal(caught.value)
+    assert harness.runtime.store.refused_counts() == {"input:customer_id": 1}
+    assert harness.api.events.depth() == 0

@@ -258,3 +258,31 @@ def test_both_limiters_work_on_a_cluster_node(cluster_node: RedisServer) -> None
         requests.queue(pipe, "other")
         assert pipe.execute() == [0]
     client.close()
+
+
+def peek(limiter: RateLimiter, client: redis.Redis, name: str) -> float:
+    with client.pipeline(transaction=False) as pipe:
+        assert limiter.queue_peek(pipe, name)
+        clock, state = pipe.execute()
+    return limiter.peeked(name, clock, state)
+
+
+def test_failed_auth_budget_is_twenty_a_minute_and_a_peek_takes_nothing(redis_client: redis.Redis) -> None:
+    """20 failures at once, then one every 3 s; the peek says "spent" exactly when the next
+    acquire would be refused, with the same wait, and never charges the bucket itself."""
+    limiter = RateLimiter.for_failed_auth(redis_client, per_minute=20)
+    assert limiter.rate("addr") == pytest.approx(1 / 3)
+    for _ in range(20):
+        assert peek(limiter, redis_client, "addr") == 0.0
+        assert limiter.acquire("addr") == 0.0
+    waited = peek(limiter, redis_client, "addr")
+    assert 2.9 < waited <= 3.0
+    assert peek(limiter, redis_client, "addr") <= waited  # peeking twice charged nothing
+    assert abs(limiter.acquire("addr") - waited) < 0.05
+    assert redis_client.exists(keys.auth_failures("addr"))
+    assert not redis_client.exists(keys.api_rate("addr"))
+
+
+def test_a_failed_auth_limit_below_one_a_minute_is_refused(redis_client: redis.Redis) -> None:
+    with pytest.raises(ConfigurationError, match="at least 1"):
+        RateLimiter.for_failed_auth(redis_client, per_minute=0)
