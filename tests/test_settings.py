@@ -171,7 +171,11 @@ HTTP_VARIABLES = {
     "LOYALOOP_HTTP_HEADER_TIMEOUT": "header_timeout",
     "LOYALOOP_HTTP_BODY_TIMEOUT": "body_timeout",
     "LOYALOOP_HTTP_MAX_CONNECTIONS": "max_connections",
+    "LOYALOOP_REDIS_TIMEOUT": "redis_timeout",
+    "LOYALOOP_AUTH_FAILURES": "auth_failures",
 }
+#: Variables of the libraries underneath, documented with their own defaults.
+LIBRARY_VARIABLES = {"FORWARDED_ALLOW_IPS": "127.0.0.1"}  # uvicorn's proxy_headers trust list
 
 
 def documented_defaults(text: str) -> list[tuple[str, str]]:
@@ -211,7 +215,7 @@ def code_default(name: str) -> str | None:
         return shown_default(ENVIRONMENT[name])
     if name in HTTP_VARIABLES:
         return _http_default(HTTP_VARIABLES[name])
-    return None
+    return LIBRARY_VARIABLES.get(name)
 
 
 def test_every_table_of_variables_in_the_docs_gives_the_codes_defaults() -> None:
