@@ -157,11 +157,14 @@ class IntakeApi:
         wanted = [(i, call) for i, call in enumerate(calls) if isinstance(call, TrackCall) and call.event_id]
         for _, call in wanted:
             assert isinstance(call, TrackCall) and call.event_id is not None
-            batch.execute_command("HEXISTS", keys.seen_events(call.customer_id), call.event_id)
+            batch.execute_command("HGET", keys.seen_events(call.customer_id), call.event_id)
         clock, state, charge, *seen = await batch.execute()
         flags = [False] * len(calls)
         for (index, _), found in zip(wanted, seen, strict=True):
-            flags[index] = bool(found)
+            # Only an event the runtime finished is a duplicate: one it applied to the profile and then
+            # could not finish (kept aside) is taken again, and the runtime resumes it without
+            # counting the order twice, so a failed event never blocks its id.
+            flags[index] = found in ("done", b"done")
         return self._failures.checked(bucket, clock, state), self._limiter.seconds(charge), flags
 
     async def _hand_over_one(self, call: Call, duplicate: bool) -> Response:

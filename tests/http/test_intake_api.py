@@ -217,6 +217,17 @@ def test_a_repeated_event_id_already_handled_is_reported_as_duplicate(served: Se
     assert len(served.intake.tracked) == 1
 
 
+def test_an_event_applied_but_not_finished_is_taken_again(served: Served) -> None:
+    """An event the runtime applied and could not finish (kept aside after a failure) does not block
+    its id: the same id is queued again, and the runtime resumes it from the applied state."""
+    served.redis.hset(keys.seen_events("c-1"), "evt-10", "applied")
+    again = served.client.post(
+        "/v1/track", json={"customer_id": "c-1", "event": "order.placed", "event_id": "evt-10"}, headers=bearer()
+    )
+    assert again.json() == {"accepted": True, "event_id": "evt-10"}
+    assert [item["event_id"] for item in served.intake.tracked] == ["evt-10"]
+
+
 @pytest.fixture
 def tight(redis_url: str) -> Iterator[tuple[httpx.Client, RecordingIntake]]:
     """An app whose keys may send 3 events at once and then one every 10 s (slow machines cannot refill it)."""
