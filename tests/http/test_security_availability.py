@@ -209,7 +209,7 @@ def test_a_dead_redis_is_503_not_500_on_every_route_that_needs_it(tmp_path: Path
                 "POST",
                 f"{base}/webhooks/twilio/inbound",
                 **signed_twilio(
-                    base, "/webhooks/twilio/inbound", {"MessageSid": "SM2", "From": "+15550001", "Body": "STOP"}
+                    base, "/webhooks/twilio/inbound", {"MessageSid": "SM2", "From": "+31612345678", "Body": "STOP"}
                 ),
             ),
         ]
