@@ -86,7 +86,7 @@ def test_an_api_key_gets_its_burst_then_a_retry_after(redis_client: redis.Redis)
     limiter = RateLimiter.for_api_keys(redis_client, rate=0.5, burst=4)
     assert [limiter.acquire("k") for _ in range(4)] == [0.0] * 4
     wait = limiter.acquire("k")
-    assert 1.9 < wait <= 2.0
+    assert wait > 1.9 and wait <= 2.0  # one 2 s slot, measured from a Redis clock a little later
     assert retry_after(wait) == 2
     assert limiter.acquire("k") > 0  # the refusal counted nothing: still refused, not pushed further
     assert limiter.acquire("k") <= wait
