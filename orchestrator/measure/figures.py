@@ -1,4 +1,4 @@
-"""The shape of the measurement record: counts per journey version × arm × entry day, and per step.
+"""The shape of the measurement record: counts per journey version, arm and entry day, and per step.
 
 Why counts and not rates: every figure a report shows is derived from these sums at read time, so
 they can be added over days and versions, re-read after a crash, and compared with ground truth in
