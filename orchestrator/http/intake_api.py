@@ -138,9 +138,10 @@ class IntakeApi:
         now = datetime.now(UTC)
         if kind == "track":
             return [parse_track(document, now, self._max_future)]
+        known = self._intake.consent_channels
         if kind == "identify":
-            return [parse_identify(document)]
-        return parse_batch(document, now, self._max_future, self._config.max_batch_items)
+            return [parse_identify(document, consent_channels=known)]
+        return parse_batch(document, now, self._max_future, self._config.max_batch_items, consent_channels=known)
 
     async def _charge_and_check(self, bucket: str, key_id: str, calls: list[Call]) -> tuple[float, float, list[bool]]:
         """In one round trip: whether the client address has spent its failure budget (seconds it
