@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from orchestrator.cli.startup import require_ready
 from orchestrator.cli.status_table import COLUMNS, decision_rows
 from orchestrator.errors import ConfigurationError
 from orchestrator.runtime.compose import build_timekeeping
@@ -29,7 +30,12 @@ if TYPE_CHECKING:
 @click.option("--processes", "-p", default=2, show_default=True, help="Worker processes.")
 @click.option("--threads", "-t", default=8, show_default=True, help="Threads per process.")
 def worker(processes: int, threads: int) -> None:
-    """Run Dramatiq workers on the Loyaloop actors (same as `dramatiq orchestrator.worker -p N -t M`)."""
+    """Run Dramatiq workers on the Loyaloop actors (same as `dramatiq orchestrator.worker -p N -t M`).
+
+    Checks first, in this process, every setting the journeys and channels need (REDIS_URL,
+    LOYALOOP_SECRET_KEY, LOYALOOP_PUBLIC_URL, each channel's credentials) and every journey and
+    template; any problem stops it with one line each and exit status 1."""
+    require_ready(load_settings(), command="worker")
     args = [sys.executable, "-m", "dramatiq", "orchestrator.worker", "-p", str(processes), "-t", str(threads)]
     os.execv(sys.executable, args)
 
@@ -41,11 +47,11 @@ def scheduler(idle: float) -> None:
     import redis
 
     settings = load_settings()
-    if not settings.redis_url:
-        raise ConfigurationError("REDIS_URL is not set; export REDIS_URL=redis://host:6379/0")
-    broker, actors = setup(settings)
+    found = require_ready(settings, command="scheduler", need_secret=False, need_channels=False)
+    assert settings.redis_url is not None  # require_ready refused an unset one
+    broker, actors = setup(settings, journeys=found.journeys)
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-    parts = build_timekeeping(settings, client)
+    parts = build_timekeeping(settings, client, journeys=found.journeys)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
