@@ -15,6 +15,7 @@ from orchestrator.cli.status_table import COLUMNS, decision_rows
 from orchestrator.errors import ConfigurationError
 from orchestrator.runtime.compose import build_timekeeping
 from orchestrator.runtime.event_queue import BUG, INPUT, KEPT_ASIDE, KEPT_ASIDE_DROPPED, EventQueue
+from orchestrator.runtime.unknown_events import unknown_events
 from orchestrator.settings import load_settings
 from orchestrator.store import Store, keys
 from orchestrator.store.timers import Timers
@@ -95,6 +96,8 @@ def status() -> None:
     console.print(_events_lines(EventQueue(client), store.counters()))
     waiting, due, leased = timers.pending(), timers.due_count(now), timers.leased()
     console.print(f"timers: {waiting} waiting, {due} due, {leased} leased, oldest lag {lag:.1f}s")
+    unknown = unknown_events(store, settings.journeys_dir)
+    console.print(f"unknown events (no journey listens): {', '.join(map(str, unknown)) or 'none'}", soft_wrap=True)
     refused = store.refused_counts()
     console.print(f"refused inputs: {refused or 'none'}")
     console.print(f"counters: {store.counters() or 'none'}")

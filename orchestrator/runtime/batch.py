@@ -128,6 +128,7 @@ class BatchRunner(EventRunner, TimerRunner):
             self.carry_out_many(entries)
         finally:
             self._local.deferred = self._local.tally = None
+        count_unknown = self.unknown_counter(event.name for event in finished)
 
         def close(pipe: Any) -> None:
             for build in deferred:
@@ -139,6 +140,7 @@ class BatchRunner(EventRunner, TimerRunner):
                 self.store.count("events_handled", len(finished), pipe)
             if duplicates:
                 self.store.count("events_duplicate", duplicates, pipe)
+            count_unknown(pipe)
 
         self.store.run(close)
         for _ in finished:

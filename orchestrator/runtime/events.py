@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -51,15 +52,32 @@ class EventRunner(EntryRunner):
         finally:
             self._local.deferred = None
 
+        count_unknown = self.unknown_counter([name])
+
         def finished(pipe: Any) -> None:
             for build in deferred:
                 build(pipe)
             self.store.finish_event(customer_id, event_id, pipe)
             self.store.count("events_handled", 1, pipe)
+            count_unknown(pipe)
 
         self.store.run(finished)
         metrics.event("handled")
         return "handled"
+
+    def unknown_counter(self, names: Iterable[str]) -> Callable[[Any], None]:
+        """What to add to the closing pipeline for the handled events ``names``: a count per name no
+        current journey listens to (exact: written with the event's done mark, so a redelivered
+        event is not counted twice).  Reads Redis only when there is an unknown name."""
+        unknown = Counter(name for name in names if name not in self.journeys.known_events)
+        if not unknown:
+            return lambda pipe: None
+        fields = self.store.unknown_names(unknown)
+        counts: Counter[str] = Counter()
+        for name, amount in unknown.items():
+            counts[fields[name]] += amount
+        metrics.event("unknown", unknown.total())
+        return lambda pipe: self.store.count_unknown(dict(counts), pipe)
 
     def _journeys_see(
         self,

@@ -202,6 +202,12 @@ def event_drain(shard: int) -> str:
     return f"{PREFIX}:drain:{{e{shard}}}"
 
 
+def unknown_events() -> str:
+    """Hash event name → how many handled events had that name while no loaded journey's trigger,
+    goal, exit rule or wait listened to it (a producer's typo shows here, not nowhere)."""
+    return f"{PREFIX}:events:unknown"
+
+
 def dead_events() -> str:
     """List of events a worker could not handle for a reason other than a Redis outage (newest
     last, capped): kept with the error's name for inspection and replay, never retried blindly."""

@@ -92,3 +92,23 @@ def test_import_reports_bad_lines(env: Path) -> None:
     result = CliRunner().invoke(cli, ["import", str(path), "--quiet"])
     assert result.exit_code == 0, result.output
     assert "imported 1 records, refused 1" in result.output and "line 2" in result.output
+
+
+def test_status_shows_unknown_events_with_a_did_you_mean(env: Path) -> None:
+    """A track of `order.deliverd` while no journey listens to it: status names it and suggests the
+    catalogue's event (the walk-through saw only `events_handled: 1`)."""
+    (env / "journeys" / "catalogue.yaml").write_text(
+        "profile:\n  first_name: string\nevents:\n  signup: {}\n  order.delivered: {}\n", encoding="utf-8"
+    )
+    runner = CliRunner()
+    assert runner.invoke(cli, ["track", "c1", "order.deliverd", "--id", "evt-1"]).exit_code == 0
+    assert runner.invoke(cli, ["track", "c1", "order.deliverd", "--id", "evt-2"]).exit_code == 0
+    broker = dramatiq.get_broker()
+    worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=50)
+    worker.start()
+    try:
+        broker.join("loyaloop-events", timeout=20_000)
+    finally:
+        worker.stop()
+    status = runner.invoke(cli, ["status"])
+    assert "unknown events (no journey listens): 'order.deliverd': 2 (did you mean 'order.delivered'?)" in status.output
