@@ -11,11 +11,10 @@ by ``loyaloop serve --workers N``), ``/metrics`` aggregates every worker's value
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import logging
 import os
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest

@@ -9,7 +9,6 @@ from orchestrator.language.journey import Journey
 from orchestrator.store import keys
 from orchestrator.store.base import StoreBase
 
-
 #: Distinct unknown event names counted by name; the rest are counted together under OTHER_NAMES.
 UNKNOWN_NAMES_KEPT = 1000
 OTHER_NAMES = "(other names)"

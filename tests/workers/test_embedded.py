@@ -15,7 +15,6 @@ from orchestrator.settings import Settings
 from orchestrator.workers.embedded import Embedded
 from tests.runtime.harness import journey
 
-
 MARKETING = {
     "news": journey(
         {
