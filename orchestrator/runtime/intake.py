@@ -228,7 +228,11 @@ class Loyaloop:
         if kind == "identify":
             self._queue_many(pending)
             pending.clear()
-            self.identify(record.get("customer_id"), record.get("attributes") or {})  # type: ignore[arg-type]
+            if not isinstance(record.get("attributes"), dict):
+                raise self._refuse(
+                    InputError("'attributes' is required: an object of profile fields", field="attributes")
+                )
+            self.identify(record.get("customer_id"), record["attributes"])  # type: ignore[arg-type]
             return None
         if kind == "track":
             customer_id = record.get("customer_id")
