@@ -302,14 +302,19 @@ def _events(journey: Journey, doc: YamlDocument, ctx: CheckContext) -> list[Prob
         return []
     known = set(ctx.catalogue.events)
     return [
-        doc.problem(
-            path,
-            f"event: {name!r} is not in the catalogue",
-            did_you_mean(name, known) or "add it under 'events' in catalogue.yaml if it is a new event",
-        )
+        doc.problem(path, f"event: {name!r} is not in the catalogue", _event_hint(name, known, ctx.channels))
         for path, name in _named_events(journey)
         if name not in known
     ]
+
+
+def _event_hint(name: str, known: set[str], channels: Iterable[str]) -> str:
+    """A did-you-mean among the shop's own events: a provider's (``email.delivered``) is offered only
+    for a name in that channel's namespace, since ``order.delivered`` is not a typo of it."""
+    namespace = name.split(".", 1)[0]
+    channel_names = set(channels)
+    own = {event for event in known if event.split(".", 1)[0] not in channel_names - {namespace}}
+    return did_you_mean(name, own) or "add it under 'events' in catalogue.yaml if it is a new event"
 
 
 # --- expressions and templates ------------------------------------------------------------------

@@ -354,5 +354,14 @@ def _describe(model: type[BaseModel] | None) -> str:
         "DateTrigger": "a date trigger",
         "Goal": "a goal",
         "QuietWindow": "a quiet window",
+        "FieldSpec": "a field (type, description, example, items)",
+        "EventSpec": "an event (description, properties)",
+        "Catalogue": "the catalogue",
+        "CapRule": "a cap rule",
+        "Settings": "the settings",
     }
-    return words.get(model.__name__, model.__name__)
+    if model.__name__ in words:
+        return words[model.__name__]
+    # Never an internal class name: "FooBar" reads as "a foo bar mapping".
+    spaced = "".join(f" {c.lower()}" if c.isupper() else c for c in model.__name__).strip()
+    return f"a {spaced} mapping"

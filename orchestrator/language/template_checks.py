@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from jinja2 import TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import TemplateAssertionError
@@ -173,6 +174,10 @@ def check_template(
         expected = ", ".join(f"{channel}/{name}.{part}.j2" for part in missing)
         if not files:
             message = f"template {name!r} does not exist for channel {channel!r}"
+            close = did_you_mean(name, template_names(ctx.templates_dir, channel))
+            if close:
+                problems.append(doc.problem(path, message, close))
+                return problems
         else:
             message = (
                 f"template {name!r} for {channel!r} lacks the {'/'.join(missing)} part{'s' if len(missing) > 1 else ''}"
@@ -200,6 +205,31 @@ def check_template(
             continue
         problems += check_template_file(item.path, f"{item.channel}/{item.relative}", scope, ctx)
     return problems
+
+
+def template_names(templates_dir: Path, channel: str) -> set[str]:
+    """The names of the templates a channel's folder holds (for "did you mean")."""
+    folder = Path(templates_dir) / channel
+    if not folder.is_dir():
+        return set()
+    names = set()
+    for path in folder.rglob("*.j2"):
+        relative = path.relative_to(folder)
+        stem = relative.name.split(".", 1)[0]
+        names.add(stem if relative.parent == Path(".") else f"{relative.parent.as_posix()}/{stem}")
+    return names
+
+
+def missing_template(name: Any, channel: Any, doc: YamlDocument, path: DataPath, ctx: CheckContext) -> Problem | None:
+    """For a journey file that failed the model pass: a send step's template that does not exist
+    (names only, no parts or content), so it is reported together with the file's other problems."""
+    if not isinstance(name, str) or not isinstance(channel, str) or channel not in ctx.channels:
+        return None
+    if template_files(ctx.templates_dir, channel, name):
+        return None
+    hint = did_you_mean(name, template_names(ctx.templates_dir, channel))
+    create = f"create {channel}/{name}.<part>.j2 in {ctx.templates_dir}"
+    return doc.problem(path, f"template {name!r} does not exist for channel {channel!r}", hint or create)
 
 
 def check_template_file(path: Path, loader_name: str, scope: Scope, ctx: CheckContext) -> list[Problem]:
