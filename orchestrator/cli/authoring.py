@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from orchestrator import plugins
 from orchestrator.errors import InputError, LoyaloopError, Problem, ValidationFailed
+from orchestrator.language.catalogue import CATALOGUE_FILE
 from orchestrator.language.checks import CheckContext, check_templates_folder
 from orchestrator.language.journey import EventTrigger, Journey, SendStep
 from orchestrator.language.loader import journey_files, load_catalogue_for, load_journeys, sort_problems
@@ -113,11 +114,18 @@ def _targets(paths: tuple[Path, ...]) -> dict[Path, list[Path] | None]:
     help="Templates folder (default: $LOYALOOP_TEMPLATES or ./templates).",
 )
 @click.option("--no-plugins", is_flag=True, help="Check against the built-in channels only.")
-def validate(paths: tuple[Path, ...], templates_dir: Path | None, no_plugins: bool) -> None:
+@click.option(
+    "--no-catalogue",
+    is_flag=True,
+    help="Accept a folder without catalogue.yaml (event names and fields are then not checked).",
+)
+def validate(paths: tuple[Path, ...], templates_dir: Path | None, no_plugins: bool, no_catalogue: bool) -> None:
     """Check journeys, their templates, the catalogue and settings; print every problem.
 
-    PATHS are journey files or folders (default: $LOYALOOP_JOURNEYS or ./journeys).
-    Exit status 0 when everything is valid, 1 otherwise.
+    PATHS are journey files or folders (default: $LOYALOOP_JOURNEYS or ./journeys); the
+    templates folder is $LOYALOOP_TEMPLATES or ./templates unless --templates says.
+    A folder needs a catalogue.yaml (the events and profile fields journeys may use) unless
+    --no-catalogue is given.  Exit status 0 when everything is valid, 1 otherwise.
     """
     templates = templates_dir or _default_dir("LOYALOOP_TEMPLATES", "templates")
     problems: list[Problem] = []
@@ -129,6 +137,16 @@ def validate(paths: tuple[Path, ...], templates_dir: Path | None, no_plugins: bo
             continue
         settings, settings_problems = _settings(folder)
         problems += settings_problems
+        if not no_catalogue and not (folder / CATALOGUE_FILE).is_file():
+            problems.append(
+                Problem(
+                    str(folder / CATALOGUE_FILE),
+                    1,
+                    1,
+                    "there is no catalogue.yaml, so event names and the fields templates use cannot be checked",
+                    "add one listing your events and profile fields (see docs/journeys.md), or pass --no-catalogue",
+                )
+            )
         channels, filters, globals_ = (None, {}, {}) if no_plugins else _plugin_additions(settings)
         try:
             journeys = load_journeys(
@@ -265,7 +283,11 @@ def render(
     settings, settings_problems = _settings(folder)
     if settings_problems:
         raise ValidationFailed(settings_problems)
-    journeys = load_journeys(folder, templates, default_locale=settings.default_locale)
+    # Only the asked journey's file when it is named after it: a problem in another journey must
+    # not block this one's preview (validate reports it).
+    own = [folder / f"{journey_name}{suffix}" for suffix in (".yaml", ".yml")]
+    files = [path for path in own if path.is_file()] or None
+    journeys = load_journeys(folder, templates, default_locale=settings.default_locale, files=files)
     journey = _find_journey(journeys, journey_name)
     step = _send_step(journey, step_id)
     if channel is not None and channel not in step.channels:
@@ -299,6 +321,8 @@ def render(
         journey_name=journey.name,
         step_id=step.id,
         now=now,
+        # The real link is signed per customer at send time; the preview shows where it goes.
+        unsubscribe_url=f"{settings.public_url.rstrip('/')}/u/PREVIEW-TOKEN" if journey.category == "marketing" else "",
     )
     used_channel = channel or step.send
     chosen_locale = locale or profile.locale or settings.default_locale

@@ -251,3 +251,44 @@ def test_render_without_files_uses_catalogue_examples() -> None:
     assert code == 0
     assert "note: sample data from catalogue.yaml" in err
     assert "Subject: Welcome to Gold, Anna" in out
+
+
+def test_validate_refuses_a_folder_without_a_catalogue_unless_told(tmp_path: Path) -> None:
+    """Without catalogue.yaml, validate used to print "valid" and skip every event and field check."""
+    shutil.copy(ROOT / "journeys" / "welcome.yaml", tmp_path / "welcome.yaml")
+    templates = str(ROOT / "templates")
+    code, out, _ = run("validate", str(tmp_path), "--templates", templates, "--no-plugins")
+    assert code == 1
+    assert f"{tmp_path / 'catalogue.yaml'}:1:1: there is no catalogue.yaml" in out and "--no-catalogue" in out
+    code, out, err = run("validate", str(tmp_path), "--templates", templates, "--no-plugins", "--no-catalogue")
+    assert code == 0, out
+    assert "1 journey and" in err
+
+
+def test_render_a_missing_field_names_file_line_and_the_default_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`'dict object' has no attribute 'first_name'` had no file, no line and no hint."""
+    from orchestrator.cli import main
+
+    journeys = tmp_path / "journeys"
+    shutil.copytree(ROOT / "journeys", journeys)
+    (journeys / "vip.yaml").write_text("id: [broken\n", encoding="utf-8")  # must not block welcome's preview
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", templates)
+    (templates / "email" / "welcome.html.j2").write_text("<p>Welcome</p>\n", encoding="utf-8")
+    (templates / "email" / "welcome.txt.j2").write_text(
+        "Hi,\n\nwelcome {{ profile.first_name }}!\n{{ unsubscribe_url }}\n", encoding="utf-8"
+    )
+    profile = write_json(tmp_path, "p.json", {"id": "c1", "attributes": {}})
+    args = ["render", "welcome", "welcome_email", "--locale", "en", "--journeys", str(journeys)]
+    args += ["--templates", str(templates)]
+    with pytest.raises(SystemExit):
+        main([*args, "--profile", profile])
+    err = capsys.readouterr().err
+    assert "error: template email/welcome.txt.j2:3: profile.first_name is missing" in err
+    assert "{{ profile.first_name | default('') }}" in err
+    full = write_json(tmp_path, "full.json", {"id": "c1", "attributes": {"first_name": "Anna"}})
+    code, out, _ = run(*args, "--profile", full)
+    assert code == 0 and "welcome Anna!" in out
+    assert "http://127.0.0.1:8000/u/PREVIEW-TOKEN" in out  # a marketing e-mail's preview shows its link
