@@ -389,10 +389,10 @@ def _expressions(journey: Journey, doc: YamlDocument, ctx: CheckContext) -> list
 
 def _channels_and_templates(journey: Journey, doc: YamlDocument, ctx: CheckContext) -> list[Problem]:
     problems: list[Problem] = []
-    # Messages are rendered with the trigger's properties as ``event`` (delivery happens later than
-    # any awaited event), so only the trigger's fields are safe to use in a template.
-    entry, _, trigger_fields = _scopes(journey, ctx)
-    scope = Scope(TEMPLATE_NAMES, trigger_fields, trigger_fields, entry.profile_fields)
+    # One rule for conditions and templates (engine/context.py): ``event`` is the trigger's
+    # properties with an awaited event's laid over them once a wait caught it.
+    _, inside, trigger_fields = _scopes(journey, ctx)
+    scope = Scope(TEMPLATE_NAMES, inside.event_fields, trigger_fields, inside.profile_fields)
     for index, step in enumerate(journey.steps):
         if not isinstance(step, SendStep):
             continue

@@ -312,6 +312,8 @@ class Delivery:
                 headers = unsubscribe.unsubscribe_headers(self.settings.public_url, token)
         ctx = build_context(
             profile.context(),
+            # The same ``event`` conditions see (engine/context.py): an awaited event over the trigger.
+            event={**enrollment.trigger, **(enrollment.awaited_event or {})},
             trigger=enrollment.trigger,
             journey_id=journey.id,
             journey_name=journey.name,
