@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from orchestrator import plugins
 from orchestrator.errors import InputError, LoyaloopError, Problem, ValidationFailed
+from orchestrator.language.advice import journey_advice
 from orchestrator.language.catalogue import CATALOGUE_FILE
 from orchestrator.language.checks import CheckContext, check_templates_folder
 from orchestrator.language.journey import EventTrigger, Journey, SendStep
@@ -129,6 +130,7 @@ def validate(paths: tuple[Path, ...], templates_dir: Path | None, no_plugins: bo
     """
     templates = templates_dir or _default_dir("LOYALOOP_TEMPLATES", "templates")
     problems: list[Problem] = []
+    warnings: list[Problem] = []
     count = 0
     for folder, files in _targets(paths).items():
         missing = [path for path in ([folder] if files is None else files) if not path.exists()]
@@ -159,6 +161,7 @@ def validate(paths: tuple[Path, ...], templates_dir: Path | None, no_plugins: bo
                 globals=globals_,
             )
             count += len(journeys)
+            warnings += _advice(folder, files, journeys, settings, templates, filters, globals_)
         except ValidationFailed as exc:
             problems += exc.problems
             count += len(files if files is not None else journey_files(folder))
@@ -168,6 +171,8 @@ def validate(paths: tuple[Path, ...], templates_dir: Path | None, no_plugins: bo
     )
     problems += template_problems
     problems = sort_problems(problems)
+    for warning in sort_problems(warnings):
+        click.echo(f"warning: {warning}")
     for problem in problems:
         click.echo(str(problem))
     files_with = len({problem.path for problem in problems})
@@ -176,6 +181,35 @@ def validate(paths: tuple[Path, ...], templates_dir: Path | None, no_plugins: bo
         click.echo(f"{len(problems)} {noun} in {files_with} file{'s' if files_with != 1 else ''}", err=True)
         sys.exit(1)
     click.echo(f"{count} journey{'s' if count != 1 else ''} and {template_count} template files valid", err=True)
+
+
+def _advice(
+    folder: Path,
+    files: list[Path] | None,
+    journeys: dict[str, Journey],
+    settings: Settings,
+    templates: Path,
+    filters: dict[str, Callable[..., Any]],
+    globals_: dict[str, Any],
+) -> list[Problem]:
+    """The warnings of :mod:`orchestrator.language.advice` for the journeys of a folder that loaded."""
+    catalogue = load_catalogue_for(folder)
+    env = environment(templates, filters, globals_)
+    found: list[Problem] = []
+    for path in files if files is not None else journey_files(folder):
+        doc = read_yaml_file(path)
+        journey = journeys.get(str(doc.data.get("id"))) if isinstance(doc.data, dict) else None
+        if journey is not None:
+            found += journey_advice(
+                journey,
+                doc,
+                caps=settings.caps,
+                transactional_quiet_hours=settings.transactional_quiet_hours,
+                catalogue=catalogue,
+                templates_dir=templates,
+                env=env,
+            )
+    return found
 
 
 @click.command()

@@ -354,7 +354,7 @@ def _describe(model: type[BaseModel] | None) -> str:
         "DateTrigger": "a date trigger",
         "Goal": "a goal",
         "QuietWindow": "a quiet window",
-        "FieldSpec": "a field (type, description, example, items)",
+        "FieldSpec": "a field (type, description, example, optional, items)",
         "EventSpec": "an event (description, properties)",
         "Catalogue": "the catalogue",
         "CapRule": "a cap rule",

@@ -75,7 +75,7 @@ def test_a_catalogue_mistake_names_no_internal_class(tmp_path: Path) -> None:
         load_catalogue(path)
     text = str(caught.value)
     assert "FieldSpec" not in text and "EventSpec" not in text
-    assert "unknown key 'if any (0-10)' in a field (type, description, example, items)" in text
+    assert "unknown key 'if any (0-10)' in a field (type, description, example, optional, items)" in text
 
 
 @pytest.mark.parametrize(
