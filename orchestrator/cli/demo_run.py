@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from orchestrator.cli.status_table import channel_stat
+from orchestrator.cli.status_table import COLUMNS, JOURNEY_COLUMNS, channel_stat
 from orchestrator.engine.enrollment import ChannelOutcome, ChannelOutcomeName
 from orchestrator.language.journey import Journey, SendStep
 from orchestrator.settings import Settings
@@ -216,71 +216,31 @@ def default_outbox() -> Path:
 CHANNELS = ("email", "sms", "push")
 
 
-def rows(journey: Journey, stats: dict[str, int]) -> list[list[str]]:
-    """Table rows for one journey: a summary row, then one row per send step."""
+def journey_row(journey: Journey, stats: dict[str, int]) -> list[str]:
+    """The journey's own counts under :data:`~orchestrator.cli.status_table.JOURNEY_COLUMNS`."""
+    return [journey.id, *(str(stats.get(f"_journey:{stat}", 0)) for _heading, stat in JOURNEY_COLUMNS)]
 
-    def get(name: str) -> int:
-        return stats.get(name, 0)
 
+def step_rows(journey: Journey, stats: dict[str, int]) -> list[list[str]]:
+    """One row per send step under the gate's :data:`~orchestrator.cli.status_table.COLUMNS` (the
+    labels ``loyaloop status`` uses), ``sent`` split by channel (``e1 s2``), then ``hold``."""
     per_channel = [(found, value) for key, value in stats.items() if (found := channel_stat(key)) is not None]
 
     def channel_sum(step: str, outcome: ChannelOutcomeName) -> int:
         return sum(value for (at, counted), value in per_channel if at == step and counted.outcome == outcome)
 
-    summary = [
-        journey.id,
-        "(journey)",
-        str(get("_journey:entered")),
-        "",
-        "",
-        "",
-        "",
-        "",
-        "",
-        str(get("_journey:holdout")),
-        str(get("_journey:converted")),
-        str(get("_journey:exited")),
-        str(get("_journey:completed")),
-    ]
-    result = [summary]
+    result = []
     for step in journey.steps:
         if not isinstance(step, SendStep):
             continue
-        sent_on = {c: get(f"{step.id}:{ChannelOutcome('sent', c)}") for c in CHANNELS}
+        sent_on = {c: stats.get(f"{step.id}:{ChannelOutcome('sent', c)}", 0) for c in CHANNELS}
         sent = " ".join(f"{c[0]}{count}" for c, count in sent_on.items() if count)
-        refused = channel_sum(step.id, "suppressed") + channel_sum(step.id, "no_consent")
-        result.append(
-            [
-                "",
-                step.id,
-                "",
-                sent or "0",
-                str(channel_sum(step.id, "capped")),
-                str(channel_sum(step.id, "deferred")),  # quiet hours and on_capped: defer
-                str(refused),
-                str(channel_sum(step.id, "no_address")),
-                str(channel_sum(step.id, "failed") + get(f"{step.id}:undeliverable")),
-                str(get(f"{step.id}:holdout")),
-                "",
-                "",
-                "",
-            ]
-        )
+        counts = {outcome: channel_sum(step.id, outcome) for _heading, outcome in COLUMNS}
+        counts["failed"] += stats.get(f"{step.id}:undeliverable", 0)
+        cells = [sent or "0", *(str(counts[outcome]) for _heading, outcome in COLUMNS[1:])]
+        result.append([step.id, *cells, str(stats.get(f"{step.id}:holdout", 0))])
     return result
 
 
-HEADERS = (
-    "journey",
-    "step",
-    "entered",
-    "sent e/s/p",
-    "capped",
-    "deferred",
-    "suppressed/no consent",
-    "no address",
-    "failed",
-    "holdout",
-    "converted",
-    "exited",
-    "completed",
-)
+#: Headings of the demo's sends table: the gate's columns, then the step's holdout.
+SEND_HEADINGS = (*(heading for heading, _outcome in COLUMNS), "hold")

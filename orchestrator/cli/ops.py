@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from orchestrator.cli.startup import require_ready
-from orchestrator.cli.status_table import COLUMNS, decision_rows
+from orchestrator.cli.status_table import COLUMNS, LEGEND, counts_table, decision_rows
 from orchestrator.errors import ConfigurationError
 from orchestrator.runtime.compose import build_timekeeping
 from orchestrator.runtime.event_queue import BUG, INPUT, KEPT_ASIDE, KEPT_ASIDE_DROPPED, EventQueue
@@ -88,6 +88,7 @@ def status() -> None:
             table.add_row(journey_id, step, stat, str(count))
     console.print(table)
     console.print(_decisions_table(store))
+    console.print(LEGEND, style="dim")
     now = time.time()
     oldest = timers.next_due()
     lag = max(0.0, now - oldest) if oldest is not None else 0.0
@@ -117,14 +118,9 @@ def _events_lines(events: EventQueue, counters: dict[str, int]) -> str:
 
 def _decisions_table(store: Store) -> Table:
     """The fatigue gate's decisions per journey and send step (sent, capped, deferred, …)."""
-    from rich.table import Table
-
-    table = Table(title="Gate decisions")
-    table.add_column("journey")
-    table.add_column("step")
-    for heading, _outcome in COLUMNS:
-        table.add_column(heading, justify="right")
+    sections = []
     for journey_id in sorted(store.journey_ids()):
-        for step, counts in decision_rows(store.stats(journey_id)):
-            table.add_row(journey_id, step, *(str(counts[outcome]) for _heading, outcome in COLUMNS))
-    return table
+        rows = decision_rows(store.stats(journey_id))
+        steps = [[step, *(str(counts[outcome]) for _heading, outcome in COLUMNS)] for step, counts in rows]
+        sections.append(([journey_id], steps))
+    return counts_table("Gate decisions", [heading for heading, _outcome in COLUMNS], sections)
