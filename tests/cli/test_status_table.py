@@ -3,7 +3,6 @@ suppressed, no consent — counted once per decision and summed over channels.""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
