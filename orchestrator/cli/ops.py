@@ -33,9 +33,10 @@ if TYPE_CHECKING:
 def worker(processes: int, threads: int) -> None:
     """Run Dramatiq workers on the Loyaloop actors (same as `dramatiq orchestrator.worker -p N -t M`).
 
-    Checks first, in this process, every setting the journeys and channels need (REDIS_URL,
-    LOYALOOP_SECRET_KEY, LOYALOOP_PUBLIC_URL, each channel's credentials) and every journey and
-    template; any problem stops it with one line each and exit status 1."""
+    Checks first every setting the journeys and channels need (REDIS_URL, LOYALOOP_SECRET_KEY,
+    LOYALOOP_PUBLIC_URL, each channel's credentials) and every journey and template
+    (LOYALOOP_JOURNEYS, LOYALOOP_TEMPLATES); any problem stops it with one line each and exit
+    status 1.  `loyaloop doctor` runs the same checks without starting anything."""
     require_ready(load_settings(), command="worker")
     args = [sys.executable, "-m", "dramatiq", "orchestrator.worker", "-p", str(processes), "-t", str(threads)]
     os.execv(sys.executable, args)
@@ -44,7 +45,9 @@ def worker(processes: int, threads: int) -> None:
 @click.command()
 @click.option("--idle", default=0.2, show_default=True, help="Seconds to sleep when nothing was due.")
 def scheduler(idle: float) -> None:
-    """Fire due timers, start scheduled broadcasts and plan birthdays; run as many as you like."""
+    """Fire due timers, start scheduled broadcasts and plan birthdays; run as many as you like.
+
+    Needs REDIS_URL and the journeys (LOYALOOP_JOURNEYS, LOYALOOP_TEMPLATES), checked at start-up."""
     import redis
 
     settings = load_settings()
