@@ -6,7 +6,8 @@ loaded and checked (with the plugins' channels, filters and globals), every chan
 configured, ``LOYALOOP_SECRET_KEY`` when a marketing journey sends, ``LOYALOOP_PUBLIC_URL`` when
 its links must reach customers.  Any problem stops the process with one line per problem on
 stderr (each naming its fix) and exit status 3, never a traceback; Dramatiq's parent process then
-stops the rest.  A clean start logs the journeys it serves as ``id@version``.
+stops the rest.  A clean start logs the journeys it serves as ``id@version`` and announces them
+in Redis for ``loyaloop status`` (:mod:`orchestrator.workers.serving`).
 
 The process serves exactly the journeys it checked: it never re-reads the folder, so a deploy
 changes versions by restarting the workers (see docs/runtime.md, "Deploying a journey change").
@@ -29,6 +30,7 @@ from orchestrator.errors import LoyaloopError
 from orchestrator.runtime.readiness import check_startup
 from orchestrator.settings import load_settings
 from orchestrator.workers.broker import build_broker, setup
+from orchestrator.workers.serving import keep_announcing
 
 __all__ = ["EXIT_NOT_READY", "actors", "broker", "build_broker", "setup"]
 
@@ -56,3 +58,5 @@ for _warning in _found.warnings:
     log.warning("%s", _warning)
 log.info("worker process %d serves journeys %s", os.getpid(), _found.loaded())
 broker, actors = setup(_settings, journeys=_found.journeys)
+assert _settings.redis_url is not None  # check_startup refused an unset one
+keep_announcing(_settings.redis_url, _found.loaded())

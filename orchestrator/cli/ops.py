@@ -22,6 +22,7 @@ from orchestrator.store.timers import Timers
 from orchestrator.workers.actors import QUEUES
 from orchestrator.workers.broker import dead_worker_sweeper, setup
 from orchestrator.workers.scheduler import Scheduler
+from orchestrator.workers.serving import keep_announcing, serving
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -59,6 +60,7 @@ def scheduler(idle: float) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    keep_announcing(settings.redis_url, f"scheduler: {found.loaded()}")
     click.echo("scheduler running; Ctrl-C to stop")
     sweep = dead_worker_sweeper(settings, broker)
     Scheduler(
@@ -102,6 +104,12 @@ def status() -> None:
     console.print(f"timers: {waiting} waiting, {due} due, {leased} leased, oldest lag {lag:.1f}s")
     unknown = unknown_events(store, settings.journeys_dir)
     console.print(f"unknown events (no journey listens): {', '.join(map(str, unknown)) or 'none'}", soft_wrap=True)
+    live = serving(client)
+    console.print(
+        "serving: "
+        + ("; ".join(f"{process} {loaded}" for process, loaded in sorted(live.items())) or "no live process"),
+        soft_wrap=True,
+    )
     refused = store.refused_counts()
     console.print(f"refused inputs: {refused or 'none'}")
     console.print(f"counters: {store.counters() or 'none'}")

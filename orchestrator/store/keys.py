@@ -158,6 +158,12 @@ def webhook_seen(provider: str, digest: str) -> str:
     return f"{PREFIX}:http:seen:{provider}:{digest}"
 
 
+def serving(process: str) -> str:
+    """String ``id@version, …`` a live worker or scheduler process (``host:pid``) serves; it
+    expires unless the process renews it, so ``loyaloop status`` lists only live ones."""
+    return f"{PREFIX}:serving:{process}"
+
+
 def journeys_index() -> str:
     """Hash journey id → current version (what ``loyaloop status`` lists)."""
     return f"{PREFIX}:journeys"

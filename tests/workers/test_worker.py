@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import redis
 
 from orchestrator.settings import load_settings
 from orchestrator.workers.scheduler import Scheduler
@@ -195,6 +196,15 @@ def test_a_worker_process_logs_the_journeys_it_serves(redis_url: str, tmp_path: 
         while time.monotonic() < deadline and "serves journeys" not in line:
             line = process.stdout.readline()
         assert "serves journeys kill@" in line, line
+        client = redis.Redis.from_url(redis_url, decode_responses=True)
+        try:
+            deadline = time.monotonic() + 10
+            while not client.keys("lp:serving:*") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            [key] = client.keys("lp:serving:*")
+            assert client.get(key) == line.split("serves journeys ", 1)[1].strip()
+        finally:
+            client.close()
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.communicate(timeout=20)
