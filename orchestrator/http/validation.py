@@ -14,8 +14,8 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from orchestrator.errors import InputError

@@ -153,6 +153,14 @@ class Loyaloop:
         for _ in items:
             metrics.event("queued")
 
+    def replay_kept_aside(self, kinds: frozenset[str], limit: int | None = None) -> int:
+        """Queue events kept aside (for a bug, or bad input) again once their cause is fixed; each
+        is handled as if it had just arrived, and one already applied is finished, not re-applied."""
+        replayed, shards = self.events.replay(kinds, limit)
+        for shard in shards:
+            self.nudges.nudge_drain(shard)
+        return replayed
+
     def identify(self, customer_id: str, attributes: Mapping[str, Any]) -> Profile:
         """Create or update a profile now (contact points, zone, locale, consent, attributes)."""
         try:

@@ -11,9 +11,9 @@ import redis
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
-from orchestrator.runtime.event_queue import BUG, INPUT, KEPT_ASIDE_DROPPED, EventQueue
+from orchestrator.runtime.event_queue import BUG, INPUT, KEPT_ASIDE_DROPPED, EventQueue, encode
 from orchestrator.store import keys
-from tests.runtime.harness import write_templates
+from tests.runtime.harness import START, write_templates
 
 JOURNEY = """\
 id: hello
@@ -92,3 +92,19 @@ def test_import_reports_bad_lines(env: Path) -> None:
     result = CliRunner().invoke(cli, ["import", str(path), "--quiet"])
     assert result.exit_code == 0, result.output
     assert "imported 1 records, refused 1" in result.output and "line 2" in result.output
+
+
+def test_replay_events_queues_the_bugs_again_and_leaves_bad_input_unless_asked(
+    env: Path, redis_client: redis.Redis
+) -> None:
+    """`loyaloop replay-events` puts events kept aside for a bug back on their shard (bad input only
+    with --bad-input), takes them off the kept-aside list, and says how many."""
+    queue = EventQueue(redis_client)
+    queue.bury(encode("c1", "signup", {}, "ev-bug", START), "KeyError", BUG)
+    queue.bury(encode("c2", "signup", {}, "ev-input", START), "InputError", INPUT)
+    result = CliRunner().invoke(cli, ["replay-events"])
+    assert result.exit_code == 0, result.output
+    assert "queued 1 kept-aside event(s) again" in result.output
+    assert queue.depth() == 1 and [e["kind"] for e in queue.kept_aside()] == ["input"]
+    result = CliRunner().invoke(cli, ["replay-events", "--bad-input"])
+    assert "queued 1 kept-aside event(s) again" in result.output and queue.dead() == 0 and queue.depth() == 2
