@@ -21,6 +21,7 @@ from pydantic_core import ErrorDetails
 from orchestrator.errors import ConfigurationError, Problem, ValidationFailed
 from orchestrator.language.journey import CapRule, ChannelName, Duration, QuietWindow
 from orchestrator.language.located import problems_from
+from orchestrator.language.vouchers import VoucherPool
 from orchestrator.language.yamlfile import YamlDocument, read_yaml_file
 
 SETTINGS_FILE = "settings.yaml"
@@ -62,6 +63,10 @@ class Settings(BaseModel):
     defer_max: Duration = Field(default_factory=lambda: __import__("datetime").timedelta(days=3))
     #: Sends per second per channel, shared by every worker (protects against provider 429 storms).
     rate_limits: dict[ChannelName, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
+    #: Voucher pools by name (``send`` steps name one with ``voucher:``; see docs/journeys.md).
+    vouchers: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)], VoucherPool] = Field(
+        default_factory=dict
+    )
     #: Base URL of the public HTTP app, used in unsubscribe links.
     public_url: str = "http://127.0.0.1:8000"
 

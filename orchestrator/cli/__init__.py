@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "unsubscribe": "orchestrator.cli.consent:unsubscribe",
     "serve": "orchestrator.cli.serve:serve",
     "replay-events": "orchestrator.cli.events:replay_events",
+    "vouchers": "orchestrator.cli.vouchers:vouchers",
 }
 
 

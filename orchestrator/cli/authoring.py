@@ -28,6 +28,7 @@ from orchestrator.language.located import problems_from
 from orchestrator.language.profile import Profile
 from orchestrator.language.render import RenderedContent, Renderer, build_context, environment
 from orchestrator.language.schema import schema_text
+from orchestrator.language.vouchers import generated_code
 from orchestrator.language.yamlfile import read_yaml_file
 from orchestrator.message import sms_segments
 from orchestrator.settings import SETTINGS_FILE, Settings, environment_only_problems
@@ -139,6 +140,7 @@ def validate(paths: tuple[Path, ...], templates_dir: Path | None, no_plugins: bo
                 files=files,
                 filters=filters,
                 globals=globals_,
+                vouchers=settings.vouchers,
             )
             count += len(journeys)
         except ValidationFailed as exc:
@@ -265,7 +267,7 @@ def render(
     settings, settings_problems = _settings(folder)
     if settings_problems:
         raise ValidationFailed(settings_problems)
-    journeys = load_journeys(folder, templates, default_locale=settings.default_locale)
+    journeys = load_journeys(folder, templates, default_locale=settings.default_locale, vouchers=settings.vouchers)
     journey = _find_journey(journeys, journey_name)
     step = _send_step(journey, step_id)
     if channel is not None and channel not in step.channels:
@@ -299,6 +301,7 @@ def render(
         journey_name=journey.name,
         step_id=step.id,
         now=now,
+        voucher=_sample_voucher(settings, step.voucher),
     )
     used_channel = channel or step.send
     chosen_locale = locale or profile.locale or settings.default_locale
@@ -311,3 +314,14 @@ def render(
     if profile_file is None or (event_file is None and event):
         click.echo("note: sample data from catalogue.yaml (pass --profile / --event for a real customer)", err=True)
     click.echo(format_content(content))
+
+
+def _sample_voucher(settings: Settings, pool: str | None) -> dict[str, str] | None:
+    """What a preview shows for ``{{ voucher.code }}``: a code shaped like the pool's real ones
+    (a generated pool's format under a throw-away key), never a code taken from a pool."""
+    if pool is None:
+        return None
+    spec = settings.vouchers.get(pool)
+    if spec is not None and spec.kind == "generated":
+        return {"code": generated_code(b"preview", pool, "preview", spec)}
+    return {"code": "SAMPLE-CODE"}

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from orchestrator.cli.status_table import COLUMNS, decision_rows
+from orchestrator.cli.vouchers import stock_lines
 from orchestrator.errors import ConfigurationError
 from orchestrator.runtime.compose import build_timekeeping
 from orchestrator.runtime.event_queue import BUG, INPUT, KEPT_ASIDE, KEPT_ASIDE_DROPPED, EventQueue
@@ -92,6 +93,8 @@ def status() -> None:
     refused = store.refused_counts()
     console.print(f"refused inputs: {refused or 'none'}")
     console.print(f"counters: {store.counters() or 'none'}")
+    for line in stock_lines(settings, client):
+        console.print(f"vouchers: {line}", highlight=False)
 
 
 def _events_lines(events: EventQueue, counters: dict[str, int]) -> str:

@@ -95,7 +95,8 @@ def is_delivery_outcome(name: str) -> TypeGuard[DeliveryOutcomeName]:
 
 #: What one channel's attempt at a send came to: the outcomes a channel can reach, plus the
 #: attempt's own (``retry`` after a transient failure, ``no_channel`` when no plugin provides the
-#: channel, ``template_error`` when the message could not be rendered).
+#: channel, ``template_error`` when the message could not be rendered, ``voucher_empty`` when the
+#: step's voucher pool had no code left).
 ChannelOutcomeName = Literal[
     "sent",
     "capped",
@@ -107,6 +108,7 @@ ChannelOutcomeName = Literal[
     "retry",
     "no_channel",
     "template_error",
+    "voucher_empty",
 ]
 _CHANNEL_OUTCOMES: frozenset[str] = frozenset(get_args(ChannelOutcomeName))
 

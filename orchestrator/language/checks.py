@@ -33,6 +33,7 @@ from orchestrator.language.template_checks import (
     CONDITION_NAMES,
     DEFAULT_CHANNELS,
     TEMPLATE_NAMES,
+    VOUCHER,
     CheckContext,
     Scope,
     check_source,
@@ -392,6 +393,10 @@ def _channels_and_templates(journey: Journey, doc: YamlDocument, ctx: CheckConte
         if not isinstance(step, SendStep):
             continue
         here: DataPath = ("steps", index)
+        step_scope = scope
+        if step.voucher is not None:
+            step_scope = Scope((*TEMPLATE_NAMES, VOUCHER), trigger_fields, trigger_fields, entry.profile_fields)
+            problems += _voucher_pool(step.voucher, doc, (*here, "voucher"), ctx)
         places: list[tuple[DataPath, str]] = [((*here, "send"), step.send)]
         places += [((*here, "fallback", i), channel) for i, channel in enumerate(step.fallback)]
         for path, channel in places:
@@ -404,7 +409,7 @@ def _channels_and_templates(journey: Journey, doc: YamlDocument, ctx: CheckConte
                     )
                 )
                 continue
-            problems += check_template(step.template, channel, doc, (*here, "template"), scope, ctx)
+            problems += check_template(step.template, channel, doc, (*here, "template"), step_scope, ctx)
     if journey.quiet_hours:
         for channel in journey.quiet_hours:
             if channel not in ctx.channels:
@@ -427,3 +432,15 @@ __all__ = [
     "check_templates_folder",
     "successors",
 ]
+
+
+def _voucher_pool(pool: str, doc: YamlDocument, path: DataPath, ctx: CheckContext) -> list[Problem]:
+    """A send step's voucher pool must be declared in settings (where its kind and stock live)."""
+    if ctx.vouchers is None or pool in ctx.vouchers:
+        return []
+    hint = did_you_mean(pool, ctx.vouchers) or (
+        f"declared pools: {', '.join(sorted(ctx.vouchers))}"
+        if ctx.vouchers
+        else "declare it in settings.yaml under 'vouchers:', e.g. vouchers: {" + pool + ": {kind: pool}}"
+    )
+    return [doc.problem(path, f"unknown voucher pool {pool!r}", hint)]

@@ -194,6 +194,9 @@ class SendStep(StepBase):
     fallback: list[ChannelName] = Field(default_factory=list)
     on_capped: Literal["skip", "defer", "exit"] = "skip"
     to: Expression | None = None
+    #: A voucher pool declared in settings: the message's templates read ``{{ voucher.code }}``,
+    #: one code per run and step whatever channel carries it.
+    voucher: Annotated[str, Field(pattern=IDENTIFIER, max_length=64)] | None = None
 
     @property
     def channels(self) -> list[str]:

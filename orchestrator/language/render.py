@@ -263,9 +263,13 @@ def build_context(
     step_id: str = "",
     now: datetime,
     unsubscribe_url: str = "",
+    voucher: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The mapping templates see: ``profile`` is ``Profile.context()``, ``event`` the current event."""
+    """The mapping templates see: ``profile`` is ``Profile.context()``, ``event`` the current event,
+    ``voucher`` the code handed to this send when its step names a pool."""
+    extra = {} if voucher is None else {"voucher": dict(voucher)}
     return {
+        **extra,
         "profile": dict(profile),
         "event": dict(event or trigger or {}),
         "trigger": dict(trigger or {}),

@@ -29,7 +29,9 @@ CONDITION_NAMES = ("profile", "event", "trigger", "now", "journey")
 #: Names that ``mapping.name`` resolves to a dict method rather than the key.
 DICT_METHODS = frozenset(dir(dict))
 TEMPLATE_NAMES = (*CONDITION_NAMES, "step", "unsubscribe_url")
-FIXED_FIELDS = {"journey": {"id", "name"}, "step": {"id"}}
+#: What a send step with ``voucher:`` adds to its templates' names.
+VOUCHER = "voucher"
+FIXED_FIELDS = {"journey": {"id", "name"}, "step": {"id"}, VOUCHER: {"code"}}
 
 
 @dataclass
@@ -51,6 +53,8 @@ class CheckContext:
     channels: frozenset[str] = DEFAULT_CHANNELS
     env: GuardedEnvironment | None = None
     default_locale: str = "en"
+    #: The voucher pools settings declare (None: not checked, e.g. a journey checked on its own).
+    vouchers: frozenset[str] | None = None
     checked_files: dict[tuple[Path, str], list[Problem]] = field(default_factory=dict)
 
     def environment(self) -> GuardedEnvironment:
@@ -286,7 +290,7 @@ def check_templates_folder(ctx: CheckContext) -> tuple[int, list[Problem]]:
     root = ctx.templates_dir
     if not root.is_dir():
         return 0, [Problem(str(root), 1, 1, "the templates folder does not exist", "pass --templates DIR")]
-    scope = Scope(TEMPLATE_NAMES, None, None, None)
+    scope = Scope((*TEMPLATE_NAMES, VOUCHER), None, None, None)  # any template may serve a voucher step
     problems: list[Problem] = []
     paths = sorted(root.rglob("*.j2"))
     for path in paths:

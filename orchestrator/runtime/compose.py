@@ -89,7 +89,7 @@ def build_runtime(
     send_lease = settings.send_lease if send_lease is None else send_lease
     secret = signing_secret(settings, in_process=in_process)
     if journeys is None:
-        journeys = load_journeys(settings.journeys_dir, settings.templates_dir)
+        journeys = load_journeys(settings.journeys_dir, settings.templates_dir, vouchers=settings.vouchers)
     manager = pm if pm is not None else plugins.get_plugin_manager()
     if channels is None:
         channels = plugins.build_channels(settings, manager)
@@ -156,7 +156,7 @@ def build_timekeeping(settings: Settings, client: redis.Redis, *, timer_lease: f
     """The scheduler's parts on a Redis client (``decode_responses=True``); the timer lease is the
     settings' unless given."""
     store = Store(client)
-    journeys = load_journeys(settings.journeys_dir, settings.templates_dir)
+    journeys = load_journeys(settings.journeys_dir, settings.templates_dir, vouchers=settings.vouchers)
     return Timekeeping(
         store=store,
         timers=Timers(client, lease=settings.timer_lease if timer_lease is None else timer_lease),

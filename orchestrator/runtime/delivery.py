@@ -37,9 +37,11 @@ from orchestrator.language.profile import Profile
 from orchestrator.language.render import Renderer, build_context
 from orchestrator.message import Channel, Message
 from orchestrator.runtime.retry import backoff_delay
+from orchestrator.runtime.vouchers import VoucherCode, VoucherDesk
 from orchestrator.settings import Settings
 from orchestrator.store import Store
 from orchestrator.store.ratelimit import RateLimiter
+from orchestrator.store.vouchers import Vouchers
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,7 @@ FALL_THROUGH: frozenset[DeliveryOutcomeName] = frozenset({"no_address", "no_cons
 #: An attempt's outcome: a final one for the engine, or why it must be tried again at ``retry_at``.
 AttemptOutcomeName = DeliveryOutcomeName | Literal["retry", "busy", "rate_limited"]
 #: Stats an attempt counts under the step without a channel (the per-channel ones are ChannelOutcome).
-AttemptStat = Literal["deferred", "cap_deferred", "rate_limited"]
+AttemptStat = Literal["deferred", "cap_deferred", "rate_limited", "voucher_fallback"]
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ class Delivery:
         secret: bytes | None = None,
         claim_lease: float = 60.0,
         max_attempts: int = MAX_ATTEMPTS,
+        vouchers: Vouchers | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -121,6 +124,7 @@ class Delivery:
         self.secret = secret if secret is not None else signing_secret(settings)
         self.claim_lease = claim_lease
         self.max_attempts = max_attempts
+        self.vouchers = VoucherDesk(settings, vouchers or Vouchers(store.redis), self.secret)
 
     def attempt(
         self,
@@ -233,8 +237,16 @@ class Delivery:
             if wait > 0 and not self.ratelimiter.wait(name, max_wait=MAX_RATE_SLEEP):
                 self.store.release_delivery(profile.id, key)
                 return AttemptResult("rate_limited", name, retry_at=now + timedelta(seconds=MAX_RATE_SLEEP))
+        voucher = self.vouchers.code_for(journey, send.step_id, enrollment.run_id)
+        if voucher is not None and voucher.code is None:
+            self.gate.release(profile.id, key)
+            self.store.finish_delivery(profile.id, key, "failed")
+            note(ChannelOutcome("voucher_empty", name))
+            return AttemptResult("failed", name)
+        if voucher is not None and voucher.fallback:
+            note("voucher_fallback")
         try:
-            message = self._message(journey, enrollment, send, profile, channel, address, key, now)
+            message = self._message(journey, enrollment, send, profile, channel, address, key, now, voucher)
         except TemplateError as exc:
             log.warning("template failed", extra={"journey": journey.id, "step": send.step_id, "error": str(exc)})
             self.gate.release(profile.id, key)
@@ -302,6 +314,7 @@ class Delivery:
         address: str,
         key: str,
         now: datetime,
+        voucher: VoucherCode | None = None,
     ) -> Message:
         headers: dict[str, str] = {}
         link = ""
@@ -318,6 +331,7 @@ class Delivery:
             step_id=send.step_id,
             now=now,
             unsubscribe_url=link,
+            voucher=voucher.context() if voucher is not None else None,
         )
         locale = profile.locale or self.settings.default_locale
         content = self.renderer.render(channel.name, send.template, locale, ctx)

@@ -206,3 +206,19 @@ def dead_events() -> str:
     """List of events a worker could not handle for a reason other than a Redis outage (newest
     last, capped): kept with the error's name for inspection and replay, never retried blindly."""
     return f"{PREFIX}:events:dead"
+
+
+# --- voucher pools (one hash tag per pool) -----------------------------------------------------
+def voucher_free(pool: str) -> str:
+    """List of a pool's codes not handed out yet, in load order."""
+    return f"{PREFIX}:v:{{{pool}}}:free"
+
+
+def voucher_known(pool: str) -> str:
+    """Set of every code ever loaded into a pool, so a code is never loaded twice."""
+    return f"{PREFIX}:v:{{{pool}}}:known"
+
+
+def voucher_given(pool: str) -> str:
+    """Hash ``<run>:<step>`` → the code handed to that send (the same on every retry)."""
+    return f"{PREFIX}:v:{{{pool}}}:given"
