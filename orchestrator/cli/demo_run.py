@@ -22,6 +22,7 @@ from orchestrator.cli.status_table import channel_stat
 from orchestrator.engine.enrollment import ChannelOutcome, ChannelOutcomeName
 from orchestrator.language.journey import Journey, SendStep
 from orchestrator.settings import Settings
+from orchestrator.store.vouchers import Vouchers
 from orchestrator.workers.embedded import Embedded
 
 ZONES = (
@@ -165,6 +166,7 @@ def run_demo(
     began = time.perf_counter()
     with Embedded(settings, journeys=journeys, clock=clock, threads=4) as system:
         system.runtime.send_lease = 7 * 86400.0  # simulated time: a send never outlives its lease
+        load_demo_vouchers(settings, Vouchers(system.runtime.store.redis), customers)
         position = 0
         system.tick(start)
         while clock.now < end:
@@ -284,3 +286,11 @@ HEADERS = (
     "exited",
     "completed",
 )
+
+
+def load_demo_vouchers(settings: Settings, vouchers: Vouchers, count: int) -> None:
+    """Fill every ``kind: pool`` voucher pool with synthetic codes (``DEMO-BIRTHDAY-00001``…), as a
+    shop would with ``loyaloop vouchers load``, so the demo's rewards carry unique codes."""
+    for name, spec in settings.vouchers.items():
+        if spec.kind == "pool":
+            vouchers.load(name, [f"DEMO-{name.upper()}-{n:05d}" for n in range(1, count + 1)])

@@ -198,7 +198,7 @@ def test_render_a_push_fallback_channel(tmp_path: Path) -> None:
     code, out, _ = run(*render_args(tmp_path, "birthday", "birthday_wishes", "--channel", "push", "--locale", "en"))
     assert code == 0
     assert "Title: Happy birthday, Anna!" in out
-    assert 'Data: {"deep_link": "brightleaf://shop?code=BIRTHDAY20"}' in out
+    assert 'Data: {"deep_link": "brightleaf://shop?code=SAMPLE-CODE"}' in out
 
 
 @pytest.mark.parametrize(
