@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_core import ErrorDetails
 
 from orchestrator.errors import ConfigurationError, Problem, ValidationFailed
+from orchestrator.language.endpoints import Endpoint
 from orchestrator.language.journey import CapRule, ChannelName, Duration, QuietWindow
 from orchestrator.language.located import problems_from
 from orchestrator.language.vouchers import VoucherPool
@@ -65,6 +66,10 @@ class Settings(BaseModel):
     rate_limits: dict[ChannelName, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
     #: Voucher pools by name (``send`` steps name one with ``voucher:``; see docs/journeys.md).
     vouchers: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)], VoucherPool] = Field(
+        default_factory=dict
+    )
+    #: The shop's endpoints ``action`` steps call, by name (URLs and secrets from the environment).
+    endpoints: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)], Endpoint] = Field(
         default_factory=dict
     )
     #: Base URL of the public HTTP app, used in unsubscribe links.

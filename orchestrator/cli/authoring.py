@@ -140,6 +140,7 @@ def validate(paths: tuple[Path, ...], templates_dir: Path | None, no_plugins: bo
                 filters=filters,
                 globals=globals_,
                 vouchers=settings.vouchers,
+                endpoints=settings.endpoints,
             )
             count += len(journeys)
         except ValidationFailed as exc:
@@ -246,7 +247,13 @@ def render(
     settings, settings_problems = _settings(folder)
     if settings_problems:
         raise ValidationFailed(settings_problems)
-    journeys = load_journeys(folder, templates, default_locale=settings.default_locale, vouchers=settings.vouchers)
+    journeys = load_journeys(
+        folder,
+        templates,
+        default_locale=settings.default_locale,
+        vouchers=settings.vouchers,
+        endpoints=settings.endpoints,
+    )
     journey = _find_journey(journeys, journey_name)
     if all_steps == (step_id is not None):
         raise InputError("give either a STEP to render or --all-steps to walk the whole journey", field="step")

@@ -35,7 +35,9 @@ def demo(customers: int, days: int, seed: int, outbox: Path | None, journeys_dir
     settings.outbox_path = outbox or default_outbox()
     if settings.outbox_path.exists():
         settings.outbox_path.unlink()
-    journeys = load_journeys(settings.journeys_dir, settings.templates_dir, vouchers=settings.vouchers)
+    journeys = load_journeys(
+        settings.journeys_dir, settings.templates_dir, vouchers=settings.vouchers, endpoints=settings.endpoints
+    )
     if settings.redis_url:
         _scratch(settings.redis_url, flush)
     where = settings.redis_url or "in-process Redis (fakeredis)"

@@ -57,7 +57,9 @@ def send_test(
             names = ", ".join(s.name for s in seeds.seeds)
             raise InputError(f"no seed {only_seed!r} in {seed_file}; seeds: {names}", field="seed")
         seeds = type(seeds)(chosen)
-    journeys = load_journeys(settings.journeys_dir, settings.templates_dir, vouchers=settings.vouchers)
+    journeys = load_journeys(
+        settings.journeys_dir, settings.templates_dir, vouchers=settings.vouchers, endpoints=settings.endpoints
+    )
     journey = journeys.get(journey_id)
     if journey is None:
         raise InputError(f"no journey {journey_id!r}; journeys: {', '.join(sorted(journeys))}", field="journey")

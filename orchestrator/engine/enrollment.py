@@ -162,6 +162,11 @@ Signal = Started | TimerFired | EventArrived | Delivered
 # Actions: what the runtime must carry out, in order.
 
 
+#: The channel name a :class:`SendAction` carries for an ``action`` step (its ``template`` is the
+#: endpoint's name): the runtime calls the endpoint instead of a channel plugin.
+ACTION_CHANNEL = "action"
+
+
 @dataclass(frozen=True)
 class SendAction:
     """Hand a message to the deliver actor; the enrollment sits in ``sending`` until it answers."""

@@ -15,6 +15,7 @@ from croniter import croniter
 
 from orchestrator.errors import Problem
 from orchestrator.language.journey import (
+    ActionStep,
     BranchStep,
     DateTrigger,
     EventTrigger,
@@ -29,6 +30,7 @@ from orchestrator.language.journey import (
     WaitStep,
 )
 from orchestrator.language.located import did_you_mean
+from orchestrator.language.reward_checks import action_problems, body_texts, saved_names, voucher_pool_problems
 from orchestrator.language.template_checks import (
     CONDITION_NAMES,
     DEFAULT_CHANNELS,
@@ -371,6 +373,13 @@ def _expressions(journey: Journey, doc: YamlDocument, ctx: CheckContext) -> list
                 if isinstance(value, str) and ("{{" in value or "{%" in value):
                     templated = Scope(TEMPLATE_NAMES, inside.event_fields, trigger_fields, inside.profile_fields)
                     check((*here, "update", "set", name), value, templated, template=True)
+        elif isinstance(step, ActionStep):
+            templated = Scope(
+                TEMPLATE_NAMES, inside.event_fields, trigger_fields, inside.profile_fields, saved_names(journey)
+            )
+            for path, value in body_texts(step.body, (*here, "body")):
+                check(path, value, templated, template=True)
+            found.extend(action_problems(step, doc, here, ctx))
         elif isinstance(step, WaitStep) and isinstance(step.wait, WaitForEvent):
             fields = _fields_of(ctx, [step.wait.event])
             check(
@@ -388,15 +397,16 @@ def _channels_and_templates(journey: Journey, doc: YamlDocument, ctx: CheckConte
     # Messages are rendered with the trigger's properties as ``event`` (delivery happens later than
     # any awaited event), so only the trigger's fields are safe to use in a template.
     entry, _, trigger_fields = _scopes(journey, ctx)
-    scope = Scope(TEMPLATE_NAMES, trigger_fields, trigger_fields, entry.profile_fields)
+    saved = saved_names(journey)
+    scope = Scope(TEMPLATE_NAMES, trigger_fields, trigger_fields, entry.profile_fields, saved)
     for index, step in enumerate(journey.steps):
         if not isinstance(step, SendStep):
             continue
         here: DataPath = ("steps", index)
         step_scope = scope
         if step.voucher is not None:
-            step_scope = Scope((*TEMPLATE_NAMES, VOUCHER), trigger_fields, trigger_fields, entry.profile_fields)
-            problems += _voucher_pool(step.voucher, doc, (*here, "voucher"), ctx)
+            step_scope = Scope((*TEMPLATE_NAMES, VOUCHER), trigger_fields, trigger_fields, entry.profile_fields, saved)
+            problems += voucher_pool_problems(step.voucher, doc, (*here, "voucher"), ctx)
         places: list[tuple[DataPath, str]] = [((*here, "send"), step.send)]
         places += [((*here, "fallback", i), channel) for i, channel in enumerate(step.fallback)]
         for path, channel in places:
@@ -432,15 +442,3 @@ __all__ = [
     "check_templates_folder",
     "successors",
 ]
-
-
-def _voucher_pool(pool: str, doc: YamlDocument, path: DataPath, ctx: CheckContext) -> list[Problem]:
-    """A send step's voucher pool must be declared in settings (where its kind and stock live)."""
-    if ctx.vouchers is None or pool in ctx.vouchers:
-        return []
-    hint = did_you_mean(pool, ctx.vouchers) or (
-        f"declared pools: {', '.join(sorted(ctx.vouchers))}"
-        if ctx.vouchers
-        else "declare it in settings.yaml under 'vouchers:', e.g. vouchers: {" + pool + ": {kind: pool}}"
-    )
-    return [doc.problem(path, f"unknown voucher pool {pool!r}", hint)]

@@ -264,9 +264,11 @@ def build_context(
     now: datetime,
     unsubscribe_url: str = "",
     voucher: Mapping[str, Any] | None = None,
+    saved: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The mapping templates see: ``profile`` is ``Profile.context()``, ``event`` the current event,
-    ``voucher`` the code handed to this send when its step names a pool."""
+    ``voucher`` the code handed to this send when its step names a pool, ``saved`` what earlier
+    ``action`` steps of the run kept (``step.<save_as>``)."""
     extra = {} if voucher is None else {"voucher": dict(voucher)}
     return {
         **extra,
@@ -274,7 +276,7 @@ def build_context(
         "event": dict(event or trigger or {}),
         "trigger": dict(trigger or {}),
         "journey": {"id": journey_id, "name": journey_name},
-        "step": {"id": step_id},
+        "step": {**(saved or {}), "id": step_id},
         "now": now,
         "unsubscribe_url": unsubscribe_url,
     }

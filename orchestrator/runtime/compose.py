@@ -89,7 +89,9 @@ def build_runtime(
     send_lease = settings.send_lease if send_lease is None else send_lease
     secret = signing_secret(settings, in_process=in_process)
     if journeys is None:
-        journeys = load_journeys(settings.journeys_dir, settings.templates_dir, vouchers=settings.vouchers)
+        journeys = load_journeys(
+            settings.journeys_dir, settings.templates_dir, vouchers=settings.vouchers, endpoints=settings.endpoints
+        )
     manager = pm if pm is not None else plugins.get_plugin_manager()
     if channels is None:
         channels = plugins.build_channels(settings, manager)
@@ -110,7 +112,10 @@ def build_runtime(
         ratelimiter=RateLimiter.for_channels(client, settings) if settings.rate_limits else None,
         secret=secret,
         claim_lease=send_lease,
+        action_kinds=plugins.build_action_kinds(settings, manager),
     )
+    if delivery.caller is not None:
+        delivery.caller.check(journeys)  # an endpoint a journey calls must be configured before work starts
     return Runtime(
         settings=settings,
         store=store,
@@ -156,7 +161,9 @@ def build_timekeeping(settings: Settings, client: redis.Redis, *, timer_lease: f
     """The scheduler's parts on a Redis client (``decode_responses=True``); the timer lease is the
     settings' unless given."""
     store = Store(client)
-    journeys = load_journeys(settings.journeys_dir, settings.templates_dir, vouchers=settings.vouchers)
+    journeys = load_journeys(
+        settings.journeys_dir, settings.templates_dir, vouchers=settings.vouchers, endpoints=settings.endpoints
+    )
     return Timekeeping(
         store=store,
         timers=Timers(client, lease=settings.timer_lease if timer_lease is None else timer_lease),

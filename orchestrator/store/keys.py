@@ -222,3 +222,8 @@ def voucher_known(pool: str) -> str:
 def voucher_given(pool: str) -> str:
     """Hash ``<run>:<step>`` → the code handed to that send (the same on every retry)."""
     return f"{PREFIX}:v:{{{pool}}}:given"
+
+
+def saved_responses(customer_id: str) -> str:
+    """Hash ``<run>:<name>`` → JSON an ``action`` step kept (``save_as``) for the run's later templates."""
+    return _customer(customer_id, "saved")
