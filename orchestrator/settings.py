@@ -64,6 +64,9 @@ class Settings(BaseModel):
     defer_max: Duration = Field(default_factory=lambda: __import__("datetime").timedelta(days=3))
     #: Sends per second per channel, shared by every worker (protects against provider 429 storms).
     rate_limits: dict[ChannelName, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
+    #: How long after a friend arrives with a referral code their first order still credits the
+    #: referrer (``referral.converted``, see orchestrator/runtime/referrals.py).
+    referral_window: Duration = Field(default_factory=lambda: __import__("datetime").timedelta(days=30))
     #: Voucher pools by name (``send`` steps name one with ``voucher:``; see docs/journeys.md).
     vouchers: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)], VoucherPool] = Field(
         default_factory=dict

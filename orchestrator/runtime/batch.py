@@ -39,6 +39,7 @@ from orchestrator.runtime.delivery import AttemptResult
 from orchestrator.runtime.drain_slots import DrainSlots
 from orchestrator.runtime.event_queue import QueuedEvent
 from orchestrator.runtime.events import EventRunner
+from orchestrator.runtime.referrals import CODE_PROPERTY
 from orchestrator.runtime.timer_firing import TimerRunner
 from orchestrator.runtime.transitions import pending_updates
 from orchestrator.store import EventState, StoredEnrollment
@@ -124,6 +125,8 @@ class BatchRunner(EventRunner, TimerRunner):
                     duplicates += 1
                     continue
                 finished.append(event)
+                if self.referrals is not None and CODE_PROPERTY in event.properties:
+                    self.referrals.see(event.customer_id, event.name, event.properties, seen.profile, event.timestamp)
                 entries.extend(self._event_steps(event, seen, now))
             self.carry_out_many(entries)
         finally:

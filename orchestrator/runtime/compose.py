@@ -20,7 +20,9 @@ from orchestrator.language.render import Renderer
 from orchestrator.runtime.batch import sender_pool
 from orchestrator.runtime.delivery import Delivery, signing_secret
 from orchestrator.runtime.drain_slots import DrainSlots
+from orchestrator.runtime.event_queue import EventQueue
 from orchestrator.runtime.journey_book import JourneyBook
+from orchestrator.runtime.referrals import Referrals
 from orchestrator.runtime.runtime import Runtime
 from orchestrator.runtime.transitions import Clock, Dispatcher, utc_now
 from orchestrator.settings import Settings
@@ -127,6 +129,12 @@ def build_runtime(
         send_lease=send_lease,
         slots=DrainSlots(settings.batch_slots),
         senders=sender_pool(),
+        referrals=Referrals(
+            store,
+            EventQueue(client),
+            window=settings.referral_window,
+            nudge=dispatcher.drain if dispatcher is not None else None,
+        ),
     )
 
 

@@ -39,6 +39,8 @@ class EventRunner(EntryRunner):
             self.store.count("events_duplicate")
             metrics.event("duplicate")
             return "duplicate"
+        if self.referrals is not None:
+            self.referrals.see(customer_id, name, properties, seen.profile, timestamp)
         now = self.clock()
         event = EventArrived(name, dict(properties), event_id, timestamp)
         # Stats and replaced-timer clean-up of everything this event causes are written with the

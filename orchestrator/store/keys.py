@@ -227,3 +227,8 @@ def voucher_given(pool: str) -> str:
 def saved_responses(customer_id: str) -> str:
     """Hash ``<run>:<name>`` → JSON an ``action`` step kept (``save_as``) for the run's later templates."""
     return _customer(customer_id, "saved")
+
+
+def referral_codes() -> str:
+    """Hash referral code (upper-cased) → the customer who shares it (first owner keeps it)."""
+    return f"{PREFIX}:referral-codes"
