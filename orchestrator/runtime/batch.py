@@ -111,6 +111,7 @@ class BatchRunner(EventRunner, TimerRunner):
         states = self.store.read_events([(event.customer_id, event.event_id) for event in fast])
         now = self.clock()
         finished: list[QueuedEvent] = []
+        counted: list[Callable[[Any], None]] = []
         duplicates = 0
         # Stats and replaced-timer clean-up ride on the closing pipeline (see handle_event).
         deferred: list[Callable[[Any], None]] = []
@@ -124,6 +125,10 @@ class BatchRunner(EventRunner, TimerRunner):
                     duplicates += 1
                     continue
                 finished.append(event)
+                arrived = EventArrived(event.name, dict(event.properties), event.event_id, event.timestamp)
+                count = self._counted(event.customer_id, seen, arrived, now)
+                if count is not None:
+                    counted.append(count)
                 entries.extend(self._event_steps(event, seen, now))
             self.carry_out_many(entries)
         finally:
@@ -133,6 +138,8 @@ class BatchRunner(EventRunner, TimerRunner):
             for build in deferred:
                 build(pipe)
             self.store.record_many(((j, step, stat, n) for (j, step, stat), n in tally.items()), pipe=pipe)
+            for count in counted:
+                count(pipe)
             for event in finished:
                 self.store.finish_event(event.customer_id, event.event_id, pipe)
             if finished:
@@ -192,6 +199,7 @@ class BatchRunner(EventRunner, TimerRunner):
                 now=now,
                 settings_timezone=self.tz,
                 event_id=event.event_id,
+                global_holdout=self.settings.global_holdout,
             )
             steps.append(Step(None, decision, profile))
         return steps

@@ -21,6 +21,7 @@ from orchestrator.engine.enrollment import (
     SendAction,
     UpdateProfile,
 )
+from orchestrator.engine.measuring import Tally, tally
 from orchestrator.engine.run_ids import UPDATE_RUN_PREFIX
 from orchestrator.errors import StateConflict
 from orchestrator.language.journey import Journey
@@ -29,7 +30,7 @@ from orchestrator.runtime.delivery import Delivery
 from orchestrator.runtime.drain_slots import DrainSlots
 from orchestrator.runtime.journey_book import JourneyBook
 from orchestrator.settings import Settings
-from orchestrator.store import PendingUpdate, Store, StoredEnrollment, conflict, pending_json
+from orchestrator.store import FigureArgs, PendingUpdate, Store, StoredEnrollment, conflict, pending_json
 from orchestrator.store.timers import Timers
 
 #: Named after the public face, as before the split (log filters and dashboards match on it).
@@ -114,8 +115,10 @@ class DecisionRunner:
     def _queue_timers(
         self, pipe: Any, decision: Decision, timer: tuple[int, float] | None, updates: list[PendingUpdate] | None
     ) -> None:
-        """The decision's live timer and, with profile updates, their re-drive timer."""
+        """The decision's live timer and, with profile updates, their re-drive timer; and the
+        figures shard its compare-and-set counts in, listed in the index first."""
         enrollment = decision.enrollment
+        self.store.index_figures(pipe, {self.store.figures_member(enrollment)})
         if timer is not None and not enrollment.finished:
             self.timers.schedule(enrollment.customer_id, enrollment.run_id, timer[0], timer[1], pipe=pipe)
         if updates:
@@ -148,7 +151,14 @@ class DecisionRunner:
             timer=timer,
             claim=claim,
             pending=pending_json(updates) if updates else "",
+            figures=FigureArgs.of(self._tally(decision, created=stored is None)),
+            now=self.clock().timestamp(),
         )
+
+    def _tally(self, decision: Decision, *, created: bool) -> Tally:
+        """The measurement counts a decision earns, written by its own compare-and-set."""
+        journey = self.journey_of(decision.enrollment)
+        return tally(journey, decision, created=created, rules=self.settings.measure)
 
     def carry_out(
         self,
