@@ -214,9 +214,13 @@ def event_hits(
     now: datetime,
 ) -> list[Hit]:
     """What an event does to each of the customer's open windows: a goal met within its window
-    (with its value), and the KPI events within the KPI window.  Events before entry, after the
-    window, and the very event that started the run count for nothing."""
-    at = epoch(event.timestamp)
+    (with its value), and the KPI events within the KPI window.  Events after the window, and the
+    very event that started the run, count for nothing.
+
+    Windows are timed by the runtime's clock when the event is handled (``now``), as the entry
+    was: a customer's events are handled in order, so an event queued after the trigger is never
+    taken for one before the entry, however far the queue is behind its events' own timestamps."""
+    at = epoch(now)
     hits: list[Hit] = []
     for run_id, window in windows.items():
         if at < window.entered or event.event_id == window.trigger_event_id or at > window.expires:

@@ -77,7 +77,7 @@ class EventRunner(EntryRunner):
         hits = event_hits(windows, self.journeys.get, event, seen.profile, self.settings.measure, now)
         if not hits:
             return None
-        at = epoch(event.timestamp)
+        at = epoch(now)
         return lambda pipe: self.store.measure_event(pipe, customer_id, event.event_id, at, hits, windows)
 
     def _journeys_see(
