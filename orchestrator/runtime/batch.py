@@ -293,12 +293,12 @@ class BatchRunner(EventRunner, TimerRunner):
             ],
         )
         steps: list[Step] = []
-        later: list[tuple[StoredEnrollment, datetime, Notes]] = []
+        later: list[tuple[StoredEnrollment, datetime, Notes, bool]] = []
         for (stored, journey, profile, _claimed, _request), result in zip(ready, results, strict=True):
             send = stored.send
             assert send is not None
             if result.retry_at is not None:
-                later.append((stored, result.retry_at, result.notes))
+                later.append((stored, result.retry_at, result.notes, result.outcome == "deferred"))
                 continue
             signal = result.delivered(send.step_id)
             decide = _advance(journey, profile, signal, stored.enrollment.revision, now, self.tz)
@@ -346,15 +346,19 @@ class BatchRunner(EventRunner, TimerRunner):
 
         return send.channels[0], attempt
 
-    def _retry_later(self, later: list[tuple[StoredEnrollment, datetime, Notes]]) -> None:
-        """Sends to try again (quiet hours, a deferred cap, a transient failure): their timers."""
+    def _retry_later(self, later: list[tuple[StoredEnrollment, datetime, Notes, bool]]) -> None:
+        """Sends to try again (quiet hours, a deferred cap, a transient failure): their timers; a
+        deferred one (quiet hours, a cap) is counted ``deferred`` once per send."""
+        now = self.clock().timestamp()
 
         def write(pipe: Any) -> None:
-            for stored, retry_at, notes in later:
+            for stored, retry_at, notes, deferred in later:
                 run = (stored.enrollment.customer_id, stored.enrollment.run_id, stored.enrollment.revision)
                 due = retry_at.timestamp()
+                step_id = stored.send.step_id if stored.send is not None else ""
+                counted = (stored.enrollment, step_id, now) if deferred and step_id else None
                 self.timers.schedule(*run, due, pipe=pipe)
-                self.store.set_timer_field(*run, due, pipe=pipe)
+                self.store.set_timer_field(*run, due, pipe=pipe, deferred=counted)
                 self.store.record_many(notes, pipe=pipe)
 
         self.store.run(write)

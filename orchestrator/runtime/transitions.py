@@ -373,10 +373,12 @@ class DecisionRunner:
         result = self.delivery.attempt(journey, enrollment, stored.send, now=now, profile=recipient, claimed=claimed)
         if result.retry_at is not None:
             due = result.retry_at.timestamp()
+            step_id = stored.send.step_id
+            deferred = (enrollment, step_id, now.timestamp()) if result.outcome == "deferred" else None
 
             def later(pipe: Any) -> None:
                 self.timers.schedule(customer_id, run_id, revision, due, pipe=pipe)
-                self.store.set_timer_field(customer_id, run_id, revision, due, pipe=pipe)
+                self.store.set_timer_field(customer_id, run_id, revision, due, pipe=pipe, deferred=deferred)
                 self.store.record_many(result.notes, pipe=pipe)
 
             self.store.run(later)

@@ -25,7 +25,7 @@ from orchestrator.store.codec import (
     read_keys,
     with_updates,
 )
-from orchestrator.store.figures import NO_FIGURES, FigureArgs, index_member, shard_key
+from orchestrator.store.figures import NO_FIGURES, FigureArgs, deferred_text, index_member, shard_key
 from orchestrator.store.run_codec import split_runs
 from orchestrator.store.scripts import SEEN_TTL
 
@@ -231,12 +231,32 @@ class EnrollmentStore(StoreBase):
             self.evalsha(pipe, "cas_many", names, args)
         return [[index for customer_id in group for index in by_customer[customer_id]] for group in groups]
 
-    def set_timer_field(self, customer_id: str, run_id: str, revision: int, due: float, pipe: Any = None) -> None:
+    def set_timer_field(
+        self,
+        customer_id: str,
+        run_id: str,
+        revision: int,
+        due: float,
+        pipe: Any = None,
+        deferred: tuple[Enrollment, str, float] | None = None,
+    ) -> None:
         """Remember the live timer of an enrollment (a deferred send), so a later cancel finds it.
 
-        Only a live run has a timer: a finished or unknown one is left as it is."""
+        Only a live run has a timer: a finished or unknown one is left as it is.  ``deferred``
+        (the run, the send's step, now) counts the send ``deferred`` in the measurement record,
+        once per send however often it is put off (see :mod:`orchestrator.store.figures`)."""
+        names = [keys.runs(customer_id)]
         args = [run_id, str(revision), f"!{due!r}"]
+        if deferred is not None:
+            enrollment, step_id, now = deferred
+            names += [
+                keys.windows(customer_id),
+                shard_key(customer_id, enrollment.journey_id, enrollment.journey_version),
+            ]
+            args += [f"d|{run_id}|{revision}", deferred_text(step_id, now), repr(now)]
+            if pipe is not None:
+                self.index_figures(pipe, {self.figures_member(enrollment)})
         if pipe is None:
-            self._script("timer", [keys.runs(customer_id)], args)
+            self.run(lambda target: self.set_timer_field(customer_id, run_id, revision, due, target, deferred))
         else:
-            self.evalsha(pipe, "timer", [keys.runs(customer_id)], args)
+            self.evalsha(pipe, "timer", names, args)

@@ -16,12 +16,13 @@ string of ``|``-separated slots, in the order of :data:`WINDOW_SLOTS`.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
 from redis.crc import key_slot
 
-from orchestrator.engine.measuring import Hit, Tally, Window
+from orchestrator.engine.measuring import Hit, Tally, Window, day_of
 from orchestrator.measure.figures import ArmCounts, VersionFigures
 from orchestrator.store import keys
 from orchestrator.store.scripts import SEEN_TTL
@@ -135,7 +136,13 @@ def decode_window(text: str) -> Window:
 
 
 def decode_windows(fields: dict[str, str]) -> dict[str, Window]:
-    return {run_id: decode_window(text) for run_id, text in fields.items()}
+    """The windows of a windows hash (its ``d|…`` fields are the marks of deferred sends)."""
+    return {run_id: decode_window(text) for run_id, text in fields.items() if "|" not in run_id}
+
+
+def deferred_text(step_id: str, now: float) -> str:
+    """The figures text of one deferred send."""
+    return f"s|{step_id}|{day_of(datetime.fromtimestamp(now, UTC))}|deferred\t1"
 
 
 def figures_text(tally: Tally) -> str:

@@ -22,7 +22,7 @@ SCRIPTS = {
     "cas": lua.script(__name__, "lib_split", "lib_keep_timer", "lib_figures", "lib_cas", "cas"),
     "cas_many": lua.script(__name__, "lib_split", "lib_keep_timer", "lib_figures", "lib_cas", "cas_many"),
     "measure": lua.script(__name__, "lib_split", "lib_figures", "measure"),
-    "timer": lua.script(__name__, "lib_split", "timer"),
+    "timer": lua.script(__name__, "lib_split", "lib_figures", "timer"),
     "get": lua.script(__name__, "lib_split", "get"),
     "claim": lua.script(__name__, "claim"),
     "apply": lua.script(__name__, "apply"),

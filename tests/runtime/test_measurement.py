@@ -266,3 +266,34 @@ def test_loyalty_kpis_follow_the_settings_events(redis_url: str, tmp_path: Path)
         assert (counts.order_revenue_sum, counts.order_revenue_sumsq) == (10.0, 100.0)
         assert counts.redeemers == 1
         assert (counts.nps_responses, counts.nps_promoters, counts.nps_detractors) == (3, 1, 1)
+
+
+NIGHT = journey(
+    {
+        "id": "night",
+        "name": "Night",
+        "trigger": {"event": "signup"},
+        "steps": [{"id": "text", "send": "sms", "template": "hello"}],
+    }
+)
+
+
+def test_a_send_put_off_by_quiet_hours_is_counted_deferred_once(redis_url: str, tmp_path: Path) -> None:
+    """23:00 in Auckland: the text waits for the morning, counted ``deferred`` once, also when the
+    send is re-driven while still quiet; in the morning it is sent and counted ``sent:sms``."""
+    with running(redis_url, tmp_path, [NIGHT], settings={"quiet_hours": {"sms": "21:00-08:00"}}) as h:
+        h.api.identify("n1", {"phone": "+31612345678", "consent": {"sms": True}, "timezone": "Pacific/Auckland"})
+        h.api.track("n1", "signup")
+        h.settle()
+        (run_id,) = h.runtime.store.live_runs("n1")
+        stored = h.runtime.store.get_enrollment("n1", run_id)
+        assert stored is not None and stored.enrollment.status == "sending"
+        assert h.runtime.deliver("n1", run_id, stored.enrollment.revision) == "retry"
+        assert figures(h, "night").step_totals()["text"] == {"reached": 1, "deferred": 1}
+        h.tick(hours=10)
+        assert h.outbox() and figures(h, "night").step_totals()["text"] == {
+            "reached": 1,
+            "deferred": 1,
+            "sent": 1,
+            "sent:sms": 1,
+        }
