@@ -297,3 +297,36 @@ def test_a_send_put_off_by_quiet_hours_is_counted_deferred_once(redis_url: str, 
             "sent": 1,
             "sent:sms": 1,
         }
+
+
+BROADCAST = journey(
+    {
+        "id": "bcast",
+        "name": "Broadcast",
+        "trigger": {"schedule": "0 10 * * mon"},
+        "holdout": 50,
+        "goals": [{"event": "order.placed", "value": "properties.total"}],
+        "steps": [{"id": "news", "send": "email", "template": "hello"}],
+    }
+)
+
+
+def test_a_cohort_chunk_counts_each_entry_once_also_when_redelivered(redis_url: str, tmp_path: Path) -> None:
+    """A broadcast's chunk entered twice (a redelivered message) counts each entrant once, in its arm."""
+    ids = [f"b{n}" for n in range(12)]
+    with running(redis_url, tmp_path, [BROADCAST]) as h:
+        for cid in ids:
+            customer(h, cid)
+        h.settle()
+        assert h.runtime.enter_batch("bcast", ids, "2026-03-02", {}) == len(ids)
+        assert h.runtime.enter_batch("bcast", ids, "2026-03-02", {}) == 0
+        h.settle()
+        h.api.track(ids[0], "order.placed", {"total": 8})
+        h.settle()
+        arms = totals(h, "bcast")
+        held = {cid for cid in ids if is_holdout("bcast", cid, 50)}
+        assert arms["holdout"].entrants == len(held) and arms["treated"].entrants == len(ids) - len(held)
+        arm = "holdout" if ids[0] in held else "treated"
+        assert (arms[arm].converters, arms[arm].revenue_sum) == (1, 8.0)
+        steps = figures(h, "bcast").step_totals()["news"]
+        assert (steps["reached"], steps.get("sent", 0), steps.get("held", 0)) == (12, 12 - len(held), len(held))
