@@ -46,6 +46,7 @@ def _run_from(run: Run, step_id: str | None) -> Decision:
             return run.abort(current, "step_missing")
         run.enrollment.step_id = current
         run.enrollment.status = "active"
+        run.reached.append(current)
         try:
             outcome = execute(run, step)
         except TemplateError:
@@ -141,7 +142,7 @@ def advance(
             return run.abort(enrollment.step_id, "step_missing")
         outcome = signal.outcome
         run.enrollment.outcomes[step.id] = outcome
-        run.record(step.id, outcome)
+        run.record(step.id, outcome, signal.channel)
         if outcome in NON_FINAL_OUTCOMES:
             return run.decision()  # still sending: the runtime re-drives the delivery later
         if not isinstance(step, SendStep):

@@ -61,12 +61,13 @@ class Run:
     settings_timezone: str
     event: EventArrived | None
     actions: list[Action] = field(default_factory=list)
+    reached: list[str] = field(default_factory=list)
 
     def ctx(self) -> dict[str, Any]:
         return context(self.profile, self.enrollment, self.event, self.now, self.journey)
 
-    def record(self, step_id: str | None, stat: str) -> None:
-        self.actions.append(Record(step_id, stat))
+    def record(self, step_id: str | None, stat: str, channel: str | None = None) -> None:
+        self.actions.append(Record(step_id, stat, channel))
 
     def stop_waiting(self) -> None:
         self.enrollment.wait_until = None
@@ -85,7 +86,7 @@ class Run:
         return self.decision()
 
     def decision(self) -> Decision:
-        return Decision(self.enrollment, tuple(self.actions))
+        return Decision(self.enrollment, tuple(self.actions), tuple(self.reached))
 
 
 class _Pause:

@@ -28,6 +28,8 @@ from orchestrator.language.timeparse import format_duration, parse_duration, par
 
 IDENTIFIER = r"^[a-z][a-z0-9_]*$"
 EVENT_NAME = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
+#: Where a number sits in an event: ``properties.amount`` (or just ``amount``), dotted names only.
+VALUE_PATH = r"^[a-zA-Z_][a-zA-Z0-9_]*(\.[a-zA-Z_][a-zA-Z0-9_]*)*$"
 
 
 def _duration(value: Any) -> timedelta:
@@ -131,11 +133,22 @@ Trigger = Annotated[
 ]
 
 
+ValuePath = Annotated[str, Field(pattern=VALUE_PATH, max_length=200)]
+
+
 class Goal(Model):
-    """Ends an enrollment as converted: an event (optionally filtered) or a profile condition."""
+    """Ends an enrollment as converted: an event (optionally filtered) or a profile condition.
+
+    For proof of effect (docs/measuring.md) a goal event also counts as a conversion of every
+    entrant, treated or held out, when it comes ``within`` the window after entry (default: the
+    settings' ``measure.goal_window``), worth the number at ``value`` in the event
+    (``properties.amount``), whatever became of the run by then.
+    """
 
     event: EventName | None = None
     if_: Expression | None = Field(default=None, alias="if")
+    within: Duration | None = None
+    value: ValuePath | None = None
 
     @model_validator(mode="after")
     def _needs_something(self) -> Goal:

@@ -81,6 +81,13 @@ def delivered(customer_id: str) -> str:
     return _customer(customer_id, "delivered")
 
 
+def windows(customer_id: str) -> str:
+    """Hash run id → the run's open measurement window (entry, arms, what the customer did since;
+    format in :mod:`orchestrator.store.figures`), so conversions after the run ended still count.
+    The key expires when the last window closes."""
+    return _customer(customer_id, "win")
+
+
 # --- global ------------------------------------------------------------------------------------
 def timers(shard: int) -> str:
     """Sorted set of due timers (member → due epoch seconds), one per shard.
@@ -98,6 +105,19 @@ def timer_leases(shard: int) -> str:
 def journey_stats(journey_id: str) -> str:
     """Hash ``step:stat`` → count, for ``loyaloop demo`` and ``loyaloop status``."""
     return f"{PREFIX}:stats:{journey_id}"
+
+
+def figures(tag: str, journey_id: str, version: str) -> str:
+    """Hash of one journey version's exact measurement counts, one shard per Cluster slot: ``tag``
+    hashes to the slot of the customers it counts, so the script that moves a customer's run also
+    counts (fields in :mod:`orchestrator.store.figures`)."""
+    return f"{PREFIX}:fig:{{{tag}}}:{journey_id}:{version}"
+
+
+def figures_index() -> str:
+    """Set of ``<journey>|<version>|<tag>``: every figures shard that may hold counts (the reader
+    sums them); written before the first count of a shard, never after."""
+    return f"{PREFIX}:fig:index"
 
 
 def journey_version(journey_id: str, version: str) -> str:

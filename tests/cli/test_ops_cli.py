@@ -62,6 +62,21 @@ def test_identify_track_and_status_from_the_command_line(env: Path) -> None:
     assert status.exit_code == 0, status.output
     assert "hello" in status.output and "entered" in status.output and "timers:" in status.output
     assert "events: 0 queued, 0 kept aside" in status.output
+    one = runner.invoke(cli, ["status", "--customer", "c1"])
+    assert one.exit_code == 0, one.output
+    assert "customer c1: not in the global control group (0 %)" in one.output
+    assert "window hello-" in one.output and "arms treated" in one.output
+
+
+def test_status_tells_the_global_control_group_and_a_customer_s_membership(env: Path) -> None:
+    """``global_holdout`` in settings.yaml is shown by status; a member is told apart by id alone."""
+    (env / "journeys" / "settings.yaml").write_text("global_holdout: 100\n", encoding="utf-8")
+    runner = CliRunner()
+    status = runner.invoke(cli, ["status"])
+    assert status.exit_code == 0, status.output
+    assert "global control group: 100 % of customers" in " ".join(status.output.split())
+    one = runner.invoke(cli, ["status", "--customer", "anyone"])
+    assert "customer anyone: IN the global control group (100 %)" in one.output
 
 
 def test_status_shows_events_kept_aside_by_why_and_those_dropped(env: Path, redis_client: redis.Redis) -> None:
