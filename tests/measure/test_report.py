@@ -16,7 +16,7 @@ from orchestrator.measure.render_html import render_html
 from orchestrator.measure.render_text import render_csv, render_json, render_table
 from orchestrator.measure.report import Comparison, build_report, compare
 from orchestrator.measure.statistics import newcombe
-from tests.measure.world import WELCOME_NAME, receipts, welcome, winback, world
+from tests.measure.world import WELCOME_NAME, welcome, winback, world
 
 
 def _by_label(comparisons: list[Comparison]) -> dict[str, Comparison]:

@@ -29,10 +29,10 @@ def welcome() -> VersionFigures:
                 ),
             },
             "holdout": {
-                "2026-11-01": ArmCounts(entrants=600, converters=48, revenue_sum=2160.0, revenue_sumsq=2160.0 * 80, orders=70),
-                "2026-11-02": ArmCounts(entrants=400, converters=32, revenue_sum=1440.0, revenue_sumsq=1440.0 * 80, orders=50),
+                "2026-11-01": ArmCounts(entrants=600, converters=48, revenue_sum=2160, revenue_sumsq=172800, orders=70),
+                "2026-11-02": ArmCounts(entrants=400, converters=32, revenue_sum=1440, revenue_sumsq=115200, orders=50),
             },
-            "control": {"2026-11-01": ArmCounts(entrants=500, converters=40, revenue_sum=1800.0, revenue_sumsq=1800.0 * 80)},
+            "control": {"2026-11-01": ArmCounts(entrants=500, converters=40, revenue_sum=1800.0, revenue_sumsq=144e3)},
         },
         steps={
             "hello": {
