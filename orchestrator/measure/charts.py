@@ -15,6 +15,7 @@ import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.measure.report import Comparison, Report, StepRow
@@ -59,7 +60,7 @@ def _svg(figure: Figure) -> str:
 def funnel_chart(steps: list[StepRow]) -> str:
     """Entrants reaching each step and messages sent from it, top step first."""
     names = [row.step for row in steps][::-1]
-    with _figure(6.4, 0.45 * len(steps) + 0.9) as (figure, axes):
+    with _figure(9.0, 0.4 * len(steps) + 0.9) as (figure, axes):
         positions = range(len(names))
         axes.barh(
             [p + 0.2 for p in positions], [r.reached for r in steps][::-1], 0.4, label="reached", color=_COLOURS[0]
@@ -74,7 +75,7 @@ def funnel_chart(steps: list[StepRow]) -> str:
 def lift_chart(comparisons: list[Comparison]) -> str:
     """Each lift in percentage points with its 95 % interval as a bar, zero marked."""
     labels = [c.label for c in comparisons][::-1]
-    with _figure(6.4, 0.42 * len(comparisons) + 1.0) as (figure, axes):
+    with _figure(9.0, 0.3 * len(comparisons) + 1.0) as (figure, axes):
         for position, c in enumerate(comparisons[::-1]):
             colour = _COLOURS[2] if c.lift.lower > 0 else _COLOURS[3] if c.lift.upper < 0 else _COLOURS[5]
             axes.plot([100 * c.lift.lower, 100 * c.lift.upper], [position, position], color=colour, linewidth=5)
@@ -88,12 +89,18 @@ def lift_chart(comparisons: list[Comparison]) -> str:
 
 def daily_chart(daily: dict[str, dict[str, int]], ylabel: str) -> str:
     """One line per series (a channel, a gate outcome) over days."""
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
     days = sorted(daily)
+    when = [date.fromisoformat(day) for day in days]
     series = sorted({name for counts in daily.values() for name in counts})
-    with _figure(6.4, 2.6) as (figure, axes):
+    with _figure(9.0, 2.8) as (figure, axes):
+        locator = AutoDateLocator(maxticks=10)
+        axes.xaxis.set_major_locator(locator)
+        axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
         for index, name in enumerate(series):
             axes.plot(
-                days,
+                when,
                 [daily[day].get(name, 0) for day in days],
                 marker="o",
                 markersize=3,
@@ -101,7 +108,6 @@ def daily_chart(daily: dict[str, dict[str, int]], ylabel: str) -> str:
                 color=_COLOURS[index % len(_COLOURS)],
             )
         axes.set_ylabel(ylabel)
-        axes.tick_params(axis="x", labelrotation=45)
         if series:
             axes.legend(frameon=False, fontsize=8)
         return _svg(figure)

@@ -79,7 +79,8 @@ class Comparison:
     relative_lift: Interval | None
     p_value: float
     test: str
-    #: Revenue per customer, a - b, with Welch's interval; None below two entrants an arm.
+    #: Revenue per customer, a - b, with Welch's interval; None below two entrants an arm, or
+    #: when neither arm has any goal value.
     revenue: WelchResult | None
     #: Lift x entrants of ``a``: conversions and revenue that would not have happened without it.
     incremental_conversions: Interval
@@ -245,9 +246,11 @@ def compare(kind: Kind, label: str, arm_a: str, a: ArmCounts, arm_b: str, b: Arm
     ratio = risk_ratio(ca, a.entrants, cb, b.entrants)
     relative = None if ratio is None else Interval(ratio.estimate - 1, ratio.lower - 1, ratio.upper - 1)
     p, test = p_value(ca, a.entrants, cb, b.entrants)
-    revenue = welch(
-        Moments(a.entrants, a.revenue_sum, a.revenue_sumsq), Moments(b.entrants, b.revenue_sum, b.revenue_sumsq)
-    )
+    revenue = None
+    if a.revenue_sum or b.revenue_sum:  # a goal without a value has no revenue to compare
+        revenue = welch(
+            Moments(a.entrants, a.revenue_sum, a.revenue_sumsq), Moments(b.entrants, b.revenue_sum, b.revenue_sumsq)
+        )
     baseline = cb / b.entrants if b.entrants else 0.0
     mde = minimum_detectable_effect(baseline, a.entrants, b.entrants)
     shortfall = None
