@@ -89,15 +89,15 @@ def lift_chart(comparisons: list[Comparison]) -> str:
 
 def daily_chart(daily: dict[str, dict[str, int]], ylabel: str) -> str:
     """One line per series (a channel, a gate outcome) over days."""
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 
     days = sorted(daily)
-    when = [date.fromisoformat(day) for day in days]
+    when = [float(date2num(date.fromisoformat(day))) for day in days]  # type: ignore[no-untyped-call]
     series = sorted({name for counts in daily.values() for name in counts})
     with _figure(9.0, 2.8) as (figure, axes):
-        locator = AutoDateLocator(maxticks=10)
+        locator = AutoDateLocator(maxticks=10)  # type: ignore[no-untyped-call]
         axes.xaxis.set_major_locator(locator)
-        axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+        axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
         for index, name in enumerate(series):
             axes.plot(
                 when,
