@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "replay-events": "orchestrator.cli.events:replay_events",
     "vouchers": "orchestrator.cli.vouchers:vouchers",
     "send-test": "orchestrator.cli.send_test:send_test",
+    "report": "orchestrator.cli.report:report",
 }
 
 
