@@ -51,11 +51,19 @@ def render_csv(report: Report) -> str:
     writer.writerow(["journey_id", "version", "section", "subject", "metric", "value"])
     for v in report.versions:
         for row in _version_rows(v):
-            writer.writerow([v.journey_id, v.version, *row])
+            writer.writerow([_cell(value) for value in (v.journey_id, v.version, *row)])
     if report.programme is not None:
         for row in _comparison_rows(report.programme):
-            writer.writerow(["*", "*", *row])
+            writer.writerow([_cell(value) for value in ("*", "*", *row)])
     return out.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    """Text a spreadsheet would run as a formula (a journey name such as ``=HYPERLINK(…)``) is
+    prefixed with an apostrophe, which spreadsheets show as text; numbers are left as they are."""
+    if isinstance(value, str) and value.startswith(("=", "+", "-", "@", "\t", "\r")):
+        return "'" + value
+    return value
 
 
 def _version_rows(v: VersionReport) -> list[list[Any]]:

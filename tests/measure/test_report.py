@@ -163,3 +163,13 @@ def test_a_dollar_in_a_name_is_not_math() -> None:
     figures = welcome().model_copy(update={"name": "Save $5 now, $10 later"})
     page = render_html(build_report([figures]))
     assert "Save $5 now, $10 later: treated vs holdout" in page
+
+
+def test_csv_cells_never_run_as_spreadsheet_formulas() -> None:
+    """A journey name is written by a marketer; opened in a spreadsheet it must stay text."""
+    figures = welcome().model_copy(update={"name": '=HYPERLINK("http://x","y")'})
+    rows = list(csv.DictReader(io.StringIO(render_csv(build_report([figures])))))
+    name = next(r["value"] for r in rows if r["metric"] == "name")
+    assert name == '\'=HYPERLINK("http://x","y")'
+    lower = next(r["value"] for r in rows if r["metric"] == "lift_lower")
+    assert float(lower) > 0  # numbers are untouched
