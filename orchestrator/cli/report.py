@@ -118,8 +118,8 @@ def read_figures(source: FiguresSource, journeys: Sequence[str]) -> list[Version
 
 @click.command()
 @click.argument("journeys", nargs=-1)
-@click.option("--since", help="First entry day to count (YYYY-MM-DD, UTC); default: the first.")
-@click.option("--until", help="Last entry day to count (YYYY-MM-DD, UTC, inclusive); default: the last.")
+@click.option("--since", metavar="DATE", help="First entry day to count (YYYY-MM-DD, UTC); default: the first.")
+@click.option("--until", metavar="DATE", help="Last entry day to count (YYYY-MM-DD, UTC, included); default: the last.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option(
     "--out",
