@@ -181,7 +181,10 @@ def welch(a: Moments, b: Moments, confidence: float = CONFIDENCE) -> WelchResult
     se = math.sqrt(va + vb)
     if se == 0:
         return WelchResult(Interval(diff, diff, diff), 0.0, float(a.n + b.n - 2), 1.0 if diff == 0 else 0.0)
-    df = (va + vb) ** 2 / (va * va / (a.n - 1) + vb * vb / (b.n - 1))
+    # Welch-Satterthwaite, written with each arm's share of the variance so that tiny variances
+    # do not underflow to 0 / 0.
+    share_a, share_b = va / (va + vb), vb / (va + vb)
+    df = 1 / (share_a * share_a / (a.n - 1) + share_b * share_b / (b.n - 1))
     half = t_quantile(1 - (1 - confidence) / 2, df) * se
     t = diff / se
     return WelchResult(Interval(diff, diff - half, diff + half), t, df, 2 * t_sf(abs(t), df))
