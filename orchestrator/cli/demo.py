@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.cli.demo_run import HEADERS, default_outbox, rows, run_demo
+from orchestrator.cli.report import DEFAULT_HTML, FORMATS, produce_report
 from orchestrator.errors import ConfigurationError
 from orchestrator.language.loader import load_journeys
 from orchestrator.settings import load_settings
@@ -23,7 +24,27 @@ from orchestrator.settings import load_settings
 @click.option(
     "--flush", is_flag=True, help="With REDIS_URL: empty that Redis database first (it must be a scratch one)."
 )
-def demo(customers: int, days: int, seed: int, outbox: Path | None, journeys_dir: Path | None, flush: bool) -> None:
+@click.option(
+    "--report",
+    "report_format",
+    type=click.Choice(FORMATS),
+    help="Then the proof-of-effect report of the run's own counts (as `loyaloop report`), in this format.",
+)
+@click.option(
+    "--report-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"Write the report to this file (html goes to {DEFAULT_HTML} without it).",
+)
+def demo(
+    customers: int,
+    days: int,
+    seed: int,
+    outbox: Path | None,
+    journeys_dir: Path | None,
+    flush: bool,
+    report_format: str | None,
+    report_out: Path | None,
+) -> None:
     """Run every journey for synthetic customers (en and nl, several time zones) on an accelerated
     clock, through the real actors, timers, gate and channels, then print a table per journey and
     step.  With no REDIS_URL everything runs in-process and messages go to a local outbox file."""
@@ -65,6 +86,15 @@ def demo(customers: int, days: int, seed: int, outbox: Path | None, journeys_dir
         f"{result.events} events, {result.messages} messages in {result.seconds:.1f}s "
         f"({result.days} simulated days). Outbox: {result.outbox}"
     )
+    if report_format is not None:
+        # The embedded store lives only in this process: its counts are reported before it goes.
+        text = produce_report(result.figures, fmt=report_format)
+        target = report_out or (DEFAULT_HTML if report_format == "html" else None)
+        if target is None:
+            click.echo(text, nl=False)
+        else:
+            target.write_text(text, encoding="utf-8")
+            console.print(f"report: {target}")
 
 
 def _scratch(url: str, flush: bool) -> None:

@@ -164,9 +164,9 @@ def _version_block(v: VersionReport) -> Group:
     if v.comparisons:
         parts.append(_comparisons_table(v.comparisons))
     if v.steps:
-        steps = _table("step", "reached", "sent", "per channel", *v.gate)
+        steps = _table("step", "reached", "sent", "per channel", *v.gate, labels=[row.step for row in v.steps])
         for row in v.steps:
-            channels = ", ".join(f"{ch} {n:,}" for ch, n in row.sent_per_channel.items()) or "-"
+            channels = "\n".join(f"{ch} {n:,}" for ch, n in row.sent_per_channel.items()) or "-"
             steps.add_row(
                 row.step, f"{row.reached:,}", f"{row.sent:,}", channels, *(f"{n:,}" for n in row.gate.values())
             )
@@ -193,9 +193,11 @@ def _comparisons_table(comparisons: list[Comparison]) -> Group:
     return Group(table, *(Text(f"  {c.label}: {c.verdict}") for c in comparisons))
 
 
-def _table(first: str, *numeric: str) -> Table:
+def _table(first: str, *numeric: str, labels: list[str] | None = None) -> Table:
+    """A table whose first column keeps its labels whole up to 20 characters (wider ones fold)."""
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, expand=False, padding=(0, 1))
-    table.add_column(first, overflow="fold", max_width=24)
+    widest = max((len(label) for label in labels or []), default=len(first))
+    table.add_column(first, overflow="fold", min_width=min(widest, 20), max_width=24)
     for heading in numeric:
         table.add_column(heading, justify="right", overflow="fold")
     return table

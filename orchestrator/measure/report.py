@@ -256,7 +256,8 @@ def compare(kind: Kind, label: str, arm_a: str, a: ArmCounts, arm_b: str, b: Arm
     shortfall = None
     for arm, converters in ((arm_b, cb), (arm_a, ca)):
         if converters < MIN_CONVERSIONS:
-            shortfall = f"{converters:,} conversions in the {_arm_label(arm)}, need {MIN_CONVERSIONS}"
+            noun = "conversion" if converters == 1 else "conversions"
+            shortfall = f"{converters:,} {noun} in the {_arm_label(arm)}, need {MIN_CONVERSIONS}"
             break
     partial = Comparison(
         kind=kind,
@@ -332,8 +333,12 @@ def _step_row(step: str, outcomes: dict[str, int]) -> StepRow:
 
 
 def pp(rate: float) -> str:
-    """A rate difference in percentage points, one decimal (0.021 → "2.1")."""
-    return f"{100 * rate:.1f}"
+    """A rate difference in percentage points, one decimal (0.021 → "2.1"); a limit closer to zero
+    than 0.05 pp keeps two significant digits, so an interval just above zero never reads "0.0"."""
+    points = 100 * rate
+    if 0 < abs(points) < 0.05:
+        return f"{points:.2g}"
+    return f"{points:.1f}"
 
 
 def _arm_label(arm: str) -> str:

@@ -14,7 +14,7 @@ import pytest
 from orchestrator.measure.figures import ArmCounts, VersionFigures
 from orchestrator.measure.render_html import render_html
 from orchestrator.measure.render_text import render_csv, render_json, render_table
-from orchestrator.measure.report import Comparison, build_report, compare
+from orchestrator.measure.report import Comparison, build_report, compare, pp
 from orchestrator.measure.statistics import newcombe
 from tests.measure.world import WELCOME_NAME, welcome, winback, world
 
@@ -173,3 +173,17 @@ def test_csv_cells_never_run_as_spreadsheet_formulas() -> None:
     assert name == '\'=HYPERLINK("http://x","y")'
     lower = next(r["value"] for r in rows if r["metric"] == "lift_lower")
     assert float(lower) > 0  # numbers are untouched
+
+
+def test_an_interval_just_above_zero_never_reads_zero() -> None:
+    """ "adds … (95 % CI 0.0 to 3.1), keep" would contradict itself; tiny limits keep two digits."""
+    assert pp(0.021) == "2.1"
+    assert pp(0.000004) == "0.0004"
+    assert pp(-0.0003) == "-0.03"
+    assert pp(0.0) == "0.0"
+
+
+def test_one_conversion_is_singular() -> None:
+    a, b = ArmCounts(entrants=500, converters=40), ArmCounts(entrants=50, converters=1)
+    verdict = compare("holdout", "treated vs holdout", "treated", a, "holdout", b).verdict
+    assert verdict == "not enough data yet: 1 conversion in the holdout, need 10"
