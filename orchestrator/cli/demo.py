@@ -27,7 +27,9 @@ from orchestrator.settings import load_settings
 @click.option(
     "--report",
     "report_format",
-    type=click.Choice(FORMATS),
+    type=click.Choice((*FORMATS, "none")),
+    default="table",
+    show_default=True,
     help="Then the proof-of-effect report of the run's own counts (as `loyaloop report`), in this format.",
 )
 @click.option(
@@ -42,7 +44,7 @@ def demo(
     outbox: Path | None,
     journeys_dir: Path | None,
     flush: bool,
-    report_format: str | None,
+    report_format: str,
     report_out: Path | None,
 ) -> None:
     """Run every journey for synthetic customers (en and nl, several time zones) on an accelerated
@@ -86,7 +88,7 @@ def demo(
         f"{result.events} events, {result.messages} messages in {result.seconds:.1f}s "
         f"({result.days} simulated days). Outbox: {result.outbox}"
     )
-    if report_format is not None:
+    if report_format != "none":
         # The embedded store lives only in this process: its counts are reported before it goes.
         text = produce_report(result.figures, fmt=report_format)
         target = report_out or (DEFAULT_HTML if report_format == "html" else None)

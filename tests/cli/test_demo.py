@@ -27,6 +27,8 @@ def test_the_demo_runs_every_shipped_journey_embedded_and_prints_the_table(
         assert journey_id in result.output
     assert outbox.exists() and outbox.read_text(encoding="utf-8").count("\n") > 20
     assert str(outbox) in result.output.replace("\n", "")
+    # It ends with the proof-of-effect report of its own run (`--report none` leaves it out).
+    assert "Proof of effect" in result.output and "verdict:" in result.output
 
 
 @pytest.mark.slow
