@@ -15,6 +15,11 @@ if [[ "${1:-}" == "--bench" ]]; then
   fi
   BENCH=1
 fi
+# The HTML report's browser test (tests/measure/test_report_browser.py) drives Debian's chromium
+# through Playwright; no browser is ever downloaded (never `playwright install`).
+if ! command -v chromium >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi
 if [[ ! -x node_modules/.bin/prism ]]; then
   npm install --no-save --no-audit --no-fund --silent @stoplight/prism-cli@5 >/dev/null
 fi

@@ -34,6 +34,10 @@ COMMANDS: dict[str, str] = {
     "unsubscribe": "orchestrator.cli.consent:unsubscribe",
     "serve": "orchestrator.cli.serve:serve",
     "doctor": "orchestrator.cli.doctor:doctor",
+    "replay-events": "orchestrator.cli.events:replay_events",
+    "vouchers": "orchestrator.cli.vouchers:vouchers",
+    "send-test": "orchestrator.cli.send_test:send_test",
+    "report": "orchestrator.cli.report:report",
 }
 
 

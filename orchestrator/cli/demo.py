@@ -8,6 +8,7 @@ import click
 from rich.console import Console
 
 from orchestrator.cli.demo_run import SEND_HEADINGS, default_outbox, journey_row, run_demo, step_rows
+from orchestrator.cli.report import DEFAULT_HTML, FORMATS, produce_report
 from orchestrator.cli.status_table import JOURNEY_COLUMNS, LEGEND, counts_table
 from orchestrator.errors import ConfigurationError
 from orchestrator.language.loader import load_journeys
@@ -29,6 +30,19 @@ from orchestrator.settings import load_settings
 @click.option(
     "--flush", is_flag=True, help="With REDIS_URL: empty that Redis database first (it must be a scratch one)."
 )
+@click.option(
+    "--report",
+    "report_format",
+    type=click.Choice((*FORMATS, "none")),
+    default="table",
+    show_default=True,
+    help="Then the proof-of-effect report of the run's own counts (as `loyaloop report`), in this format.",
+)
+@click.option(
+    "--report-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"Write the report to this file (html goes to {DEFAULT_HTML} without it).",
+)
 def demo(
     customers: int,
     days: int,
@@ -37,6 +51,8 @@ def demo(
     journeys_dir: Path | None,
     templates_dir: Path | None,
     flush: bool,
+    report_format: str,
+    report_out: Path | None,
 ) -> None:
     """Run every journey for synthetic customers (en and nl, several time zones) on an accelerated
     clock, through the real actors, timers, gate and channels, then print a table per journey and
@@ -49,7 +65,9 @@ def demo(
     settings.outbox_path = outbox or default_outbox()
     if settings.outbox_path.exists():
         settings.outbox_path.unlink()
-    journeys = load_journeys(settings.journeys_dir, settings.templates_dir)
+    journeys = load_journeys(
+        settings.journeys_dir, settings.templates_dir, vouchers=settings.vouchers, endpoints=settings.endpoints
+    )
     if settings.redis_url:
         _scratch(settings.redis_url, flush)
     where = settings.redis_url or "in-process Redis (fakeredis)"
@@ -72,6 +90,15 @@ def demo(
         f"{result.events} events, {result.messages} messages in {result.seconds:.1f}s "
         f"({result.days} simulated days). Outbox: {result.outbox}"
     )
+    if report_format != "none":
+        # The embedded store lives only in this process: its counts are reported before it goes.
+        text = produce_report(result.figures, fmt=report_format)
+        target = report_out or (DEFAULT_HTML if report_format == "html" else None)
+        if target is None:
+            click.echo(text, nl=False)
+        else:
+            target.write_text(text, encoding="utf-8")
+            console.print(f"report: {target}")
 
 
 def _scratch(url: str, flush: bool) -> None:

@@ -18,10 +18,13 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from orchestrator.cli.demo_response import Happening, Responder, merge
 from orchestrator.cli.status_table import COLUMNS, JOURNEY_COLUMNS, channel_stat
 from orchestrator.engine.enrollment import ChannelOutcome, ChannelOutcomeName
 from orchestrator.language.journey import Journey, SendStep
+from orchestrator.measure.figures import VersionFigures
 from orchestrator.settings import Settings
+from orchestrator.store.vouchers import Vouchers
 from orchestrator.workers.embedded import Embedded
 
 ZONES = (
@@ -55,17 +58,6 @@ class SimClock:
         return self.now
 
 
-@dataclass(order=True)
-class Happening:
-    """One thing a synthetic customer does at a simulated moment."""
-
-    at: datetime
-    order: int
-    kind: str = field(compare=False)
-    customer_id: str = field(compare=False)
-    payload: dict[str, Any] = field(compare=False, default_factory=dict)
-
-
 @dataclass
 class DemoResult:
     journeys: dict[str, Journey]
@@ -76,6 +68,8 @@ class DemoResult:
     events: int
     seconds: float
     messages: int
+    #: The exact measurement record of every journey version (for ``loyaloop report``'s figures).
+    figures: list[VersionFigures] = field(default_factory=list)
 
 
 def synthetic_story(customers: int, days: int, start: datetime, rng: random.Random) -> list[Happening]:
@@ -163,8 +157,10 @@ def run_demo(
     story = synthetic_story(customers, days, start, rng)
     end = start + timedelta(days=days)
     began = time.perf_counter()
+    responder = Responder(settings.outbox_path)
     with Embedded(settings, journeys=journeys, clock=clock, threads=4) as system:
         system.runtime.send_lease = 7 * 86400.0  # simulated time: a send never outlives its lease
+        load_demo_vouchers(settings, Vouchers(system.runtime.store.redis), customers)
         position = 0
         system.tick(start)
         while clock.now < end:
@@ -184,15 +180,25 @@ def run_demo(
                 position += 1
             system.settle()
             system.tick(clock.now)
+            merge(story, position, responder.reactions(clock.now, _reaction_order))
             if progress is not None:
                 progress(clock.now, position)
         stats = {journey_id: system.runtime.store.stats(journey_id) for journey_id in journeys}
+        figures = system.runtime.store.version_figures()
     outbox = settings.outbox_path
     messages = 0
     if outbox.exists():
         with outbox.open(encoding="utf-8") as handle:
             messages = sum(1 for _ in handle)
-    return DemoResult(journeys, stats, outbox, customers, days, len(story), time.perf_counter() - began, messages)
+    took = time.perf_counter() - began
+    return DemoResult(journeys, stats, outbox, customers, days, len(story), took, messages, figures)
+
+
+def _reaction_order(customer_id: str, number: int) -> dict[str, Any]:
+    """The order a customer places because a message reached them (see demo_response)."""
+    product = PRODUCTS[number % len(PRODUCTS)]
+    item = dict(product, quantity=1)
+    return {"order_id": f"R-{number}", "total": float(product["price"]), "currency": "EUR", "items": [item]}
 
 
 def _quantum(moment: datetime) -> datetime:
@@ -244,3 +250,11 @@ def step_rows(journey: Journey, stats: dict[str, int]) -> list[list[str]]:
 
 #: Headings of the demo's sends table: the gate's columns, then the step's holdout.
 SEND_HEADINGS = (*(heading for heading, _outcome in COLUMNS), "hold")
+
+
+def load_demo_vouchers(settings: Settings, vouchers: Vouchers, count: int) -> None:
+    """Fill every ``kind: pool`` voucher pool with synthetic codes (``DEMO-BIRTHDAY-00001``…), as a
+    shop would with ``loyaloop vouchers load``, so the demo's rewards carry unique codes."""
+    for name, spec in settings.vouchers.items():
+        if spec.kind == "pool":
+            vouchers.load(name, [f"DEMO-{name.upper()}-{n:05d}" for n in range(1, count + 1)])

@@ -6,12 +6,16 @@ import os
 import signal
 import sys
 import threading
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import click
 
 from orchestrator.cli.startup import require_ready
 from orchestrator.cli.status_table import COLUMNS, LEGEND, counts_table, decision_rows
+from orchestrator.cli.vouchers import stock_lines
+from orchestrator.engine.bucketing import is_global_control
+from orchestrator.engine.measuring import arm_of
 from orchestrator.errors import ConfigurationError
 from orchestrator.runtime.compose import build_timekeeping
 from orchestrator.runtime.event_queue import BUG, INPUT, KEPT_ASIDE, KEPT_ASIDE_DROPPED, EventQueue
@@ -69,9 +73,10 @@ def scheduler(idle: float) -> None:
 
 
 @click.command()
-def status() -> None:
+@click.option("--customer", default=None, help="Show one customer: control group, live runs, measurement windows.")
+def status(customer: str | None) -> None:
     """Per journey and step counts and gate decisions, refused inputs, queue depths, queued and kept-aside
-    events, due timers and the oldest lag."""
+    events, due timers and the oldest lag; with --customer, that customer's arms and windows."""
     import time
 
     import redis
@@ -84,6 +89,9 @@ def status() -> None:
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     store, timers = Store(client), Timers(client)
     console = Console()
+    if customer is not None:
+        console.print(customer_lines(store, customer, settings.global_holdout))
+        return
     table = Table(title="Journeys")
     for column in ("journey", "step", "stat", "count"):
         table.add_column(column, justify="right" if column == "count" else "left")
@@ -113,6 +121,43 @@ def status() -> None:
     refused = store.refused_counts()
     console.print(f"refused inputs: {refused or 'none'}")
     console.print(f"counters: {store.counters() or 'none'}")
+    for line in stock_lines(settings, client):
+        console.print(f"vouchers: {line}", highlight=False)
+    console.print(control_line(settings.global_holdout))
+
+
+def control_line(percent: float) -> str:
+    """The programme-wide control group as ``status`` shows it."""
+    if percent <= 0:
+        return "global control group: none (set global_holdout in settings.yaml)"
+    return (
+        f"global control group: {percent:g} % of customers (by customer id), never messaged by a marketing "
+        "journey; `loyaloop status --customer ID` tells one customer's membership"
+    )
+
+
+def customer_lines(store: Store, customer_id: str, percent: float) -> str:
+    """One customer's membership of the global control group, live runs with their arm, and open
+    measurement windows (what their next events may still count for)."""
+    member = is_global_control(customer_id, percent)
+    lines = [
+        f"customer {customer_id}: " + ("IN" if member else "not in") + f" the global control group ({percent:g} %)",
+    ]
+    live = store.live_runs(customer_id)
+    for stored in store.get_enrollments(customer_id, live):
+        enrollment = stored.enrollment
+        lines.append(
+            f"  live run {enrollment.run_id}: {enrollment.journey_id} {enrollment.journey_version}, "
+            f"arm {arm_of(enrollment)}, {enrollment.status} at {enrollment.step_id or '-'}"
+        )
+    for run_id, window in sorted(store.open_windows(customer_id).items()):
+        closes = datetime.fromtimestamp(window.expires, UTC).strftime("%Y-%m-%d %H:%M")
+        done = "converted" if window.converted else "not converted"
+        lines.append(
+            f"  window {run_id}: {window.journey_id} {window.version}, arms {', '.join(window.arms)}, "
+            f"entered {window.day}, {done}, {window.orders} orders, open until {closes} UTC"
+        )
+    return "\n".join(lines)
 
 
 def _events_lines(events: EventQueue, counters: dict[str, int]) -> str:

@@ -15,6 +15,7 @@ from croniter import croniter
 
 from orchestrator.errors import Problem
 from orchestrator.language.journey import (
+    ActionStep,
     BranchStep,
     DateTrigger,
     EventTrigger,
@@ -29,10 +30,12 @@ from orchestrator.language.journey import (
     WaitStep,
 )
 from orchestrator.language.located import did_you_mean
+from orchestrator.language.reward_checks import action_problems, body_texts, saved_names, voucher_pool_problems
 from orchestrator.language.template_checks import (
     CONDITION_NAMES,
     DEFAULT_CHANNELS,
     TEMPLATE_NAMES,
+    VOUCHER,
     CheckContext,
     Scope,
     check_source,
@@ -375,6 +378,13 @@ def _expressions(journey: Journey, doc: YamlDocument, ctx: CheckContext) -> list
                 if isinstance(value, str) and ("{{" in value or "{%" in value):
                     templated = Scope(TEMPLATE_NAMES, inside.event_fields, trigger_fields, inside.profile_fields)
                     check((*here, "update", "set", name), value, templated, template=True)
+        elif isinstance(step, ActionStep):
+            templated = Scope(
+                TEMPLATE_NAMES, inside.event_fields, trigger_fields, inside.profile_fields, saved_names(journey)
+            )
+            for path, value in body_texts(step.body, (*here, "body")):
+                check(path, value, templated, template=True)
+            found.extend(action_problems(step, doc, here, ctx))
         elif isinstance(step, WaitStep) and isinstance(step.wait, WaitForEvent):
             fields = _fields_of(ctx, [step.wait.event])
             check(
@@ -392,11 +402,18 @@ def _channels_and_templates(journey: Journey, doc: YamlDocument, ctx: CheckConte
     # One rule for conditions and templates (engine/context.py): ``event`` is the trigger's
     # properties with an awaited event's laid over them once a wait caught it.
     _, inside, trigger_fields = _scopes(journey, ctx)
-    scope = Scope(TEMPLATE_NAMES, inside.event_fields, trigger_fields, inside.profile_fields)
+    saved = saved_names(journey)
+    scope = Scope(TEMPLATE_NAMES, inside.event_fields, trigger_fields, inside.profile_fields, saved)
     for index, step in enumerate(journey.steps):
         if not isinstance(step, SendStep):
             continue
         here: DataPath = ("steps", index)
+        step_scope = scope
+        if step.voucher is not None:
+            step_scope = Scope(
+                (*TEMPLATE_NAMES, VOUCHER), scope.event_fields, trigger_fields, scope.profile_fields, saved
+            )
+            problems += voucher_pool_problems(step.voucher, doc, (*here, "voucher"), ctx)
         places: list[tuple[DataPath, str]] = [((*here, "send"), step.send)]
         places += [((*here, "fallback", i), channel) for i, channel in enumerate(step.fallback)]
         for path, channel in places:
@@ -409,7 +426,7 @@ def _channels_and_templates(journey: Journey, doc: YamlDocument, ctx: CheckConte
                     )
                 )
                 continue
-            problems += check_template(step.template, channel, doc, (*here, "template"), scope, ctx)
+            problems += check_template(step.template, channel, doc, (*here, "template"), step_scope, ctx)
     if journey.quiet_hours:
         for channel in journey.quiet_hours:
             if channel not in ctx.channels:

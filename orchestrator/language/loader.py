@@ -145,11 +145,14 @@ def load_journeys(
     files: Iterable[Path] | None = None,
     filters: dict[str, Callable[..., Any]] | None = None,
     globals: dict[str, Any] | None = None,
+    vouchers: Iterable[str] | None = None,
+    endpoints: Iterable[str] | None = None,
 ) -> dict[str, Journey]:
     """Every journey of a folder by id; raises :class:`ValidationFailed` with the problems of all files.
 
     ``channels`` are the names the plugin registry knows; ``filters`` and ``globals`` are the
-    plugins' template additions, so templates using them validate.
+    plugins' template additions, so templates using them validate; ``vouchers`` the pools settings
+    declare (None leaves a step's pool unchecked), ``endpoints`` the endpoints (likewise).
     """
     problems: list[Problem] = []
     catalogue: Catalogue | None = None
@@ -159,6 +162,8 @@ def load_journeys(
         problems.extend(exc.problems)
     ctx = _context(templates_dir, catalogue, channels, default_locale, None)
     ctx.env = environment(Path(templates_dir), filters, globals)
+    ctx.vouchers = frozenset(vouchers) if vouchers is not None else None
+    ctx.endpoints = frozenset(endpoints) if endpoints is not None else None
     journeys: dict[str, Journey] = {}
     where: dict[str, tuple[YamlDocument, str]] = {}
     for path in files if files is not None else journey_files(journeys_dir):

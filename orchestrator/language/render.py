@@ -296,14 +296,20 @@ def build_context(
     step_id: str = "",
     now: datetime,
     unsubscribe_url: str = "",
+    voucher: Mapping[str, Any] | None = None,
+    saved: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The mapping templates see: ``profile`` is ``Profile.context()``, ``event`` the current event."""
+    """The mapping templates see: ``profile`` is ``Profile.context()``, ``event`` the current event,
+    ``voucher`` the code handed to this send when its step names a pool, ``saved`` what earlier
+    ``action`` steps of the run kept (``step.<save_as>``)."""
+    extra = {} if voucher is None else {"voucher": dict(voucher)}
     return {
+        **extra,
         "profile": dict(profile),
         "event": dict(event or trigger or {}),
         "trigger": dict(trigger or {}),
         "journey": {"id": journey_id, "name": journey_name},
-        "step": {"id": step_id},
+        "step": {**(saved or {}), "id": step_id},
         "now": now,
         "unsubscribe_url": unsubscribe_url,
     }

@@ -20,8 +20,10 @@ from orchestrator.language.render import Renderer
 from orchestrator.runtime.batch import sender_pool
 from orchestrator.runtime.delivery import Delivery, signing_secret
 from orchestrator.runtime.drain_slots import DrainSlots
+from orchestrator.runtime.event_queue import EventQueue
 from orchestrator.runtime.journey_book import JourneyBook
 from orchestrator.runtime.readiness import marketing_senders
+from orchestrator.runtime.referrals import Referrals
 from orchestrator.runtime.runtime import Runtime
 from orchestrator.runtime.transitions import Clock, Dispatcher, utc_now
 from orchestrator.settings import Settings
@@ -90,7 +92,9 @@ def build_runtime(
     timer_lease = settings.timer_lease if timer_lease is None else timer_lease
     send_lease = settings.send_lease if send_lease is None else send_lease
     if journeys is None:
-        journeys = load_journeys(settings.journeys_dir, settings.templates_dir)
+        journeys = load_journeys(
+            settings.journeys_dir, settings.templates_dir, vouchers=settings.vouchers, endpoints=settings.endpoints
+        )
     secret = _secret(settings, journeys, in_process=in_process)
     manager = pm if pm is not None else plugins.get_plugin_manager()
     if channels is None:
@@ -112,7 +116,10 @@ def build_runtime(
         ratelimiter=RateLimiter.for_channels(client, settings) if settings.rate_limits else None,
         secret=secret,
         claim_lease=send_lease,
+        action_kinds=plugins.build_action_kinds(settings, manager),
     )
+    if delivery.caller is not None:
+        delivery.caller.check(journeys)  # an endpoint a journey calls must be configured before work starts
     return Runtime(
         settings=settings,
         store=store,
@@ -124,6 +131,12 @@ def build_runtime(
         send_lease=send_lease,
         slots=DrainSlots(settings.batch_slots),
         senders=sender_pool(),
+        referrals=Referrals(
+            store,
+            EventQueue(client),
+            window=settings.referral_window,
+            nudge=dispatcher.drain if dispatcher is not None else None,
+        ),
     )
 
 
@@ -173,7 +186,9 @@ def build_timekeeping(
     settings' unless given, the journeys those checked at start-up unless None (then loaded)."""
     store = Store(client)
     if journeys is None:
-        journeys = load_journeys(settings.journeys_dir, settings.templates_dir)
+        journeys = load_journeys(
+            settings.journeys_dir, settings.templates_dir, vouchers=settings.vouchers, endpoints=settings.endpoints
+        )
     return Timekeeping(
         store=store,
         timers=Timers(client, lease=settings.timer_lease if timer_lease is None else timer_lease),

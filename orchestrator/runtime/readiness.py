@@ -121,6 +121,8 @@ def check_startup(
             default_locale=settings.default_locale,
             filters=plugins.template_filters(manager),
             globals=plugins.template_globals(manager),
+            vouchers=settings.vouchers,
+            endpoints=settings.endpoints,
         )
     except ValidationFailed as exc:
         found.problems.extend(str(problem) for problem in exc.problems)

@@ -194,11 +194,36 @@ def test_render_an_email_with_event_and_locale(tmp_path: Path) -> None:
     assert "--- html ---" in out and 'href="https://brightleaf.example/reorder/S1"' in out
 
 
+def test_render_all_steps_walks_the_journey_with_every_message_in_order(tmp_path: Path) -> None:
+    """The win-back for one customer: the 60-day wait, then each message at its moment, rendered in
+    the profile's locale, and the end of the run."""
+    code, out, _ = run(*render_args(tmp_path, "winback", "--all-steps"))
+    assert code == 0, out
+    steps = [line.split()[:3] for line in out.splitlines() if line.startswith(" ") and "│" not in line]
+    assert steps == [
+        ["+0m", "sixty_days", "wait"],
+        ["+60d00h", "miss_you_email", "send"],
+        ["+60d00h", "one_week", "wait"],
+        ["+67d00h", "offer_sms", "send"],
+        ["+67d00h", "two_weeks", "wait"],
+        ["+81d00h", "last_email", "send"],
+        ["+81d00h", "end", "completed"],
+    ]
+    assert "│ Subject: We missen je, Anna" in out and "SMS: " in out and "--- html ---" not in out
+
+
+def test_render_all_steps_shows_the_branch_each_condition_takes(tmp_path: Path) -> None:
+    code, out, _ = run(*render_args(tmp_path, "activation", "--all-steps"))
+    assert code == 0, out
+    assert "check_profile          branch  goes to nudge: no condition holds" in out
+    assert "waits up to 3.0 days for app.opened" in out
+
+
 def test_render_a_push_fallback_channel(tmp_path: Path) -> None:
     code, out, _ = run(*render_args(tmp_path, "birthday", "birthday_wishes", "--channel", "push", "--locale", "en"))
     assert code == 0
     assert "Title: Happy birthday, Anna!" in out
-    assert 'Data: {"deep_link": "brightleaf://shop?code=BIRTHDAY20"}' in out
+    assert 'Data: {"deep_link": "brightleaf://shop?code=SAMPLE-CODE"}' in out
 
 
 @pytest.mark.parametrize(
@@ -211,6 +236,8 @@ def test_render_a_push_fallback_channel(tmp_path: Path) -> None:
         ),
         (("welcome", "zzz"), "journey 'welcome' has no step 'zzz'"),
         (("welcome", "welcome_email", "--channel", "sms"), "sends on email, not 'sms'"),
+        (("welcome",), "give either a STEP to render or --all-steps"),
+        (("welcome", "welcome_email", "--all-steps"), "give either a STEP to render or --all-steps"),
     ],
 )
 def test_render_mistakes_are_one_line_errors(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,8 @@ def test_the_demo_runs_every_shipped_journey_embedded_and_prints_the_table(
         assert journey_id in result.output
     assert outbox.exists() and outbox.read_text(encoding="utf-8").count("\n") > 20
     assert str(outbox) in result.output.replace("\n", "")
+    # It ends with the proof-of-effect report of its own run (`--report none` leaves it out).
+    assert "Proof of effect" in result.output and "verdict:" in result.output
 
 
 @pytest.mark.slow
@@ -48,6 +51,24 @@ def test_the_demo_runs_on_a_real_redis_when_redis_url_is_set(
     assert redis_url in result.output and outbox.exists()
     assert client.exists("lp:stats:welcome")
     client.close()
+
+
+@pytest.mark.slow
+def test_the_demo_reports_the_proof_of_effect_of_its_embedded_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The embedded store lives only inside the demo's process, so the demo itself hands its counts
+    to the report: every shipped marketing journey with entrants and a verdict."""
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("LOYALOOP_SECRET_KEY", raising=False)
+    target = tmp_path / "report.json"
+    args = ["demo", "--customers", "40", "--days", "30", "--outbox", str(tmp_path / "outbox.jsonl")]
+    result = CliRunner().invoke(cli, [*args, "--report", "json", "--report-out", str(target)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(target.read_text(encoding="utf-8"))
+    welcome = next(v for v in report["versions"] if v["journey_id"] == "welcome")
+    assert welcome["entrants"] > 0 and welcome["verdict"]
+    assert {arm["arm"] for arm in welcome["arms"]} >= {"treated"}
 
 
 def test_the_report_rows_read_the_per_channel_counters_as_before() -> None:

@@ -11,9 +11,9 @@ import redis
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
-from orchestrator.runtime.event_queue import BUG, INPUT, KEPT_ASIDE_DROPPED, EventQueue
+from orchestrator.runtime.event_queue import BUG, INPUT, KEPT_ASIDE_DROPPED, EventQueue, encode
 from orchestrator.store import Store, keys
-from tests.runtime.harness import write_templates
+from tests.runtime.harness import START, write_templates
 
 JOURNEY = """\
 id: hello
@@ -62,6 +62,21 @@ def test_identify_track_and_status_from_the_command_line(env: Path) -> None:
     assert status.exit_code == 0, status.output
     assert "hello" in status.output and "entered" in status.output and "timers:" in status.output
     assert "events: 0 queued, 0 kept aside" in status.output
+    one = runner.invoke(cli, ["status", "--customer", "c1"])
+    assert one.exit_code == 0, one.output
+    assert "customer c1: not in the global control group (0 %)" in one.output
+    assert "window hello-" in one.output and "arms treated" in one.output
+
+
+def test_status_tells_the_global_control_group_and_a_customer_s_membership(env: Path) -> None:
+    """``global_holdout`` in settings.yaml is shown by status; a member is told apart by id alone."""
+    (env / "journeys" / "settings.yaml").write_text("global_holdout: 100\n", encoding="utf-8")
+    runner = CliRunner()
+    status = runner.invoke(cli, ["status"])
+    assert status.exit_code == 0, status.output
+    assert "global control group: 100 % of customers" in " ".join(status.output.split())
+    one = runner.invoke(cli, ["status", "--customer", "anyone"])
+    assert "customer anyone: IN the global control group (100 %)" in one.output
 
 
 def test_status_shows_events_kept_aside_by_why_and_those_dropped(env: Path, redis_client: redis.Redis) -> None:
@@ -146,3 +161,19 @@ def test_status_shows_unknown_events_with_a_did_you_mean(env: Path) -> None:
         worker.stop()
     status = runner.invoke(cli, ["status"])
     assert "unknown events (no journey listens): 'order.deliverd': 2 (did you mean 'order.delivered'?)" in status.output
+
+
+def test_replay_events_queues_the_bugs_again_and_leaves_bad_input_unless_asked(
+    env: Path, redis_client: redis.Redis
+) -> None:
+    """`loyaloop replay-events` puts events kept aside for a bug back on their shard (bad input only
+    with --bad-input), takes them off the kept-aside list, and says how many."""
+    queue = EventQueue(redis_client)
+    queue.bury(encode("c1", "signup", {}, "ev-bug", START), "KeyError", BUG)
+    queue.bury(encode("c2", "signup", {}, "ev-input", START), "InputError", INPUT)
+    result = CliRunner().invoke(cli, ["replay-events"])
+    assert result.exit_code == 0, result.output
+    assert "queued 1 kept-aside event(s) again" in result.output
+    assert queue.depth() == 1 and [e["kind"] for e in queue.kept_aside()] == ["input"]
+    result = CliRunner().invoke(cli, ["replay-events", "--bad-input"])
+    assert "queued 1 kept-aside event(s) again" in result.output and queue.dead() == 0 and queue.depth() == 2
