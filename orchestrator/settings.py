@@ -87,6 +87,9 @@ class Settings(BaseModel):
     defer_max: Duration = Field(default_factory=lambda: __import__("datetime").timedelta(days=3))
     #: Sends per second per channel, shared by every worker (protects against provider 429 storms).
     rate_limits: dict[ChannelName, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
+    #: An event older than this when a worker handles it starts no journey (counted as
+    #: ``too_old`` per journey); a journey's own ``max_event_age`` overrides it.
+    max_event_age: Duration = Field(default_factory=lambda: __import__("datetime").timedelta(hours=24))
     #: How long after a friend arrives with a referral code their first order still credits the
     #: referrer (``referral.converted``, see orchestrator/runtime/referrals.py).
     referral_window: Duration = Field(default_factory=lambda: __import__("datetime").timedelta(days=30))
