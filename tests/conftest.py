@@ -1,4 +1,5 @@
-"""Shared fixtures: a real redis-server per test session, flushed before each test that uses it."""
+"""Shared fixtures: a real redis-server per test session, flushed before each test that uses it; a real
+three-master Redis Cluster and a real RabbitMQ node for the scale-out tests, started only when a test asks."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from tests.cluster_server import RedisClusterServers
+from tests.rabbitmq_server import RabbitMQServer, unavailable_reason
 from tests.redis_server import RedisServer
 
 
@@ -30,3 +33,45 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    """A real three-master Redis Cluster for the session (about 2 s to start)."""
+    servers = RedisClusterServers().start()
+    yield servers
+    servers.cleanup()
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: RedisClusterServers) -> str:
+    """The cluster's ``redis+cluster://`` URL, every master flushed (keys and scripts) first."""
+    redis_cluster.flush()
+    return redis_cluster.url
+
+
+@pytest.fixture
+def cluster_client(cluster_url: str, redis_cluster: RedisClusterServers) -> Iterator[redis.RedisCluster]:
+    client = redis_cluster.client()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_server() -> Iterator[RabbitMQServer]:
+    """A real RabbitMQ node for the session (about 5 s to start), apart from any system one.
+
+    Skipped, with the reason in the summary, only when the package is not installed; a RabbitMQ that
+    is installed but fails to start is an error.
+    """
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"RabbitMQ unavailable: {reason}")
+    server = RabbitMQServer().start()
+    yield server
+    server.cleanup()
+
+
+def pytest_report_header() -> str:
+    reason = unavailable_reason()
+    return "rabbitmq: " + ("available (tests start their own node)" if reason is None else f"SKIPPED: {reason}")

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Install everything the tests need (redis-server, Prism, the package with its test extras)
+# Install everything the tests need (redis-server, rabbitmq-server, Prism, the package with its test extras)
 # and run the whole suite.  Safe to run again: installed parts are reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! command -v redis-server >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
+fi
+# RabbitMQ for the scale-out tests (they start their own node on free ports; the system one stays off).
+if [[ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]]; then
+  apt-get update -qq && apt-get install -y -qq rabbitmq-server >/dev/null
 fi
 if [[ ! -x node_modules/.bin/prism ]]; then
   npm install --no-save --no-audit --no-fund --silent @stoplight/prism-cli@5 >/dev/null

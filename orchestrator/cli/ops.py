@@ -16,9 +16,10 @@ from orchestrator.runtime.compose import build_timekeeping
 from orchestrator.runtime.event_queue import BUG, INPUT, KEPT_ASIDE, KEPT_ASIDE_DROPPED, EventQueue
 from orchestrator.settings import load_settings
 from orchestrator.store import Store, keys
+from orchestrator.store.connect import open_redis
 from orchestrator.store.timers import Timers
-from orchestrator.workers.actors import QUEUES
 from orchestrator.workers.broker import dead_worker_sweeper, setup
+from orchestrator.workers.queue_broker import queue_depths
 from orchestrator.workers.scheduler import Scheduler
 
 if TYPE_CHECKING:
@@ -38,13 +39,11 @@ def worker(processes: int, threads: int) -> None:
 @click.option("--idle", default=0.2, show_default=True, help="Seconds to sleep when nothing was due.")
 def scheduler(idle: float) -> None:
     """Fire due timers, start scheduled broadcasts and plan birthdays; run as many as you like."""
-    import redis
-
     settings = load_settings()
     if not settings.redis_url:
         raise ConfigurationError("REDIS_URL is not set; export REDIS_URL=redis://host:6379/0")
     broker, actors = setup(settings)
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = open_redis(settings)
     parts = build_timekeeping(settings, client)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -62,14 +61,14 @@ def status() -> None:
     events, due timers and the oldest lag."""
     import time
 
-    import redis
     from rich.console import Console
     from rich.table import Table
 
     settings = load_settings()
     if not settings.redis_url:
         raise ConfigurationError("REDIS_URL is not set; export REDIS_URL=redis://host:6379/0")
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = open_redis(settings)
+    broker, actors = setup(settings)
     store, timers = Store(client), Timers(client)
     console = Console()
     table = Table(title="Journeys")
@@ -84,7 +83,7 @@ def status() -> None:
     now = time.time()
     oldest = timers.next_due()
     lag = max(0.0, now - oldest) if oldest is not None else 0.0
-    depths = ", ".join(f"{q}={client.hlen(f'loyaloop:{q}.msgs')}" for q in QUEUES)
+    depths = ", ".join(f"{q}={n}" for q, n in queue_depths(broker, actors.queues).items())
     console.print(f"queues: {depths}")
     console.print(_events_lines(EventQueue(client), store.counters()))
     waiting, due, leased = timers.pending(), timers.due_count(now), timers.leased()
