@@ -8,9 +8,20 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from orchestrator.store import layout
 from tests.cluster_server import RedisClusterServers
 from tests.rabbitmq_server import RabbitMQServer, unavailable_reason
 from tests.redis_server import RedisServer
+
+
+@pytest.fixture(autouse=True)
+def default_key_layout() -> Iterator[None]:
+    """Every test starts and ends on the default key layout (namespace ``lp``, 16 shards): a test
+    whose settings name another namespace or a cluster changes it process-wide (see
+    orchestrator.store.layout), and must not leak that into the next test."""
+    layout.use(layout.Layout())
+    yield
+    layout.use(layout.Layout())
 
 
 @pytest.fixture(scope="session")

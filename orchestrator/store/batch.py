@@ -65,6 +65,11 @@ class Script:
         return f"Script(sha={self.sha!r})"
 
 
+def script_source(sha: str) -> str | None:
+    """The source of a :class:`Script` built in this process, by SHA1 (None when unknown)."""
+    return _SOURCES.get(sha)
+
+
 def streams(client: Any) -> bool:
     """Whether the packer writes ``client``'s commands itself: a redis-py client on a connection
     pool (a real server or fakeredis), not a Redis Cluster client."""

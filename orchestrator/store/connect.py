@@ -19,6 +19,7 @@ import redis
 from orchestrator.errors import ConfigurationError
 from orchestrator.settings import Settings, is_cluster_url, without_password
 from orchestrator.store import layout
+from orchestrator.store.cluster import ScriptingCluster
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
@@ -40,11 +41,13 @@ def open_redis(settings: Settings, *, url: str | None = None, check: bool = True
     return client
 
 
-def cluster_client(url: str, **options: Any) -> redis.RedisCluster:
-    """A ``RedisCluster`` on ``redis+cluster://host:port`` (TLS for ``rediss+cluster://``)."""
+def cluster_client(url: str, **options: Any) -> ScriptingCluster:
+    """A ``RedisCluster`` on ``redis+cluster://host:port`` (TLS for ``rediss+cluster://``) whose
+    pipelines load scripts where they are missing (:mod:`orchestrator.store.cluster`)."""
     scheme, rest = url.split("://", 1)
     plain = ("rediss" if scheme.lower().startswith("rediss") else "redis") + "://" + rest
-    return redis.RedisCluster.from_url(plain, **options)
+    client: Any = ScriptingCluster.from_url(plain, **options)
+    return client  # type: ignore[no-any-return]
 
 
 def refuse_cluster_node(client: redis.Redis, url: str) -> None:
