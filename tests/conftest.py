@@ -3,15 +3,19 @@ three-master Redis Cluster and a real RabbitMQ node for the scale-out tests, sta
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
 
 from orchestrator.store import layout
+from orchestrator.store.connect import cluster_client as open_cluster
 from tests.cluster_server import RedisClusterServers
 from tests.rabbitmq_server import RabbitMQServer, unavailable_reason
 from tests.redis_server import RedisServer
+from tests.runtime.harness import STATE_URL_VARIABLE
 
 
 @pytest.fixture(autouse=True)
@@ -41,6 +45,15 @@ def redis_url(redis_server: RedisServer) -> str:
 
 @pytest.fixture
 def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    """A client on the test's Redis; on the Redis Cluster at ``LOYALOOP_TEST_STATE_URL`` (flushed)
+    when the scale-out sweep sets it (tests/runtime/test_on_cluster.py)."""
+    state_url = os.environ.get(STATE_URL_VARIABLE)
+    if state_url:
+        cluster: Any = open_cluster(state_url, decode_responses=True)
+        cluster.flushall(target_nodes="primaries")
+        yield cluster
+        cluster.close()
+        return
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     yield client
     client.close()

@@ -9,8 +9,9 @@ Every client with a redis-py connection pool goes this way, the embedded demo's 
 the demo and production share one path from command to reply: the reply is what the connection
 reads (no redis-py response callbacks, which differ between redis-py versions), except that an
 ``HGETALL`` queued on a :class:`Batch` is always a dict (RESP2 sends a flat list, RESP3 and
-fakeredis a map).  Only a Redis Cluster client, which routes each command to its node, gets
-redis-py's pipeline.
+fakeredis a map).  A Redis Cluster client of :mod:`orchestrator.store.cluster` routes the commands
+by slot and packs each node's share the same way (``route_commands``); any other cluster client
+gets redis-py's pipeline.
 
 A script (:class:`Script`) is sent by ``EVALSHA``; when Redis has forgotten it (a restart, ``SCRIPT
 FLUSH``) the packer loads it and sends again only the commands that were refused, so nothing in
@@ -93,6 +94,9 @@ def _exchange(client: Any, commands: Iterable[tuple[Any, ...]], *, reload: bool 
     pool = getattr(client, "connection_pool", None)
     if pool is not None and issubclass(pool.connection_class, AbstractConnection):  # streams(client)
         replies, errors, sent = _stream(pool, commands)
+    elif (route := getattr(client, "route_commands", None)) is not None:  # orchestrator.store.cluster
+        sent = [list(commands)]
+        replies, errors = route(sent[0])
     else:
         sent = [list(commands)]
         replies, errors = _redis_py_pipeline(client, sent[0])
@@ -143,6 +147,12 @@ def _stream(pool: Any, commands: Iterable[tuple[Any, ...]]) -> tuple[list[Any], 
         finally:
             pool.release(connection)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def stream_to_pool(pool: Any, commands: list[tuple[Any, ...]]) -> tuple[list[Any], list[int]]:
+    """The packer on one connection pool (one node of a cluster): replies and error positions."""
+    replies, errors, _sent = _stream(pool, commands)
+    return replies, errors
 
 
 def _read(connection: Any, replies: list[Any], errors: list[int], upto: int) -> None:

@@ -1,4 +1,4 @@
-"""A Redis Cluster client whose pipelines survive scripts a node has never seen (``NOSCRIPT``).
+"""The Redis Cluster client: the store's packer routed by slot, pipelines that survive ``NOSCRIPT``.
 
 redis-py's ``ClusterPipeline`` sends ``EVALSHA`` to the node of each command's slot but never loads a
 script there (a plain ``Pipeline`` loads its scripts before it runs), so a script first used inside
@@ -7,6 +7,10 @@ promoted replica after a failover, whose script cache starts empty.  Here a pipe
 errors in place, the scripts refused are loaded on every primary, and only the commands that were
 refused are sent once more: a refused ``EVALSHA`` did not run, so nothing runs twice (sending the
 whole pipeline again would push events twice).
+
+The store's own packer (:mod:`orchestrator.store.batch`) does not go through redis-py's cluster
+pipeline at all: :meth:`ScriptingCluster.route_commands` sends each command to its slot's primary and
+packs each node's share as on a single Redis (measured below and in docs/scaling.md).
 
 Scripts are known by source from :class:`~orchestrator.store.batch.Script` (the packer's registry)
 and from every ``register_script`` on this client.
@@ -20,7 +24,22 @@ import redis
 from redis.cluster import ClusterPipeline
 from redis.commands.core import Script as RedisScript
 
-from orchestrator.store.batch import script_source
+from orchestrator.store.batch import script_source, stream_to_pool
+
+#: Replies that mean "this command did not run on that node; ask the cluster again".
+REDIRECTED = (redis.exceptions.MovedError, redis.exceptions.AskError, redis.exceptions.TryAgainError)
+
+#: Commands whose first argument is not a key (they go through redis-py's routing).
+_KEYLESS = frozenset({"SCRIPT", "TIME", "INFO", "PING", "CLUSTER", "FLUSHALL", "FLUSHDB", "DBSIZE", "KEYS", "SCAN"})
+
+
+def _first_key(command: tuple[Any, ...]) -> Any:
+    name = str(command[0]).upper()
+    if name in ("EVALSHA", "EVAL"):
+        return command[3] if len(command) > 3 and int(command[2]) > 0 else None
+    if name in _KEYLESS or len(command) < 2:
+        return None
+    return command[1]
 
 
 class ScriptingCluster(redis.RedisCluster):
@@ -46,6 +65,44 @@ class ScriptingCluster(redis.RedisCluster):
 
     def source_of(self, sha: str) -> str | None:
         return self.sources.get(sha) or script_source(sha)
+
+    def route_commands(self, commands: list[tuple[Any, ...]]) -> tuple[list[Any], list[int]]:
+        """The store's packer on a cluster (:func:`orchestrator.store.batch.pipeline` calls it): each
+        command goes to the primary of its key's slot, each node's share packed and written as on a
+        single Redis.  Measured on three local masters with 300 single-key scripts: 1.06 ms a batch,
+        against 2.8 ms through redis-py's cluster pipeline (docs/scaling.md).  Commands a node redirects
+        (``MOVED``/``ASK`` after a resharding or failover: they did not run) are sent again through
+        redis-py's pipeline, which follows the redirection and refreshes the slot map; so is a command
+        whose key cannot be read here.  Replies are Redis' own, as on a single Redis."""
+        by_node: dict[str, tuple[Any, list[tuple[Any, ...]], list[int]]] = {}
+        elsewhere: list[int] = []
+        for i, command in enumerate(commands):
+            key = _first_key(command)
+            if key is None:
+                elsewhere.append(i)
+                continue
+            node = self.get_node_from_key(key)  # type: ignore[no-untyped-call]
+            entry = by_node.get(node.name)
+            if entry is None:
+                entry = by_node[node.name] = (node, [], [])
+            entry[1].append(command)
+            entry[2].append(i)
+        replies: list[Any] = [None] * len(commands)
+        for node, share, positions in by_node.values():
+            pool = self.get_redis_connection(node).connection_pool
+            node_replies, _errors = stream_to_pool(pool, share)
+            for i, reply in zip(positions, node_replies, strict=True):
+                replies[i] = reply
+                if isinstance(reply, REDIRECTED):
+                    elsewhere.append(i)
+        if elsewhere:
+            elsewhere.sort()
+            pipe: Any = self.pipeline(transaction=False)
+            for i in elsewhere:
+                pipe.execute_command(*commands[i])
+            for i, reply in zip(elsewhere, pipe.execute(raise_on_error=False), strict=True):
+                replies[i] = reply
+        return replies, [i for i, reply in enumerate(replies) if isinstance(reply, Exception)]
 
 
 class ScriptingPipeline(ClusterPipeline):
