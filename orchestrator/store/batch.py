@@ -287,6 +287,8 @@ class AsyncBatch(CoreCommands):
         return await self._send()
 
     async def _send(self) -> list[Any]:
+        if isinstance(self._client, redis.asyncio.RedisCluster):
+            return await self._cluster()
         pool: Any = self._client.connection_pool
         connection = await pool.get_connection()  # a pool that is out of connections is not retried
         try:
@@ -296,6 +298,29 @@ class AsyncBatch(CoreCommands):
                 return await self._exchange(connection)  # it reconnects: the first was a stale socket
         finally:
             await pool.release(connection)
+
+    async def _cluster(self) -> list[Any]:
+        """On a ``redis.asyncio.RedisCluster``: its pipeline sends each command to its slot's node.
+        A node that lacks a script refuses only its own ``EVALSHA`` (the others ran), so only the
+        refused commands are sent again, after loading the scripts on every primary."""
+        client: Any = self._client
+        pipe = client.pipeline()
+        for command in self._commands:
+            pipe.execute_command(*command)
+        replies = list(await pipe.execute(raise_on_error=False))
+        refused = [i for i, reply in enumerate(replies) if isinstance(reply, redis.exceptions.NoScriptError)]
+        if refused and self._scripts:
+            for source in self._scripts:
+                await client.script_load(source)
+            again = client.pipeline()
+            for i in refused:
+                again.execute_command(*self._commands[i])
+            for i, reply in zip(refused, await again.execute(raise_on_error=False), strict=True):
+                replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
 
     async def _exchange(self, connection: Any) -> list[Any]:
         replies: list[Any] = []

@@ -4,8 +4,10 @@ Each module below builds its runtime with :class:`tests.runtime.harness.Harness`
 the test's single Redis, in-process Dramatiq workers): with ``LOYALOOP_TEST_STATE_URL`` set, the
 Harness keeps the state on the cluster instead (``redis+cluster://``, through
 ``orchestrator.store.connect.open_redis``), so intake, drains, cohorts, timers and the scheduler,
-the gate, consent, profile updates and stats all run where every customer's keys are spread over
-three nodes.  They run in a child pytest so the variable reaches every fixture.
+the gate, consent, profile updates and stats, the HTTP front door's asyncio intake, webhooks and
+unsubscribe (page and CLI) all run where every customer's keys are spread over three nodes.  (Some
+other modules check single-Redis specifics — a connection pool, a flushed script cache raising — and
+are left out.)  They run in a child pytest so the variable reaches every fixture.
 """
 
 from __future__ import annotations
@@ -36,6 +38,15 @@ MODULES = [
     "tests/workers/test_scheduler.py",
     "tests/store/test_store.py",
     "tests/store/test_timers.py",
+    "tests/store/test_batch.py",
+    "tests/gate/test_caps.py",
+    "tests/gate/test_policy.py",
+    "tests/http/test_end_to_end.py",
+    "tests/http/test_intake_api.py",
+    "tests/http/test_queue_intake.py",
+    "tests/http/test_auth_failures.py",
+    "tests/http/test_sendgrid_webhook.py",
+    "tests/http/test_twilio_webhook.py",
 ]
 
 
