@@ -11,7 +11,8 @@ from rich.table import Table
 from orchestrator.cli.demo_run import HEADERS, default_outbox, rows, run_demo
 from orchestrator.errors import ConfigurationError
 from orchestrator.language.loader import load_journeys
-from orchestrator.settings import load_settings
+from orchestrator.settings import Settings, load_settings, without_password
+from orchestrator.store.connect import open_redis
 
 
 @click.command()
@@ -37,8 +38,8 @@ def demo(customers: int, days: int, seed: int, outbox: Path | None, journeys_dir
         settings.outbox_path.unlink()
     journeys = load_journeys(settings.journeys_dir, settings.templates_dir)
     if settings.redis_url:
-        _scratch(settings.redis_url, flush)
-    where = settings.redis_url or "in-process Redis (fakeredis)"
+        _scratch(settings, flush)
+    where = without_password(settings.redis_url) if settings.redis_url else "in-process Redis (fakeredis)"
     console.print(
         f"[bold]Loyaloop demo[/bold]: {len(journeys)} journeys, {customers} customers, {days} days on {where}"
     )
@@ -65,11 +66,10 @@ def demo(customers: int, days: int, seed: int, outbox: Path | None, journeys_dir
     )
 
 
-def _scratch(url: str, flush: bool) -> None:
-    """The demo's simulated months must not mix with real customers (or an earlier demo's state)."""
-    import redis
-
-    client = redis.Redis.from_url(url)
+def _scratch(settings: Settings, flush: bool) -> None:
+    """The demo's simulated months must not mix with real customers (or an earlier demo's state).
+    On a cluster, FLUSHDB and DBSIZE go to every primary (redis-py's routing)."""
+    client = open_redis(settings)
     try:
         if flush:
             client.flushdb()

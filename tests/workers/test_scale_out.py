@@ -169,3 +169,25 @@ def test_every_process_runs_on_a_three_master_cluster_and_survives_a_sigkill(
         node.close()
         assert any(":c:{" in name for name in names), f"no customer on the node at {url}"
         assert all(name.startswith(f"{namespace}:") for name in names), names[:5]
+
+
+@pytest.mark.slow
+def test_the_demo_on_a_cluster_tells_the_same_story_as_on_one_redis(
+    tmp_path: Path, cluster_url: str, redis_url: str
+) -> None:
+    """``loyaloop demo`` (the embedded runtime with its store, workers and scheduler) on the cluster,
+    with a Redis queue, prints the same table and totals as on one Redis for the same seed."""
+    told = {}
+    for where, state in (("one", redis_url), ("cluster", cluster_url)):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LOYALOOP_") and k != "REDIS_URL"}
+        env.update(REDIS_URL=state, LOYALOOP_SECRET_KEY="k" * 40)
+        if state == cluster_url:
+            env["LOYALOOP_BROKER_URL"] = redis_url
+        outbox_path = tmp_path / f"{where}.jsonl"
+        shown = loyaloop(env, "demo", "--customers", "30", "--days", "15", "--flush", "--outbox", str(outbox_path))
+        assert shown.returncode == 0, shown.stderr
+        lines = shown.stdout.splitlines()
+        totals = next(line for line in lines if " events, " in line and " messages in " in line)
+        told[where] = ([line for line in lines if "│" in line], totals.split(" in ")[0], len(outbox(outbox_path)))
+    assert told["cluster"] == told["one"]
+    assert told["one"][2] > 0
