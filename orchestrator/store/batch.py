@@ -149,9 +149,38 @@ def _stream(pool: Any, commands: Iterable[tuple[Any, ...]]) -> tuple[list[Any], 
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def stream_to_pool(pool: Any, commands: list[tuple[Any, ...]]) -> tuple[list[Any], list[int]]:
-    """The packer on one connection pool (one node of a cluster): replies and error positions."""
-    replies, errors, _sent = _stream(pool, commands)
+def write_to_pool(pool: Any, commands: list[tuple[Any, ...]]) -> Any:
+    """Write ``commands`` packed on a pooled connection, reading nothing yet (a cluster writes every
+    node's share before it reads any reply: see orchestrator.store.cluster); the connection, to
+    give to :func:`read_from_pool`.  A connection found dead is replaced once."""
+    for attempt in range(2):
+        connection = pool.get_connection("EVALSHA") if _NAMED else pool.get_connection()
+        try:
+            connection.send_packed_command(_packed(commands))
+            return connection
+        except redis.exceptions.ConnectionError:
+            connection.disconnect()
+            pool.release(connection)
+            if attempt:
+                raise
+        except BaseException:
+            connection.disconnect()
+            pool.release(connection)
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def read_from_pool(pool: Any, connection: Any, count: int) -> tuple[list[Any], list[int]]:
+    """The ``count`` replies to what :func:`write_to_pool` wrote, and the positions of the errors."""
+    replies: list[Any] = []
+    errors: list[int] = []
+    try:
+        _read(connection, replies, errors, count)
+    except BaseException:
+        connection.disconnect()  # replies may still be in flight: this connection cannot be reused
+        raise
+    finally:
+        pool.release(connection)
     return replies, errors
 
 

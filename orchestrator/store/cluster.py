@@ -24,13 +24,20 @@ import redis
 from redis.cluster import ClusterPipeline
 from redis.commands.core import Script as RedisScript
 
-from orchestrator.store.batch import script_source, stream_to_pool
+from orchestrator.store.batch import read_from_pool, script_source, write_to_pool
 
 #: Replies that mean "this command did not run on that node; ask the cluster again".
 REDIRECTED = (redis.exceptions.MovedError, redis.exceptions.AskError, redis.exceptions.TryAgainError)
 
 #: Commands whose first argument is not a key (they go through redis-py's routing).
 _KEYLESS = frozenset({"SCRIPT", "TIME", "INFO", "PING", "CLUSTER", "FLUSHALL", "FLUSHDB", "DBSIZE", "KEYS", "SCAN"})
+
+
+def _abandon(written: list[tuple[Any, Any, list[tuple[Any, ...]], list[int]]]) -> None:
+    """Close the connections whose replies will not be read (they cannot be reused)."""
+    for pool, connection, _share, _positions in written:
+        connection.disconnect()
+        pool.release(connection)
 
 
 def _first_key(command: tuple[Any, ...]) -> Any:
@@ -88,9 +95,25 @@ class ScriptingCluster(redis.RedisCluster):
             entry[1].append(command)
             entry[2].append(i)
         replies: list[Any] = [None] * len(commands)
-        for node, share, positions in by_node.values():
-            pool = self.get_redis_connection(node).connection_pool
-            node_replies, _errors = stream_to_pool(pool, share)
+        # Every node's share is written before any reply is read: once written, a node runs it even
+        # if this process dies, so the window in which a kill leaves one node's writes without
+        # another's (a run's state without its timer, though written "timers first") is the time
+        # between two socket writes, as between the chunks of a long pipeline on one Redis, and not
+        # a round trip.
+        written: list[tuple[Any, Any, list[tuple[Any, ...]], list[int]]] = []
+        try:
+            for node, share, positions in by_node.values():
+                pool = self.get_redis_connection(node).connection_pool
+                written.append((pool, write_to_pool(pool, share), share, positions))
+        except BaseException:
+            _abandon(written)
+            raise
+        for index, (pool, connection, share, positions) in enumerate(written):
+            try:
+                node_replies, _errors = read_from_pool(pool, connection, len(share))
+            except BaseException:
+                _abandon(written[index + 1 :])
+                raise
             for i, reply in zip(positions, node_replies, strict=True):
                 replies[i] = reply
                 if isinstance(reply, REDIRECTED):
