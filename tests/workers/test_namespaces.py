@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from pathlib import Path
 
+import pytest
 import redis
 
 from tests.workers.test_scale_out import environment, loyaloop, outbox, stop, worker
@@ -15,12 +17,21 @@ from tests.workers.test_scale_out import environment, loyaloop, outbox, stop, wo
 CUSTOMERS = 8
 
 
-def test_two_namespaces_share_one_redis_and_nothing_crosses(redis_url: str, tmp_path: Path) -> None:
+@pytest.fixture(params=("redis-broker", "rabbitmq"))
+def broker_url(request: pytest.FixtureRequest, redis_url: str) -> str:
+    """The queue on the same Redis, or both deployments' queues on one RabbitMQ vhost."""
+    if request.param == "rabbitmq":
+        return str(request.getfixturevalue("rabbitmq_server").url)
+    return redis_url
+
+
+def test_two_namespaces_share_one_redis_and_nothing_crosses(redis_url: str, broker_url: str, tmp_path: Path) -> None:
     deployments = {}
-    for name in ("blue", "green"):
+    suffix = uuid.uuid4().hex[:6]  # RabbitMQ's queues outlive a test
+    for name in (f"blue{suffix}", f"green{suffix}"):
         folder = tmp_path / name
         folder.mkdir()
-        env = environment(folder, redis_url, redis_url, name)
+        env = environment(folder, redis_url, broker_url, name)
         events = folder / "events.jsonl"
         records = []
         for n in range(CUSTOMERS):
@@ -52,6 +63,9 @@ def test_two_namespaces_share_one_redis_and_nothing_crosses(redis_url: str, tmp_
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     names = list(client.scan_iter(count=1000))
     client.close()
-    allowed = ("blue:", "green:", "loyaloop-blue:", "loyaloop-green:")
+    allowed = tuple(f"{prefix}{name}:" for name in deployments for prefix in ("", "loyaloop-"))
     assert names and all(n.startswith(allowed) for n in names), [n for n in names if not n.startswith(allowed)]
-    assert any(n.startswith("loyaloop-blue:") for n in names) and any(n.startswith("loyaloop-green:") for n in names)
+    for name in deployments:
+        assert any(n.startswith(f"{name}:c:{{") for n in names)
+        if broker_url == redis_url:  # Dramatiq's own keys, under each deployment's namespace
+            assert any(n.startswith(f"loyaloop-{name}:") for n in names)

@@ -15,10 +15,13 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
 from tests.cluster_server import RedisClusterServers
+from tests.http.helpers import API_SECRET
+from tests.redis_server import free_port
 from tests.runtime.harness import write_templates
 
 JOURNEY = """\
@@ -191,3 +194,57 @@ def test_the_demo_on_a_cluster_tells_the_same_story_as_on_one_redis(
         told[where] = ([line for line in lines if "│" in line], totals.split(" in ")[0], len(outbox(outbox_path)))
     assert told["cluster"] == told["one"]
     assert told["one"][2] > 0
+
+
+@pytest.mark.slow
+def test_serve_on_a_cluster_feeds_the_workers_through_either_broker(
+    tmp_path: Path, cluster_url: str, broker_url: str, namespace: str
+) -> None:
+    """``loyaloop serve`` (the asyncio intake on the cluster) takes identify and track over HTTP;
+    a worker on the same broker sends each customer's first message."""
+    env = environment(tmp_path, cluster_url, broker_url, namespace)
+    env.update(LOYALOOP_API_KEYS=f"shop:{API_SECRET}", PYTHONPATH=os.getcwd())
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    port = free_port()
+    with open(tmp_path / "serve.log", "wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-c", CLI, "serve", "--port", str(port), "--workers", "1"],
+            env=env,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    consumer = worker(env)
+    sent_path = tmp_path / "outbox.jsonl"
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+            time.sleep(0.1)
+        headers = {"Authorization": f"Bearer {API_SECRET}"}
+        with httpx.Client(base_url=base, timeout=10, headers=headers) as client:
+            for n in range(10):
+                attributes = {"email": f"h{n}@example.com"}
+                assert (
+                    client.post("/v1/identify", json={"customer_id": f"h{n}", "attributes": attributes}).status_code
+                    == 202
+                )
+                tracked = client.post(
+                    "/v1/track", json={"customer_id": f"h{n}", "event": "signup", "event_id": f"s{n}"}
+                )
+                assert tracked.status_code == 202, tracked.text
+        deadline = time.monotonic() + 60
+        while len(outbox(sent_path)) < 10 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sorted(m["customer_id"] for m in outbox(sent_path) if m["step_id"] == "hello") == sorted(
+            f"h{n}" for n in range(10)
+        )
+    finally:
+        stop(consumer, server)
