@@ -69,6 +69,8 @@ def test_a_plain_url_at_a_cluster_node_is_refused_with_the_url_to_set(
         ({"REDIS_URL": "redis+cluster://127.0.0.1:7000"}, "set LOYALOOP_BROKER_URL=redis://host:port/0"),
         ({"REDIS_URL": "redis+cluster://127.0.0.1:7000?cluster=true"}, "a cluster URL takes no ?options"),
         ({"LOYALOOP_BROKER_URL": "redis+cluster://127.0.0.1:7000"}, "the queue cannot live on a Redis Cluster"),
+        ({"REDIS_URL": "redis://127.0.0.1:7000/0?cluster=true"}, "say a cluster with the scheme"),
+        ({"REDIS_URL": "http://127.0.0.1:7000"}, "use redis://host:port/db for one Redis or redis+cluster://"),
         ({"LOYALOOP_NAMESPACE": "shop:{eu}"}, "LOYALOOP_NAMESPACE='shop:{eu}' is not 1 to 32 letters"),
         ({"LOYALOOP_NAMESPACE": "a*"}, "LOYALOOP_NAMESPACE='a*' is not 1 to 32 letters"),
         ({"LOYALOOP_EVENT_SHARDS": "0"}, "LOYALOOP_EVENT_SHARDS='0' is not a whole number of shards"),
