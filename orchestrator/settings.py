@@ -80,7 +80,7 @@ def _check_redis_url(url: str) -> str:
     scheme = parts.scheme.lower()
     if scheme not in (*SINGLE_SCHEMES, *CLUSTER_SCHEMES):
         raise ValueError("use redis://host:port/db for one Redis or redis+cluster://host:port for a Redis Cluster")
-    if "cluster" in parts.query.lower():
+    if scheme not in CLUSTER_SCHEMES and "cluster" in parts.query.lower():
         raise ValueError("say a cluster with the scheme: redis+cluster://host:port (not ?cluster=…)")
     if scheme in CLUSTER_SCHEMES:
         if parts.path.strip("/") not in ("", "0"):
