@@ -10,8 +10,9 @@ Cluster the counts decide how evenly the queue and the timer wheel spread over t
 shards on three primaries split about 8/4/4, 64 split 21/22/21 (events) and 26/18/20 (timers).
 The default is 16 on one Redis (as it always was; more shards there only cost the scheduler a
 longer loop) and 64 on a cluster.  A customer's shard is ``crc32(id) % count``, so the count may
-be changed only on a quiet system: stop intake and let the event shards drain and the scheduler catch up (``loyaloop status``
-shows both at zero) before restarting every process with the new count; a timer already waiting in
+be changed only on a quiet system: stop intake and let the event shards drain and the scheduler
+catch up (``loyaloop status`` shows both at zero) before restarting every process with the new
+count; a timer already waiting in
 a shard the new count no longer maps its customer to is still claimed (every shard below the count
 is scanned) but only if the count grew, so never shrink it while timers wait.
 """
