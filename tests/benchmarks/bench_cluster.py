@@ -7,7 +7,8 @@ Each set-up gets the same work: ``events`` customers (profiles written beforehan
 are queued first; then in-process Dramatiq worker threads drain them, and the figures cover only
 that drain: the worker's CPU-seconds (this process's user + system time) and every Redis
 process's CPU (``INFO cpu``: ``used_cpu_user`` + ``used_cpu_sys``), state and queue apart where
-they are apart.  Per event, in microseconds.  Used for docs/scaling.md.
+they are apart (RabbitMQ's own CPU, with ``--rabbitmq``, is not read).  Per event, in
+microseconds.  Used for docs/scaling.md.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ from orchestrator.settings import Settings
 from orchestrator.store import layout
 from orchestrator.store.connect import open_redis
 from orchestrator.workers.actors import ActorDispatcher, Actors
-from orchestrator.workers.closing_broker import ClosingRedisBroker
+from orchestrator.workers.queue_broker import build_queue_broker
 from tests.cluster_server import RedisClusterServers
 from tests.drills import support
+from tests.rabbitmq_server import RabbitMQServer
 from tests.redis_server import RedisServer
 from tests.runtime.harness import write_templates
 
@@ -77,18 +79,19 @@ def measure(state_url: str, state_nodes: list[str], queue_url: str, events: int,
         templates_dir=folder / "templates",
         journeys_dir=folder / "journeys",
         secret_key="s" * 40,
+        namespace=f"b{uuid.uuid4().hex[:8]}",  # its own keys and queues
     )
     client = open_redis(settings)
     ids = support.customer_ids(events)
     support.seed_profiles(client, ids)
-    broker = ClosingRedisBroker(url=queue_url, namespace=f"b{uuid.uuid4().hex[:8]}")
+    broker: Any = build_queue_broker(settings)
     actors = Actors(broker, lambda _actors: runtime)
     runtime = build_runtime(settings, client, dispatcher=ActorDispatcher(actors), pm=get_plugin_manager())
     actors.use(runtime)
     api = Loyaloop(actors, client)
     for customer_id in ids:
         api.track(customer_id, "signup", {}, event_id=f"s-{customer_id}")
-    queue_apart = queue_url not in state_nodes
+    queue_apart = queue_url not in state_nodes and not queue_url.startswith("amqp")
     before_state, before_queue = redis_cpu(state_nodes), redis_cpu([queue_url]) if queue_apart else 0.0
     before_worker, started = own_cpu(), time.monotonic()
     worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=50)
@@ -116,9 +119,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--rabbitmq", action="store_true", help="also the cluster with RabbitMQ as the queue")
     args = parser.parse_args()
     single, queue = RedisServer().start(), RedisServer().start()
     cluster = RedisClusterServers().start()
+    rabbit = RabbitMQServer().start() if args.rabbitmq else None
     try:
         print(f"{support.describe_machine()}, {args.events} events, {args.threads} worker threads")
         rows = {
@@ -127,6 +132,10 @@ def main() -> None:
                 cluster.url, cluster.node_urls, queue.url, args.events, args.threads
             ),
         }
+        if rabbit is not None:  # RabbitMQ's own CPU is the Erlang VM's, not read here
+            rows["3-master cluster + RabbitMQ"] = measure(
+                cluster.url, cluster.node_urls, rabbit.url, args.events, args.threads
+            )
         layout.use(layout.Layout())
         print(f"{'set-up':34} {'events/s':>9} {'worker µs':>10} {'state Redis µs':>15} {'queue Redis µs':>15}")
         for name, row in rows.items():
@@ -135,6 +144,8 @@ def main() -> None:
                 f"{row['state_redis_us_per_event']:15.1f} {row['queue_redis_us_per_event']:15.1f}"
             )
     finally:
+        if rabbit is not None:
+            rabbit.cleanup()
         cluster.cleanup()
         single.cleanup()
         queue.cleanup()
