@@ -93,6 +93,7 @@ def measure(state_url: str, state_nodes: list[str], queue_url: str, events: int,
         api.track(customer_id, "signup", {}, event_id=f"s-{customer_id}")
     queue_apart = queue_url not in state_nodes and not queue_url.startswith("amqp")
     before_state, before_queue = redis_cpu(state_nodes), redis_cpu([queue_url]) if queue_apart else 0.0
+    before_nodes = [redis_cpu([url]) for url in state_nodes]
     before_worker, started = own_cpu(), time.monotonic()
     worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=50)
     worker.start()
@@ -103,6 +104,7 @@ def measure(state_url: str, state_nodes: list[str], queue_url: str, events: int,
     seconds = time.monotonic() - started
     worker_cpu = own_cpu() - before_worker
     state_cpu = redis_cpu(state_nodes) - before_state
+    per_node = [redis_cpu([url]) - before for url, before in zip(state_nodes, before_nodes, strict=True)]
     queue_cpu = redis_cpu([queue_url]) - before_queue if queue_apart else 0.0
     runtime.close()
     broker.close()
@@ -112,6 +114,7 @@ def measure(state_url: str, state_nodes: list[str], queue_url: str, events: int,
         "worker_us_per_event": worker_cpu / events * 1e6,
         "state_redis_us_per_event": state_cpu / events * 1e6,
         "queue_redis_us_per_event": queue_cpu / events * 1e6,
+        "busiest_primary_share": max(per_node) / sum(per_node) if sum(per_node) else 1.0,
     }
 
 
@@ -137,11 +140,13 @@ def main() -> None:
                 cluster.url, cluster.node_urls, rabbit.url, args.events, args.threads
             )
         layout.use(layout.Layout())
-        print(f"{'set-up':34} {'events/s':>9} {'worker µs':>10} {'state Redis µs':>15} {'queue Redis µs':>15}")
+        header = f"{'set-up':34} {'events/s':>9} {'worker µs':>10} {'state Redis µs':>15} {'queue Redis µs':>15}"
+        print(header + f" {'busiest primary':>16}")
         for name, row in rows.items():
             print(
                 f"{name:34} {row['events_per_second']:9.0f} {row['worker_us_per_event']:10.0f} "
                 f"{row['state_redis_us_per_event']:15.1f} {row['queue_redis_us_per_event']:15.1f}"
+                f" {row['busiest_primary_share']:16.0%}"
             )
     finally:
         if rabbit is not None:
