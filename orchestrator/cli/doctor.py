@@ -18,6 +18,7 @@ from typing import Any, Literal
 import click
 import redis
 
+from orchestrator.errors import ConfigurationError
 from orchestrator.runtime.event_queue import EVENT_SHARDS, EventQueue
 from orchestrator.runtime.readiness import Readiness, check_startup, is_outbox
 from orchestrator.runtime.unknown_events import unknown_events
@@ -88,6 +89,8 @@ def broker_check(settings: Settings) -> Check:
             broker.close()
     except redis.RedisError as exc:
         return Check("broker", "fail", f"the Dramatiq broker cannot reach Redis ({type(exc).__name__}: {exc})")
+    except ConfigurationError as exc:  # the queue broker's own start-up probe (Redis or RabbitMQ)
+        return Check("broker", "fail", str(exc))
     return Check("broker", "ok", f"Dramatiq broker reachable (namespace {NAMESPACE!r})")
 
 
