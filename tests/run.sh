@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 if ! command -v redis-server >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
 fi
+# The console draws journeys with graphviz; its browser tests drive Debian's chromium.
+if ! command -v dot >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq graphviz chromium >/dev/null
+fi
 if [[ ! -x node_modules/.bin/prism ]]; then
   npm install --no-save --no-audit --no-fund --silent @stoplight/prism-cli@5 >/dev/null
 fi

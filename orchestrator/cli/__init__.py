@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "serve": "orchestrator.cli.serve:serve",
     "replay-events": "orchestrator.cli.events:replay_events",
     "vouchers": "orchestrator.cli.vouchers:vouchers",
+    "console": "orchestrator.cli.console:console",
 }
 
 

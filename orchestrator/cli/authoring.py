@@ -22,13 +22,13 @@ from pydantic import ValidationError
 from orchestrator import plugins
 from orchestrator.errors import InputError, LoyaloopError, Problem, ValidationFailed
 from orchestrator.language.checks import CheckContext, check_templates_folder
-from orchestrator.language.journey import EventTrigger, Journey, SendStep
+from orchestrator.language.journey import Journey, SendStep
 from orchestrator.language.loader import journey_files, load_catalogue_for, load_journeys, sort_problems
 from orchestrator.language.located import problems_from
+from orchestrator.language.preview import render_step, sample_event, sample_profile
 from orchestrator.language.profile import Profile
-from orchestrator.language.render import RenderedContent, Renderer, build_context, environment
+from orchestrator.language.render import RenderedContent, Renderer, environment
 from orchestrator.language.schema import schema_text
-from orchestrator.language.vouchers import generated_code
 from orchestrator.language.yamlfile import read_yaml_file
 from orchestrator.message import sms_segments
 from orchestrator.settings import SETTINGS_FILE, Settings, environment_only_problems
@@ -274,8 +274,7 @@ def render(
         raise InputError(f"step {step.id!r} sends on {', '.join(step.channels)}, not {channel!r}", field="channel")
     catalogue = load_catalogue_for(folder)
     if profile_file is None:
-        attributes = catalogue.example_attributes() if catalogue else {}
-        profile = Profile(id="preview", locale=settings.default_locale, attributes=attributes)
+        profile = sample_profile(catalogue, settings.default_locale)
     else:
         try:
             profile = Profile.model_validate(_read_json(profile_file, "profile"))
@@ -285,28 +284,28 @@ def render(
             message = f"the profile file is not a valid profile: {where}: {first['msg']}"
             raise InputError(message, field="profile") from None
     event = _read_json(event_file, "event")
-    if event_file is None and catalogue is not None and isinstance(journey.trigger, EventTrigger):
-        event = catalogue.example_event(journey.trigger.event)
+    if event_file is None:
+        event = sample_event(catalogue, journey) or event
     try:
         now = datetime.fromisoformat(now_text) if now_text else datetime.now(UTC)
     except ValueError:
         raise InputError(f"--now {now_text!r} is not an ISO-8601 date and time", field="now") from None
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
-    context = build_context(
-        profile.context(),
-        event=event,
-        trigger=event,
-        journey_id=journey.id,
-        journey_name=journey.name,
-        step_id=step.id,
-        now=now,
-        voucher=_sample_voucher(settings, step.voucher),
-    )
     used_channel = channel or step.send
     chosen_locale = locale or profile.locale or settings.default_locale
     renderer = Renderer(templates, default_locale=settings.default_locale)
-    content = renderer.render(used_channel, step.template, chosen_locale, context)
+    content = render_step(
+        renderer,
+        journey,
+        step,
+        profile,
+        event=event,
+        now=now,
+        vouchers=settings.vouchers,
+        channel=used_channel,
+        locale=chosen_locale,
+    )
     header = f"# {journey.id} / {step.id}: {used_channel} template {step.template!r}, locale {content.locale}" + (
         f" (asked for {chosen_locale})" if content.locale != chosen_locale else ""
     )
@@ -314,14 +313,3 @@ def render(
     if profile_file is None or (event_file is None and event):
         click.echo("note: sample data from catalogue.yaml (pass --profile / --event for a real customer)", err=True)
     click.echo(format_content(content))
-
-
-def _sample_voucher(settings: Settings, pool: str | None) -> dict[str, str] | None:
-    """What a preview shows for ``{{ voucher.code }}``: a code shaped like the pool's real ones
-    (a generated pool's format under a throw-away key), never a code taken from a pool."""
-    if pool is None:
-        return None
-    spec = settings.vouchers.get(pool)
-    if spec is not None and spec.kind == "generated":
-        return {"code": generated_code(b"preview", pool, "preview", spec)}
-    return {"code": "SAMPLE-CODE"}

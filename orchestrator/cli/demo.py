@@ -8,7 +8,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.cli.demo_run import HEADERS, default_outbox, rows, run_demo
+from orchestrator.cli.demo_run import HEADERS, default_outbox, default_state, rows, run_demo
 from orchestrator.errors import ConfigurationError
 from orchestrator.language.loader import load_journeys
 from orchestrator.settings import load_settings
@@ -21,9 +21,22 @@ from orchestrator.settings import load_settings
 @click.option("--outbox", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the outbox file.")
 @click.option("--journeys", "journeys_dir", type=click.Path(file_okay=False, path_type=Path), help="Journeys folder.")
 @click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to keep the in-process state for `loyaloop console` (default: in the temp folder).",
+)
+@click.option(
     "--flush", is_flag=True, help="With REDIS_URL: empty that Redis database first (it must be a scratch one)."
 )
-def demo(customers: int, days: int, seed: int, outbox: Path | None, journeys_dir: Path | None, flush: bool) -> None:
+def demo(
+    customers: int,
+    days: int,
+    seed: int,
+    outbox: Path | None,
+    journeys_dir: Path | None,
+    state: Path | None,
+    flush: bool,
+) -> None:
     """Run every journey for synthetic customers (en and nl, several time zones) on an accelerated
     clock, through the real actors, timers, gate and channels, then print a table per journey and
     step.  With no REDIS_URL everything runs in-process and messages go to a local outbox file."""
@@ -47,7 +60,8 @@ def demo(customers: int, days: int, seed: int, outbox: Path | None, journeys_dir
         def progress(now: object, events: int) -> None:
             status.update(f"simulating… {now:%Y-%m-%d %H:%M} UTC, {events} events in")
 
-        result = run_demo(settings, journeys, customers=customers, days=days, seed=seed, progress=progress)
+        state = None if settings.redis_url else (state or default_state())
+        result = run_demo(settings, journeys, customers=customers, days=days, seed=seed, progress=progress, state=state)
     table = Table(title="Journeys and steps", show_lines=False)
     for header in HEADERS:
         if header in ("journey", "step"):
@@ -63,6 +77,8 @@ def demo(customers: int, days: int, seed: int, outbox: Path | None, journeys_dir
         f"{result.events} events, {result.messages} messages in {result.seconds:.1f}s "
         f"({result.days} simulated days). Outbox: {result.outbox}"
     )
+    where_state = f" --state {state}" if state is not None and state != default_state() else ""
+    console.print(f"See it in the browser: loyaloop console{where_state}")
 
 
 def _scratch(url: str, flush: bool) -> None:

@@ -1,0 +1,55 @@
+"""The console as ``loyaloop serve`` and ``loyaloop console`` build it: users and keys from the environment."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+
+import redis
+from starlette.applications import Starlette
+
+from orchestrator.http.console import create_console
+from orchestrator.http.console.auth import USERS_VARIABLE, User, parse_users, session_key
+from orchestrator.http.console.extensions import RunEnder
+from orchestrator.language.journey import Journey
+from orchestrator.language.loader import load_journeys
+from orchestrator.settings import Settings
+
+log = logging.getLogger("loyaloop.console")
+
+
+def console_users(environ: Mapping[str, str] | None = None) -> dict[str, User]:
+    """The users of ``LOYALOOP_CONSOLE_USERS`` (none when it is unset)."""
+    return parse_users((environ if environ is not None else os.environ).get(USERS_VARIABLE, ""))
+
+
+def console_from_environment(
+    settings: Settings,
+    client: redis.Redis,
+    *,
+    environ: Mapping[str, str] | None = None,
+    users: Mapping[str, User] | None = None,
+    fallback_key: bytes | None = None,
+    journeys: Mapping[str, Journey] | None = None,
+    end_run: RunEnder | None = None,
+) -> Starlette | None:
+    """The console app, or None (with a warning) when no user is configured: a console nobody may
+    open is not mounted at all.  Cookies are ``Secure`` when ``LOYALOOP_PUBLIC_URL`` is https."""
+    env = environ if environ is not None else os.environ
+    found = dict(users) if users is not None else console_users(env)
+    if not found:
+        log.warning("%s is empty: the console under /console is not served", USERS_VARIABLE)
+        return None
+    key = session_key(env, fallback_key)
+    if journeys is None:
+        journeys = load_journeys(settings.journeys_dir, settings.templates_dir, vouchers=settings.vouchers)
+    return create_console(
+        settings,
+        client,
+        journeys,
+        found,
+        key,
+        end_run=end_run,
+        secure_cookies=settings.public_url.startswith("https://"),
+    )
