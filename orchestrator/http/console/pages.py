@@ -44,7 +44,9 @@ class Pages:
             if journey_id in stored:
                 journey = await run_in_threadpool(self.c.store.load_journey, journey_id, stored[journey_id])
         if journey is None:
-            return self.c.page(request, "missing.html", session, status=404, what=f"journey {journey_id}")
+            return self.c.page(
+                request, "missing.html", session, status=404, what=f"journey {journey_id}", title="Not found"
+            )
         stats = await run_in_threadpool(self.c.store.stats, journey.id)
         svg = await run_in_threadpool(flow_svg, journey, stats)
         figures = step_figures(journey, stats)
@@ -100,7 +102,11 @@ class Pages:
             body = f"<p>This template does not render for the sample customer: {html.escape(str(exc))}</p>"
         else:
             head = f"<p><b>{html.escape(content.subject or content.title or '')}</b></p>"
-            shown = content.html if content.html is not None else f"<pre>{html.escape(content.body)}</pre>"
+            shown = (
+                content.html
+                if content.html is not None
+                else f"<pre style='white-space:pre-wrap'>{html.escape(content.body)}</pre>"
+            )
             locale_note = (
                 f"<p><small>locale {html.escape(content.locale)}</small></p>" if content.locale != locale else ""
             )
@@ -126,7 +132,9 @@ class Pages:
             customer_view, self.c.client, self.c.store, self.c.settings, customer_id, self.c.clock()
         )
         if not view.found:
-            return self.c.page(request, "missing.html", session, status=404, what=f"customer {customer_id}")
+            return self.c.page(
+                request, "missing.html", session, status=404, what=f"customer {customer_id}", title="Not found"
+            )
         timeline = self.c.timeline(customer_id) if self.c.timeline is not None else None
         return self.c.page(
             request,

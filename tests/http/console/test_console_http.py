@@ -1,0 +1,202 @@
+"""The console over plain HTTP: who may open what, CSRF, the security headers, the support actions."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+
+from orchestrator.gate.consent import consent_history, read_consent
+from orchestrator.http.console.web import COOKIE
+from orchestrator.store import Store
+from tests.http.console.conftest import API_SECRET, Site, login
+
+#: Every console route with a sample path (GET pages, then the POST actions).
+PAGES = [
+    "/console/",
+    "/console/journeys/welcome",
+    "/console/journeys/welcome/preview/welcome_email/email/en",
+    "/console/customers",
+    "/console/customers/cust-0001",
+    "/console/calendar",
+]
+ACTIONS = [
+    "/console/logout",
+    "/console/customers/cust-0001/consent",
+    "/console/customers/cust-0001/runs/welcome-0000000000000000/end",
+]
+
+
+def customer_with_email_consent(site: Site) -> str:
+    """A seeded customer whose e-mail consent is given."""
+    store = Store(site.redis)
+    for batch in store.scan_customers():
+        for customer_id in sorted(batch):
+            if read_consent(site.redis, customer_id).get("email"):
+                return customer_id
+    raise AssertionError("the seeded store has no customer with e-mail consent")
+
+
+def test_every_page_refuses_a_request_without_a_session(site: Site) -> None:
+    """GET pages send the browser to the login page and show nothing; POST actions answer 403."""
+    with site.client() as http:
+        for path in PAGES:
+            answer = http.get(path)
+            assert answer.status_code == 303, path
+            assert answer.headers["location"].endswith("/console/login"), path
+            assert "cust-0001" not in answer.text
+        for path in ACTIONS:
+            answer = http.post(path, data={"csrf": "x", "channel": "email", "granted": "0"})
+            assert answer.status_code == 403, path
+
+
+def test_an_api_key_does_not_open_the_console(site: Site) -> None:
+    """The /v1 bearer key is for machines posting events; the console ignores it."""
+    with site.client() as http:
+        answer = http.get("/console/customers/cust-0001", headers={"Authorization": f"Bearer {API_SECRET}"})
+        assert answer.status_code == 303
+        forged = http.get("/console/", headers={"Cookie": f"{COOKIE}=YW5hfHN1cHBvcnR8OTk5OTk5OTk5OXx4.AAAA"})
+        assert forged.status_code == 303
+
+
+def test_security_headers_on_pages_and_previews(site: Site) -> None:
+    with site.client() as http:
+        login(http, "vic")
+        page = http.get("/console/journeys/welcome")
+        assert page.status_code == 200
+        csp = page.headers["content-security-policy"]
+        assert "default-src 'self'" in csp and "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert "unsafe-inline" not in csp
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert page.headers["cache-control"] == "no-store"
+        assert "<script>" not in page.text and " on" + "click=" not in page.text  # no inline script
+        assert re.search(r"<iframe sandbox ", page.text)
+        preview = http.get("/console/journeys/welcome/preview/welcome_email/email/nl")
+        assert preview.status_code == 200
+        assert "sandbox" in preview.headers["content-security-policy"]
+        assert "default-src 'none'" in preview.headers["content-security-policy"]
+
+
+def test_login_sets_a_hardened_cookie_and_refuses_wrong_passwords(site: Site) -> None:
+    with site.client() as http:
+        form = http.get("/console/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert token is not None
+        wrong = http.post("/console/login", data={"user": "ana", "password": "not it at all", "csrf": token.group(1)})
+        assert wrong.status_code == 401
+        assert COOKIE not in wrong.cookies
+        no_token = http.post("/console/login", data={"user": "ana", "password": "ana's long passphrase"})
+        assert no_token.status_code == 403
+        form = http.get("/console/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert token is not None
+        ok = http.post(
+            "/console/login", data={"user": "ana", "password": "ana's long passphrase", "csrf": token.group(1)}
+        )
+        assert ok.status_code == 303
+        cookie = ok.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Max-Age=" in cookie
+
+
+def test_consent_change_needs_the_session_csrf_token(site: Site) -> None:
+    """Without (or with another session's) token nothing changes; with it, the one consent writer
+    records the change with the console user as its source."""
+    customer = customer_with_email_consent(site)
+    with site.client() as http, site.client() as other:
+        token = login(http, "ana")
+        foreign = login(other, "ana")
+        assert token != foreign
+        for data in ({"channel": "email", "granted": "0"}, {"channel": "email", "granted": "0", "csrf": foreign}):
+            refused = http.post(f"/console/customers/{customer}/consent", data=data)
+            assert refused.status_code == 403
+            assert read_consent(site.redis, customer)["email"] is True
+        done = http.post(
+            f"/console/customers/{customer}/consent", data={"channel": "email", "granted": "0", "csrf": token}
+        )
+        assert done.status_code == 303
+        assert read_consent(site.redis, customer)["email"] is False
+        assert consent_history(site.redis, customer)[-1]["source"] == "console:ana"
+        again = http.post(
+            f"/console/customers/{customer}/consent", data={"channel": "email", "granted": "1", "csrf": token}
+        )
+        assert again.status_code == 303
+        assert read_consent(site.redis, customer)["email"] is True
+
+
+def test_a_viewer_may_look_but_not_act(site: Site) -> None:
+    customer = customer_with_email_consent(site)
+    with site.client() as http:
+        token = login(http, "vic")
+        page = http.get(f"/console/customers/{customer}")
+        assert page.status_code == 200
+        assert "Withdraw" not in page.text
+        answer = http.post(
+            f"/console/customers/{customer}/consent", data={"channel": "email", "granted": "0", "csrf": token}
+        )
+        assert answer.status_code == 403
+        assert read_consent(site.redis, customer)["email"] is True
+
+
+def test_customer_page_masks_contact_points(site: Site) -> None:
+    store = Store(site.redis)
+    profile = store.get_profile("cust-0001")
+    assert profile is not None and profile.email
+    with site.client() as http:
+        login(http, "vic")
+        page = http.get("/console/customers/cust-0001")
+        assert page.status_code == 200
+        assert profile.email not in page.text
+        assert "c•••@•••.com" in page.text
+        if profile.phone:
+            assert profile.phone not in page.text
+
+
+def test_support_removes_a_customer_from_a_journey_and_it_is_logged(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = Store(site.redis)
+    live = None
+    for batch in store.scan_customers():
+        for customer_id in sorted(batch):
+            runs = store.live_runs(customer_id)
+            if runs:
+                live = (customer_id, *sorted(runs.items())[0])
+                break
+        if live:
+            break
+    assert live is not None, "the seeded store has no live run"
+    customer_id, run_id, journey_id = live
+    profile = store.get_profile(customer_id)
+    before = store.stats(journey_id).get("_journey:exited", 0)
+    with site.client() as http, caplog.at_level(logging.INFO, logger="loyaloop.console.audit"):
+        token = login(http, "ana")
+        page = http.get(f"/console/customers/{customer_id}")
+        assert f'data-run="{run_id}"' in page.text
+        answer = http.post(f"/console/customers/{customer_id}/runs/{run_id}/end", data={"csrf": token, "run": run_id})
+        assert answer.status_code == 303
+    assert run_id not in store.live_runs(customer_id)
+    assert store.stats(journey_id).get("_journey:exited", 0) == before + 1
+    lines = [record.getMessage() for record in caplog.records if record.name == "loyaloop.console.audit"]
+    assert any("user=ana action=journey.remove" in line and f"run={run_id}" in line for line in lines)
+    assert profile is not None and profile.email
+    assert all(profile.email not in line for line in lines)
+
+
+def test_unknown_customer_and_journey_are_404(site: Site) -> None:
+    with site.client() as http:
+        login(http, "vic")
+        assert http.get("/console/customers/nobody-here").status_code == 404
+        assert http.get("/console/journeys/nope").status_code == 404
+        assert http.get("/console/journeys/welcome/preview/nope/email/en").status_code == 404
+
+
+def test_secure_cookie_behind_https(site: Site) -> None:
+    """A request that arrived over HTTPS (``X-Forwarded-Proto`` from the trusted local proxy) gets
+    ``Secure`` cookies; one over plain HTTP does not (the browser would drop them)."""
+    with site.client() as http:
+        proxied = http.get("/console/login", headers={"X-Forwarded-Proto": "https"})
+        assert proxied.status_code == 200
+        assert "Secure" in proxied.headers["set-cookie"]
+        plain = http.get("/console/login")
+        assert "Secure" not in plain.headers["set-cookie"]
