@@ -208,7 +208,7 @@ def customer_view(
                 step=step_id,
                 channel=channel,
                 category=category,
-                status=status or "accepted",
+                status=status or "no report",
             )
         )
     now_ms = now.timestamp() * 1000
