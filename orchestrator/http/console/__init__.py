@@ -31,6 +31,7 @@ from orchestrator.language.loader import load_catalogue_for
 from orchestrator.language.render import Renderer
 from orchestrator.settings import Settings
 from orchestrator.store import Store
+from orchestrator.store.ratelimit import RateLimiter
 
 #: Files under ``static/`` the console serves, with their content types.
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
@@ -57,12 +58,14 @@ def create_console(
     timeline: TimelineSource | None = None,
     end_run: RunEnder | None = None,
     secure_cookies: bool = False,
+    failures_per_minute: int = 10,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Starlette:
     """The console as an ASGI app, to be mounted (``Mount("/console", app=...)``) or served alone.
 
     ``client`` decodes responses; ``users`` come from :func:`~orchestrator.http.console.auth.parse_users`;
-    ``end_run`` (``Runtime.end_run``) enables removing customers from journeys.
+    ``end_run`` (``Runtime.end_run``) enables removing customers from journeys;
+    ``failures_per_minute`` failed log-ins per client address are allowed (then 429).
     """
     renderer = Renderer(settings.templates_dir, default_locale=settings.default_locale)
     console = Console(
@@ -79,6 +82,8 @@ def create_console(
         end_run=end_run,
         secure_cookies=secure_cookies,
         clock=clock,
+        failures=RateLimiter.for_failed_auth(client, per_minute=failures_per_minute),
+        bucket_key=hashlib.sha256(b"console failed log-ins\0" + session_key).digest(),
     )
     pages, actions = Pages(console), Actions(console)
     static = _static_files()

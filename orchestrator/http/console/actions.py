@@ -9,6 +9,7 @@ way a restart ends one).  Both are logged by :func:`~orchestrator.http.console.w
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from urllib.parse import quote
 
@@ -21,6 +22,7 @@ from orchestrator.gate.consent import set_consent
 from orchestrator.http.console.auth import Session
 from orchestrator.http.console.reads import CHANNELS
 from orchestrator.http.console.web import COOKIE, LOGIN_COOKIE, Console, audit, audit_log, read_form, redirect, refused
+from orchestrator.store.ratelimit import retry_after
 
 #: Why a run ended when support staff removed the customer (counted as ``_journey:removed``).
 REMOVED = "removed"
@@ -44,7 +46,25 @@ class Actions:
         )
         return response
 
+    def _bucket(self, request: Request) -> str:
+        """The client address's failure bucket: a keyed digest, never the address."""
+        address = request.client.host if request.client is not None and request.client.host else "-"
+        return "console:" + hmac.new(self.c.bucket_key, address.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def _wait(self, bucket: str) -> float:
+        pipe = self.c.client.pipeline(transaction=False)
+        self.c.failures.queue_peek(pipe, bucket)
+        clock, state = pipe.execute()
+        return self.c.failures.peeked(bucket, clock, state)
+
     async def login(self, request: Request) -> Response:
+        bucket = self._bucket(request)
+        wait = await run_in_threadpool(self._wait, bucket)
+        if wait > 0:
+            # Even a right password waits: otherwise the limit would only change wrong answers' status.
+            response = await self.login_form(request, "Too many failed log-ins from here; wait a minute.", status=429)
+            response.headers["Retry-After"] = str(retry_after(wait))
+            return response
         form = await read_form(request)
         if form is None or not self.c.sessions.check_login_token(
             request.cookies.get(LOGIN_COOKIE), form.get("csrf", "")
@@ -55,6 +75,7 @@ class Actions:
         if session is None:
             audit_name = name if name in self.c.sessions.users else "(unknown)"
             self._log_failure(audit_name)
+            await run_in_threadpool(self.c.failures.acquire, bucket)
             return await self.login_form(request, "Wrong user name or password.", status=401)
         response = redirect(request, "/")
         response.set_cookie(

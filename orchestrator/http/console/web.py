@@ -28,6 +28,7 @@ from orchestrator.language.journey import Journey
 from orchestrator.language.render import Renderer
 from orchestrator.settings import Settings
 from orchestrator.store import Store
+from orchestrator.store.ratelimit import RateLimiter
 
 COOKIE = "loyaloop_console"
 LOGIN_COOKIE = "loyaloop_console_login"
@@ -78,6 +79,10 @@ class Console:
     renderer: Renderer
     catalogue: Catalogue | None
     templates: jinja2.Environment
+    #: Failed log-ins per client address, shared by every server process through Redis.
+    failures: RateLimiter
+    #: Names the failure buckets (an HMAC of the client address, never the address itself).
+    bucket_key: bytes
     lift: LiftSource | None = None
     timeline: TimelineSource | None = None
     end_run: RunEnder | None = None

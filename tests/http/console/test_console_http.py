@@ -200,3 +200,36 @@ def test_secure_cookie_behind_https(site: Site) -> None:
         assert "Secure" in proxied.headers["set-cookie"]
         plain = http.get("/console/login")
         assert "Secure" not in plain.headers["set-cookie"]
+
+
+def test_failed_log_ins_are_limited_per_address(site: Site) -> None:
+    """After the address's budget of failures (10 a minute) even the right password waits (429)."""
+    site.redis.delete(*site.redis.keys("lp:http:authfail:console:*") or ["-"])
+    with site.client() as http:
+        statuses = []
+        for _ in range(11):
+            form = http.get("/console/login")
+            token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+            assert token is not None
+            answer = http.post(
+                "/console/login", data={"user": "ana", "password": "guess guess guess", "csrf": token.group(1)}
+            )
+            statuses.append(answer.status_code)
+        assert statuses[:10] == [401] * 10 and statuses[10] == 429
+        form = http.get("/console/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert token is not None
+        right = http.post(
+            "/console/login", data={"user": "ana", "password": "ana's long passphrase", "csrf": token.group(1)}
+        )
+        assert right.status_code == 429 and int(right.headers["retry-after"]) >= 1
+    site.redis.delete(*site.redis.keys("lp:http:authfail:console:*") or ["-"])
+
+
+def test_the_access_log_names_routes_not_customers(site: Site, caplog: pytest.LogCaptureFixture) -> None:
+    with site.client() as http, caplog.at_level(logging.INFO, logger="loyaloop.http.access"):
+        login(http, "vic")
+        assert http.get("/console/customers/cust-0001").status_code == 200
+    lines = [record.getMessage() for record in caplog.records if record.name == "loyaloop.http.access"]
+    assert lines, "no access log line"
+    assert not any("cust-0001" in line or "passphrase" in line for line in lines)
