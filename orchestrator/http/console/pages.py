@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from datetime import timedelta
+import time
 from urllib.parse import quote
 
 from markupsafe import Markup
@@ -14,11 +14,20 @@ from starlette.responses import HTMLResponse, Response
 from orchestrator.errors import TemplateError
 from orchestrator.http.console.auth import Session
 from orchestrator.http.console.flow import flow_svg, step_figures
-from orchestrator.http.console.reads import calendar, customer_view, journey_rows, send_steps, template_context
+from orchestrator.http.console.reads import (
+    Calendar,
+    calendar,
+    customer_view,
+    journey_rows,
+    send_steps,
+    template_context,
+)
 from orchestrator.http.console.web import PREVIEW_CSP, Console, redirect, refused
 from orchestrator.language.journey import SendStep
 from orchestrator.language.preview import render_step, sample_event, sample_profile
 
+#: How long one reading of the send logs serves the calendar page.
+CALENDAR_SECONDS = 60.0
 #: Customer ids are at most this long (``Profile.id``); a longer one is not looked up.
 MAX_ID = 128
 
@@ -28,6 +37,7 @@ class Pages:
 
     def __init__(self, console: Console) -> None:
         self.c = console
+        self._calendar: tuple[float, Calendar] | None = None
 
     async def overview(self, request: Request, session: Session) -> Response:
         rows = await run_in_threadpool(journey_rows, self.c.store, self.c.journeys)
@@ -150,14 +160,14 @@ class Pages:
         )
 
     async def calendar(self, request: Request, session: Session) -> Response:
-        result = await run_in_threadpool(calendar, self.c.store, self.c.settings, self.c.journeys, self.c.clock())
-        cutoff = self.c.clock().date() - timedelta(days=result.retention.days)
-        return self.c.page(
-            request,
-            "calendar.html",
-            session,
-            **template_context(cal=result, cutoff=cutoff, title="Calendar"),
-        )
+        """The calendar reads every customer's send log (the store keeps no per-day record), so one
+        reading serves every request for ``CALENDAR_SECONDS``; the page says when it was read."""
+        now = time.monotonic()
+        cached = self._calendar
+        if cached is None or now - cached[0] > CALENDAR_SECONDS:
+            result = await run_in_threadpool(calendar, self.c.store, self.c.settings, self.c.journeys, self.c.clock())
+            cached = self._calendar = (now, result)
+        return self.c.page(request, "calendar.html", session, **template_context(cal=cached[1], title="Calendar"))
 
 
 def _quote(value: str) -> str:

@@ -27,6 +27,8 @@ from orchestrator.settings import Settings
 from orchestrator.store import Store, keys
 
 CHANNELS = ("email", "sms", "push")
+DAY_MS = 86_400_000
+EPOCH_DAY = date(1970, 1, 1)
 #: Gate outcomes shown per journey on the overview, as the stats name them.
 OUTCOMES = ("sent", "capped", "deferred", "no_consent", "suppressed", "no_address", "failed")
 
@@ -226,12 +228,14 @@ def customer_view(
 # --- the calendar --------------------------------------------------------------------------------
 @dataclass
 class Calendar:
-    """Sends per UTC day and channel from the customers' send logs (kept ``send_log_retention``)."""
+    """Sends per UTC day and channel from the customers' send logs (kept ``send_log_retention``);
+    ``customers_scanned`` counts the customers with a send log."""
 
     days: list[date]
     per_day: dict[date, dict[str, int]]
     customers_scanned: int
     retention: timedelta
+    read_at: datetime
     totals: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
@@ -239,24 +243,37 @@ def calendar(store: Store, settings: Settings, journeys: Mapping[str, Journey], 
     """Sends per day per channel (every journey, transactional included) within the send-log
     retention, plus each journey's capped and deferred totals (kept as totals only)."""
     client = store.redis
-    per_day: dict[date, dict[str, int]] = {}
+    by_number: dict[tuple[int, str], int] = {}
     scanned = 0
-    for batch in store.scan_customers(1000):
+    prefix, suffix = keys.send_log("\0").split("\0")
+    batch: list[str] = []
+
+    def read(batch: list[str]) -> None:
         pipe = client.pipeline(transaction=False)
-        for customer_id in batch:
-            pipe.zrange(keys.send_log(customer_id), 0, -1, withscores=True)
+        for key in batch:
+            pipe.zrange(key, 0, -1, withscores=True)
         for log in pipe.execute():
             for member, score in log:
-                _idem, channel, _category, _tags = _parse_member(member)
-                day = datetime.fromtimestamp(score / 1000, UTC).date()
-                counts = per_day.setdefault(day, {})
-                counts[channel] = counts.get(channel, 0) + 1
+                bucket = (int(score) // DAY_MS, member.split(SEP, 2)[1] if SEP in member else "")
+                by_number[bucket] = by_number.get(bucket, 0) + 1
+
+    for key in client.scan_iter(match=f"{prefix}*{suffix}", count=2000):
+        batch.append(key)
+        if len(batch) >= 2000:
+            read(batch)
+            scanned += len(batch)
+            batch = []
+    if batch:
+        read(batch)
         scanned += len(batch)
+    per_day: dict[date, dict[str, int]] = {}
+    for (number, channel), count in by_number.items():
+        per_day.setdefault(EPOCH_DAY + timedelta(days=number), {})[channel] = count
     first = min(per_day) if per_day else now.date()
     days = [first + timedelta(days=n) for n in range((max(per_day, default=first) - first).days + 1)]
     rows = journey_rows(store, journeys)
     totals = {row.id: {"capped": row.outcomes["capped"], "deferred": row.outcomes["deferred"]} for row in rows}
-    return Calendar(days, per_day, scanned, settings.send_log_retention, totals)
+    return Calendar(days, per_day, scanned, settings.send_log_retention, now, totals)
 
 
 def send_steps(journey: Journey) -> list[SendStep]:
