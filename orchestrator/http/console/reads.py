@@ -238,6 +238,11 @@ class Calendar:
     read_at: datetime
     totals: dict[str, dict[str, int]] = field(default_factory=dict)
 
+    @property
+    def complete_from(self) -> date:
+        """The first day every log still holds whole (older sends may have been trimmed)."""
+        return (self.read_at - self.retention).date() + timedelta(days=1)
+
 
 def calendar(store: Store, settings: Settings, journeys: Mapping[str, Journey], now: datetime) -> Calendar:
     """Sends per day per channel (every journey, transactional included) within the send-log

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import UTC, datetime
 
 import pytest
 
@@ -233,3 +234,23 @@ def test_the_access_log_names_routes_not_customers(site: Site, caplog: pytest.Lo
     lines = [record.getMessage() for record in caplog.records if record.name == "loyaloop.http.access"]
     assert lines, "no access log line"
     assert not any("cust-0001" in line or "passphrase" in line for line in lines)
+
+
+def test_calendar_counts_every_send_log_entry_by_day_and_channel(site: Site) -> None:
+    """Each cell equals the entries of that UTC day and channel in all customers' send logs."""
+    expected: dict[tuple[str, str], int] = {}
+    for key in site.redis.scan_iter(match="lp:c:*:sends"):
+        for member, score in site.redis.zrange(key, 0, -1, withscores=True):
+            day = datetime.fromtimestamp(score / 1000, UTC).date().isoformat()
+            channel = member.split("\x1f")[1]
+            expected[day, channel] = expected.get((day, channel), 0) + 1
+    assert expected, "the seeded store has no sends"
+    with site.client() as http:
+        login(http, "vic")
+        page = http.get("/console/calendar").text
+    shown: dict[tuple[str, str], int] = {}
+    for day, row in re.findall(r'<tr data-day="([0-9-]+)">(.*?)</tr>', page, re.S):
+        for channel, count in re.findall(r'data-channel="(\w+)">([\d,]+)<', row):
+            if count != "0":
+                shown[day, channel] = int(count.replace(",", ""))
+    assert shown == expected
