@@ -13,6 +13,8 @@ import click
 from orchestrator.errors import ConfigurationError
 from orchestrator.http.config import load_http_config
 from orchestrator.http.connections import GuardedHttpProtocol
+from orchestrator.http.console.auth import session_key
+from orchestrator.http.console.startup import console_users
 from orchestrator.http.server import FACTORY, require_redis, run_uvicorn
 from orchestrator.settings import load_settings
 
@@ -45,7 +47,8 @@ def log_config(level: str) -> dict[str, Any]:
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log one line per request.")
 def serve(host: str, port: int, workers: int, log_level: str, access_log: bool) -> None:
     """Serve the HTTP API (POST /v1/track, /v1/identify, /v1/batch), the SendGrid and Twilio
-    webhooks, the /u/{token} unsubscribe page, /healthz and /metrics.  Needs REDIS_URL; keys and
+    webhooks, the /u/{token} unsubscribe page, /healthz, /metrics and, with LOYALOOP_CONSOLE_USERS,
+    the console under /console.  Needs REDIS_URL; keys and
     limits come from the environment (see docs/http.md).  Client addresses are never logged."""
     import redis
 
@@ -53,6 +56,8 @@ def serve(host: str, port: int, workers: int, log_level: str, access_log: bool) 
     settings = load_settings()
     url = require_redis(settings)
     http = load_http_config()
+    if console_users():  # a malformed user list, or no key to sign sessions, is refused here
+        session_key(os.environ)
     probe = redis.Redis.from_url(url, socket_timeout=STARTUP_TIMEOUT, socket_connect_timeout=STARTUP_TIMEOUT)
     try:
         probe.ping()
