@@ -10,9 +10,9 @@ there are ``--customers`` of them, so every customer has the shape a real one ha
 served by uvicorn; an ASGI wrapper times each request from its first byte in to its last byte out
 (server time), and each page is asked for ``--rounds`` times after two warm-up requests.
 
-The target is 100 ms server time per page.  The calendar reads every customer's send log (the store
-keeps no per-day record of sends), so its first reading is timed on its own; later requests within
-a minute are served from that reading.
+The target is 100 ms server time per page.  The calendar adds up every customer's send log (the
+store keeps no per-day record of sends) in a thread beside the requests; its first request, which
+starts that reading, is timed as a page, and the reading's own duration is printed apart.
 """
 
 from __future__ import annotations
@@ -114,8 +114,12 @@ def main(argv: list[str] | None = None) -> int:
             answer = http.post("/login", data={"user": "bench", "password": PASSWORD, "csrf": token.group(1)})
             assert answer.status_code == 303, answer.text
             timed.times.clear()
+            began = time.perf_counter()
             assert http.get("/calendar").status_code == 200
             first_calendar = timed.times["/calendar"][0]
+            while "logs read at" not in http.get("/calendar").text:
+                time.sleep(0.5)
+            reading_seconds = time.perf_counter() - began
             for path in [*pages, "/calendar"]:
                 for _ in range(2):
                     assert http.get(path).status_code == 200, path
@@ -131,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             verdict = "ok" if p95 <= TARGET_MS else "MISSED"
             print(f"{path:<{width}} {median:>10.1f} {p95:>8.1f} {worst:>8.1f}  {verdict}")
         verdict = "ok" if first_calendar <= TARGET_MS else "MISSED"
-        print(f"{'/calendar (first reading)':<{width}} {first_calendar:>10.1f} {'':>8} {'':>8}  {verdict}")
+        print(f"{'/calendar (first request)':<{width}} {first_calendar:>10.1f} {'':>8} {'':>8}  {verdict}")
+        print(f"reading every send log for the calendar took {reading_seconds:.1f} s (in the background)")
         missed = any(p95 > TARGET_MS for _path, _median, p95, _worst in rows)
         return 1 if missed else 0
     finally:

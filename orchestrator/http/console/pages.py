@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import time
 from urllib.parse import quote
 
 from markupsafe import Markup
@@ -13,9 +12,9 @@ from starlette.responses import HTMLResponse, Response
 
 from orchestrator.errors import TemplateError
 from orchestrator.http.console.auth import Session
+from orchestrator.http.console.calendar_reader import CalendarReader
 from orchestrator.http.console.flow import flow_svg, step_figures
 from orchestrator.http.console.reads import (
-    Calendar,
     calendar,
     customer_view,
     journey_rows,
@@ -26,8 +25,8 @@ from orchestrator.http.console.web import PREVIEW_CSP, Console, redirect, refuse
 from orchestrator.language.journey import SendStep
 from orchestrator.language.preview import render_step, sample_event, sample_profile
 
-#: How long one reading of the send logs serves the calendar page.
-CALENDAR_SECONDS = 60.0
+#: How long one reading of the send logs serves the calendar page before a new one starts.
+CALENDAR_SECONDS = 300.0
 #: Customer ids are at most this long (``Profile.id``); a longer one is not looked up.
 MAX_ID = 128
 
@@ -37,7 +36,10 @@ class Pages:
 
     def __init__(self, console: Console) -> None:
         self.c = console
-        self._calendar: tuple[float, Calendar] | None = None
+        self._calendar = CalendarReader(
+            lambda: calendar(console.store, console.settings, console.journeys, console.clock()),
+            max_age=CALENDAR_SECONDS,
+        )
 
     async def overview(self, request: Request, session: Session) -> Response:
         rows = await run_in_threadpool(journey_rows, self.c.store, self.c.journeys)
@@ -160,14 +162,11 @@ class Pages:
         )
 
     async def calendar(self, request: Request, session: Session) -> Response:
-        """The calendar reads every customer's send log (the store keeps no per-day record), so one
-        reading serves every request for ``CALENDAR_SECONDS``; the page says when it was read."""
-        now = time.monotonic()
-        cached = self._calendar
-        if cached is None or now - cached[0] > CALENDAR_SECONDS:
-            result = await run_in_threadpool(calendar, self.c.store, self.c.settings, self.c.journeys, self.c.clock())
-            cached = self._calendar = (now, result)
-        return self.c.page(request, "calendar.html", session, **template_context(cal=cached[1], title="Calendar"))
+        """The latest reading of every customer's send log (the store keeps no per-day record);
+        the page says when it was made, or that the first one is under way."""
+        found, reading = await run_in_threadpool(self._calendar.get)
+        values = template_context(cal=found, reading=reading, error=self._calendar.error, title="Calendar")
+        return self.c.page(request, "calendar.html", session, **values)
 
 
 def _quote(value: str) -> str:
