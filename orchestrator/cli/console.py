@@ -16,6 +16,7 @@ import ipaddress
 import os
 import secrets
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -27,7 +28,7 @@ from starlette.routing import Mount, Route
 
 from orchestrator.cli.demo_run import default_state
 from orchestrator.cli.serve import log_config
-from orchestrator.errors import ConfigurationError
+from orchestrator.errors import ConfigurationError, InputError
 from orchestrator.http.console.auth import User, hash_password, random_key
 from orchestrator.http.console.startup import console_from_environment, console_users
 from orchestrator.runtime.compose import build_runtime
@@ -55,8 +56,16 @@ def _loopback(host: str) -> bool:
     help="State file written by `loyaloop demo` (used without REDIS_URL).",
 )
 @click.option("--journeys", "journeys_dir", type=click.Path(file_okay=False, path_type=Path), help="Journeys folder.")
+@click.option(
+    "--now",
+    "now_text",
+    default=None,
+    help="Show caps windows as of this moment (ISO-8601; default: the demo's simulated end, else now).",
+)
 @click.pass_context
-def console(ctx: click.Context, host: str, port: int, state: Path | None, journeys_dir: Path | None) -> None:
+def console(
+    ctx: click.Context, host: str, port: int, state: Path | None, journeys_dir: Path | None, now_text: str | None
+) -> None:
     """Serve the console (journeys as flows with their counts, customers, the calendar) on HOST:PORT.
 
     Without REDIS_URL it shows the state the last `loyaloop demo` left."""
@@ -79,6 +88,10 @@ def console(ctx: click.Context, host: str, port: int, state: Path | None, journe
         count = snapshot.load(client, path)
         click.echo(f"Loaded {count} keys of demo state from {path}")
         in_process = True
+        now_text = now_text or snapshot.meta(path).get("now")
+    now = _moment(now_text) if now_text else None
+    if now is not None:
+        click.echo(f"Showing the state as of {now.isoformat()}")
     users = console_users()
     if not users:
         if not _loopback(host):
@@ -96,6 +109,7 @@ def console(ctx: click.Context, host: str, port: int, state: Path | None, journe
         fallback_key=random_key(),
         journeys=runtime.journeys.current,
         end_run=runtime.end_run,
+        clock=(lambda: now) if now is not None else None,
     )
     assert app is not None
 
@@ -109,6 +123,14 @@ def console(ctx: click.Context, host: str, port: int, state: Path | None, journe
     finally:
         runtime.close()
         client.close()
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"--now {text!r} is not an ISO-8601 date and time", field="now") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 @console.command("hash-password")

@@ -196,7 +196,7 @@ def run_demo(
                 progress(clock.now, position)
         stats = {journey_id: system.runtime.store.stats(journey_id) for journey_id in journeys}
         if state is not None and not settings.redis_url:
-            snapshot.dump(system.client, state)
+            snapshot.dump(system.client, state, {"now": clock.now.isoformat()})
     outbox = settings.outbox_path
     messages = 0
     if outbox.exists():

@@ -23,8 +23,9 @@ from orchestrator.store import keys
 FORMAT = "loyaloop-snapshot/1"
 
 
-def dump(client: redis.Redis, path: Path) -> int:
-    """Write every Loyaloop key of ``client`` (decoding responses) to ``path``; returns how many."""
+def dump(client: redis.Redis, path: Path, meta: dict[str, str] | None = None) -> int:
+    """Write every Loyaloop key of ``client`` (decoding responses) to ``path``; returns how many.
+    ``meta`` is kept beside the keys (the demo's simulated time, read back by :func:`meta`)."""
     items: list[dict[str, Any]] = []
     for key in sorted(client.scan_iter(match=f"{keys.PREFIX}:*", count=1000)):
         kind = client.type(key)
@@ -47,13 +48,12 @@ def dump(client: redis.Redis, path: Path) -> int:
         ttl = client.pttl(key)
         items.append({"key": key, "type": kind, "value": value, "pttl": ttl if isinstance(ttl, int) and ttl > 0 else 0})
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps({"format": FORMAT, "keys": items}), encoding="utf-8")
+    temporary.write_text(json.dumps({"format": FORMAT, "meta": meta or {}, "keys": items}), encoding="utf-8")
     os.replace(temporary, path)
     return len(items)
 
 
-def load(client: redis.Redis, path: Path) -> int:
-    """Put the keys of a :func:`dump` file into ``client`` (replacing keys of the same name)."""
+def _read(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -64,6 +64,18 @@ def load(client: redis.Redis, path: Path) -> int:
             "write one with `loyaloop demo --state FILE`",
             field="state",
         )
+    return data
+
+
+def meta(path: Path) -> dict[str, str]:
+    """What :func:`dump` kept beside the keys (empty when nothing)."""
+    found = _read(path).get("meta")
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+
+def load(client: redis.Redis, path: Path) -> int:
+    """Put the keys of a :func:`dump` file into ``client`` (replacing keys of the same name)."""
+    data = _read(path)
     pipe = client.pipeline(transaction=False)
     for item in data["keys"]:
         key, kind, value = item["key"], item["type"], item["value"]

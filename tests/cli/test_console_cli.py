@@ -57,11 +57,14 @@ def test_after_the_demo_the_console_serves_its_state(tmp_path: Path, monkeypatch
         password = None
         deadline = time.monotonic() + 60
         assert process.stdout is not None
+        printed: list[str] = []
         while password is None and time.monotonic() < deadline:
-            line = process.stdout.readline()
-            found = re.search(r"one-time password (\S+)", line)
+            printed.append(process.stdout.readline())
+            found = re.search(r"one-time password (\S+)", printed[-1])
             password = found.group(1) if found else None
         assert password is not None, "no one-time password printed"
+        # The demo's simulated clock ended 20 days after its start: the console looks from there.
+        assert any("Showing the state as of 2026-01-25" in line for line in printed), printed
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=10) as http:
             while time.monotonic() < deadline:

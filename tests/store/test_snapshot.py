@@ -24,7 +24,8 @@ def test_every_kind_of_key_round_trips(redis_client: redis.Redis, tmp_path: Path
     source.set("lp:expiring", "soon", px=600_000)
     source.set("other:key", "not ours")
     path = tmp_path / "state.json"
-    assert snapshot.dump(source, path) == 7
+    assert snapshot.dump(source, path, {"now": "2026-01-05T06:00:00+00:00"}) == 7
+    assert snapshot.meta(path) == {"now": "2026-01-05T06:00:00+00:00"}
     redis_client.set("lp:list", "replaced")
     assert snapshot.load(redis_client, path) == 7
     assert redis_client.get("lp:string") == "v"

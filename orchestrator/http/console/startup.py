@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 
 import redis
 from starlette.applications import Starlette
@@ -33,6 +34,7 @@ def console_from_environment(
     fallback_key: bytes | None = None,
     journeys: Mapping[str, Journey] | None = None,
     end_run: RunEnder | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> Starlette | None:
     """The console app, or None (with a warning) when no user is configured: a console nobody may
     open is not mounted at all.  Cookies are ``Secure`` when ``LOYALOOP_PUBLIC_URL`` is https."""
@@ -52,4 +54,5 @@ def console_from_environment(
         key,
         end_run=end_run,
         secure_cookies=settings.public_url.startswith("https://"),
+        clock=clock or (lambda: datetime.now(UTC)),
     )
