@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from orchestrator.gate.consent import consent_history, read_consent
+from orchestrator.gate.consent import consent_history, read_consent, set_consent
 from orchestrator.http.console.web import COOKIE
+from orchestrator.language.profile import Profile
 from orchestrator.store import Store
 from tests.http.console.conftest import API_SECRET, Site, login
 
@@ -254,3 +255,19 @@ def test_calendar_counts_every_send_log_entry_by_day_and_channel(site: Site) -> 
             if count != "0":
                 shown[day, channel] = int(count.replace(",", ""))
     assert shown == expected
+
+
+def test_values_from_the_store_are_escaped(site: Site) -> None:
+    """A profile field or a consent source holding markup is shown as text, never run."""
+    store = Store(site.redis)
+    store.save_profile(
+        Profile(id="evil-1", timezone="<script>alert(1)</script>", locale='"><img src=x onerror=alert(2)>'),
+        source="<b>import</b>",
+    )
+    set_consent(site.redis, "evil-1", "email", True, source="<script>alert(3)</script>")
+    with site.client() as http:
+        login(http, "vic")
+        page = http.get("/console/customers/evil-1").text
+    assert "<script>alert" not in page and "<img src=x" not in page and "<b>import</b>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert(3)&lt;/script&gt;" in page
