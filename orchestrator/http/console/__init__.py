@@ -24,6 +24,7 @@ from starlette.routing import Route
 from orchestrator.http.console.actions import Actions
 from orchestrator.http.console.auth import Sessions, User
 from orchestrator.http.console.extensions import LiftSource, Panel, RunEnder, TimelineSource
+from orchestrator.http.console.measured import FiguresSource
 from orchestrator.http.console.pages import Pages
 from orchestrator.http.console.web import COOKIE, HEADERS, Console, environment, guarded, redirect, refused
 from orchestrator.language.journey import Journey
@@ -57,6 +58,7 @@ def create_console(
     lift: LiftSource | None = None,
     timeline: TimelineSource | None = None,
     end_run: RunEnder | None = None,
+    figures: FiguresSource | None = None,
     secure_cookies: bool = False,
     failures_per_minute: int = 10,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -64,7 +66,9 @@ def create_console(
     """The console as an ASGI app, to be mounted (``Mount("/console", app=...)``) or served alone.
 
     ``client`` decodes responses; ``users`` come from :func:`~orchestrator.http.console.auth.parse_users`;
-    ``end_run`` (``Runtime.end_run``) enables removing customers from journeys;
+    ``end_run`` (``Runtime.end_run``) enables removing customers from journeys; ``figures``
+    (``Store.version_figures``) adds recorded entrants per day, conversion per arm and a calendar
+    from the measurement records;
     ``failures_per_minute`` failed log-ins per client address are allowed (then 429).
     """
     renderer = Renderer(settings.templates_dir, default_locale=settings.default_locale)
@@ -80,6 +84,7 @@ def create_console(
         lift=lift,
         timeline=timeline,
         end_run=end_run,
+        figures=figures,
         secure_cookies=secure_cookies,
         clock=clock,
         failures=RateLimiter.for_failed_auth(client, per_minute=failures_per_minute),
@@ -136,4 +141,4 @@ async def _logged_in(console: Console, request: Request) -> bool:
     return await run_in_threadpool(console.sessions.read, request.cookies.get(COOKIE)) is not None
 
 
-__all__ = ["LiftSource", "Panel", "RunEnder", "TimelineSource", "create_console"]
+__all__ = ["FiguresSource", "LiftSource", "Panel", "RunEnder", "TimelineSource", "create_console"]

@@ -14,8 +14,11 @@ from orchestrator.errors import TemplateError
 from orchestrator.http.console.auth import Session
 from orchestrator.http.console.calendar_reader import CalendarReader
 from orchestrator.http.console.flow import flow_svg, step_figures
+from orchestrator.http.console.measured import conversion_panel, journey_measures, per_day, sparkline
 from orchestrator.http.console.reads import (
+    Calendar,
     calendar,
+    calendar_of_records,
     customer_view,
     journey_rows,
     send_steps,
@@ -36,17 +39,24 @@ class Pages:
 
     def __init__(self, console: Console) -> None:
         self.c = console
-        self._calendar = CalendarReader(
-            lambda: calendar(console.store, console.settings, console.journeys, console.clock()),
-            max_age=CALENDAR_SECONDS,
-        )
+        self._calendar = CalendarReader(self._read_calendar, max_age=CALENDAR_SECONDS)
+
+    def _read_calendar(self) -> Calendar:
+        """From the measurement records when there is a reader for them, else from the send logs."""
+        if self.c.figures is not None:
+            sends, gate = per_day(self.c.figures(None))
+            return calendar_of_records(sends, gate, self.c.settings, self.c.clock())
+        return calendar(self.c.store, self.c.settings, self.c.journeys, self.c.clock())
 
     async def overview(self, request: Request, session: Session) -> Response:
         rows = await run_in_threadpool(journey_rows, self.c.store, self.c.journeys)
         lift = self.c.lift(None) if self.c.lift is not None else None
-        return self.c.page(
-            request, "overview.html", session, **template_context(rows=rows, lift=lift, title="Journeys")
-        )
+        measures = None
+        if self.c.figures is not None:
+            recorded = await run_in_threadpool(self.c.figures, None)
+            measures = journey_measures(recorded, self.c.clock().date())
+        values = template_context(rows=rows, lift=lift, measures=measures, sparkline=sparkline, title="Journeys")
+        return self.c.page(request, "overview.html", session, **values)
 
     async def journey(self, request: Request, session: Session) -> Response:
         journey_id = str(request.path_params["journey_id"])
@@ -69,6 +79,9 @@ class Pages:
             for locale in self.c.settings.locales
         ]
         lift = self.c.lift(journey.id) if self.c.lift is not None else None
+        conversion = None
+        if self.c.figures is not None:
+            conversion = conversion_panel(journey.id, await run_in_threadpool(self.c.figures, journey.id))
         return self.c.page(
             request,
             "journey.html",
@@ -80,6 +93,8 @@ class Pages:
                 previews=previews,
                 loaded=journey.id in self.c.journeys,
                 lift=lift,
+                conversion=conversion,
+                measured=self.c.figures is not None,
                 title=journey.name,
             ),
         )

@@ -237,10 +237,15 @@ class Calendar:
     retention: timedelta
     read_at: datetime
     totals: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: Capped and deferred per day: only from the measurement records (None: from the send logs).
+    gate_per_day: dict[date, dict[str, int]] | None = None
 
     @property
     def complete_from(self) -> date:
-        """The first day every log still holds whole (older sends may have been trimmed)."""
+        """The first day every log still holds whole (older sends may have been trimmed); records
+        are whole on every day."""
+        if self.gate_per_day is not None:
+            return self.days[0] if self.days else self.read_at.date()
         return (self.read_at - self.retention).date() + timedelta(days=1)
 
 
@@ -279,6 +284,16 @@ def calendar(store: Store, settings: Settings, journeys: Mapping[str, Journey], 
     rows = journey_rows(store, journeys)
     totals = {row.id: {"capped": row.outcomes["capped"], "deferred": row.outcomes["deferred"]} for row in rows}
     return Calendar(days, per_day, scanned, settings.send_log_retention, now, totals)
+
+
+def calendar_of_records(
+    sends: dict[date, dict[str, int]], gate: dict[date, dict[str, int]], settings: Settings, now: datetime
+) -> Calendar:
+    """The calendar from the measurement records' per-day step outcomes (``measured.per_day``)."""
+    known = set(sends) | set(gate)
+    first = min(known, default=now.date())
+    days = [first + timedelta(days=n) for n in range((max(known, default=first) - first).days + 1)]
+    return Calendar(days, sends, 0, settings.send_log_retention, now, {}, gate)
 
 
 def send_steps(journey: Journey) -> list[SendStep]:

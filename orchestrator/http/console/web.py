@@ -22,6 +22,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from orchestrator.http.console.auth import Role, Session, Sessions, same_token
 from orchestrator.http.console.extensions import LiftSource, RunEnder, TimelineSource
+from orchestrator.http.console.measured import FiguresSource
 from orchestrator.http.limits import read_body
 from orchestrator.language.catalogue import Catalogue
 from orchestrator.language.journey import Journey
@@ -86,6 +87,7 @@ class Console:
     lift: LiftSource | None = None
     timeline: TimelineSource | None = None
     end_run: RunEnder | None = None
+    figures: FiguresSource | None = None
     #: Mark cookies ``Secure`` even on plain HTTP (behind a proxy that ends TLS without saying so).
     secure_cookies: bool = False
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
