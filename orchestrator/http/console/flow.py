@@ -65,11 +65,16 @@ class NodeFigures:
         return dict(self.figures).get(label, 0)
 
 
-def step_figures(journey: Journey, stats: Mapping[str, int]) -> dict[str, NodeFigures]:
+def step_figures(
+    journey: Journey, stats: Mapping[str, int], reached: Mapping[str, int] | None = None
+) -> dict[str, NodeFigures]:
     """Per node id, its figures from the stats: the trigger's entries and holdouts, each send's
     outcomes summed over channels (plus ``held`` for the holdout group and ``failed`` counting
     undeliverable sends), every other step's own counters (``timeout``, ``event``, ``branch:…``,
-    ``split:…``, ``updated``) as recorded.  A step that recorded nothing shows nothing."""
+    ``split:…``, ``updated``) as recorded.  A step that recorded nothing shows nothing.
+
+    ``reached`` (step → runs that reached it, from the measurement records) puts a ``reached``
+    figure first on every step; the journey stats alone do not count it."""
     by_step: dict[str, dict[str, int]] = {}
     for key, count in stats.items():
         step, _, stat = key.partition(":")
@@ -95,10 +100,18 @@ def step_figures(journey: Journey, stats: Mapping[str, int]) -> dict[str, NodeFi
             figures = [(label, sum(per_outcome.get(name, 0) for name in names)) for label, names in SEND_FIGURES]
             figures[-1] = ("failed", figures[-1][1] + own.get("undeliverable", 0))
             figures.append(("held", own.get("holdout", 0)))
-            found[item.id] = NodeFigures(item.id, tuple(figures))
+            found[item.id] = NodeFigures(item.id, _with_reached(reached, item.id, figures))
         else:
-            found[item.id] = NodeFigures(item.id, tuple(sorted(own.items())))
+            found[item.id] = NodeFigures(item.id, _with_reached(reached, item.id, sorted(own.items())))
     return found
+
+
+def _with_reached(
+    reached: Mapping[str, int] | None, step_id: str, figures: list[tuple[str, int]]
+) -> tuple[tuple[str, int], ...]:
+    if reached is None:
+        return tuple(figures)
+    return (("reached", reached.get(step_id, 0)), *figures)
 
 
 def _duration(value: timedelta | str) -> str:
@@ -232,6 +245,6 @@ def _layout(source: str) -> str:
     return svg[start:] if start >= 0 else svg
 
 
-def flow_svg(journey: Journey, stats: Mapping[str, int]) -> str:
+def flow_svg(journey: Journey, stats: Mapping[str, int], reached: Mapping[str, int] | None = None) -> str:
     """The inline ``<svg>`` of the journey with its live figures (no XML prolog or doctype)."""
-    return _layout(flow_graph(journey, step_figures(journey, stats)).source)
+    return _layout(flow_graph(journey, step_figures(journey, stats, reached)).source)

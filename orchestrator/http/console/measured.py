@@ -112,6 +112,15 @@ def conversion_panel(journey_id: str, figures: Iterable[VersionFigures]) -> Pane
     )
 
 
+def reached_counts(figures: Iterable[VersionFigures]) -> dict[str, int]:
+    """Step id → runs that reached it, summed over versions and days."""
+    reached: dict[str, int] = {}
+    for version in figures:
+        for step_id, outcomes in version.step_totals().items():
+            reached[step_id] = reached.get(step_id, 0) + outcomes.get("reached", 0)
+    return reached
+
+
 def per_day(figures: Iterable[VersionFigures]) -> tuple[dict[date, dict[str, int]], dict[date, dict[str, int]]]:
     """(sends per day and channel, capped and deferred per day) over every journey's steps, by the day
     each outcome happened."""

@@ -14,7 +14,13 @@ from orchestrator.errors import TemplateError
 from orchestrator.http.console.auth import Session
 from orchestrator.http.console.calendar_reader import CalendarReader
 from orchestrator.http.console.flow import flow_svg, step_figures
-from orchestrator.http.console.measured import conversion_panel, journey_measures, per_day, sparkline
+from orchestrator.http.console.measured import (
+    conversion_panel,
+    journey_measures,
+    per_day,
+    reached_counts,
+    sparkline,
+)
 from orchestrator.http.console.reads import (
     Calendar,
     calendar,
@@ -70,8 +76,10 @@ class Pages:
                 request, "missing.html", session, status=404, what=f"journey {journey_id}", title="Not found"
             )
         stats = await run_in_threadpool(self.c.store.stats, journey.id)
-        svg = await run_in_threadpool(flow_svg, journey, stats)
-        figures = step_figures(journey, stats)
+        recorded = await run_in_threadpool(self.c.figures, journey.id) if self.c.figures is not None else None
+        reached = reached_counts(recorded) if recorded is not None else None
+        svg = await run_in_threadpool(flow_svg, journey, stats, reached)
+        figures = step_figures(journey, stats, reached)
         previews = [
             (step, channel, locale)
             for step in send_steps(journey)
@@ -79,9 +87,7 @@ class Pages:
             for locale in self.c.settings.locales
         ]
         lift = self.c.lift(journey.id) if self.c.lift is not None else None
-        conversion = None
-        if self.c.figures is not None:
-            conversion = conversion_panel(journey.id, await run_in_threadpool(self.c.figures, journey.id))
+        conversion = conversion_panel(journey.id, recorded) if recorded is not None else None
         return self.c.page(
             request,
             "journey.html",

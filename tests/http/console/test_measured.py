@@ -9,7 +9,7 @@ import httpx
 import redis
 
 from orchestrator.http.console import create_console
-from orchestrator.http.console.measured import conversion_panel, journey_measures, per_day
+from orchestrator.http.console.measured import conversion_panel, journey_measures, per_day, reached_counts
 from orchestrator.language.loader import load_journeys
 from orchestrator.measure.figures import ArmCounts, VersionFigures
 from orchestrator.settings import load_settings
@@ -27,7 +27,7 @@ RECORDS = [
             "holdout": {"2026-03-09": ArmCounts(entrants=2, converters=1, conversions=2, revenue_sum=30.5)},
         },
         steps={
-            "welcome_email": {"2026-03-10": {"sent": 3, "sent:email": 3, "capped": 1}},
+            "welcome_email": {"2026-03-10": {"reached": 4, "sent": 3, "sent:email": 3, "capped": 1}},
             "points_push": {"2026-03-09": {"sent:push": 2, "deferred": 4}},
         },
     ),
@@ -35,7 +35,7 @@ RECORDS = [
         journey_id="welcome",
         version="v2",
         arms={"treated": {"2026-02-01": ArmCounts(entrants=5, converters=5)}},  # 37 days ago: outside 30
-        steps={"welcome_email": {"2026-03-10": {"sent:email": 1}}},
+        steps={"welcome_email": {"2026-03-10": {"reached": 1, "sent:email": 1}}},
     ),
 ]
 
@@ -53,6 +53,10 @@ def test_conversion_panel_counts_per_arm() -> None:
     assert rows["treated"][1:4] == ("15", "6", "40.0%")
     assert rows["holdout"][1:6] == ("2", "1", "50.0%", "2", "30.50")
     assert conversion_panel("winback", RECORDS) is None
+
+
+def test_reached_sums_versions_and_days() -> None:
+    assert reached_counts(RECORDS) == {"welcome_email": 5, "points_push": 0}
 
 
 def test_sends_and_gate_outcomes_per_day() -> None:
