@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from orchestrator.http.console import create_console
 from orchestrator.http.console.auth import USERS_VARIABLE, User, parse_users, session_key
 from orchestrator.http.console.extensions import RunEnder
+from orchestrator.http.console.measured import FiguresSource
 from orchestrator.language.journey import Journey
 from orchestrator.language.loader import load_journeys
 from orchestrator.settings import Settings
@@ -34,10 +35,12 @@ def console_from_environment(
     fallback_key: bytes | None = None,
     journeys: Mapping[str, Journey] | None = None,
     end_run: RunEnder | None = None,
+    figures: FiguresSource | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> Starlette | None:
     """The console app, or None (with a warning) when no user is configured: a console nobody may
-    open is not mounted at all.  Cookies are ``Secure`` when ``LOYALOOP_PUBLIC_URL`` is https."""
+    open is not mounted at all.  Cookies are ``Secure`` when ``LOYALOOP_PUBLIC_URL`` is https.
+    ``figures`` is the measurement records' reader (``Store.version_figures``) once there is one."""
     env = environ if environ is not None else os.environ
     found = dict(users) if users is not None else console_users(env)
     if not found:
@@ -53,6 +56,7 @@ def console_from_environment(
         found,
         key,
         end_run=end_run,
+        figures=figures,
         secure_cookies=settings.public_url.startswith("https://"),
         clock=clock or (lambda: datetime.now(UTC)),
     )
