@@ -271,3 +271,16 @@ def test_values_from_the_store_are_escaped(site: Site) -> None:
     assert "<script>alert" not in page and "<img src=x" not in page and "<b>import</b>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "&lt;script&gt;alert(3)&lt;/script&gt;" in page
+
+
+def test_static_files_are_public_and_carry_the_policy(site: Site) -> None:
+    """The stylesheet and script are served without a session (the log-in page needs them), with the
+    same headers, and nothing else is served from there."""
+    with site.client() as http:
+        css = http.get("/console/static/console.css")
+        assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+        assert "default-src 'self'" in css.headers["content-security-policy"]
+        js = http.get("/console/static/console.js")
+        assert js.status_code == 200 and "confirm" in js.text
+        assert http.get("/console/static/..%2Fauth.py").status_code == 404
+        assert http.get("/console/static/nothing.css").status_code == 404
