@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_core import ErrorDetails
 
 from orchestrator.errors import ConfigurationError, Problem, ValidationFailed
-from orchestrator.language.journey import CapRule, ChannelName, Duration, QuietWindow
+from orchestrator.language.endpoints import Endpoint
+from orchestrator.language.journey import EVENT_NAME, CapRule, ChannelName, Duration, QuietWindow, ValuePath
 from orchestrator.language.located import problems_from
 from orchestrator.language.vouchers import VoucherPool
 from orchestrator.language.yamlfile import YamlDocument, read_yaml_file
@@ -32,6 +34,7 @@ __all__ = [
     "ENVIRONMENT_ONLY",
     "SETTINGS_FILE",
     "CapRule",
+    "MeasureSettings",
     "Settings",
     "default_folder",
     "from_environment",
@@ -42,6 +45,27 @@ __all__ = [
 #: Dramatiq's scale for ``maintenance_chance`` (``dramatiq.brokers.redis.MAINTENANCE_SCALE``; this
 #: module may not import Dramatiq): a chance per million broker commands.
 MAINTENANCE_SCALE = 1_000_000
+
+
+def _days(count: int) -> Any:
+    return Field(default_factory=lambda: timedelta(days=count))
+
+
+class MeasureSettings(BaseModel):
+    """What proof of effect counts besides the journeys' goals (docs/measuring.md): the loyalty
+    KPIs over ``kpi_window`` after entry, from events and property paths the shop names."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Window after entry of a goal that gives no ``within``.
+    goal_window: Duration = _days(30)
+    #: Window after entry of the loyalty KPIs (repeat purchase, orders, revenue, redemption, NPS).
+    kpi_window: Duration = _days(30)
+    order_event: Annotated[str, Field(pattern=EVENT_NAME)] = "order.placed"
+    order_value: ValuePath = "properties.total"
+    redemption_event: Annotated[str, Field(pattern=EVENT_NAME)] = "reward.redeemed"
+    nps_event: Annotated[str, Field(pattern=EVENT_NAME)] = "nps.answered"
+    nps_score: ValuePath = "properties.score"
 
 
 class Settings(BaseModel):
@@ -63,10 +87,21 @@ class Settings(BaseModel):
     defer_max: Duration = Field(default_factory=lambda: __import__("datetime").timedelta(days=3))
     #: Sends per second per channel, shared by every worker (protects against provider 429 storms).
     rate_limits: dict[ChannelName, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
+    #: How long after a friend arrives with a referral code their first order still credits the
+    #: referrer (``referral.converted``, see orchestrator/runtime/referrals.py).
+    referral_window: Duration = Field(default_factory=lambda: __import__("datetime").timedelta(days=30))
     #: Voucher pools by name (``send`` steps name one with ``voucher:``; see docs/journeys.md).
     vouchers: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)], VoucherPool] = Field(
         default_factory=dict
     )
+    #: The shop's endpoints ``action`` steps call, by name (URLs and secrets from the environment).
+    endpoints: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)], Endpoint] = Field(
+        default_factory=dict
+    )
+    #: Percent of all customers (by a stable hash of their id) whom no marketing journey ever
+    #: messages: the programme-wide control group.  Transactional journeys still message them.
+    global_holdout: Annotated[float, Field(ge=0, le=100)] = 0.0
+    measure: MeasureSettings = Field(default_factory=MeasureSettings)
     #: Base URL of the public HTTP app, used in unsubscribe links.
     public_url: str = "http://127.0.0.1:8000"
 

@@ -100,11 +100,13 @@ class IntakeApi:
             if wait > 0:
                 return _too_many_failures(wait)
             AUTH_FAILURES.labels(outcome="refused").inc()
-            return error(
-                401,
-                "missing or unknown API key; send 'Authorization: Bearer <key>'",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+            message = "missing or unknown API key; send 'Authorization: Bearer <key>'"
+            if self._keys.id_in_bearer(request.headers.get("authorization")):
+                message = (
+                    "the bearer value holds the key's id and its secret; send only the secret: "
+                    "'Authorization: Bearer <secret>' (LOYALOOP_API_KEYS writes keys as id:secret)"
+                )
+            return error(401, message, headers={"WWW-Authenticate": "Bearer"})
         request.scope.setdefault("state", {})["key_id"] = key_id
         body = await read_body(request, limit)
         if body is None:

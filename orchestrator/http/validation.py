@@ -178,9 +178,9 @@ def parse_identify(value: Any, prefix: str = "", *, consent_channels: frozenset[
     allowed = _IDENTIFY_FIELDS | ({"type"} if prefix else frozenset())
     _no_unknown(data, allowed, prefix)
     customer_id = _customer_id(data, prefix)
-    if "attributes" not in data:
+    if data.get("attributes") is None:
         where = _path(prefix, "attributes")
-        raise InputError(f"{where!r} is required (an object of profile fields)", field=where)
+        raise InputError(f"{where!r} is required (an object of profile fields; {{}} for none)", field=where)
     attributes = _object(data, "attributes", prefix)
     _runtime_check(
         partial(_check_attributes, consent_channels=consent_channels), attributes, _path(prefix, "attributes")

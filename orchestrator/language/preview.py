@@ -56,9 +56,12 @@ def render_step(
     vouchers: Mapping[str, VoucherPool],
     channel: str | None = None,
     locale: str | None = None,
+    public_url: str = "",
 ) -> RenderedContent:
     """The message ``profile`` would get from ``step`` on ``channel`` (default: its first) in ``locale``
-    (default: the profile's, then the renderer's default)."""
+    (default: the profile's, then the renderer's default).  A marketing journey's unsubscribe link
+    points at ``public_url`` with a placeholder token (the real one is signed per customer at send
+    time), as ``loyaloop render`` shows it."""
     context = build_context(
         profile.context(),
         event=event,
@@ -67,6 +70,7 @@ def render_step(
         journey_name=journey.name,
         step_id=step.id,
         now=now,
+        unsubscribe_url=f"{public_url.rstrip('/')}/u/PREVIEW-TOKEN" if journey.category == "marketing" else "",
         voucher=sample_voucher(vouchers, step.voucher),
     )
     chosen = locale or profile.locale or renderer.default_locale

@@ -17,7 +17,7 @@ from orchestrator.engine.run_ids import UPDATE_RUN_PREFIX, home_zone, run_id_for
 from orchestrator.language.journey import Journey
 from orchestrator.language.profile import Profile
 from orchestrator.runtime.transitions import DecisionRunner, pending_updates
-from orchestrator.store import StoredEnrollment, pending_json
+from orchestrator.store import FigureArgs, StoredEnrollment, pending_json
 
 
 class EntryRunner(DecisionRunner):
@@ -53,7 +53,14 @@ class EntryRunner(DecisionRunner):
             for old in mine:
                 self._end(profile.id, old, "restarted")
         decision = engine.enter(
-            journey, profile, trigger=trigger, run_id=run_id, now=now, settings_timezone=self.tz, event_id=event_id
+            journey,
+            profile,
+            trigger=trigger,
+            run_id=run_id,
+            now=now,
+            settings_timezone=self.tz,
+            event_id=event_id,
+            global_holdout=self.settings.global_holdout,
         )
         return self.carry_out(None, decision, inline=inline, profile=profile)
 
@@ -104,7 +111,13 @@ class EntryRunner(DecisionRunner):
             ):
                 continue
             decision = engine.enter(
-                journey, profile, trigger=trigger, run_id=run_id, now=now, settings_timezone=self.tz
+                journey,
+                profile,
+                trigger=trigger,
+                run_id=run_id,
+                now=now,
+                settings_timezone=self.tz,
+                global_holdout=self.settings.global_holdout,
             )
             send, timer = self._plan(None, decision)
             planned.append((decision, send, timer, profile))
@@ -148,6 +161,8 @@ class EntryRunner(DecisionRunner):
                     for (d, send, timer, _p), mine in zip(planned, updates, strict=True)
                 ],
                 claims,
+                [FigureArgs.of(self._tally(d, created=True)) for d, _s, _t, _p in planned],
+                now.timestamp(),
             )
 
         groups: list[list[int]] = []

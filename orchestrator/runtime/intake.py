@@ -36,6 +36,7 @@ from orchestrator.language.inputs import (
 from orchestrator.language.profile import Profile
 from orchestrator.language.timeparse import parse_timezone
 from orchestrator.runtime.event_queue import EventQueue, encode
+from orchestrator.runtime.referrals import register_code
 from orchestrator.store import Store, keys
 
 #: Events an import queues per round trip.
@@ -176,6 +177,8 @@ class Loyaloop:
             )
         except InputError as error:
             raise self._refuse(error) from None
+        if "referral_code" in values:
+            register_code(self.store, customer_id, values["referral_code"])
         if values.get("timezone"):
             self.store.redis.sadd(keys.timezones(), values["timezone"])  # local-time broadcasts fire per zone
         given = {channel: bool(flag) for channel, flag in (values.get("consent") or {}).items()}
@@ -236,7 +239,11 @@ class Loyaloop:
         if kind == "identify":
             self._queue_many(pending)
             pending.clear()
-            self.identify(record.get("customer_id"), record.get("attributes") or {})  # type: ignore[arg-type]
+            if not isinstance(record.get("attributes"), dict):
+                raise self._refuse(
+                    InputError("'attributes' is required: an object of profile fields", field="attributes")
+                )
+            self.identify(record.get("customer_id"), record["attributes"])  # type: ignore[arg-type]
             return None
         if kind == "track":
             customer_id = record.get("customer_id")

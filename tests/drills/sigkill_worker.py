@@ -8,7 +8,10 @@ reaches evenly spaced fractions of the expected messages, and a fresh worker is 
 (what a process supervisor does).  A scheduler process fires the journey's waits throughout.
 
 Passes when every customer received exactly the journey's three messages (checked from the outbox:
-zero lost, zero duplicated), every enrollment finished, and no worker error was logged.  It also
+zero lost, zero duplicated), every enrollment finished, no worker error was logged, and the exact
+measurement record (``Store.version_figures``) says what happened, no more and no less: one entrant
+per customer, each step reached once per customer, each send counted once on its channel, and the
+one order every customer places during the kills counted once with its value.  It also
 reports how often the channel was called again for a send already written (a re-drive after a
 kill, absorbed by the idempotency key), and how long recovery took.
 """
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator.store import keys
+from orchestrator.store import Store, keys
 from orchestrator.store.run_codec import split_runs
 from tests.drills import support
 
@@ -49,10 +52,38 @@ class SigkillResult:
     machine: str = ""
     timed_out: str = ""
     orphaned: dict[str, int] = field(default_factory=dict)  # messages left in dead workers' Dramatiq ack sets
+    #: Figures of the measurement record that differ from the ground truth: name → (found, expected).
+    miscounted: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def exact(self) -> bool:
-        return self.lost == 0 and self.duplicated == 0 and self.unexpected == 0 and self.live_left == 0
+        clean = self.lost == 0 and self.duplicated == 0 and self.unexpected == 0 and self.live_left == 0
+        return clean and not self.miscounted
+
+
+#: The order every drill customer places right after entering (a KPI event: it ends no run).
+ORDER_TOTAL = 12.5
+
+
+def miscounted_figures(client: Any, customers: int) -> dict[str, tuple[float, float]]:
+    """The measurement record against the ground truth of the drill: each customer entered once,
+    reached every step once, got each send once on its channel, and placed one order."""
+    (figures,) = Store(client).version_figures("drill")
+    arms = figures.arm_totals()
+    steps = figures.step_totals()
+    found: dict[str, float] = {f"arm {arm} entrants": counts.entrants for arm, counts in arms.items()}
+    treated = arms.get("treated")
+    found["orders"] = treated.orders if treated else 0
+    found["order revenue"] = treated.order_revenue_sum if treated else 0
+    for step_id in ("first", "pause_one", "second", "pause_two", "third", "done"):
+        found[f"{step_id} reached"] = steps.get(step_id, {}).get("reached", 0)
+    for step_id, channel in support.THREE_STEP_SENDS:
+        found[f"{step_id} sent"] = steps.get(step_id, {}).get("sent", 0)
+        found[f"{step_id} sent:{channel}"] = steps.get(step_id, {}).get(f"sent:{channel}", 0)
+    expected: dict[str, float] = {name: customers for name in found}
+    expected["order revenue"] = customers * ORDER_TOTAL
+    expected.update({f"arm {arm} entrants": 0 for arm in arms if arm != "treated"})
+    return {name: (found[name], expected[name]) for name in found if found[name] != expected[name]}
 
 
 def live_enrollments(client: Any, ids: list[str]) -> int:
@@ -105,6 +136,7 @@ def run(
         started = time.monotonic()
         for customer_id in ids:
             lp.track(customer_id, "drill.started", {}, event_id=f"start-{customer_id}")
+            lp.track(customer_id, "order.placed", {"total": ORDER_TOTAL}, event_id=f"order-{customer_id}")
         support.close_api(lp)
         log(f"queued {customers:,} events in {time.monotonic() - started:.1f} s")
         marks = [expected * (index + 1) // (kills + 1) for index in range(kills)]
@@ -143,6 +175,7 @@ def run(
         stats = redis.client.hgetall(keys.journey_stats("drill"))
         result.channel_calls = sum(int(v) for k, v in stats.items() if ":sent:" in k)
         result.live_left = live_enrollments(redis.client, ids)
+        result.miscounted = miscounted_figures(redis.client, customers)
         if result.timed_out and not result.orphaned:
             result.orphaned = orphaned_messages(redis.client)
         return result
@@ -168,6 +201,10 @@ def report(result: SigkillResult) -> str:
         )
     tail, total = result.tail_after_last_kill, result.total_seconds
     lines.append(f"  last message {tail:.1f} s after the last kill; whole run {total:.1f} s")
+    if result.miscounted:
+        lines.append(f"  measurement record off (found, expected): {result.miscounted}")
+    else:
+        lines.append("  measurement record exact: entrants, steps reached, sends per channel, orders and revenue")
     if result.timed_out:
         lines.append(f"  {result.timed_out}; messages still in Dramatiq ack sets: {result.orphaned or 'none'}")
     lines.append("  PASS: every customer got exactly the journey's messages" if result.exact else "  FAIL")

@@ -130,6 +130,7 @@ class Pages:
                 vouchers=self.c.settings.vouchers,
                 channel=channel,
                 locale=locale,
+                public_url=self.c.settings.public_url,
             )
         except TemplateError as exc:
             body = f"<p>This template does not render for the sample customer: {html.escape(str(exc))}</p>"

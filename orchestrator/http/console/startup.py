@@ -17,6 +17,7 @@ from orchestrator.http.console.measured import FiguresSource
 from orchestrator.language.journey import Journey
 from orchestrator.language.loader import load_journeys
 from orchestrator.settings import Settings
+from orchestrator.store import Store
 
 log = logging.getLogger("loyaloop.console")
 
@@ -40,8 +41,10 @@ def console_from_environment(
 ) -> Starlette | None:
     """The console app, or None (with a warning) when no user is configured: a console nobody may
     open is not mounted at all.  Cookies are ``Secure`` when ``LOYALOOP_PUBLIC_URL`` is https.
-    ``figures`` is the measurement records' reader (``Store.version_figures``) once there is one."""
+    ``figures`` reads the measurement records (``Store.version_figures`` on ``client`` by default)."""
     env = environ if environ is not None else os.environ
+    if figures is None:
+        figures = Store(client).version_figures
     found = dict(users) if users is not None else console_users(env)
     if not found:
         log.warning("%s is empty: the console under /console is not served", USERS_VARIABLE)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -25,7 +26,7 @@ from orchestrator.language.journey import Journey
 from orchestrator.language.loader import load_journeys
 from orchestrator.runtime.compose import build_runtime
 from orchestrator.settings import Settings, load_settings
-from orchestrator.store import snapshot
+from orchestrator.store import Store, snapshot
 from tests.http.conftest import make_config
 from tests.http.helpers import API_SECRET, PUBLIC_URL, SECRET_KEY, RecordingIntake, SendGridSigner, serve
 from tests.redis_server import RedisServer
@@ -65,6 +66,7 @@ class Site:
     redis: redis.Redis
     settings: Settings
     journeys: dict[str, Journey]
+    now: datetime
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, follow_redirects=False, timeout=30)
@@ -78,11 +80,22 @@ def site(redis_server: RedisServer, demo_state: Path, tmp_path_factory: pytest.T
     settings = console_settings(tmp_path_factory.mktemp("console-site"))
     runtime = build_runtime(settings, client)
     journeys = dict(runtime.journeys.current)
-    console = create_console(settings, client, journeys, fast_users(), SESSION_KEY, end_run=runtime.end_run)
+    # The demo's clock is simulated: the console looks at its state as of the demo's last moment.
+    now = datetime.fromisoformat(snapshot.meta(demo_state)["now"])
+    console = create_console(
+        settings,
+        client,
+        journeys,
+        fast_users(),
+        SESSION_KEY,
+        end_run=runtime.end_run,
+        figures=Store(client).version_figures,
+        clock=lambda: now,
+    )
     app = create_app(settings, RecordingIntake(), client, config=make_config(SendGridSigner()), console=console)
     try:
         with serve(app) as base_url:
-            yield Site(base_url, client, settings, journeys)
+            yield Site(base_url, client, settings, journeys, now)
     finally:
         runtime.close()
         client.close()

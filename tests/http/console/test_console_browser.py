@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,17 @@ def test_every_page_in_the_browser(browser: object, site: Site, shots: Path) -> 
     welcome = store.stats("welcome")
     entered = page.locator('tr[data-journey="welcome"] td[data-stat="entered"]')  # type: ignore[attr-defined]
     assert entered.inner_text() == f"{welcome['_journey:entered']:,}"
+    records = store.version_figures("welcome")
+    today = site.now.date()
+    recent = sum(
+        counts.entrants
+        for version in records
+        for days in version.arms.values()
+        for day, counts in days.items()
+        if 0 <= (today - date.fromisoformat(day)).days < 30
+    )
+    last_30 = page.locator('tr[data-journey="welcome"] td[data-stat="entered-30d"]')  # type: ignore[attr-defined]
+    assert last_30.inner_text() == f"{recent:,}"
     snap(page, shots, "overview")
 
     page.locator('a[href$="/journeys/welcome"]').first.click()  # type: ignore[attr-defined]
@@ -105,6 +117,8 @@ def test_every_page_in_the_browser(browser: object, site: Site, shots: Path) -> 
         capped = sum(count for key, count in welcome.items() if key.startswith(f"{step}:capped:"))
         deferred = sum(count for key, count in welcome.items() if key.startswith(f"{step}:deferred:"))
         text = page.locator(f"#step-{step}").text_content() or ""  # type: ignore[attr-defined]
+        reached = sum(version.step_totals().get(step, {}).get("reached", 0) for version in records)
+        assert f"reached {reached:,}" in text, text
         assert f"sent {sent:,}" in text and f"capped {capped:,}" in text and f"deferred {deferred:,}" in text, text
     page.locator("#flow-title").scroll_into_view_if_needed()  # type: ignore[attr-defined]
     snap(page, shots, "journey")

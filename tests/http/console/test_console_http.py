@@ -6,13 +6,16 @@ import logging
 import re
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 
 from orchestrator.gate.consent import consent_history, read_consent, set_consent
+from orchestrator.http.console import create_console
 from orchestrator.http.console.web import COOKIE
 from orchestrator.language.profile import Profile
 from orchestrator.store import Store
-from tests.http.console.conftest import API_SECRET, Site, login
+from tests.http.console.conftest import API_SECRET, PASSWORDS, Site, fast_users, login
+from tests.http.helpers import serve
 
 #: Every console route with a sample path (GET pages, then the POST actions).
 PAGES = [
@@ -237,8 +240,39 @@ def test_the_access_log_names_routes_not_customers(site: Site, caplog: pytest.Lo
     assert not any("cust-0001" in line or "passphrase" in line for line in lines)
 
 
-def test_calendar_counts_every_send_log_entry_by_day_and_channel(site: Site) -> None:
-    """Each cell equals the entries of that UTC day and channel in all customers' send logs."""
+def calendar_cells(page: str, marker: str) -> dict[tuple[str, str], int]:
+    shown: dict[tuple[str, str], int] = {}
+    for day, row in re.findall(r'<tr data-day="([0-9-]+)">(.*?)</tr>', page, re.S):
+        for name, count in re.findall(rf'{marker}="(\w+)">([\d,]+)<', row):
+            if count != "0":
+                shown[day, name] = int(count.replace(",", ""))
+    return shown
+
+
+def test_calendar_shows_the_recorded_sends_and_gate_outcomes_per_day(site: Site) -> None:
+    """With the records' reader, each cell equals the records' ``sent:<channel>``, ``capped`` and
+    ``deferred`` counts of that day, over every journey, version and step."""
+    sends: dict[tuple[str, str], int] = {}
+    gate: dict[tuple[str, str], int] = {}
+    for version in Store(site.redis).version_figures():
+        for days in version.steps.values():
+            for day, outcomes in days.items():
+                for outcome, count in outcomes.items():
+                    if outcome.startswith("sent:"):
+                        sends[day, outcome[5:]] = sends.get((day, outcome[5:]), 0) + count
+                    elif outcome in ("capped", "deferred"):
+                        gate[day, outcome] = gate.get((day, outcome), 0) + count
+    assert sends and gate, "the seeded store recorded no sends or gate outcomes"
+    with site.client() as http:
+        login(http, "vic")
+        page = http.get("/console/calendar").text
+    assert calendar_cells(page, "data-channel") == sends
+    assert calendar_cells(page, "data-gate") == gate
+
+
+def test_without_records_the_calendar_counts_the_send_logs(site: Site) -> None:
+    """Without the records' reader, each cell equals the entries of that UTC day and channel in all
+    customers' frequency-cap logs."""
     expected: dict[tuple[str, str], int] = {}
     for key in site.redis.scan_iter(match="lp:c:*:sends"):
         for member, score in site.redis.zrange(key, 0, -1, withscores=True):
@@ -246,15 +280,15 @@ def test_calendar_counts_every_send_log_entry_by_day_and_channel(site: Site) -> 
             channel = member.split("\x1f")[1]
             expected[day, channel] = expected.get((day, channel), 0) + 1
     assert expected, "the seeded store has no sends"
-    with site.client() as http:
-        login(http, "vic")
-        page = http.get("/console/calendar").text
-    shown: dict[tuple[str, str], int] = {}
-    for day, row in re.findall(r'<tr data-day="([0-9-]+)">(.*?)</tr>', page, re.S):
-        for channel, count in re.findall(r'data-channel="(\w+)">([\d,]+)<', row):
-            if count != "0":
-                shown[day, channel] = int(count.replace(",", ""))
-    assert shown == expected
+    app = create_console(site.settings, site.redis, site.journeys, fast_users(), b"n" * 32, clock=lambda: site.now)
+    with serve(app) as base, httpx.Client(base_url=base) as http:
+        form = http.get("/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert token is not None
+        http.post("/login", data={"user": "vic", "password": PASSWORDS["vic"], "csrf": token.group(1)})
+        page = http.get("/calendar").text
+    assert "frequency-cap logs" in page
+    assert calendar_cells(page, "data-channel") == expected
 
 
 def test_values_from_the_store_are_escaped(site: Site) -> None:
