@@ -12,7 +12,8 @@ from starlette.applications import Starlette
 
 from orchestrator.http.console import create_console
 from orchestrator.http.console.auth import USERS_VARIABLE, User, parse_users, session_key
-from orchestrator.http.console.extensions import RunEnder
+from orchestrator.http.console.extensions import LiftSource, RunEnder
+from orchestrator.http.console.lift import lift_source
 from orchestrator.http.console.measured import FiguresSource
 from orchestrator.language.journey import Journey
 from orchestrator.language.loader import load_journeys
@@ -37,6 +38,7 @@ def console_from_environment(
     journeys: Mapping[str, Journey] | None = None,
     end_run: RunEnder | None = None,
     figures: FiguresSource | None = None,
+    lift: LiftSource | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> Starlette | None:
     """The console app, or None (with a warning) when no user is configured: a console nobody may
@@ -45,6 +47,8 @@ def console_from_environment(
     env = environ if environ is not None else os.environ
     if figures is None:
         figures = Store(client).version_figures
+    if lift is None:
+        lift = lift_source(figures)
     found = dict(users) if users is not None else console_users(env)
     if not found:
         log.warning("%s is empty: the console under /console is not served", USERS_VARIABLE)
@@ -60,6 +64,7 @@ def console_from_environment(
         key,
         end_run=end_run,
         figures=figures,
+        lift=lift,
         secure_cookies=settings.public_url.startswith("https://"),
         clock=clock or (lambda: datetime.now(UTC)),
     )

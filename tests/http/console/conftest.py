@@ -22,6 +22,7 @@ from orchestrator.cli.demo_run import run_demo
 from orchestrator.http import create_app
 from orchestrator.http.console import create_console
 from orchestrator.http.console.auth import User, hash_password
+from orchestrator.http.console.lift import lift_source
 from orchestrator.language.journey import Journey
 from orchestrator.language.loader import load_journeys
 from orchestrator.runtime.compose import build_runtime
@@ -90,6 +91,7 @@ def site(redis_server: RedisServer, demo_state: Path, tmp_path_factory: pytest.T
         SESSION_KEY,
         end_run=runtime.end_run,
         figures=Store(client).version_figures,
+        lift=lift_source(Store(client).version_figures),
         clock=lambda: now,
     )
     app = create_app(settings, RecordingIntake(), client, config=make_config(SendGridSigner()), console=console)
