@@ -10,8 +10,10 @@ there are ``--customers`` of them, so every customer has the shape a real one ha
 served by uvicorn; an ASGI wrapper times each request from its first byte in to its last byte out
 (server time), and each page is asked for ``--rounds`` times after two warm-up requests.
 
-The target is 100 ms server time per page.  The calendar adds up every customer's send log (the
-store keeps no per-day record of sends) in a thread beside the requests; its first request, which
+The target is 100 ms server time per page.  The console is built as ``loyaloop serve`` builds it:
+with the measurement records' reader and the report's lift panels, so the calendar reads the
+records.  ``--send-logs`` leaves the records out, as a console without them would run: the calendar
+then adds up every customer's send log in a thread beside the requests; its first request, which
 starts that reading, is timed as a page, and the reading's own duration is printed apart.
 """
 
@@ -32,9 +34,10 @@ import redis
 from orchestrator.cli.demo_run import run_demo
 from orchestrator.http.console import create_console
 from orchestrator.http.console.auth import User, hash_password
+from orchestrator.http.console.lift import lift_source
 from orchestrator.language.loader import load_journeys
 from orchestrator.settings import load_settings
-from orchestrator.store import keys, snapshot
+from orchestrator.store import Store, keys, snapshot
 from tests.http.helpers import serve
 from tests.redis_server import RedisServer
 
@@ -93,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--send-logs", action="store_true", help="no measurement records: the calendar scans the logs")
     args = parser.parse_args(argv)
     server = RedisServer().start()
     folder = Path(tempfile.mkdtemp(prefix="loyaloop-bench-console-"))
@@ -104,10 +108,21 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         journeys = load_journeys(settings.journeys_dir, settings.templates_dir, vouchers=settings.vouchers)
         users = {"bench": User("bench", hash_password(PASSWORD, n=2**12), "viewer")}
-        timed = Timed(create_console(settings, client, journeys, users, b"b" * 32))
+        records = Store(client).version_figures
+        # As serve and loyaloop console build it: the measurement records and the report's lift.
+        console = create_console(
+            settings,
+            client,
+            journeys,
+            users,
+            b"b" * 32,
+            figures=None if args.send_logs else records,
+            lift=None if args.send_logs else lift_source(records),
+        )
+        timed = Timed(console)
         pages = ["/", *(f"/journeys/{journey_id}" for journey_id in sorted(journeys)), "/customers/cust-0001"]
         pages.append(f"/customers/bench-{max(0, args.customers - 300) // 2:06d}")
-        rows: list[tuple[str, float, float, float]] = []
+        rows: list[tuple[str, float, float, float, float]] = []
         with serve(timed) as base, httpx.Client(base_url=base, timeout=120) as http:
             token = re.search(r'name="csrf" value="([^"]+)"', http.get("/login").text)
             assert token is not None
@@ -117,27 +132,31 @@ def main(argv: list[str] | None = None) -> int:
             began = time.perf_counter()
             assert http.get("/calendar").status_code == 200
             first_calendar = timed.times["/calendar"][0]
-            while "logs read at" not in http.get("/calendar").text:
+            while "read at" not in http.get("/calendar").text:
                 time.sleep(0.5)
             reading_seconds = time.perf_counter() - began
             for path in [*pages, "/calendar"]:
                 for _ in range(2):
                     assert http.get(path).status_code == 200, path
-                timed.times.pop(path, None)
+                first = timed.times.pop(path, [0.0])[0]
                 for _ in range(args.rounds):
                     http.get(path)
                 samples = sorted(timed.times[path])
                 p95 = samples[max(0, int(len(samples) * 0.95) - 1)]
-                rows.append((path, statistics.median(samples), p95, max(samples)))
+                rows.append((path, statistics.median(samples), p95, max(samples), first))
         width = max(len(path) for path, *_ in rows) + 2
-        print(f"{'page':<{width}} {'median ms':>10} {'p95 ms':>8} {'max ms':>8}  target {TARGET_MS:.0f} ms")
-        for path, median, p95, worst in rows:
+        print(
+            f"{'page':<{width}} {'median ms':>10} {'p95 ms':>8} {'max ms':>8} {'first ms':>9}  target {TARGET_MS:.0f} ms"
+        )
+        for path, median, p95, worst, first in rows:
             verdict = "ok" if p95 <= TARGET_MS else "MISSED"
-            print(f"{path:<{width}} {median:>10.1f} {p95:>8.1f} {worst:>8.1f}  {verdict}")
+            print(f"{path:<{width}} {median:>10.1f} {p95:>8.1f} {worst:>8.1f} {first:>9.1f}  {verdict}")
         verdict = "ok" if first_calendar <= TARGET_MS else "MISSED"
         print(f"{'/calendar (first request)':<{width}} {first_calendar:>10.1f} {'':>8} {'':>8}  {verdict}")
-        print(f"reading every send log for the calendar took {reading_seconds:.1f} s (in the background)")
-        missed = any(p95 > TARGET_MS for _path, _median, p95, _worst in rows)
+        source = "send logs" if args.send_logs else "measurement records"
+        print(f"the calendar's first reading ({source}) took {reading_seconds:.1f} s, in the background")
+        print("first ms: a page's first request, which reads the records (kept 15 s) and draws the flow")
+        missed = any(p95 > TARGET_MS for _path, _median, p95, _worst, _first in rows)
         return 1 if missed else 0
     finally:
         client.close()

@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from orchestrator.http.console.actions import Actions
 from orchestrator.http.console.auth import Sessions, User
+from orchestrator.http.console.caching import Memo
 from orchestrator.http.console.extensions import LiftSource, Panel, RunEnder, TimelineSource
 from orchestrator.http.console.measured import FiguresSource
 from orchestrator.http.console.pages import Pages
@@ -81,10 +82,10 @@ def create_console(
         renderer=renderer,
         catalogue=load_catalogue_for(settings.journeys_dir),
         templates=environment(),
-        lift=lift,
         timeline=timeline,
         end_run=end_run,
-        figures=figures,
+        figures=Memo(figures) if figures is not None else None,
+        lift=Memo(lift) if lift is not None else None,
         secure_cookies=secure_cookies,
         clock=clock,
         failures=RateLimiter.for_failed_auth(client, per_minute=failures_per_minute),

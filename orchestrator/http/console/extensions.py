@@ -34,7 +34,7 @@ class Panel:
 
 
 class LiftSource(Protocol):
-    def __call__(self, journey_id: str | None) -> Panel | None:
+    def __call__(self, journey_id: str | None, /) -> Panel | None:
         """The lift panel of one journey, or of every journey (``None``: the overview); None when
         nothing is measured yet."""
 

@@ -27,7 +27,7 @@ GATE_OUTCOMES = ("capped", "deferred")
 
 
 class FiguresSource(Protocol):
-    def __call__(self, journey_id: str | None = None) -> list[VersionFigures]:
+    def __call__(self, journey_id: str | None, /) -> list[VersionFigures]:
         """Every recorded version's figures of ``journey_id`` (all journeys for None)."""
 
 
