@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append((path, statistics.median(samples), p95, max(samples), first))
         width = max(len(path) for path, *_ in rows) + 2
         print(
-            f"{'page':<{width}} {'median ms':>10} {'p95 ms':>8} {'max ms':>8} {'first ms':>9}  target {TARGET_MS:.0f} ms"
+            f"{'page':<{width}} {'median ms':>10} {'p95 ms':>8} {'max ms':>8} {'first ms':>9}  target {TARGET_MS:.0f}"
         )
         for path, median, p95, worst, first in rows:
             verdict = "ok" if p95 <= TARGET_MS else "MISSED"
