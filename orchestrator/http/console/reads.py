@@ -18,6 +18,7 @@ from typing import Any
 
 import redis
 
+from orchestrator.engine.bucketing import is_global_control
 from orchestrator.engine.enrollment import ChannelOutcome, Enrollment
 from orchestrator.gate.caps import SEP, applies, describe
 from orchestrator.gate.consent import consent_history, read_consent, suppression_reason
@@ -155,6 +156,8 @@ class CustomerView:
     runs: list[Enrollment] = field(default_factory=list)
     sends: list[SentMessage] = field(default_factory=list)
     caps: list[CapWindow] = field(default_factory=list)
+    #: Whether the customer is in the programme-wide control group (never messaged by marketing).
+    global_control: bool = False
 
 
 def _parse_member(member: str) -> tuple[str, str, str, list[str]]:
@@ -182,6 +185,7 @@ def customer_view(
         locale=profile.locale or "",
         created_at=profile.created_at,
         orders=profile.orders_count,
+        global_control=is_global_control(customer_id, settings.global_holdout),
     )
     recorded = read_consent(client, customer_id)
     view.consent = {channel: recorded.get(channel) for channel in sorted(set(CHANNELS) | set(recorded))}

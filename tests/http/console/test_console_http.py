@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from orchestrator.engine.bucketing import is_global_control
 from orchestrator.gate.consent import consent_history, read_consent, set_consent
 from orchestrator.http.console import create_console
 from orchestrator.http.console.web import COOKIE
@@ -318,3 +319,13 @@ def test_static_files_are_public_and_carry_the_policy(site: Site) -> None:
         assert js.status_code == 200 and "confirm" in js.text
         assert http.get("/console/static/..%2Fauth.py").status_code == 404
         assert http.get("/console/static/nothing.css").status_code == 404
+
+
+def test_customer_page_says_whether_the_customer_is_in_the_global_control_group(site: Site) -> None:
+    percent = site.settings.global_holdout
+    with site.client() as http:
+        login(http, "vic")
+        for customer_id in ("cust-0001", "cust-0002", "cust-0003", "cust-0004"):
+            page = http.get(f"/console/customers/{customer_id}").text
+            member = is_global_control(customer_id, percent)
+            assert f'data-global-control="{"yes" if member else "no"}"' in page
