@@ -59,4 +59,4 @@ for _warning in _found.warnings:
 log.info("worker process %d serves journeys %s", os.getpid(), _found.loaded())
 broker, actors = setup(_settings, journeys=_found.journeys)
 assert _settings.redis_url is not None  # check_startup refused an unset one
-keep_announcing(_settings.redis_url, _found.loaded())
+keep_announcing(_settings, _found.loaded())

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install everything the tests need (redis-server, Prism, the package with its test extras)
+# Install everything the tests need (redis-server, rabbitmq-server, Prism, the package with its test extras)
 # and run the whole suite.  Safe to run again: installed parts are reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +19,10 @@ fi
 # browser is ever downloaded (never `playwright install`).  The console draws journeys with graphviz.
 if ! command -v chromium >/dev/null 2>&1 || ! command -v dot >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq chromium graphviz >/dev/null
+fi
+# RabbitMQ for the scale-out tests (they start their own node on free ports; the system one stays off).
+if [[ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]]; then
+  apt-get update -qq && apt-get install -y -qq rabbitmq-server >/dev/null
 fi
 if [[ ! -x node_modules/.bin/prism ]]; then
   npm install --no-save --no-audit --no-fund --silent @stoplight/prism-cli@5 >/dev/null

@@ -34,6 +34,7 @@ from orchestrator.http.console.startup import console_from_environment, console_
 from orchestrator.runtime.compose import build_runtime
 from orchestrator.settings import load_settings
 from orchestrator.store import snapshot
+from orchestrator.store.connect import open_redis
 from orchestrator.workers.embedded import in_process_redis
 
 LOCAL_USER = "local"
@@ -75,7 +76,7 @@ def console(
 
     settings = load_settings(journeys_dir)
     if settings.redis_url:
-        client: redis.Redis = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+        client: redis.Redis = open_redis(settings)  # a single Redis or a Cluster, as the workers
         in_process = False
     else:
         path = state or default_state()

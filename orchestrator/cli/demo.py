@@ -12,7 +12,8 @@ from orchestrator.cli.report import DEFAULT_HTML, FORMATS, produce_report
 from orchestrator.cli.status_table import JOURNEY_COLUMNS, LEGEND, counts_table
 from orchestrator.errors import ConfigurationError
 from orchestrator.language.loader import load_journeys
-from orchestrator.settings import load_settings
+from orchestrator.settings import Settings, load_settings, without_password
+from orchestrator.store.connect import open_redis
 
 
 @click.command()
@@ -75,8 +76,8 @@ def demo(
         settings.journeys_dir, settings.templates_dir, vouchers=settings.vouchers, endpoints=settings.endpoints
     )
     if settings.redis_url:
-        _scratch(settings.redis_url, flush)
-    where = settings.redis_url or "in-process Redis (fakeredis)"
+        _scratch(settings, flush)
+    where = without_password(settings.redis_url) if settings.redis_url else "in-process Redis (fakeredis)"
     console.print(
         f"[bold]Loyaloop demo[/bold]: {len(journeys)} journeys, {customers} customers, {days} days on {where}"
     )
@@ -110,11 +111,10 @@ def demo(
     console.print(f"See it in the browser: loyaloop console{where_state}")
 
 
-def _scratch(url: str, flush: bool) -> None:
-    """The demo's simulated months must not mix with real customers (or an earlier demo's state)."""
-    import redis
-
-    client = redis.Redis.from_url(url)
+def _scratch(settings: Settings, flush: bool) -> None:
+    """The demo's simulated months must not mix with real customers (or an earlier demo's state).
+    On a cluster, FLUSHDB and DBSIZE go to every primary (redis-py's routing)."""
+    client = open_redis(settings)
     try:
         if flush:
             client.flushdb()

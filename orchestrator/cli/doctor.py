@@ -23,6 +23,7 @@ from orchestrator.runtime.readiness import Readiness, check_startup, is_outbox
 from orchestrator.runtime.unknown_events import unknown_events
 from orchestrator.settings import Settings, load_settings
 from orchestrator.store import Store, keys
+from orchestrator.store.connect import open_redis
 from orchestrator.workers.actors import QUEUES
 from orchestrator.workers.broker import build_broker
 
@@ -164,9 +165,7 @@ def run_checks(settings: Settings, now: Callable[[], float] = time.time) -> list
     checks = startup_checks(check_startup(settings))
     if not settings.redis_url:
         return checks
-    client = redis.Redis.from_url(
-        settings.redis_url, decode_responses=True, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT
-    )
+    client = open_redis(settings, check=False, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
     try:
         live = redis_checks(client, now)
         checks += live

@@ -22,9 +22,10 @@ from orchestrator.runtime.event_queue import BUG, INPUT, KEPT_ASIDE, KEPT_ASIDE_
 from orchestrator.runtime.unknown_events import unknown_events
 from orchestrator.settings import load_settings
 from orchestrator.store import Store, keys
+from orchestrator.store.connect import open_redis
 from orchestrator.store.timers import Timers
-from orchestrator.workers.actors import QUEUES
 from orchestrator.workers.broker import dead_worker_sweeper, setup
+from orchestrator.workers.queue_broker import queue_depths
 from orchestrator.workers.scheduler import Scheduler
 from orchestrator.workers.serving import keep_announcing, serving
 
@@ -53,18 +54,15 @@ def scheduler(idle: float) -> None:
     """Fire due timers, start scheduled broadcasts and plan birthdays; run as many as you like.
 
     Needs REDIS_URL and the journeys (LOYALOOP_JOURNEYS, LOYALOOP_TEMPLATES), checked at start-up."""
-    import redis
-
     settings = load_settings()
     found = require_ready(settings, command="scheduler", need_secret=False, need_channels=False)
-    assert settings.redis_url is not None  # require_ready refused an unset one
     broker, actors = setup(settings, journeys=found.journeys)
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = open_redis(settings)
     parts = build_timekeeping(settings, client, journeys=found.journeys)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    keep_announcing(settings.redis_url, f"scheduler: {found.loaded()}")
+    keep_announcing(settings, f"scheduler: {found.loaded()}")
     click.echo("scheduler running; Ctrl-C to stop")
     sweep = dead_worker_sweeper(settings, broker)
     Scheduler(
@@ -79,14 +77,14 @@ def status(customer: str | None) -> None:
     events, due timers and the oldest lag; with --customer, that customer's arms and windows."""
     import time
 
-    import redis
     from rich.console import Console
     from rich.table import Table
 
     settings = load_settings()
     if not settings.redis_url:
         raise ConfigurationError("REDIS_URL is not set; export REDIS_URL=redis://host:6379/0")
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = open_redis(settings)
+    broker, actors = setup(settings)
     store, timers = Store(client), Timers(client)
     console = Console()
     if customer is not None:
@@ -105,7 +103,7 @@ def status(customer: str | None) -> None:
     now = time.time()
     oldest = timers.next_due()
     lag = max(0.0, now - oldest) if oldest is not None else 0.0
-    depths = ", ".join(f"{q}={client.hlen(f'loyaloop:{q}.msgs')}" for q in QUEUES)
+    depths = ", ".join(f"{q}={n}" for q, n in queue_depths(broker, actors.queues).items())
     console.print(f"queues: {depths}")
     console.print(_events_lines(EventQueue(client), store.counters()))
     waiting, due, leased = timers.pending(), timers.due_count(now), timers.leased()

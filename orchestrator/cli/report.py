@@ -24,6 +24,7 @@ from orchestrator.measure.render_text import render_csv, render_json, render_tab
 from orchestrator.measure.report import Report, build_report
 from orchestrator.settings import load_settings
 from orchestrator.store import Store
+from orchestrator.store.connect import open_redis
 
 FORMATS = ("table", "json", "csv", "html")
 #: Where ``--format html`` writes without ``--out``: a page printed on a terminal helps nobody.
@@ -94,7 +95,6 @@ def period(since: str | None, until: str | None) -> tuple[date | None, date | No
 def open_source() -> FiguresSource:
     """The store at ``REDIS_URL``.  The embedded (in-process) store lives only as long as the
     process that runs it, so a separate ``loyaloop report`` needs the server the workers use."""
-    import redis
 
     settings = load_settings()
     if not settings.redis_url:
@@ -102,7 +102,7 @@ def open_source() -> FiguresSource:
             "REDIS_URL is not set; the report reads the counts the workers keep in Redis: "
             "export REDIS_URL=redis://host:6379/0"
         )
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = open_redis(settings)
     return cast(FiguresSource, Store(client))
 
 

@@ -19,6 +19,7 @@ from orchestrator.http.console.auth import session_key
 from orchestrator.http.console.startup import console_users
 from orchestrator.http.server import FACTORY, require_redis, run_uvicorn
 from orchestrator.settings import load_settings
+from orchestrator.store.connect import open_redis
 
 #: Seconds the start-up check waits for Redis (a hung Redis must not hang the command).
 STARTUP_TIMEOUT = 5.0
@@ -71,12 +72,15 @@ def serve(host: str, port: int, workers: int, log_level: str, access_log: bool) 
 
     # Refuse bad configuration here, once, rather than in every worker process.
     settings = load_settings()
-    url = require_redis(settings)
+    require_redis(settings)
     require_ready(settings, command="serve", need_channels=False, need_journeys=False)
     http = load_http_config()
     if console_users():  # a malformed user list, or no key to sign sessions, is refused here
         session_key(os.environ)
-    probe = redis.Redis.from_url(url, socket_timeout=STARTUP_TIMEOUT, socket_connect_timeout=STARTUP_TIMEOUT)
+    try:
+        probe = open_redis(settings, socket_timeout=STARTUP_TIMEOUT, socket_connect_timeout=STARTUP_TIMEOUT)
+    except redis.RedisError as exc:
+        raise ConfigurationError(f"cannot reach Redis at REDIS_URL ({type(exc).__name__}); is it running?") from exc
     try:
         probe.ping()
     except redis.RedisError as exc:

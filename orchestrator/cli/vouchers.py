@@ -8,21 +8,22 @@ column).  A file with any bad line loads nothing, so a half-loaded file never ha
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
-import redis
 
 from orchestrator.errors import ConfigurationError, InputError, ValidationFailed
 from orchestrator.language.located import did_you_mean
 from orchestrator.language.vouchers import read_codes
 from orchestrator.settings import Settings, load_settings
+from orchestrator.store.connect import open_redis
 from orchestrator.store.vouchers import Vouchers
 
 
-def _client(settings: Settings) -> redis.Redis:
+def _client(settings: Settings) -> Any:
     if not settings.redis_url:
         raise ConfigurationError("REDIS_URL is not set; export REDIS_URL=redis://host:6379/0")
-    return redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    return open_redis(settings)
 
 
 def _pool(settings: Settings, name: str) -> None:
@@ -34,7 +35,7 @@ def _pool(settings: Settings, name: str) -> None:
         raise InputError(f"pool {name!r} generates its codes (kind: generated); there is nothing to load", field="pool")
 
 
-def stock_lines(settings: Settings, client: redis.Redis) -> list[str]:
+def stock_lines(settings: Settings, client: Any) -> list[str]:
     """One line per loaded pool with its free and given codes, flagged when below ``low_stock``."""
     store = Vouchers(client)
     lines = []

@@ -79,8 +79,12 @@ def advance(
     *,
     now: datetime,
     settings_timezone: str = "UTC",
+    wait_from: datetime | None = None,
 ) -> Decision:
     """Move an enrollment on after ``signal`` until it must pause or ends.
+
+    ``wait_from`` (an earlier moment) is what waits count from instead of ``now``: the trigger
+    event's time when a run starts, so an event that arrives late fires its overdue waits at once.
 
     A signal that does not fit the stored state returns the same enrollment object and no
     actions: the runtime sees ``decision.enrollment is enrollment`` and stores nothing.
@@ -89,7 +93,7 @@ def advance(
         return _stale(enrollment)
     step = _current_step(journey, enrollment)
     # The profile is never mutated: an update step replaces the run's copy (see steps._apply_update).
-    run = Run(journey, bumped(enrollment, now), profile, now, settings_timezone, None)
+    run = Run(journey, bumped(enrollment, now), profile, now, settings_timezone, None, wait_from=wait_from)
 
     if isinstance(signal, Started):
         if enrollment.status != "active" or enrollment.step_id is not None:

@@ -82,6 +82,7 @@ def enter(
     settings_timezone: str = "UTC",
     event_id: str | None = None,
     global_holdout: float = 0.0,
+    event_time: datetime | None = None,
 ) -> Decision:
     """Start a new run for ``profile`` and drive it to its first pause (``revision`` becomes 1).
 
@@ -91,6 +92,9 @@ def enter(
 
     ``global_holdout`` is the settings' programme-wide control group (percent): its members walk a
     marketing journey like a holdout (every send held), counted in the ``control`` arm.
+
+    ``event_time`` is the trigger event's own timestamp: the run's first waits count from it, not
+    from when a worker got to the event (docs/journeys.md, "Waits count from the event's time").
     """
     control = journey.category == "marketing" and is_global_control(profile.id, global_holdout)
     holdout = control or is_holdout(journey.id, profile.id, journey.holdout)
@@ -107,7 +111,9 @@ def enter(
         trigger=dict(trigger),
         trigger_event_id=event_id,
     )
-    decision = advance(journey, enrollment, profile, Started(), now=now, settings_timezone=settings_timezone)
+    decision = advance(
+        journey, enrollment, profile, Started(), now=now, settings_timezone=settings_timezone, wait_from=event_time
+    )
     head: list[Action] = [Record(None, "entered")]
     if control:
         head.append(Record(None, "control"))

@@ -62,6 +62,12 @@ class Run:
     event: EventArrived | None
     actions: list[Action] = field(default_factory=list)
     reached: list[str] = field(default_factory=list)
+    #: The moment waits count from when it is earlier than ``now``: the trigger event's own time
+    #: on entry, so a late-arriving event's waits are not stretched by its delay.
+    wait_from: datetime | None = None
+
+    def wait_base(self) -> datetime:
+        return self.now if self.wait_from is None else min(aware(self.now), aware(self.wait_from))
 
     def ctx(self) -> dict[str, Any]:
         return context(self.profile, self.enrollment, self.event, self.now, self.journey)
@@ -147,12 +153,13 @@ def _step_wait(run: Run, step: WaitStep) -> object:
     wait = step.wait
     enrollment.waiting_for = None
     zone = resolve_zone(run.profile.timezone, run.settings_timezone)
+    base = run.wait_base()
     if isinstance(wait, timedelta):
-        due = aware(run.now) + wait
+        due = aware(base) + wait
     elif isinstance(wait, WaitUntil):
-        due = next_local_time(run.now, wait.until, zone, wait.weekdays)
+        due = next_local_time(base, wait.until, zone, wait.weekdays)
     elif isinstance(wait, WaitForEvent):
-        due = aware(run.now) + wait.timeout
+        due = aware(base) + wait.timeout
         enrollment.waiting_for = wait.event
     else:
         # A moment computed from the customer's data (``wait: {at: …, before: 3d}``).

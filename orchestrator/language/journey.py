@@ -401,6 +401,8 @@ class Journey(Model):
     goals: list[Goal] = Field(default_factory=list)
     exit_when: list[Goal] = Field(default_factory=list)
     holdout: Annotated[float, Field(ge=0, le=100)] = 0
+    #: A trigger event older than this when handled starts no run (default: the settings').
+    max_event_age: Duration | None = None
     category: Literal["marketing", "transactional"] = "marketing"
     priority: Annotated[int, Field(ge=0, le=100)] = 50
     tags: list[Annotated[str, Field(pattern=IDENTIFIER)]] = Field(default_factory=list)

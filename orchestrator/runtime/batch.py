@@ -194,7 +194,7 @@ class BatchRunner(EventRunner, TimerRunner):
                 engine.matches_trigger(journey, event.name, event.properties, profile, now=now)
                 and engine.in_audience(journey, profile, now)
                 and engine.may_enter(journey, has_live=False, last_entered_at=seen.last.get(journey.id), now=now)
-            ):
+            ) or self.too_old(journey, event.timestamp, now):
                 continue
             decision = engine.enter(
                 journey,
@@ -205,6 +205,7 @@ class BatchRunner(EventRunner, TimerRunner):
                 settings_timezone=self.tz,
                 event_id=event.event_id,
                 global_holdout=self.settings.global_holdout,
+                event_time=event.timestamp,
             )
             steps.append(Step(None, decision, profile))
         return steps

@@ -29,7 +29,7 @@ from orchestrator.runtime.transitions import Clock, Dispatcher, utc_now
 from orchestrator.settings import Settings
 from orchestrator.store import Store
 from orchestrator.store.ratelimit import RateLimiter
-from orchestrator.store.timers import DEFAULT_SHARDS, Timers
+from orchestrator.store.timers import Timers
 
 
 class CachedRenderer(Renderer):
@@ -123,7 +123,7 @@ def build_runtime(
     return Runtime(
         settings=settings,
         store=store,
-        timers=Timers(client, lease=timer_lease, shards=timer_shards or DEFAULT_SHARDS),
+        timers=Timers(client, lease=timer_lease, shards=timer_shards),
         journeys=JourneyBook(store, journeys),
         delivery=delivery,
         dispatcher=dispatcher,

@@ -34,12 +34,13 @@ class EntryRunner(DecisionRunner):
         live: dict[str, str] | None = None,
         last: dict[str, datetime] | None = None,
         event_id: str | None = None,
+        event_time: datetime | None = None,
     ) -> bool:
         """Enter one customer (the caller checked trigger and audience); the re-entry rule is applied here.
 
         ``live`` and ``last`` (the customer's live runs and last entries) save a read when known;
         ``event_id`` is the trigger event's, so a redelivery of it is never taken for a goal or an
-        exit of the run it started.
+        exit of the run it started; ``event_time`` its timestamp, which the first waits count from.
         """
         now = self.clock()
         if live is None or last is None:
@@ -61,8 +62,17 @@ class EntryRunner(DecisionRunner):
             settings_timezone=self.tz,
             event_id=event_id,
             global_holdout=self.settings.global_holdout,
+            event_time=event_time,
         )
         return self.carry_out(None, decision, inline=inline, profile=profile)
+
+    def too_old(self, journey: Journey, event_time: datetime, now: datetime) -> bool:
+        """Whether a trigger event is past the journey's ``max_event_age`` (counted as ``too_old``)."""
+        limit = journey.max_event_age or self.settings.max_event_age
+        if now - event_time <= limit:
+            return False
+        self.store.record(journey.id, None, "too_old")
+        return True
 
     def end_run(self, customer_id: str, run_id: str, reason: str) -> bool:
         """End a live run now as ``exited`` with ``reason`` (support staff removing a customer from a

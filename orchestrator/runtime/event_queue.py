@@ -34,12 +34,13 @@ from orchestrator.language.inputs import (
     check_timestamp,
     nesting_depth,
 )
-from orchestrator.store import keys, lua
+from orchestrator.store import keys, layout, lua
 from orchestrator.store.batch import Batch
 
 log = logging.getLogger(__name__)
 
-EVENT_SHARDS = 16
+#: A single Redis's shard count (the deployment's comes from :mod:`orchestrator.store.layout`).
+EVENT_SHARDS = layout.SINGLE_SHARDS
 #: Events handed to the runtime at once (one set of round trips).
 DRAIN_BATCH = 200
 #: Seconds a shard's lease lasts unless renewed: the drainer renews it after every batch and a
@@ -111,13 +112,13 @@ class EventQueue:
         self,
         client: redis.Redis,
         *,
-        shards: int = EVENT_SHARDS,
+        shards: int | None = None,
         lease: float = DRAIN_LEASE,
         batch: int = DRAIN_BATCH,
         dead_kept: int | None = None,
     ) -> None:
         self.redis: Any = client
-        self.shards = shards
+        self.shards = shards or layout.current().event_shards
         self.lease_ms = int(lease * 1000)
         self.batch = batch
         self.dead_kept = DEAD_KEPT if dead_kept is None else dead_kept

@@ -119,6 +119,8 @@ class EventRunner(EntryRunner):
             if engine.matches_trigger(journey, name, properties, profile, now=now) and engine.in_audience(
                 journey, profile, now
             ):
+                if self.too_old(journey, event.timestamp, now):
+                    continue
                 run_id = run_id_for(journey.id, customer_id, event_id)
                 self.enter(
                     journey,
@@ -128,6 +130,7 @@ class EventRunner(EntryRunner):
                     live=live,
                     last=seen.last,
                     event_id=event_id,
+                    event_time=event.timestamp,
                 )
 
     def _live_runs_see(self, profile: Profile, event: EventArrived | None, live: dict[str, str] | None = None) -> None:

@@ -16,7 +16,9 @@ import threading
 
 import redis
 
+from orchestrator.settings import Settings
 from orchestrator.store import keys
+from orchestrator.store.connect import open_redis
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +34,10 @@ def announce(client: redis.Redis, loaded: str, *, process: str | None = None) ->
     client.set(keys.serving(process or process_name()), loaded, ex=TTL)
 
 
-def keep_announcing(url: str, loaded: str) -> threading.Thread:
+def keep_announcing(settings: Settings, loaded: str) -> threading.Thread:
     """A daemon thread renewing :func:`announce` while the process lives; Redis errors are logged
     and retried at the next turn (the announcement is for people, never a reason to stop work)."""
-    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    client = open_redis(settings, check=False, socket_timeout=5, socket_connect_timeout=5)
     process = process_name()
 
     def run() -> None:

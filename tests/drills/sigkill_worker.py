@@ -26,7 +26,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.store import Store, keys
+from orchestrator.store.connect import open_redis
 from orchestrator.store.run_codec import split_runs
+from orchestrator.workers.client import connect
 from tests.drills import support
 
 
@@ -116,7 +118,16 @@ def run(
     maintenance_chance: int | None = None,
     timeout: float = 600.0,
     log: Any = print,
+    state_url: str | None = None,
+    broker_url: str | None = None,
 ) -> SigkillResult:
+    """``state_url``/``broker_url``: the state elsewhere (``redis+cluster://…``) and the queue on a
+    given broker (``redis://…`` or ``amqp://…``); by default both on a Redis started here."""
+    if state_url is not None:
+        options = {"kills": kills, "processes": processes, "threads": threads, "wait": wait, "log": log,
+                   "heartbeat_ms": heartbeat_ms, "module": module, "send_lease": send_lease, "timeout": timeout,
+                   "timer_lease": timer_lease, "maintenance_chance": maintenance_chance}  # fmt: skip
+        return _run_elsewhere(state_url, broker_url, customers, **options)
     redis = support.start_redis()
     env = {"LOYALOOP_HEARTBEAT_MS": str(heartbeat_ms), "LOYALOOP_TIMER_LEASE": str(timer_lease)}
     if send_lease is not None:
@@ -124,15 +135,60 @@ def run(
     if maintenance_chance is not None:
         env["LOYALOOP_MAINTENANCE_CHANCE"] = str(maintenance_chance)
     space = support.make_workspace(redis.url, {"drill": support.THREE_STEP.format(wait=wait)}, extra_env=env)
+    try:
+        return _drill(space, redis.client, lambda: support.api(redis.url), customers, kills, processes, threads,
+                      module, timer_lease, timeout, log)  # fmt: skip
+    finally:
+        redis.close()
+
+
+def _run_elsewhere(state_url: str, broker_url: str | None, customers: int, **options: Any) -> SigkillResult:
+    """:func:`run` with the state at ``state_url`` and the queue at ``broker_url``."""
+    env = {"LOYALOOP_HEARTBEAT_MS": str(options["heartbeat_ms"]), "LOYALOOP_TIMER_LEASE": str(options["timer_lease"])}
+    if options["send_lease"] is not None:
+        env["LOYALOOP_SEND_LEASE"] = str(options["send_lease"])
+    if options["maintenance_chance"] is not None:
+        env["LOYALOOP_MAINTENANCE_CHANCE"] = str(options["maintenance_chance"])
+    if broker_url:
+        env["LOYALOOP_BROKER_URL"] = broker_url
+    space = support.make_workspace(state_url, {"drill": support.THREE_STEP.format(wait=options["wait"])}, extra_env=env)
+    settings = space.settings()
+    client = open_redis(settings)
+
+    def producer() -> Any:
+        return connect(settings)  # its own client: the drill closes it once the events are in
+
+    try:
+        return _drill(space, client, producer, customers, options["kills"], options["processes"], options["threads"],
+                      options["module"], options["timer_lease"], options["timeout"], options["log"])  # fmt: skip
+    finally:
+        client.close()
+
+
+def _drill(
+    space: Any,
+    client: Any,
+    producer: Any,
+    customers: int,
+    kills: int,
+    processes: int,
+    threads: int,
+    module: str,
+    timer_lease: float,
+    timeout: float,
+    log: Any,
+) -> SigkillResult:
+    """The drill proper on a workspace whose state ``client`` reads and whose ``producer()`` tracks."""
     ids = support.customer_ids(customers)
-    support.seed_profiles(redis.client, ids)
+    support.seed_profiles(client, ids)
     expected = customers * len(support.THREE_STEP_SENDS)
     worker = support.start_worker(space, processes=processes, threads=threads, module=module)
     scheduler = support.start_scheduler(space, lease=timer_lease)
-    result = SigkillResult(customers, expected, 0, 0, 0, 0, machine=support.describe_machine(redis.client))
+    machine = support.describe_machine(client if hasattr(client, "connection_pool") else None)
+    result = SigkillResult(customers, expected, 0, 0, 0, 0, machine=machine)
     workers = [worker]
     try:
-        lp = support.api(redis.url)
+        lp = producer()
         started = time.monotonic()
         for customer_id in ids:
             lp.track(customer_id, "drill.started", {}, event_id=f"start-{customer_id}")
@@ -159,11 +215,11 @@ def run(
         try:
             support.wait_for(lambda: support.count_lines(space.outbox) >= expected, timeout, what="every message")
             result.tail_after_last_kill = time.monotonic() - last_kill if last_kill else 0.0
-            support.wait_for(lambda: live_enrollments(redis.client, ids) == 0, timeout, interval=0.5, what="finished")
+            support.wait_for(lambda: live_enrollments(client, ids) == 0, timeout, interval=0.5, what="finished")
             time.sleep(1.0)  # anything still re-driving would land now
         except TimeoutError as exc:
             result.timed_out = str(exc)
-            result.orphaned = orphaned_messages(redis.client)
+            result.orphaned = orphaned_messages(client)
         result.total_seconds = time.monotonic() - started
         counted = support.tally(space.outbox, ids, support.THREE_STEP_SENDS)
         result.received = counted.received
@@ -172,18 +228,17 @@ def run(
             len(counted.duplicated),
             len(counted.unexpected),
         )
-        stats = redis.client.hgetall(keys.journey_stats("drill"))
+        stats = client.hgetall(keys.journey_stats("drill"))
         result.channel_calls = sum(int(v) for k, v in stats.items() if ":sent:" in k)
-        result.live_left = live_enrollments(redis.client, ids)
-        result.miscounted = miscounted_figures(redis.client, customers)
+        result.live_left = live_enrollments(client, ids)
+        result.miscounted = miscounted_figures(client, customers)
         if result.timed_out and not result.orphaned:
-            result.orphaned = orphaned_messages(redis.client)
+            result.orphaned = orphaned_messages(client)
         return result
     finally:
         for proc in workers:
             proc.stop()
         scheduler.stop()
-        redis.close()
 
 
 def report(result: SigkillResult) -> str:
