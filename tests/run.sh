@@ -15,10 +15,10 @@ if [[ "${1:-}" == "--bench" ]]; then
   fi
   BENCH=1
 fi
-# The HTML report's browser test (tests/measure/test_report_browser.py) drives Debian's chromium
-# through Playwright; no browser is ever downloaded (never `playwright install`).
-if ! command -v chromium >/dev/null 2>&1; then
-  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+# The HTML report's and the console's browser tests drive Debian's chromium through Playwright; no
+# browser is ever downloaded (never `playwright install`).  The console draws journeys with graphviz.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v dot >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq chromium graphviz >/dev/null
 fi
 # RabbitMQ for the scale-out tests (they start their own node on free ports; the system one stays off).
 if [[ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]]; then

@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "doctor": "orchestrator.cli.doctor:doctor",
     "replay-events": "orchestrator.cli.events:replay_events",
     "vouchers": "orchestrator.cli.vouchers:vouchers",
+    "console": "orchestrator.cli.console:console",
     "send-test": "orchestrator.cli.send_test:send_test",
     "report": "orchestrator.cli.report:report",
 }

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from orchestrator.cli.demo_run import SEND_HEADINGS, default_outbox, journey_row, run_demo, step_rows
+from orchestrator.cli.demo_run import SEND_HEADINGS, default_outbox, default_state, journey_row, run_demo, step_rows
 from orchestrator.cli.report import DEFAULT_HTML, FORMATS, produce_report
 from orchestrator.cli.status_table import JOURNEY_COLUMNS, LEGEND, counts_table
 from orchestrator.errors import ConfigurationError
@@ -27,6 +27,11 @@ from orchestrator.store.connect import open_redis
     "templates_dir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Templates folder (default: $LOYALOOP_TEMPLATES, else templates/ beside the journeys folder).",
+)
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to keep the in-process state for `loyaloop console` (default: in the temp folder).",
 )
 @click.option(
     "--flush", is_flag=True, help="With REDIS_URL: empty that Redis database first (it must be a scratch one)."
@@ -51,6 +56,7 @@ def demo(
     outbox: Path | None,
     journeys_dir: Path | None,
     templates_dir: Path | None,
+    state: Path | None,
     flush: bool,
     report_format: str,
     report_out: Path | None,
@@ -80,7 +86,8 @@ def demo(
         def progress(now: object, events: int) -> None:
             status.update(f"simulating… {now:%Y-%m-%d %H:%M} UTC, {events} events in")
 
-        result = run_demo(settings, journeys, customers=customers, days=days, seed=seed, progress=progress)
+        state = None if settings.redis_url else (state or default_state())
+        result = run_demo(settings, journeys, customers=customers, days=days, seed=seed, progress=progress, state=state)
     ordered = [journeys[journey_id] for journey_id in sorted(journeys)]
     summary: list[tuple[list[str], list[list[str]]]] = [(journey_row(j, result.stats[j.id]), []) for j in ordered]
     console.print(counts_table("Journeys", [heading for heading, _stat in JOURNEY_COLUMNS], summary))
@@ -100,6 +107,8 @@ def demo(
         else:
             target.write_text(text, encoding="utf-8")
             console.print(f"report: {target}")
+    where_state = f" --state {state}" if state is not None and state != default_state() else ""
+    console.print(f"See it in the browser: loyaloop console{where_state}")
 
 
 def _scratch(settings: Settings, flush: bool) -> None:

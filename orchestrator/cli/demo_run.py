@@ -24,6 +24,7 @@ from orchestrator.engine.enrollment import ChannelOutcome, ChannelOutcomeName
 from orchestrator.language.journey import Journey, SendStep
 from orchestrator.measure.figures import VersionFigures
 from orchestrator.settings import Settings
+from orchestrator.store import snapshot
 from orchestrator.store.vouchers import Vouchers
 from orchestrator.workers.embedded import Embedded
 
@@ -149,8 +150,13 @@ def run_demo(
     days: int = 120,
     seed: int = 7,
     progress: Callable[[datetime, int], None] | None = None,
+    state: Path | None = None,
 ) -> DemoResult:
-    """Run the synthetic story through an embedded (or REDIS_URL) Loyaloop and collect the stats."""
+    """Run the synthetic story through an embedded (or REDIS_URL) Loyaloop and collect the stats.
+
+    ``state``: where to write the in-process Redis's keys when the run ends (a snapshot
+    ``loyaloop console --state`` reads); with REDIS_URL the state simply stays in that Redis.
+    """
     rng = random.Random(seed)
     start = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)
     clock = SimClock(start)
@@ -185,6 +191,8 @@ def run_demo(
                 progress(clock.now, position)
         stats = {journey_id: system.runtime.store.stats(journey_id) for journey_id in journeys}
         figures = system.runtime.store.version_figures()
+        if state is not None and not settings.redis_url:
+            snapshot.dump(system.client, state, {"now": clock.now.isoformat()})
     outbox = settings.outbox_path
     messages = 0
     if outbox.exists():
@@ -212,6 +220,11 @@ def _happen(system: Embedded, happening: Happening) -> None:
         system.api.identify(happening.customer_id, happening.payload)
     else:
         system.api.track(happening.customer_id, happening.kind, happening.payload, timestamp=happening.at)
+
+
+def default_state() -> Path:
+    """Where ``loyaloop demo`` leaves its state and ``loyaloop console`` looks for it by default."""
+    return Path(tempfile.gettempdir()) / "loyaloop-demo-state.json"
 
 
 def default_outbox() -> Path:

@@ -15,6 +15,8 @@ from orchestrator.cli.startup import require_ready
 from orchestrator.errors import ConfigurationError
 from orchestrator.http.config import load_http_config
 from orchestrator.http.connections import GuardedHttpProtocol
+from orchestrator.http.console.auth import session_key
+from orchestrator.http.console.startup import console_users
 from orchestrator.http.server import FACTORY, require_redis, run_uvicorn
 from orchestrator.settings import load_settings
 from orchestrator.store.connect import open_redis
@@ -63,7 +65,8 @@ def free_port(host: str) -> int:
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log one line per request.")
 def serve(host: str, port: int, workers: int, log_level: str, access_log: bool) -> None:
     """Serve the HTTP API (POST /v1/track, /v1/identify, /v1/batch), the SendGrid and Twilio
-    webhooks, the /u/{token} unsubscribe page, /healthz and /metrics.  Needs REDIS_URL; keys and
+    webhooks, the /u/{token} unsubscribe page, /healthz, /metrics and, with LOYALOOP_CONSOLE_USERS,
+    the console under /console.  Needs REDIS_URL; keys and
     limits come from the environment (see docs/http.md).  Client addresses are never logged."""
     import redis
 
@@ -72,6 +75,8 @@ def serve(host: str, port: int, workers: int, log_level: str, access_log: bool) 
     require_redis(settings)
     require_ready(settings, command="serve", need_channels=False, need_journeys=False)
     http = load_http_config()
+    if console_users():  # a malformed user list, or no key to sign sessions, is refused here
+        session_key(os.environ)
     try:
         probe = open_redis(settings, socket_timeout=STARTUP_TIMEOUT, socket_connect_timeout=STARTUP_TIMEOUT)
     except redis.RedisError as exc:

@@ -17,7 +17,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
 
 from orchestrator.errors import ConfigurationError
 from orchestrator.gate.unsubscribe import secret_bytes
@@ -77,12 +78,14 @@ def create_app(
     *,
     config: HttpConfig | None = None,
     aredis: redis.asyncio.Redis | None = None,
+    console: ASGIApp | None = None,
 ) -> Starlette:
     """Build the app.  ``redis`` must decode responses; ``config`` defaults to the environment.
 
     ``aredis`` is the asyncio client the event loop uses (on the same Redis, decoding responses,
     with bounded waits: :func:`~orchestrator.http.availability.async_redis`); by default one is
     made like ``redis`` with ``config.redis_timeout``.  The app closes it when it shuts down.
+    ``console`` (:func:`orchestrator.http.console.create_console`) is mounted under ``/console``.
     """
     http = config if config is not None else load_http_config()
     if not http.api_keys:
@@ -108,7 +111,7 @@ def create_app(
         allow = getattr(exc, "headers", None) or {}
         return error(405, f"{request.method} is not allowed here", headers=allow)
 
-    routes = [
+    routes: list[Route | Mount] = [
         Route("/v1/track", api.track, methods=["POST"]),
         Route("/v1/identify", api.identify, methods=["POST"]),
         Route("/v1/batch", api.batch, methods=["POST"]),
@@ -121,6 +124,8 @@ def create_app(
         Route("/readyz", Readiness(loop_redis).check, methods=["GET"]),
         Route("/metrics", with_unknown_events(Store(redis), settings), methods=["GET"]),
     ]
+    if console is not None:
+        routes.append(Mount("/console", app=console))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

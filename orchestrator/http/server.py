@@ -36,6 +36,8 @@ from orchestrator.http.config import (
     DEFAULT_MAX_CONNECTIONS,
     load_http_config,
 )
+from orchestrator.http.console.startup import console_from_environment, console_users
+from orchestrator.runtime.compose import build_runtime
 from orchestrator.settings import Settings, load_settings
 from orchestrator.store.connect import open_redis
 from orchestrator.workers.client import connect
@@ -86,7 +88,13 @@ def build_app() -> Starlette:
         settings_for_broker = {}
     broker_settings = settings.model_copy(update=settings_for_broker)
     intake = connect(broker_settings, client=client, max_future=timedelta(seconds=config.max_future_seconds))
-    return create_app(settings, intake, client, config=config, aredis=async_redis(url, timeout=config.redis_timeout))
+    console = None
+    if console_users():
+        # The console's "remove from journey" ends runs through the runtime's own exit path.
+        runtime = build_runtime(settings, client)
+        console = console_from_environment(settings, client, journeys=runtime.journeys.current, end_run=runtime.end_run)
+    aredis = async_redis(url, timeout=config.redis_timeout)
+    return create_app(settings, intake, client, config=config, aredis=aredis, console=console)
 
 
 class NoDelayConfig(uvicorn.Config):

@@ -74,7 +74,13 @@ class EntryRunner(DecisionRunner):
         self.store.record(journey.id, None, "too_old")
         return True
 
-    def _end(self, customer_id: str, run_id: str, reason: str) -> None:
+    def end_run(self, customer_id: str, run_id: str, reason: str) -> bool:
+        """End a live run now as ``exited`` with ``reason`` (support staff removing a customer from a
+        journey): the same compare-and-set path as a restart, so its timers and pending sends find
+        a newer revision and do nothing.  False when the run is unknown or already finished."""
+        return self._end(customer_id, run_id, reason)
+
+    def _end(self, customer_id: str, run_id: str, reason: str) -> bool:
         def decide(stored: StoredEnrollment) -> Decision | None:
             if stored.enrollment.finished:
                 return None
@@ -83,7 +89,7 @@ class EntryRunner(DecisionRunner):
             ended.status, ended.exit_reason, ended.updated_at = "exited", reason, self.clock()
             return Decision(ended, (Record(None, reason), Finish("exited", reason)))
 
-        self._decide_and_store(customer_id, run_id, decide)
+        return self._decide_and_store(customer_id, run_id, decide)
 
     def enter_batch(self, journey_id: str, customer_ids: list[str], run_key: str, trigger: dict[str, Any]) -> int:
         """Enter a chunk of a cohort in three round trips: profiles with their entry state read by

@@ -21,7 +21,9 @@ def test_the_demo_runs_every_shipped_journey_embedded_and_prints_the_table(
     monkeypatch.delenv("REDIS_URL", raising=False)
     monkeypatch.delenv("LOYALOOP_SECRET_KEY", raising=False)
     outbox = tmp_path / "outbox.jsonl"
-    result = CliRunner().invoke(cli, ["demo", "--customers", "40", "--days", "45", "--outbox", str(outbox)])
+    state = tmp_path / "state.json"
+    args = ["demo", "--customers", "40", "--days", "45", "--outbox", str(outbox), "--state", str(state)]
+    result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     for journey_id in ("welcome", "winback", "birthday", "replenishment"):
         assert journey_id in result.output
@@ -29,6 +31,7 @@ def test_the_demo_runs_every_shipped_journey_embedded_and_prints_the_table(
     assert str(outbox) in result.output.replace("\n", "")
     # It ends with the proof-of-effect report of its own run (`--report none` leaves it out).
     assert "Proof of effect" in result.output and "verdict:" in result.output
+    assert state.exists() and "loyaloop console --state" in result.output.replace("\n", "")
 
 
 @pytest.mark.slow
