@@ -20,7 +20,7 @@ import click
 from pydantic import ValidationError
 
 from orchestrator import plugins
-from orchestrator.cli.preview import format_content, sample_voucher, walk_text
+from orchestrator.cli.preview import format_content, walk_text
 from orchestrator.errors import InputError, LoyaloopError, Problem, ValidationFailed
 from orchestrator.language.advice import journey_advice
 from orchestrator.language.catalogue import CATALOGUE_FILE
@@ -28,6 +28,7 @@ from orchestrator.language.checks import CheckContext, check_templates_folder
 from orchestrator.language.journey import EventTrigger, Journey, SendStep
 from orchestrator.language.loader import journey_files, load_catalogue_for, load_journeys, sort_problems
 from orchestrator.language.located import problems_from
+from orchestrator.language.preview import sample_voucher
 from orchestrator.language.profile import Profile
 from orchestrator.language.render import Renderer, build_context, environment
 from orchestrator.language.schema import schema_text
@@ -352,7 +353,7 @@ def render(
         now=now,
         # The real link is signed per customer at send time; the preview shows where it goes.
         unsubscribe_url=f"{settings.public_url.rstrip('/')}/u/PREVIEW-TOKEN" if journey.category == "marketing" else "",
-        voucher=sample_voucher(settings, step.voucher),
+        voucher=sample_voucher(settings.vouchers, step.voucher),
     )
     used_channel = channel or step.send
     chosen_locale = locale or profile.locale or settings.default_locale

@@ -11,9 +11,9 @@ from typing import Any
 from orchestrator.engine.walkthrough import walk
 from orchestrator.errors import TemplateError
 from orchestrator.language.journey import Journey, SendStep
+from orchestrator.language.preview import sample_voucher
 from orchestrator.language.profile import Profile
 from orchestrator.language.render import RenderedContent, Renderer, build_context
-from orchestrator.language.vouchers import generated_code
 from orchestrator.message import sms_segments
 from orchestrator.settings import Settings
 
@@ -38,7 +38,7 @@ def walk_text(
         lines.append(f"{offset:>9}  {item.step_id or '':<22} {item.kind:<7} {item.detail}")
         if item.kind == "send" and item.send is not None:
             step = journey.step(item.send.step_id)
-            voucher = sample_voucher(settings, step.voucher if isinstance(step, SendStep) else None)
+            voucher = sample_voucher(settings.vouchers, step.voucher if isinstance(step, SendStep) else None)
             ctx = build_context(
                 (item.profile or profile).context(),
                 event=event,
@@ -93,14 +93,3 @@ def format_content(content: RenderedContent, *, html: bool = True) -> str:
     if content.data:
         lines += ["", f"Data: {json.dumps(content.data, ensure_ascii=False, sort_keys=True)}"]
     return "\n".join(lines)
-
-
-def sample_voucher(settings: Settings, pool: str | None) -> dict[str, str] | None:
-    """What a preview shows for ``{{ voucher.code }}``: a code shaped like the pool's real ones
-    (a generated pool's format under a throw-away key), never a code taken from a pool."""
-    if pool is None:
-        return None
-    spec = settings.vouchers.get(pool)
-    if spec is not None and spec.kind == "generated":
-        return {"code": generated_code(b"preview", pool, "preview", spec)}
-    return {"code": "SAMPLE-CODE"}

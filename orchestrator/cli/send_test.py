@@ -13,10 +13,10 @@ from pathlib import Path
 import click
 
 from orchestrator import plugins
-from orchestrator.cli.preview import sample_voucher
 from orchestrator.errors import InputError
 from orchestrator.language.journey import EventTrigger, SendStep
 from orchestrator.language.loader import load_catalogue_for, load_journeys
+from orchestrator.language.preview import sample_voucher
 from orchestrator.language.render import Renderer
 from orchestrator.language.seedlist import read_seed_list
 from orchestrator.runtime.seed_sends import send_tests
@@ -89,7 +89,7 @@ def send_test(
         now=datetime.now(UTC),
         event=event,
         default_locale=settings.default_locale,
-        voucher=sample_voucher(settings, pools[0]) if pools else None,
+        voucher=sample_voucher(settings.vouchers, pools[0]) if pools else None,
         channel=channel,
     )
     for result in results:
