@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "status": "orchestrator.cli.ops:status",
     "unsubscribe": "orchestrator.cli.consent:unsubscribe",
     "serve": "orchestrator.cli.serve:serve",
+    "simulate": "orchestrator.cli.simulate:simulate_command",
 }
 
 

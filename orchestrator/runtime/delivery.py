@@ -16,13 +16,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import pluggy
 
 from orchestrator import engine, metrics, plugins
 from orchestrator.engine.enrollment import (
     ChannelOutcome,
+    Decision,
     Delivered,
     DeliveryOutcomeName,
     Enrollment,
@@ -68,6 +69,8 @@ class AttemptResult:
     #: Writes that must happen whatever comes next (the ``done`` mark of a sent message); the
     #: caller queues them on the pipeline that stores the step's outcome.
     writes: Callable[[Any], None] | None = field(default=None, compare=False)
+    #: The gate's decision when the gate stopped or deferred the send (why, for an observer).
+    gate: GateDecision | None = field(default=None, compare=False)
 
     def delivered(self, step_id: str) -> Delivered:
         """The engine's signal for a decided send (one without ``retry_at``)."""
@@ -77,6 +80,32 @@ class AttemptResult:
                 "nothing yet; schedule it again at retry_at instead of telling the engine"
             )
         return Delivered(step_id, self.outcome, self.channel)
+
+
+class Observer(Protocol):
+    """An optional witness of what the runtime decides (``loyaloop simulate`` sets one; production
+    runs with none).  It is told after the fact, from the calls production makes, and must neither
+    raise nor mutate what it is given; a worker's threads share it, so it must be thread-safe.
+
+    :meth:`attempted` follows each channel's attempt at a send (``result.gate`` says why the gate
+    stopped or deferred it); :meth:`stored` follows each decision whose compare-and-set won (its
+    ``Record`` actions say ``entered``, ``holdout``…, its ``Finish`` how the run ended), so a stale
+    decision is never reported.
+    """
+
+    def attempted(
+        self,
+        *,
+        journey: Journey,
+        enrollment: Enrollment,
+        send: SendAction,
+        channel: str,
+        key: str,
+        result: AttemptResult,
+        now: datetime,
+    ) -> None: ...
+
+    def stored(self, decision: Decision, now: datetime) -> None: ...
 
 
 def signing_secret(settings: Settings, *, in_process: bool = False) -> bytes:
@@ -121,6 +150,8 @@ class Delivery:
         self.secret = secret if secret is not None else signing_secret(settings)
         self.claim_lease = claim_lease
         self.max_attempts = max_attempts
+        #: Told of every attempt when set (see :class:`Observer`); None in production.
+        self.observer: Observer | None = None
 
     def attempt(
         self,
@@ -148,6 +179,10 @@ class Delivery:
             key = send.idempotency_key if position == 0 else f"{send.idempotency_key}:{name}"
             given = decided if position == 0 else None
             result = self._one(journey, enrollment, send, profile, name, key, now, notes, key == claimed, given)
+            if self.observer is not None:
+                self.observer.attempted(
+                    journey=journey, enrollment=enrollment, send=send, channel=name, key=key, result=result, now=now
+                )
             if result.retry_at is not None or result.outcome not in FALL_THROUGH:
                 return replace(result, notes=tuple(notes))
             outcomes.append(result.outcome)
@@ -188,19 +223,19 @@ class Delivery:
         if decision.outcome == "quiet":
             note(ChannelOutcome("deferred", name))
             note("deferred")
-            return AttemptResult("deferred", name, retry_at=decision.retry_at)
+            return AttemptResult("deferred", name, retry_at=decision.retry_at, gate=decision)
         if decision.outcome == "capped":
             if send.on_capped == "defer":
                 until = self.gate.defer_until(decision, request, now, self.settings.defer_max)
                 if until is not None:
                     note(ChannelOutcome("deferred", name))
                     note("cap_deferred")
-                    return AttemptResult("deferred", name, retry_at=until)
+                    return AttemptResult("deferred", name, retry_at=until, gate=decision)
             note(ChannelOutcome("capped", name))
-            return AttemptResult("capped", name)
+            return AttemptResult("capped", name, gate=decision)
         if decision.outcome != "allowed":
             note(ChannelOutcome(decision.outcome, name))
-            return AttemptResult(decision.outcome, name)
+            return AttemptResult(decision.outcome, name, gate=decision)
         assert address is not None
         return self._send(journey, enrollment, send, profile, channel, address, key, now, note, claimed)
 

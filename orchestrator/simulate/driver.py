@@ -1,0 +1,212 @@
+"""The simulation's loop: a virtual clock moved from one thing that can happen to the next.
+
+The clock jumps to the earliest of: the next line of the history, the next due timer (to the
+second, as a scheduler polling every fraction of a second would fire it), the next cron fire of a
+broadcast journey, the next UTC midnight when a journey has a date trigger (the scheduler plans
+anniversaries once a day), and ``until``.  At each stop it feeds the history's lines for that moment,
+then runs a scheduler pass — production's :class:`~orchestrator.workers.scheduler.Scheduler`, whose
+due timers fire through production's :func:`~orchestrator.workers.actors.fire_claimed`.
+
+What carries the work is a :class:`Pump`:
+
+- :class:`DirectPump` (the simulator's default) calls the same Runtime a worker's actors call, in
+  this thread, on an in-process Redis (fakeredis: the embedded mode's): events go to
+  ``Runtime.handle_events`` as a drained batch does, identify lines through the public client,
+  timers through the scheduler and ``fire_claimed``, broadcasts to ``Runtime.enter_batch``;
+- :class:`WorkerPump` hands everything to an :class:`~orchestrator.workers.embedded.Embedded`
+  system: real Dramatiq workers, on a real Redis when it is given one.  The equivalence test
+  replays one history through both and finds the same messages and decisions.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Protocol
+
+from orchestrator.errors import InputError
+from orchestrator.language.journey import DateTrigger, Journey, ScheduleTrigger
+from orchestrator.runtime.event_queue import DRAIN_BATCH, QueuedEvent
+from orchestrator.runtime.intake import Loyaloop
+from orchestrator.runtime.runtime import Runtime
+from orchestrator.simulate.source import Line
+from orchestrator.store.timers import parse_member
+from orchestrator.workers.actors import fire_claimed
+from orchestrator.workers.embedded import Embedded, SimClock
+from orchestrator.workers.scheduler import Scheduler
+
+#: progress(virtual now, lines fed so far)
+Progress = Callable[[datetime, int], None]
+
+
+class Pump(Protocol):
+    """How the simulation's work reaches a runtime."""
+
+    runtime: Runtime
+    scheduler: Scheduler
+
+    def track(self, events: list[QueuedEvent]) -> None: ...
+    def identify(self, customer_id: str, attributes: dict[str, Any]) -> None: ...
+    def tick(self, now: datetime) -> None: ...
+
+
+class _DirectNudges:
+    """The client's nudges, carried out at once in this thread (no queue between)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def nudge_drain(self, shard: int) -> None:  # the direct pump never queues events
+        raise AssertionError(f"the direct pump hands events to the runtime itself (shard {shard})")
+
+    def nudge_profile(self, customer_id: str) -> None:
+        self.runtime.profile_changed(customer_id)
+
+
+class DirectPump:
+    """The runtime driven in this thread, as production's actors drive it."""
+
+    def __init__(self, runtime: Runtime, client: Any, clock: SimClock, consent_channels: frozenset[str]) -> None:
+        self.runtime = runtime
+        self.api = Loyaloop(_DirectNudges(runtime), client, clock=clock, consent_channels=consent_channels)
+        self.scheduler = Scheduler(runtime, self._fire, runtime.enter_batch)
+
+    def _fire(self, members: list[str]) -> None:
+        fire_claimed(self.runtime, [parse_member(member) for member in members])
+
+    def track(self, events: list[QueuedEvent]) -> None:
+        self.runtime.handle_events(events)
+
+    def identify(self, customer_id: str, attributes: dict[str, Any]) -> None:
+        self.api.identify(customer_id, attributes)
+
+    def tick(self, now: datetime) -> None:
+        self.scheduler.tick(now)
+
+
+class WorkerPump:
+    """Everything through an Embedded system's Dramatiq workers, waiting for them after each step."""
+
+    def __init__(self, system: Embedded) -> None:
+        self.system = system
+        self.runtime = system.runtime
+        self.scheduler = system.scheduler
+
+    def track(self, events: list[QueuedEvent]) -> None:
+        for event in events:
+            self.system.api.track(
+                event.customer_id, event.name, event.properties, event_id=event.event_id, timestamp=event.timestamp
+            )
+        self.system.settle()
+
+    def identify(self, customer_id: str, attributes: dict[str, Any]) -> None:
+        self.system.api.identify(customer_id, attributes)
+        self.system.settle()
+
+    def tick(self, now: datetime) -> None:
+        self.system.tick(now)
+
+
+@dataclass
+class RunStats:
+    """What the loop did (the CLI prints it; the benchmark records it)."""
+
+    lines: int = 0
+    refused: int = 0
+    stops: int = 0
+    seconds: float = 0.0
+
+
+class Driver:
+    """Moves the clock and feeds the pump; one use per history."""
+
+    def __init__(
+        self,
+        pump: Pump,
+        clock: SimClock,
+        journeys: dict[str, Journey],
+        *,
+        warn: Callable[[str], None] = lambda text: None,
+    ) -> None:
+        self.pump = pump
+        self.clock = clock
+        self.warn = warn
+        triggers = [journey.trigger for journey in journeys.values()]
+        self.broadcasts = any(isinstance(trigger, ScheduleTrigger) for trigger in triggers)
+        self.dates = any(isinstance(trigger, DateTrigger) for trigger in triggers)
+        self._planned: date | None = None
+
+    def run(self, lines: list[Line], *, until: datetime, progress: Progress | None = None) -> RunStats:
+        stats = RunStats()
+        began = time.perf_counter()
+        position, total = 0, len(lines)
+        timers = self.pump.runtime.timers
+        self.clock.now = lines[0].at if lines else until
+        self.pump.tick(self.clock.now)  # a broadcast journey counts its cron fires from here
+        while True:
+            moments = [until]
+            if position < total:
+                moments.append(lines[position].at)
+            due = timers.next_due()
+            if due is not None:
+                moments.append(datetime.fromtimestamp(math.ceil(due), UTC))
+            if self.broadcasts and (fire := self.pump.scheduler.next_broadcast(self.clock.now)) is not None:
+                moments.append(fire)
+            if self.dates:
+                moments.append(datetime.combine(self.clock.now.date() + timedelta(days=1), datetime.min.time(), UTC))
+            now = max(self.clock.now, min(moments))
+            self.clock.now = now
+            stats.stops += 1
+            start = position
+            while position < total and lines[position].at <= now:
+                position += 1
+            self._feed(lines[start:position], stats)
+            stats.lines = position
+            if self._anything_due(now):
+                self.pump.tick(now)
+            if progress is not None:
+                progress(now, position)
+            if now >= until:
+                break
+        stats.seconds = time.perf_counter() - began
+        return stats
+
+    def _anything_due(self, now: datetime) -> bool:
+        """Whether a scheduler pass at ``now`` has work: a due timer, a cron fire, or the first pass
+        of a UTC day (the anniversary plan).  A pass with none of these changes nothing, so the
+        loop skips it: production's scheduler makes the same passes, finding nothing."""
+        due = self.pump.runtime.timers.next_due()
+        if due is not None and due <= now.timestamp():
+            return True
+        if self.broadcasts and (fire := self.pump.scheduler.next_broadcast(now)) is not None and fire <= now:
+            return True
+        day = now.date()
+        if self.dates and day != self._planned:
+            self._planned = day
+            return True
+        return False
+
+    def _feed(self, lines: list[Line], stats: RunStats) -> None:
+        """One moment's lines in the file's order: events in batches, an identify line in between
+        sending what came before it first (as ``loyaloop import`` does)."""
+        pending: list[QueuedEvent] = []
+        for line in lines:
+            if line.kind == "identify":
+                if pending:
+                    self.pump.track(pending)
+                    pending = []
+                try:
+                    self.pump.identify(line.customer_id, line.attributes)
+                except InputError as exc:
+                    stats.refused += 1
+                    self.warn(f"line {line.number}: {exc} (identify skipped)")
+                continue
+            pending.append(QueuedEvent(line.customer_id, line.event, line.properties, line.event_id or "", line.at))
+            if len(pending) >= DRAIN_BATCH:
+                self.pump.track(pending)
+                pending = []
+        if pending:
+            self.pump.track(pending)
