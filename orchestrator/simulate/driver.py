@@ -138,6 +138,10 @@ class Driver:
         self.broadcasts = any(isinstance(trigger, ScheduleTrigger) for trigger in triggers)
         self.dates = any(isinstance(trigger, DateTrigger) for trigger in triggers)
         self._planned: date | None = None
+        self._fire: datetime | None = None
+        self._fire_known = False
+        #: Time zones seen in identify lines: a new one may add a local-time broadcast fire.
+        self._zones: set[str] = set()
 
     def run(self, lines: list[Line], *, until: datetime, progress: Progress | None = None) -> RunStats:
         stats = RunStats()
@@ -145,15 +149,15 @@ class Driver:
         position, total = 0, len(lines)
         timers = self.pump.runtime.timers
         self.clock.now = lines[0].at if lines else until
-        self.pump.tick(self.clock.now)  # a broadcast journey counts its cron fires from here
+        self._tick(self.clock.now)  # a broadcast journey counts its cron fires from here
+        due = timers.next_due()
         while True:
             moments = [until]
             if position < total:
                 moments.append(lines[position].at)
-            due = timers.next_due()
             if due is not None:
                 moments.append(datetime.fromtimestamp(math.ceil(due), UTC))
-            if self.broadcasts and (fire := self.pump.scheduler.next_broadcast(self.clock.now)) is not None:
+            if (fire := self._next_broadcast()) is not None:
                 moments.append(fire)
             if self.dates:
                 moments.append(datetime.combine(self.clock.now.date() + timedelta(days=1), datetime.min.time(), UTC))
@@ -165,8 +169,10 @@ class Driver:
                 position += 1
             self._feed(lines[start:position], stats)
             stats.lines = position
-            if self._anything_due(now):
-                self.pump.tick(now)
+            due = timers.next_due()
+            if self._anything_due(now, due):
+                self._tick(now)
+                due = timers.next_due()
             if progress is not None:
                 progress(now, position)
             if now >= until:
@@ -174,14 +180,27 @@ class Driver:
         stats.seconds = time.perf_counter() - began
         return stats
 
-    def _anything_due(self, now: datetime) -> bool:
+    def _tick(self, now: datetime) -> None:
+        self.pump.tick(now)
+        self._fire_known = False  # a pass moves the broadcasts' state on
+
+    def _next_broadcast(self) -> datetime | None:
+        """The next cron fire, asked of the scheduler again only after a pass or a new time zone
+        (only those change its answer); None without broadcast journeys."""
+        if not self.broadcasts:
+            return None
+        if not self._fire_known:
+            self._fire = self.pump.scheduler.next_broadcast(self.clock.now)
+            self._fire_known = True
+        return self._fire
+
+    def _anything_due(self, now: datetime, due: float | None) -> bool:
         """Whether a scheduler pass at ``now`` has work: a due timer, a cron fire, or the first pass
         of a UTC day (the anniversary plan).  A pass with none of these changes nothing, so the
         loop skips it: production's scheduler makes the same passes, finding nothing."""
-        due = self.pump.runtime.timers.next_due()
         if due is not None and due <= now.timestamp():
             return True
-        if self.broadcasts and (fire := self.pump.scheduler.next_broadcast(now)) is not None and fire <= now:
+        if (fire := self._next_broadcast()) is not None and fire <= now:
             return True
         day = now.date()
         if self.dates and day != self._planned:
@@ -198,6 +217,10 @@ class Driver:
                 if pending:
                     self.pump.track(pending)
                     pending = []
+                zone = line.attributes.get("timezone")
+                if isinstance(zone, str) and zone not in self._zones:
+                    self._zones.add(zone)
+                    self._fire_known = False
                 try:
                     self.pump.identify(line.customer_id, line.attributes)
                 except InputError as exc:
