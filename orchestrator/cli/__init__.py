@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "unsubscribe": "orchestrator.cli.consent:unsubscribe",
     "serve": "orchestrator.cli.serve:serve",
     "simulate": "orchestrator.cli.simulate:simulate_command",
+    "explain": "orchestrator.cli.explain:explain",
 }
 
 
