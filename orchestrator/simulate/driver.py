@@ -51,6 +51,7 @@ class Pump(Protocol):
     def track(self, events: list[QueuedEvent]) -> None: ...
     def identify(self, customer_id: str, attributes: dict[str, Any]) -> None: ...
     def tick(self, now: datetime) -> None: ...
+    def fire_due(self, now: datetime) -> None: ...
 
 
 class _DirectNudges:
@@ -86,6 +87,9 @@ class DirectPump:
     def tick(self, now: datetime) -> None:
         self.scheduler.tick(now)
 
+    def fire_due(self, now: datetime) -> None:
+        self.scheduler.fire_due(now)
+
 
 class WorkerPump:
     """Everything through an Embedded system's Dramatiq workers, waiting for them after each step."""
@@ -108,6 +112,10 @@ class WorkerPump:
 
     def tick(self, now: datetime) -> None:
         self.system.tick(now)
+
+    def fire_due(self, now: datetime) -> None:
+        self.system.scheduler.fire_due(now)
+        self.system.settle()
 
 
 @dataclass
@@ -170,8 +178,11 @@ class Driver:
             self._feed(lines[start:position], stats)
             stats.lines = position
             due = timers.next_due()
-            if self._anything_due(now, due):
+            if self._pass_needed(now):
                 self._tick(now)
+                due = timers.next_due()
+            elif due is not None and due <= now.timestamp():
+                self.pump.fire_due(now)
                 due = timers.next_due()
             if progress is not None:
                 progress(now, position)
@@ -194,12 +205,12 @@ class Driver:
             self._fire_known = True
         return self._fire
 
-    def _anything_due(self, now: datetime, due: float | None) -> bool:
-        """Whether a scheduler pass at ``now`` has work: a due timer, a cron fire, or the first pass
-        of a UTC day (the anniversary plan).  A pass with none of these changes nothing, so the
-        loop skips it: production's scheduler makes the same passes, finding nothing."""
-        if due is not None and due <= now.timestamp():
-            return True
+    def _pass_needed(self, now: datetime) -> bool:
+        """Whether a whole scheduler pass is due at ``now``: a cron fire, or the first pass of a UTC
+        day (the anniversary plan).  Otherwise only due timers can be waiting, and firing them is
+        all a pass would do (nothing is leased between stops, so the reaper finds nothing), so the
+        loop asks for just that; with nothing due at all it asks for nothing, as production's
+        scheduler would find nothing."""
         if (fire := self._next_broadcast()) is not None and fire <= now:
             return True
         day = now.date()

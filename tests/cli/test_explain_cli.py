@@ -55,11 +55,8 @@ def test_explain_a_customer_that_is_not_in_the_simulation(tmp_path: Path, capsys
     out = tmp_path / "missing"
     code, output = _run(["explain", "nobody", "--simulation", str(out)], capsys)
     assert (
-        (code == 1
-        and output.startswith("error: ")
-        and "messages.jsonl does not exist" not in output)
-        or "does not exist" in output
-    )
+        code == 1 and output.startswith("error: ") and "messages.jsonl does not exist" not in output
+    ) or "does not exist" in output
 
 
 def test_explain_a_production_customer_shows_live_runs_and_consent_not_addresses(

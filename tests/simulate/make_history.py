@@ -59,7 +59,11 @@ def history(customers: int, orders: int, months: int, seed: int = 7, start: date
         if rng.random() < 0.6:
             attributes["push_token"] = f"tok-{cid}"
         add(joined, {"type": "identify", "customer_id": cid, "attributes": attributes})
-        add(joined + timedelta(seconds=1), {"customer_id": cid, "event": "customer.signed_up", "properties": {}})
+        source = rng.choice(("web", "app", "store"))
+        add(
+            joined + timedelta(seconds=1),
+            {"customer_id": cid, "event": "customer.signed_up", "properties": {"source": source}},
+        )
         if rng.random() < 0.4:
             add(joined + timedelta(hours=rng.uniform(1, 96)), {"customer_id": cid, "event": "app.opened"})
         if rng.random() < 0.2:

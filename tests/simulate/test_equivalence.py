@@ -4,6 +4,7 @@ on a real redis-server, with the same virtual clock, gives the same messages and
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from orchestrator.simulate.driver import Driver, WorkerPump
@@ -14,6 +15,16 @@ from orchestrator.workers.embedded import Embedded, SimClock
 from tests.simulate.make_history import history, lines_text
 
 SEED = 5
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _journeys_with_a_holdout(tmp_path: Path) -> Path:
+    """The shipped journeys and settings, with a 30 % holdout on the welcome series."""
+    folder = tmp_path / "journeys"
+    shutil.copytree(ROOT / "journeys", folder)
+    welcome = folder / "welcome.yaml"
+    welcome.write_text(welcome.read_text().replace("re_entry: never\n", "re_entry: never\nholdout: 30\n", 1))
+    return folder
 
 
 def _history(tmp_path: Path, customers: int = 60, orders: int = 160, months: int = 4) -> Path:
@@ -26,7 +37,8 @@ def test_simulate_and_real_workers_on_a_real_redis_agree(tmp_path: Path, redis_u
     """Every message (time, customer, journey, step, channel, template, rendered subject and first
     line) and every held send (capped by which rule, deferred until when, no consent, holdout…)."""
     path = _history(tmp_path)
-    setup = load_setup(None, None, SEED)
+    setup = load_setup(_journeys_with_a_holdout(tmp_path), ROOT / "templates", SEED)
+    assert setup.journeys["welcome"].holdout == 30
     lines = read_history(path, seed=SEED).lines
     until = lines[-1].at
     simulated = simulate(setup, lines, until=until, backend="fakeredis")
@@ -42,7 +54,7 @@ def test_simulate_and_real_workers_on_a_real_redis_agree(tmp_path: Path, redis_u
     assert len(produced) > 100, "the history must make the journeys send"
     assert {row["channel"] for row in produced} == {"email", "sms", "push"}
     held = {row["outcome"] for row in recorder.sorted_decisions()}
-    assert {"capped", "deferred", "no_consent", "no_address"} <= held
+    assert {"capped", "deferred", "no_consent", "no_address", "holdout"} <= held
     assert simulated.messages == produced
     assert simulated.decisions == recorder.sorted_decisions()
     assert simulated.recorder.sorted_runs() == recorder.sorted_runs()
