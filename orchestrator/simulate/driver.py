@@ -4,8 +4,9 @@ The clock jumps to the earliest of: the next line of the history, the next due t
 second, as a scheduler polling every fraction of a second would fire it), the next cron fire of a
 broadcast journey, the next UTC midnight when a journey has a date trigger (the scheduler plans
 anniversaries once a day), and ``until``.  At each stop it feeds the history's lines for that moment,
-then runs a scheduler pass — production's :class:`~orchestrator.workers.scheduler.Scheduler`, whose
-due timers fire through production's :func:`~orchestrator.workers.actors.fire_claimed`.
+then asks production's :class:`~orchestrator.workers.scheduler.Scheduler` for what a pass at that
+moment would do — a whole pass when a cron fire or a new UTC day is due, else only the due timers
+(fired through production's :func:`~orchestrator.workers.actors.fire_claimed`), else nothing.
 
 What carries the work is a :class:`Pump`:
 

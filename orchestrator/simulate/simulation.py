@@ -23,7 +23,7 @@ from orchestrator import plugins
 from orchestrator.language.catalogue import Catalogue
 from orchestrator.language.journey import Journey
 from orchestrator.language.loader import load_catalogue_for, load_journeys
-from orchestrator.runtime.compose import build_runtime
+from orchestrator.runtime.compose import build_runtime, freeze_startup_objects
 from orchestrator.settings import Settings, load_settings
 from orchestrator.simulate.backend import Backend, private_redis
 from orchestrator.simulate.calendar import calendar
@@ -125,6 +125,7 @@ def _simulate(
         in_process=True,
     )
     runtime.delivery.observer = recorder
+    freeze_startup_objects()  # as a worker does: journeys and templates live as long as the run
     try:
         pump = DirectPump(runtime, client, clock, plugins.consent_channels(runtime.delivery.channels))
         stats = Driver(pump, clock, setup.journeys, warn=warn).run(lines, until=until, progress=progress)

@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 from orchestrator.simulate.backend import BACKENDS, chosen
@@ -36,7 +38,17 @@ def main() -> None:
         lines = read_history(path).lines
         read = time.perf_counter() - began
     setup = load_setup(None, None, 0)
-    result = simulate(setup, lines, until=lines[-1].at, backend=args.backend)
+    began = time.perf_counter()
+    last = [began]
+
+    def progress(now: datetime, fed: int) -> None:
+        # A line a minute on stderr: how far a long run got, even if it is stopped before the end.
+        if time.perf_counter() - last[0] >= 60:
+            last[0] = time.perf_counter()
+            elapsed = last[0] - began
+            print(f"{elapsed:6.0f}s virtual {now:%Y-%m-%d} lines {fed}/{len(lines)}", file=sys.stderr, flush=True)
+
+    result = simulate(setup, lines, until=lines[-1].at, backend=args.backend, progress=progress)
     events = sum(1 for line in lines if line.kind == "track")
     print(
         json.dumps(
