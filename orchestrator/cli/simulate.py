@@ -7,6 +7,8 @@ message that would have gone out), ``decisions.jsonl`` (every send that did not,
 
 from __future__ import annotations
 
+import signal
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,6 +74,8 @@ def simulate_command(
     every journey, with the gate, timers and templates of production, and write what would have
     been sent and what was held back."""
     console = Console(stderr=True)
+    # Stopped by a TERM signal, the run still stops its private redis-server (the finally blocks run).
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
     try:
         window = parse_duration(tolerance)
     except ValueError as exc:

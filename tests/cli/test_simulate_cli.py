@@ -158,3 +158,20 @@ def test_compare_two_versions_of_the_settings(
     assert sum(v["b"] for v in diff["cap_hits"].values()) > sum(v["a"] for v in diff["cap_hits"].values())
     assert diff["most_changed"] and diff["most_changed"][0]["messages_b"] != diff["most_changed"][0]["messages_a"]
     assert (tmp_path / "out" / "compare" / "messages.jsonl").exists()
+
+
+def test_from_and_until_bound_the_run_and_earlier_profiles_still_count(
+    small_history: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "window"
+    code, output = _run(
+        [str(small_history), "--from", "2025-01-20", "--until", "2025-03-01", "--out", str(out)], capsys
+    )
+    assert code == 0, output
+    rows = [json.loads(line) for line in (out / "messages.jsonl").read_text().splitlines()]
+    assert rows and all("2025-01-20" <= row["at"] <= "2025-03-01T00:00:00+00:00" for row in rows)
+    # Customers who signed up before --from keep their profiles: their e-mail can still be sent.
+    early = {json.loads(line)["customer_id"] for line in small_history.read_text().splitlines()[:10]}
+    assert early & {row["customer_id"] for row in rows if row["channel"] == "email"}
+    code, output = _run([str(small_history), "--from", "2031-01-01", "--out", str(out)], capsys)
+    assert code == 1 and "no event falls between --from and --until" in output
