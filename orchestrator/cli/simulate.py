@@ -26,7 +26,6 @@ from orchestrator.simulate.calendar import weekly_channel_totals
 from orchestrator.simulate.compare import compare, write_comparison
 from orchestrator.simulate.simulation import Result, Setup, load_setup, simulate, write_output
 from orchestrator.simulate.source import (
-    DEFAULT_TOLERANCE,
     History,
     Line,
     parse_mapping,
@@ -81,7 +80,7 @@ def simulate_command(
     except ValueError as exc:
         raise InputError(f"--tolerance {tolerance!r}: {exc}", field="tolerance") from None
     setup = load_setup(journeys_dir, templates_dir, seed)
-    history = read_history(events, mapping=parse_mapping(mapping), tolerance=window or DEFAULT_TOLERANCE, seed=seed)
+    history = read_history(events, mapping=parse_mapping(mapping), tolerance=window, seed=seed)
     _warn_lines(console, history)
     lines = _window(history.lines, _moment(start, "--from"), _moment(until, "--until"))
     if profiles is not None:
