@@ -34,6 +34,7 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
     return code, output
 
 
+@pytest.mark.slow
 def test_same_log_journeys_and_seed_give_byte_identical_files(
     small_history: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -130,6 +131,7 @@ def test_an_order_export_in_csv_with_profiles_apart(tmp_path: Path, capsys: pyte
     assert ("winback", "miss_you_email") in {(row["journey_id"], row["step_id"]) for row in sent}
 
 
+@pytest.mark.slow
 def test_compare_two_versions_of_the_settings(
     small_history: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -7,6 +7,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from orchestrator.simulate.driver import Driver, WorkerPump
 from orchestrator.simulate.recorder import Recorder
 from orchestrator.simulate.simulation import load_setup, simulate
@@ -33,6 +35,7 @@ def _history(tmp_path: Path, customers: int = 60, orders: int = 160, months: int
     return path
 
 
+@pytest.mark.slow
 def test_simulate_and_real_workers_on_a_real_redis_agree(tmp_path: Path, redis_url: str) -> None:
     """Every message (time, customer, journey, step, channel, template, rendered subject and first
     line) and every held send (capped by which rule, deferred until when, no consent, holdout…)."""
@@ -60,6 +63,7 @@ def test_simulate_and_real_workers_on_a_real_redis_agree(tmp_path: Path, redis_u
     assert simulated.recorder.sorted_runs() == recorder.sorted_runs()
 
 
+@pytest.mark.slow
 def test_both_private_backends_agree(tmp_path: Path) -> None:
     """The in-process Redis (fakeredis) and a private redis-server give the same run."""
     path = _history(tmp_path, customers=30, orders=80, months=3)
