@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 
 from orchestrator.errors import ConfigurationError, Problem, ValidationFailed
-from orchestrator.language.journey import CapRule, ChannelName, Duration, QuietWindow
+from orchestrator.language.endpoints import Endpoint
+from orchestrator.language.journey import EVENT_NAME, CapRule, ChannelName, Duration, QuietWindow, ValuePath
 from orchestrator.language.located import problems_from
+from orchestrator.language.vouchers import VoucherPool
 from orchestrator.language.yamlfile import YamlDocument, read_yaml_file
 
 SETTINGS_FILE = "settings.yaml"
@@ -31,16 +35,98 @@ __all__ = [
     "ENVIRONMENT_ONLY",
     "SETTINGS_FILE",
     "CapRule",
+    "MeasureSettings",
     "Settings",
     "default_folder",
     "from_environment",
+    "is_cluster_url",
     "load_settings",
     "shown_default",
+    "without_password",
 ]
 
 #: Dramatiq's scale for ``maintenance_chance`` (``dramatiq.brokers.redis.MAINTENANCE_SCALE``; this
 #: module may not import Dramatiq): a chance per million broker commands.
 MAINTENANCE_SCALE = 1_000_000
+
+#: ``REDIS_URL`` schemes that say the state store is a Redis Cluster (redis-py itself knows no such
+#: scheme: Loyaloop reads it and builds a ``RedisCluster``).  One variable says both where and what,
+#: so the two can never disagree.
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+SINGLE_SCHEMES = ("redis", "rediss", "unix")
+BROKER_SCHEMES = ("redis", "rediss", "unix", "amqp", "amqps")
+#: A namespace is part of every key and queue name: letters, digits, ``_`` and ``-`` only, so it
+#: can never carry a hash tag (``{}``), a separator (``:``, ``.``) or a glob character into a key
+#: pattern or a queue name.
+NAMESPACE_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
+
+
+def is_cluster_url(url: str | None) -> bool:
+    """Whether ``url`` names a Redis Cluster (``redis+cluster://`` or ``rediss+cluster://``)."""
+    return bool(url) and urlsplit(str(url)).scheme.lower() in CLUSTER_SCHEMES
+
+
+def without_password(url: str) -> str:
+    """``url`` with any password replaced by ``***``: URLs are shown in errors, secrets never."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if not password:
+        return url
+    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _check_redis_url(url: str) -> str:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in (*SINGLE_SCHEMES, *CLUSTER_SCHEMES):
+        raise ValueError("use redis://host:port/db for one Redis or redis+cluster://host:port for a Redis Cluster")
+    if scheme not in CLUSTER_SCHEMES and "cluster" in parts.query.lower():
+        raise ValueError("say a cluster with the scheme: redis+cluster://host:port (not ?cluster=…)")
+    if scheme in CLUSTER_SCHEMES:
+        if parts.path.strip("/") not in ("", "0"):
+            raise ValueError("a Redis Cluster has database 0 only: drop the /<db> (use another LOYALOOP_NAMESPACE)")
+        if parts.query:
+            raise ValueError("a cluster URL takes no ?options; name one node, the others are found from it")
+        if not parts.hostname:
+            raise ValueError("name a node of the cluster: redis+cluster://host:port")
+    return url
+
+
+def _check_broker_url(url: str) -> str:
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in CLUSTER_SCHEMES:
+        raise ValueError(
+            "the queue cannot live on a Redis Cluster (Dramatiq's Redis broker runs multi-key scripts); "
+            "use a single Redis (redis://host:port/db) or RabbitMQ (amqp://user:password@host:port/vhost)"
+        )
+    if scheme not in BROKER_SCHEMES:
+        raise ValueError("use redis://host:port/db (a single Redis) or amqp://user:password@host:port/vhost (RabbitMQ)")
+    return url
+
+
+def _days(count: int) -> Any:
+    return Field(default_factory=lambda: timedelta(days=count))
+
+
+class MeasureSettings(BaseModel):
+    """What proof of effect counts besides the journeys' goals (docs/measuring.md): the loyalty
+    KPIs over ``kpi_window`` after entry, from events and property paths the shop names."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Window after entry of a goal that gives no ``within``.
+    goal_window: Duration = _days(30)
+    #: Window after entry of the loyalty KPIs (repeat purchase, orders, revenue, redemption, NPS).
+    kpi_window: Duration = _days(30)
+    order_event: Annotated[str, Field(pattern=EVENT_NAME)] = "order.placed"
+    order_value: ValuePath = "properties.total"
+    redemption_event: Annotated[str, Field(pattern=EVENT_NAME)] = "reward.redeemed"
+    nps_event: Annotated[str, Field(pattern=EVENT_NAME)] = "nps.answered"
+    nps_score: ValuePath = "properties.score"
 
 
 class Settings(BaseModel):
@@ -62,11 +148,39 @@ class Settings(BaseModel):
     defer_max: Duration = Field(default_factory=lambda: __import__("datetime").timedelta(days=3))
     #: Sends per second per channel, shared by every worker (protects against provider 429 storms).
     rate_limits: dict[ChannelName, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
+    #: An event older than this when a worker handles it starts no journey (counted as
+    #: ``too_old`` per journey); a journey's own ``max_event_age`` overrides it.
+    max_event_age: Duration = Field(default_factory=lambda: __import__("datetime").timedelta(hours=24))
+    #: How long after a friend arrives with a referral code their first order still credits the
+    #: referrer (``referral.converted``, see orchestrator/runtime/referrals.py).
+    referral_window: Duration = Field(default_factory=lambda: __import__("datetime").timedelta(days=30))
+    #: Voucher pools by name (``send`` steps name one with ``voucher:``; see docs/journeys.md).
+    vouchers: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)], VoucherPool] = Field(
+        default_factory=dict
+    )
+    #: The shop's endpoints ``action`` steps call, by name (URLs and secrets from the environment).
+    endpoints: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)], Endpoint] = Field(
+        default_factory=dict
+    )
+    #: Percent of all customers (by a stable hash of their id) whom no marketing journey ever
+    #: messages: the programme-wide control group.  Transactional journeys still message them.
+    global_holdout: Annotated[float, Field(ge=0, le=100)] = 0.0
+    measure: MeasureSettings = Field(default_factory=MeasureSettings)
     #: Base URL of the public HTTP app, used in unsubscribe links.
     public_url: str = "http://127.0.0.1:8000"
 
     # From the environment only (see ENVIRONMENT for the variable of each):
-    redis_url: str | None = None
+    #: The state store: ``redis://…`` (one Redis) or ``redis+cluster://host:port`` (a Redis Cluster).
+    redis_url: str | None = Field(None, description="redis://host:port/db or redis+cluster://host:port")
+    #: The queue: ``redis://…`` (a single Redis) or ``amqp://…`` (RabbitMQ); ``REDIS_URL`` when unset.
+    broker_url: str | None = Field(None, description="redis://host:port/db or amqp://user:password@host:port/vhost")
+    #: Prefix of every key, of Dramatiq's namespace and of the queue names.
+    namespace: str = Field(
+        "lp", pattern=NAMESPACE_PATTERN, description="1 to 32 letters, digits, '_' or '-' (no ':', '{', '}', '*')"
+    )
+    #: Event and timer shard lists (see docs/scaling.md); unset: 16 on one Redis, 64 on a cluster.
+    event_shards: int | None = Field(None, ge=1, le=4096, description="a whole number of shards from 1 to 4096")
+    timer_shards: int | None = Field(None, ge=1, le=4096, description="a whole number of shards from 1 to 4096")
     #: Signs unsubscribe links; required wherever state outlives the process (see docs/policy.md).
     secret_key: SecretStr | None = None
     outbox_path: Path = Path("outbox.jsonl")
@@ -88,10 +202,37 @@ class Settings(BaseModel):
     #: Event drains one worker process runs at once (see orchestrator/runtime/drain_slots.py).
     batch_slots: int = Field(2, ge=1, description="a whole number of drains, at least 1")
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_redis_url(value)
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_broker_url(value)
+
+    @property
+    def redis_cluster(self) -> bool:
+        """Whether the state store is a Redis Cluster (``REDIS_URL=redis+cluster://…``)."""
+        return is_cluster_url(self.redis_url)
+
+    @property
+    def queue_url(self) -> str | None:
+        """Where the Dramatiq queue lives: ``LOYALOOP_BROKER_URL``, else ``REDIS_URL`` when that is
+        one Redis (a cluster without a broker URL is refused by :func:`load_settings`)."""
+        if self.broker_url:
+            return self.broker_url
+        return None if self.redis_cluster else self.redis_url
+
 
 #: Environment variable → the :class:`Settings` field it sets.  An empty variable counts as unset.
 ENVIRONMENT: dict[str, str] = {
     "REDIS_URL": "redis_url",
+    "LOYALOOP_BROKER_URL": "broker_url",
+    "LOYALOOP_NAMESPACE": "namespace",
+    "LOYALOOP_EVENT_SHARDS": "event_shards",
+    "LOYALOOP_TIMER_SHARDS": "timer_shards",
     "LOYALOOP_SECRET_KEY": "secret_key",
     "LOYALOOP_OUTBOX": "outbox_path",
     "LOYALOOP_PUBLIC_URL": "public_url",
@@ -158,6 +299,13 @@ def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
         checked = Settings.model_validate(overlay)
     except ValidationError as exc:
         raise ConfigurationError("; ".join(_explain(error, environ) for error in exc.errors())) from None
+    if checked.redis_cluster and not checked.broker_url:
+        raise ConfigurationError(
+            f"REDIS_URL={without_password(environ['REDIS_URL'])!r} is a Redis Cluster, "
+            "where Dramatiq's queue cannot live; "
+            "set LOYALOOP_BROKER_URL=redis://host:port/0 (a single Redis for the queue) "
+            "or amqp://user:password@host:5672/%2F (RabbitMQ)"
+        )
     return {field: getattr(checked, field) for field in overlay}
 
 
@@ -165,7 +313,7 @@ def _explain(error: ErrorDetails, environ: Mapping[str, str]) -> str:
     field = str(error["loc"][0])
     name = next(name for name, known in ENVIRONMENT.items() if known == field)
     info = Settings.model_fields[field]
-    shown = "<hidden>" if field == "secret_key" else repr(environ[name])
+    shown = "<hidden>" if field == "secret_key" else repr(without_password(environ[name]))
     expected = info.description or str(info.annotation)
     return (
         f"{name}={shown} is not {expected} ({error['msg']}); "

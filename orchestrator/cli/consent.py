@@ -7,12 +7,12 @@ tampered or malformed token is refused with one line and exit code 1, like every
 from __future__ import annotations
 
 import click
-import redis
 
 from orchestrator.errors import ConfigurationError
 from orchestrator.gate.unsubscribe import secret_bytes
 from orchestrator.gate.unsubscribe import unsubscribe as withdraw
 from orchestrator.settings import load_settings
+from orchestrator.store.connect import open_redis
 
 
 @click.command()
@@ -25,7 +25,7 @@ def unsubscribe(token: str) -> None:
         raise ConfigurationError(
             "REDIS_URL is not set; export REDIS_URL=redis://host:6379/0 to reach the worker's Redis"
         )
-    client = redis.Redis.from_url(settings.redis_url)
+    client = open_redis(settings, decode_responses=False)
     try:
         claim = withdraw(client, secret, token)
     finally:

@@ -18,10 +18,14 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from orchestrator.cli.status_table import channel_stat
+from orchestrator.cli.demo_response import Happening, Responder, merge
+from orchestrator.cli.status_table import COLUMNS, JOURNEY_COLUMNS, channel_stat
 from orchestrator.engine.enrollment import ChannelOutcome, ChannelOutcomeName
 from orchestrator.language.journey import Journey, SendStep
+from orchestrator.measure.figures import VersionFigures
 from orchestrator.settings import Settings
+from orchestrator.store import snapshot
+from orchestrator.store.vouchers import Vouchers
 from orchestrator.workers.embedded import Embedded, SimClock
 
 ZONES = (
@@ -45,17 +49,6 @@ PRODUCTS: tuple[dict[str, Any], ...] = (
 QUANTUM = timedelta(minutes=15)
 
 
-@dataclass(order=True)
-class Happening:
-    """One thing a synthetic customer does at a simulated moment."""
-
-    at: datetime
-    order: int
-    kind: str = field(compare=False)
-    customer_id: str = field(compare=False)
-    payload: dict[str, Any] = field(compare=False, default_factory=dict)
-
-
 @dataclass
 class DemoResult:
     journeys: dict[str, Journey]
@@ -66,6 +59,8 @@ class DemoResult:
     events: int
     seconds: float
     messages: int
+    #: The exact measurement record of every journey version (for ``loyaloop report``'s figures).
+    figures: list[VersionFigures] = field(default_factory=list)
 
 
 def synthetic_story(customers: int, days: int, start: datetime, rng: random.Random) -> list[Happening]:
@@ -145,16 +140,23 @@ def run_demo(
     days: int = 120,
     seed: int = 7,
     progress: Callable[[datetime, int], None] | None = None,
+    state: Path | None = None,
 ) -> DemoResult:
-    """Run the synthetic story through an embedded (or REDIS_URL) Loyaloop and collect the stats."""
+    """Run the synthetic story through an embedded (or REDIS_URL) Loyaloop and collect the stats.
+
+    ``state``: where to write the in-process Redis's keys when the run ends (a snapshot
+    ``loyaloop console --state`` reads); with REDIS_URL the state simply stays in that Redis.
+    """
     rng = random.Random(seed)
     start = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)
     clock = SimClock(start)
     story = synthetic_story(customers, days, start, rng)
     end = start + timedelta(days=days)
     began = time.perf_counter()
+    responder = Responder(settings.outbox_path)
     with Embedded(settings, journeys=journeys, clock=clock, threads=4) as system:
         system.runtime.send_lease = 7 * 86400.0  # simulated time: a send never outlives its lease
+        load_demo_vouchers(settings, Vouchers(system.runtime.store.redis), customers)
         position = 0
         system.tick(start)
         while clock.now < end:
@@ -174,15 +176,27 @@ def run_demo(
                 position += 1
             system.settle()
             system.tick(clock.now)
+            merge(story, position, responder.reactions(clock.now, _reaction_order))
             if progress is not None:
                 progress(clock.now, position)
         stats = {journey_id: system.runtime.store.stats(journey_id) for journey_id in journeys}
+        figures = system.runtime.store.version_figures()
+        if state is not None and not settings.redis_url:
+            snapshot.dump(system.client, state, {"now": clock.now.isoformat()})
     outbox = settings.outbox_path
     messages = 0
     if outbox.exists():
         with outbox.open(encoding="utf-8") as handle:
             messages = sum(1 for _ in handle)
-    return DemoResult(journeys, stats, outbox, customers, days, len(story), time.perf_counter() - began, messages)
+    took = time.perf_counter() - began
+    return DemoResult(journeys, stats, outbox, customers, days, len(story), took, messages, figures)
+
+
+def _reaction_order(customer_id: str, number: int) -> dict[str, Any]:
+    """The order a customer places because a message reached them (see demo_response)."""
+    product = PRODUCTS[number % len(PRODUCTS)]
+    item = dict(product, quantity=1)
+    return {"order_id": f"R-{number}", "total": float(product["price"]), "currency": "EUR", "items": [item]}
 
 
 def _quantum(moment: datetime) -> datetime:
@@ -198,6 +212,11 @@ def _happen(system: Embedded, happening: Happening) -> None:
         system.api.track(happening.customer_id, happening.kind, happening.payload, timestamp=happening.at)
 
 
+def default_state() -> Path:
+    """Where ``loyaloop demo`` leaves its state and ``loyaloop console`` looks for it by default."""
+    return Path(tempfile.gettempdir()) / "loyaloop-demo-state.json"
+
+
 def default_outbox() -> Path:
     return Path(tempfile.gettempdir()) / f"loyaloop-demo-{int(time.time())}.jsonl"
 
@@ -206,71 +225,39 @@ def default_outbox() -> Path:
 CHANNELS = ("email", "sms", "push")
 
 
-def rows(journey: Journey, stats: dict[str, int]) -> list[list[str]]:
-    """Table rows for one journey: a summary row, then one row per send step."""
+def journey_row(journey: Journey, stats: dict[str, int]) -> list[str]:
+    """The journey's own counts under :data:`~orchestrator.cli.status_table.JOURNEY_COLUMNS`."""
+    return [journey.id, *(str(stats.get(f"_journey:{stat}", 0)) for _heading, stat in JOURNEY_COLUMNS)]
 
-    def get(name: str) -> int:
-        return stats.get(name, 0)
 
+def step_rows(journey: Journey, stats: dict[str, int]) -> list[list[str]]:
+    """One row per send step under the gate's :data:`~orchestrator.cli.status_table.COLUMNS` (the
+    labels ``loyaloop status`` uses), ``sent`` split by channel (``e1 s2``), then ``hold``."""
     per_channel = [(found, value) for key, value in stats.items() if (found := channel_stat(key)) is not None]
 
     def channel_sum(step: str, outcome: ChannelOutcomeName) -> int:
         return sum(value for (at, counted), value in per_channel if at == step and counted.outcome == outcome)
 
-    summary = [
-        journey.id,
-        "(journey)",
-        str(get("_journey:entered")),
-        "",
-        "",
-        "",
-        "",
-        "",
-        "",
-        str(get("_journey:holdout")),
-        str(get("_journey:converted")),
-        str(get("_journey:exited")),
-        str(get("_journey:completed")),
-    ]
-    result = [summary]
+    result = []
     for step in journey.steps:
         if not isinstance(step, SendStep):
             continue
-        sent_on = {c: get(f"{step.id}:{ChannelOutcome('sent', c)}") for c in CHANNELS}
+        sent_on = {c: stats.get(f"{step.id}:{ChannelOutcome('sent', c)}", 0) for c in CHANNELS}
         sent = " ".join(f"{c[0]}{count}" for c, count in sent_on.items() if count)
-        refused = channel_sum(step.id, "suppressed") + channel_sum(step.id, "no_consent")
-        result.append(
-            [
-                "",
-                step.id,
-                "",
-                sent or "0",
-                str(channel_sum(step.id, "capped")),
-                str(channel_sum(step.id, "deferred")),  # quiet hours and on_capped: defer
-                str(refused),
-                str(channel_sum(step.id, "no_address")),
-                str(channel_sum(step.id, "failed") + get(f"{step.id}:undeliverable")),
-                str(get(f"{step.id}:holdout")),
-                "",
-                "",
-                "",
-            ]
-        )
+        counts = {outcome: channel_sum(step.id, outcome) for _heading, outcome in COLUMNS}
+        counts["failed"] += stats.get(f"{step.id}:undeliverable", 0)
+        cells = [sent or "0", *(str(counts[outcome]) for _heading, outcome in COLUMNS[1:])]
+        result.append([step.id, *cells, str(stats.get(f"{step.id}:holdout", 0))])
     return result
 
 
-HEADERS = (
-    "journey",
-    "step",
-    "entered",
-    "sent e/s/p",
-    "capped",
-    "deferred",
-    "suppressed/no consent",
-    "no address",
-    "failed",
-    "holdout",
-    "converted",
-    "exited",
-    "completed",
-)
+#: Headings of the demo's sends table: the gate's columns, then the step's holdout.
+SEND_HEADINGS = (*(heading for heading, _outcome in COLUMNS), "hold")
+
+
+def load_demo_vouchers(settings: Settings, vouchers: Vouchers, count: int) -> None:
+    """Fill every ``kind: pool`` voucher pool with synthetic codes (``DEMO-BIRTHDAY-00001``…), as a
+    shop would with ``loyaloop vouchers load``, so the demo's rewards carry unique codes."""
+    for name, spec in settings.vouchers.items():
+        if spec.kind == "pool":
+            vouchers.load(name, [f"DEMO-{name.upper()}-{n:05d}" for n in range(1, count + 1)])

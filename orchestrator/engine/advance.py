@@ -23,7 +23,7 @@ from orchestrator.engine.enrollment import (
 )
 from orchestrator.engine.steps import DONE, PAUSE, Run, bumped, execute
 from orchestrator.errors import TemplateError
-from orchestrator.language.journey import Journey, SendStep, StepBase, WaitForEvent, WaitStep
+from orchestrator.language.journey import ActionStep, Journey, SendStep, StepBase, WaitForEvent, WaitStep
 from orchestrator.language.profile import Profile
 
 __all__ = ["MAX_STEPS_PER_ADVANCE", "advance"]
@@ -46,6 +46,7 @@ def _run_from(run: Run, step_id: str | None) -> Decision:
             return run.abort(current, "step_missing")
         run.enrollment.step_id = current
         run.enrollment.status = "active"
+        run.reached.append(current)
         try:
             outcome = execute(run, step)
         except TemplateError:
@@ -78,8 +79,12 @@ def advance(
     *,
     now: datetime,
     settings_timezone: str = "UTC",
+    wait_from: datetime | None = None,
 ) -> Decision:
     """Move an enrollment on after ``signal`` until it must pause or ends.
+
+    ``wait_from`` (an earlier moment) is what waits count from instead of ``now``: the trigger
+    event's time when a run starts, so an event that arrives late fires its overdue waits at once.
 
     A signal that does not fit the stored state returns the same enrollment object and no
     actions: the runtime sees ``decision.enrollment is enrollment`` and stores nothing.
@@ -88,7 +93,7 @@ def advance(
         return _stale(enrollment)
     step = _current_step(journey, enrollment)
     # The profile is never mutated: an update step replaces the run's copy (see steps._apply_update).
-    run = Run(journey, bumped(enrollment, now), profile, now, settings_timezone, None)
+    run = Run(journey, bumped(enrollment, now), profile, now, settings_timezone, None, wait_from=wait_from)
 
     if isinstance(signal, Started):
         if enrollment.status != "active" or enrollment.step_id is not None:
@@ -136,14 +141,16 @@ def advance(
     if isinstance(signal, Delivered):
         if enrollment.status != "sending" or signal.step_id != enrollment.step_id:
             return _stale(enrollment)
-        if not isinstance(step, SendStep):
+        if not isinstance(step, SendStep | ActionStep):
             # The journey lost this send (edited under the run): end it rather than leave it sending.
             return run.abort(enrollment.step_id, "step_missing")
         outcome = signal.outcome
         run.enrollment.outcomes[step.id] = outcome
-        run.record(step.id, outcome)
+        run.record(step.id, outcome, signal.channel)
         if outcome in NON_FINAL_OUTCOMES:
             return run.decision()  # still sending: the runtime re-drives the delivery later
+        if not isinstance(step, SendStep):
+            return _run_from(run, journey.next_step_id(step.id))  # an action: ``sent`` counts messages
         if outcome == "sent":
             run.enrollment.sent += 1
         if outcome == "capped" and step.on_capped == "exit":

@@ -11,7 +11,10 @@ import hashlib
 
 from orchestrator.language.journey import SplitStep
 
-__all__ = ["bucket", "is_holdout", "split_arm"]
+__all__ = ["bucket", "is_global_control", "is_holdout", "split_arm"]
+
+#: Salt of the programme-wide control group: independent of every journey's own holdout buckets.
+GLOBAL_CONTROL = "loyaloop:global-control"
 
 
 def bucket(*parts: str, size: int = 100) -> int:
@@ -28,6 +31,16 @@ def is_holdout(journey_id: str, customer_id: str, percent: float) -> bool:
     if percent <= 0:
         return False
     return bucket(journey_id, customer_id, size=10_000) < round(percent * 100)
+
+
+def is_global_control(customer_id: str, percent: float) -> bool:
+    """Whether the customer is in the programme-wide control group (``global_holdout`` percent).
+
+    Depends on the customer id alone, so membership is the same in every journey, every process
+    and every day, and any tool can tell it without asking Redis."""
+    if percent <= 0:
+        return False
+    return bucket(GLOBAL_CONTROL, customer_id, size=10_000) < round(percent * 100)
 
 
 def split_arm(journey_id: str, customer_id: str, step: SplitStep) -> str:

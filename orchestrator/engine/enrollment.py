@@ -35,6 +35,8 @@ class Enrollment(BaseModel):
     entered_at: datetime
     updated_at: datetime
     holdout: bool = False
+    #: In the programme-wide control group (``global_holdout``): held like a holdout, counted apart.
+    control: bool = False
     trigger: dict[str, Any] = Field(default_factory=dict)
     #: The id of the event that started the run: a redelivery of that very event must not end it
     #: (as a goal, an exit or a restart) right after it began.
@@ -95,7 +97,8 @@ def is_delivery_outcome(name: str) -> TypeGuard[DeliveryOutcomeName]:
 
 #: What one channel's attempt at a send came to: the outcomes a channel can reach, plus the
 #: attempt's own (``retry`` after a transient failure, ``no_channel`` when no plugin provides the
-#: channel, ``template_error`` when the message could not be rendered).
+#: channel, ``template_error`` when the message could not be rendered, ``voucher_empty`` when the
+#: step's voucher pool had no code left).
 ChannelOutcomeName = Literal[
     "sent",
     "capped",
@@ -107,6 +110,7 @@ ChannelOutcomeName = Literal[
     "retry",
     "no_channel",
     "template_error",
+    "voucher_empty",
 ]
 _CHANNEL_OUTCOMES: frozenset[str] = frozenset(get_args(ChannelOutcomeName))
 
@@ -160,6 +164,11 @@ Signal = Started | TimerFired | EventArrived | Delivered
 # Actions: what the runtime must carry out, in order.
 
 
+#: The channel name a :class:`SendAction` carries for an ``action`` step (its ``template`` is the
+#: endpoint's name): the runtime calls the endpoint instead of a channel plugin.
+ACTION_CHANNEL = "action"
+
+
 @dataclass(frozen=True)
 class SendAction:
     """Hand a message to the deliver actor; the enrollment sits in ``sending`` until it answers."""
@@ -204,6 +213,8 @@ class Record:
 
     step_id: str | None
     stat: str
+    #: The channel of a decided send's outcome (``sent`` on ``email``), for the per-channel figures.
+    channel: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -223,3 +234,5 @@ class Decision:
 
     enrollment: Enrollment
     actions: tuple[Action, ...]
+    #: The steps this decision ran, in order (each counted as ``reached`` in the measurement record).
+    reached: tuple[str, ...] = field(default=(), compare=False)

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from orchestrator.engine.advance import advance
-from orchestrator.engine.bucketing import is_holdout
+from orchestrator.engine.bucketing import is_global_control, is_holdout
 from orchestrator.engine.context import context, holds_quietly
 from orchestrator.engine.enrollment import Action, Decision, Enrollment, Record, Started
 from orchestrator.engine.localtime import aware
@@ -81,14 +81,23 @@ def enter(
     now: datetime,
     settings_timezone: str = "UTC",
     event_id: str | None = None,
+    global_holdout: float = 0.0,
+    event_time: datetime | None = None,
 ) -> Decision:
     """Start a new run for ``profile`` and drive it to its first pause (``revision`` becomes 1).
 
     The caller has already checked :func:`matches_trigger` / :func:`in_audience` / :func:`may_enter`.
     Pass the trigger event's ``event_id`` so a redelivered trigger event is never taken for a
     goal or a restart of the run it just started (see :func:`check_exit`).
+
+    ``global_holdout`` is the settings' programme-wide control group (percent): its members walk a
+    marketing journey like a holdout (every send held), counted in the ``control`` arm.
+
+    ``event_time`` is the trigger event's own timestamp: the run's first waits count from it, not
+    from when a worker got to the event (docs/journeys.md, "Waits count from the event's time").
     """
-    holdout = is_holdout(journey.id, profile.id, journey.holdout)
+    control = journey.category == "marketing" and is_global_control(profile.id, global_holdout)
+    holdout = control or is_holdout(journey.id, profile.id, journey.holdout)
     enrollment = Enrollment(
         run_id=run_id,
         journey_id=journey.id,
@@ -98,11 +107,16 @@ def enter(
         entered_at=now,
         updated_at=now,
         holdout=holdout,
+        control=control,
         trigger=dict(trigger),
         trigger_event_id=event_id,
     )
-    decision = advance(journey, enrollment, profile, Started(), now=now, settings_timezone=settings_timezone)
+    decision = advance(
+        journey, enrollment, profile, Started(), now=now, settings_timezone=settings_timezone, wait_from=event_time
+    )
     head: list[Action] = [Record(None, "entered")]
-    if holdout:
+    if control:
+        head.append(Record(None, "control"))
+    elif holdout:
         head.append(Record(None, "holdout"))
-    return Decision(decision.enrollment, (*head, *decision.actions))
+    return Decision(decision.enrollment, (*head, *decision.actions), decision.reached)

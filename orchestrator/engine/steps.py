@@ -17,6 +17,7 @@ from orchestrator.engine import conditions
 from orchestrator.engine.bucketing import split_arm
 from orchestrator.engine.context import context, render_value
 from orchestrator.engine.enrollment import (
+    ACTION_CHANNEL,
     Action,
     Decision,
     Enrollment,
@@ -30,6 +31,7 @@ from orchestrator.engine.enrollment import (
 from orchestrator.engine.localtime import aware, local_instant, next_local_time, resolve_zone
 from orchestrator.errors import TemplateError
 from orchestrator.language.journey import (
+    ActionStep,
     BranchStep,
     ExitStep,
     Journey,
@@ -59,12 +61,19 @@ class Run:
     settings_timezone: str
     event: EventArrived | None
     actions: list[Action] = field(default_factory=list)
+    reached: list[str] = field(default_factory=list)
+    #: The moment waits count from when it is earlier than ``now``: the trigger event's own time
+    #: on entry, so a late-arriving event's waits are not stretched by its delay.
+    wait_from: datetime | None = None
+
+    def wait_base(self) -> datetime:
+        return self.now if self.wait_from is None else min(aware(self.now), aware(self.wait_from))
 
     def ctx(self) -> dict[str, Any]:
         return context(self.profile, self.enrollment, self.event, self.now, self.journey)
 
-    def record(self, step_id: str | None, stat: str) -> None:
-        self.actions.append(Record(step_id, stat))
+    def record(self, step_id: str | None, stat: str, channel: str | None = None) -> None:
+        self.actions.append(Record(step_id, stat, channel))
 
     def stop_waiting(self) -> None:
         self.enrollment.wait_until = None
@@ -83,7 +92,7 @@ class Run:
         return self.decision()
 
     def decision(self) -> Decision:
-        return Decision(self.enrollment, tuple(self.actions))
+        return Decision(self.enrollment, tuple(self.actions), tuple(self.reached))
 
 
 class _Pause:
@@ -144,12 +153,13 @@ def _step_wait(run: Run, step: WaitStep) -> object:
     wait = step.wait
     enrollment.waiting_for = None
     zone = resolve_zone(run.profile.timezone, run.settings_timezone)
+    base = run.wait_base()
     if isinstance(wait, timedelta):
-        due = aware(run.now) + wait
+        due = aware(base) + wait
     elif isinstance(wait, WaitUntil):
-        due = next_local_time(run.now, wait.until, zone, wait.weekdays)
+        due = next_local_time(base, wait.until, zone, wait.weekdays)
     elif isinstance(wait, WaitForEvent):
-        due = aware(run.now) + wait.timeout
+        due = aware(base) + wait.timeout
         enrollment.waiting_for = wait.event
     else:
         # A moment computed from the customer's data (``wait: {at: …, before: 3d}``).
@@ -210,6 +220,33 @@ def _step_split(run: Run, step: SplitStep) -> object:
     return arm.goto
 
 
+def _step_action(run: Run, step: ActionStep) -> object:
+    """An action goes out like a send (claimed, leased, done-marked by the runtime, the run in
+    ``sending`` until it answers), so a crash never calls the shop twice for one run and step.
+    A holdout customer's action is held like their messages: a reward is part of the treatment."""
+    enrollment = run.enrollment
+    if enrollment.holdout:
+        enrollment.outcomes[step.id] = "holdout"
+        run.record(step.id, "holdout")
+        return run.journey.next_step_id(step.id)
+    key = f"{enrollment.run_id}:{step.id}"
+    if step.id in enrollment.outcomes:
+        key = f"{key}:r{enrollment.revision}"
+    enrollment.status = "sending"
+    run.stop_waiting()
+    run.actions.append(
+        SendAction(
+            step_id=step.id,
+            channels=(ACTION_CHANNEL,),
+            template=step.action,
+            on_capped="skip",
+            recipient_id=enrollment.customer_id,
+            idempotency_key=key,
+        )
+    )
+    return PAUSE
+
+
 def _step_update(run: Run, step: UpdateStep) -> object:
     # Set values are templates: they see what a message template sees (``step``, too).
     ctx = {**run.ctx(), "step": {"id": step.id}, "unsubscribe_url": ""}
@@ -259,6 +296,8 @@ def execute(run: Run, step: StepBase) -> object:
         return _step_split(run, step)
     if isinstance(step, UpdateStep):
         return _step_update(run, step)
+    if isinstance(step, ActionStep):
+        return _step_action(run, step)
     if isinstance(step, ExitStep):
         return _step_exit(run, step)
     raise TypeError(f"unknown step type {type(step).__name__!r}")  # pragma: no cover

@@ -1,4 +1,5 @@
-"""The HTTP front door: intake API for shops and apps, provider webhooks, unsubscribe page.
+"""The HTTP front door: intake API for shops and apps, provider webhooks, unsubscribe page, and the
+marketer's console (:mod:`orchestrator.http.console`, mounted under ``/console``).
 
 Build it with :func:`create_app`; serve it with ``loyaloop serve``.  docs/http.md is the reference.
 

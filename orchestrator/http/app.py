@@ -7,7 +7,7 @@ so tests, ``loyaloop serve`` and the benchmark build the same app around real or
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,7 +17,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
 
 from orchestrator.errors import ConfigurationError
 from orchestrator.gate.unsubscribe import secret_bytes
@@ -31,7 +32,7 @@ from orchestrator.http.availability import (
 )
 from orchestrator.http.config import HttpConfig, load_http_config
 from orchestrator.http.intake_api import IntakeApi
-from orchestrator.http.observability import AccessLog, metrics
+from orchestrator.http.observability import AccessLog, metrics, unknown_events_text
 from orchestrator.http.offload import Offload
 from orchestrator.http.protocol import Intake
 from orchestrator.http.queue_intake import async_intake
@@ -39,7 +40,9 @@ from orchestrator.http.responses import error
 from orchestrator.http.sendgrid_webhook import SendGridWebhook
 from orchestrator.http.twilio_webhook import TwilioWebhooks
 from orchestrator.http.unsubscribe_page import UnsubscribePage
+from orchestrator.runtime.unknown_events import unknown_events
 from orchestrator.settings import Settings
+from orchestrator.store import Store
 
 log = logging.getLogger("loyaloop.http")
 
@@ -52,6 +55,22 @@ def _unsubscribe_secret(settings: Settings) -> bytes | None:
     return secret_bytes(settings)
 
 
+def with_unknown_events(store: Store, settings: Settings) -> Callable[[Request], Response]:
+    """``GET /metrics`` plus the unknown event counts read from Redis (shared by every worker);
+    a Redis that does not answer leaves them out rather than failing the scrape."""
+
+    def handler(request: Request) -> Response:
+        response = metrics(request)
+        try:
+            found = unknown_events(store, settings.journeys_dir)
+        except redis.RedisError:
+            log.warning("unknown event counts left out of /metrics: Redis did not answer")
+            return response
+        return Response(bytes(response.body) + unknown_events_text(found), media_type=response.media_type)
+
+    return handler
+
+
 def create_app(
     settings: Settings,
     intake: Intake,
@@ -59,12 +78,14 @@ def create_app(
     *,
     config: HttpConfig | None = None,
     aredis: redis.asyncio.Redis | None = None,
+    console: ASGIApp | None = None,
 ) -> Starlette:
     """Build the app.  ``redis`` must decode responses; ``config`` defaults to the environment.
 
     ``aredis`` is the asyncio client the event loop uses (on the same Redis, decoding responses,
     with bounded waits: :func:`~orchestrator.http.availability.async_redis`); by default one is
     made like ``redis`` with ``config.redis_timeout``.  The app closes it when it shuts down.
+    ``console`` (:func:`orchestrator.http.console.create_console`) is mounted under ``/console``.
     """
     http = config if config is not None else load_http_config()
     if not http.api_keys:
@@ -90,7 +111,7 @@ def create_app(
         allow = getattr(exc, "headers", None) or {}
         return error(405, f"{request.method} is not allowed here", headers=allow)
 
-    routes = [
+    routes: list[Route | Mount] = [
         Route("/v1/track", api.track, methods=["POST"]),
         Route("/v1/identify", api.identify, methods=["POST"]),
         Route("/v1/batch", api.batch, methods=["POST"]),
@@ -101,8 +122,10 @@ def create_app(
         Route("/u/{token}", unsubscribe.confirm, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", Readiness(loop_redis).check, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
+        Route("/metrics", with_unknown_events(Store(redis), settings), methods=["GET"]),
     ]
+    if console is not None:
+        routes.append(Mount("/console", app=console))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

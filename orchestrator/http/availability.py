@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 import redis
 import redis.asyncio
@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from orchestrator.errors import ConfigurationError, ServiceUnavailable
 from orchestrator.http.observability import UNAVAILABLE, route_of
 from orchestrator.http.responses import error
+from orchestrator.settings import is_cluster_url
 from orchestrator.store.batch import AsyncBatch
 
 #: Connections the asyncio client keeps per server process; a request waits at most the Redis
@@ -51,7 +52,20 @@ log = logging.getLogger("loyaloop.http")
 
 
 def async_redis(url: str, *, timeout: float) -> redis.asyncio.Redis:
-    """The front door's asyncio client on ``url``: every wait bounded by ``timeout`` seconds."""
+    """The front door's asyncio client on ``url``: every wait bounded by ``timeout`` seconds.  On a
+    ``redis+cluster://`` URL, redis-py's asyncio ``RedisCluster`` (typed as the plain client: the
+    front door uses it only through :class:`~orchestrator.store.batch.AsyncBatch`)."""
+    if is_cluster_url(url):
+        scheme, rest = url.split("://", 1)
+        plain = ("rediss" if scheme.lower().startswith("rediss") else "redis") + "://" + rest
+        cluster: Any = redis.asyncio.RedisCluster.from_url(
+            plain,
+            max_connections=MAX_CONNECTIONS,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            decode_responses=True,
+        )
+        return cast(redis.asyncio.Redis, cluster)
     pool = redis.asyncio.BlockingConnectionPool.from_url(
         url,
         max_connections=MAX_CONNECTIONS,
@@ -67,6 +81,9 @@ def async_redis_like(client: redis.Redis, *, timeout: float) -> redis.asyncio.Re
     """An asyncio client on the same server and database as ``client`` (TCP or Unix socket), with
     the bounded waits of :func:`async_redis`.  TLS and other connection kinds need
     :func:`async_redis` on their URL."""
+    if isinstance(client, redis.RedisCluster):  # (a cluster client has no pool of its own)
+        node = client.get_default_node()
+        return async_redis(f"redis+cluster://{node.host}:{node.port}", timeout=timeout)
     pool = client.connection_pool
     given: dict[str, Any] = pool.connection_kwargs
     options: dict[str, Any] = {
@@ -100,7 +117,8 @@ def async_redis_like(client: redis.Redis, *, timeout: float) -> redis.asyncio.Re
 async def close_async_redis(aredis: redis.asyncio.Redis) -> None:
     """Close every connection of the client's pool (the app's shutdown)."""
     await aredis.aclose()
-    await aredis.connection_pool.disconnect()
+    if not isinstance(aredis, redis.asyncio.RedisCluster):  # a cluster client closes its nodes itself
+        await aredis.connection_pool.disconnect()
 
 
 def reason_of(exc: BaseException) -> str:

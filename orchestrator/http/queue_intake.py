@@ -119,6 +119,8 @@ class ThreadedIntake:
 def async_intake(intake: Intake, aredis: redis.asyncio.Redis, offload: Offload, *, timeout: float) -> AsyncIntake:
     """The runtime's client on a real Redis queues on the event loop; anything else (an embedded
     client, a test double) runs in the thread pool."""
-    if isinstance(intake, Loyaloop) and streams(intake.store.redis):
+    if isinstance(intake, Loyaloop) and (
+        streams(intake.store.redis) or isinstance(intake.store.redis, redis.RedisCluster)
+    ):
         return QueueIntake(intake, aredis, offload, timeout=timeout)
     return ThreadedIntake(intake, offload)

@@ -24,7 +24,6 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-import redis
 import uvicorn
 from starlette.applications import Starlette
 
@@ -37,8 +36,12 @@ from orchestrator.http.config import (
     DEFAULT_MAX_CONNECTIONS,
     load_http_config,
 )
+from orchestrator.http.console.startup import console_from_environment, console_users
+from orchestrator.runtime.compose import build_runtime
 from orchestrator.settings import Settings, load_settings
+from orchestrator.store.connect import open_redis
 from orchestrator.workers.client import connect
+from orchestrator.workers.queue_broker import is_amqp
 
 #: The import string uvicorn is given.
 FACTORY = "orchestrator.http.server:build_app"
@@ -74,16 +77,24 @@ def build_app() -> Starlette:
     url = require_redis(settings)
     # A Redis that stops answering must fail the request (503) after a bounded wait, in a thread
     # as on the event loop, and never hold either for long.
-    client = redis.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=config.redis_timeout,
-        socket_connect_timeout=config.redis_timeout,
+    client = open_redis(
+        settings, check=False, socket_timeout=config.redis_timeout, socket_connect_timeout=config.redis_timeout
     )
     # The drain nudge goes out on the broker's own client (in a thread): bound its waits too.
-    broker_settings = settings.model_copy(update={"redis_url": with_timeouts(url, config.redis_timeout)})
+    queue = settings.queue_url
+    if queue and not is_amqp(queue):
+        settings_for_broker = {"broker_url": with_timeouts(queue, config.redis_timeout)}
+    else:
+        settings_for_broker = {}
+    broker_settings = settings.model_copy(update=settings_for_broker)
     intake = connect(broker_settings, client=client, max_future=timedelta(seconds=config.max_future_seconds))
-    return create_app(settings, intake, client, config=config, aredis=async_redis(url, timeout=config.redis_timeout))
+    console = None
+    if console_users():
+        # The console's "remove from journey" ends runs through the runtime's own exit path.
+        runtime = build_runtime(settings, client)
+        console = console_from_environment(settings, client, journeys=runtime.journeys.current, end_run=runtime.end_run)
+    aredis = async_redis(url, timeout=config.redis_timeout)
+    return create_app(settings, intake, client, config=config, aredis=aredis, console=console)
 
 
 class NoDelayConfig(uvicorn.Config):

@@ -28,6 +28,8 @@ from orchestrator.language.timeparse import format_duration, parse_duration, par
 
 IDENTIFIER = r"^[a-z][a-z0-9_]*$"
 EVENT_NAME = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
+#: Where a number sits in an event: ``properties.amount`` (or just ``amount``), dotted names only.
+VALUE_PATH = r"^[a-zA-Z_][a-zA-Z0-9_]*(\.[a-zA-Z_][a-zA-Z0-9_]*)*$"
 
 
 def _duration(value: Any) -> timedelta:
@@ -131,11 +133,22 @@ Trigger = Annotated[
 ]
 
 
+ValuePath = Annotated[str, Field(pattern=VALUE_PATH, max_length=200)]
+
+
 class Goal(Model):
-    """Ends an enrollment as converted: an event (optionally filtered) or a profile condition."""
+    """Ends an enrollment as converted: an event (optionally filtered) or a profile condition.
+
+    For proof of effect (docs/measuring.md) a goal event also counts as a conversion of every
+    entrant, treated or held out, when it comes ``within`` the window after entry (default: the
+    settings' ``measure.goal_window``), worth the number at ``value`` in the event
+    (``properties.amount``), whatever became of the run by then.
+    """
 
     event: EventName | None = None
     if_: Expression | None = Field(default=None, alias="if")
+    within: Duration | None = None
+    value: ValuePath | None = None
 
     @model_validator(mode="after")
     def _needs_something(self) -> Goal:
@@ -194,6 +207,9 @@ class SendStep(StepBase):
     fallback: list[ChannelName] = Field(default_factory=list)
     on_capped: Literal["skip", "defer", "exit"] = "skip"
     to: Expression | None = None
+    #: A voucher pool declared in settings: the message's templates read ``{{ voucher.code }}``,
+    #: one code per run and step whatever channel carries it.
+    voucher: Annotated[str, Field(pattern=IDENTIFIER, max_length=64)] | None = None
 
     @property
     def channels(self) -> list[str]:
@@ -315,13 +331,28 @@ class UpdateStep(StepBase):
     update: ProfileUpdate
 
 
+class ActionStep(StepBase):
+    """Call one of the shop's own endpoints (credit points, issue a reward, tag a customer).
+
+    ``action`` names an endpoint declared in settings (never a URL: a journey cannot make a
+    worker call an arbitrary host).  ``body`` is the JSON sent: a mapping whose string values are
+    rendered in the sandbox like ``update`` values (a value that is one ``{{ expression }}`` keeps
+    its type), or one template text that must render a JSON object.  ``save_as`` keeps the
+    response's JSON on the run, so later templates read it as ``step.<save_as>``.
+    """
+
+    action: Annotated[str, Field(pattern=IDENTIFIER, max_length=64)]
+    body: dict[str, Any] | Annotated[str, Field(max_length=20_000)] = Field(default_factory=dict)
+    save_as: Annotated[str, Field(pattern=IDENTIFIER, max_length=64)] | None = None
+
+
 class ExitStep(StepBase):
     """End the enrollment here; ``exit`` is true or a reason shown in reports."""
 
     exit: Literal[True] | Annotated[str, Field(pattern=IDENTIFIER)]
 
 
-STEP_KINDS = ("send", "wait", "branch", "split", "update", "exit")
+STEP_KINDS = ("send", "wait", "branch", "split", "update", "action", "exit")
 
 
 def _step_kind(value: Any) -> str | None:
@@ -339,11 +370,14 @@ Step = Annotated[
     | Annotated[BranchStep, Tag("branch")]
     | Annotated[SplitStep, Tag("split")]
     | Annotated[UpdateStep, Tag("update")]
+    | Annotated[ActionStep, Tag("action")]
     | Annotated[ExitStep, Tag("exit")],
     Discriminator(
         _step_kind,
         custom_error_type="step_kind",
-        custom_error_message="a step needs exactly one of 'send', 'wait', 'branch', 'split', 'update', 'exit'",
+        custom_error_message=(
+            "a step needs exactly one of 'send', 'wait', 'branch', 'split', 'update', 'action', 'exit'"
+        ),
     ),
 ]
 
@@ -367,6 +401,8 @@ class Journey(Model):
     goals: list[Goal] = Field(default_factory=list)
     exit_when: list[Goal] = Field(default_factory=list)
     holdout: Annotated[float, Field(ge=0, le=100)] = 0
+    #: A trigger event older than this when handled starts no run (default: the settings').
+    max_event_age: Duration | None = None
     category: Literal["marketing", "transactional"] = "marketing"
     priority: Annotated[int, Field(ge=0, le=100)] = 50
     tags: list[Annotated[str, Field(pattern=IDENTIFIER)]] = Field(default_factory=list)

@@ -48,6 +48,8 @@ class ArmCounts(BaseModel):
     #: Loyalty KPIs over the KPI window after entry.
     repeat_purchasers: int = 0
     orders: int = 0
+    #: Order events whose ``order_value`` path was missing or not a number (counted as 0).
+    non_numeric_order_values: int = 0
     order_revenue_sum: float = 0.0
     order_revenue_sumsq: float = 0.0
     redeemers: int = 0

@@ -35,10 +35,11 @@ from orchestrator.engine.run_ids import run_id_for
 from orchestrator.gate.policy import GateDecision, SendRequest
 from orchestrator.language.journey import Journey
 from orchestrator.language.profile import Profile
-from orchestrator.runtime.delivery import AttemptResult
+from orchestrator.runtime.attempts import AttemptResult
 from orchestrator.runtime.drain_slots import DrainSlots
 from orchestrator.runtime.event_queue import QueuedEvent
 from orchestrator.runtime.events import EventRunner
+from orchestrator.runtime.referrals import CODE_PROPERTY
 from orchestrator.runtime.timer_firing import TimerRunner
 from orchestrator.runtime.transitions import pending_updates
 from orchestrator.store import EventState, StoredEnrollment
@@ -111,6 +112,7 @@ class BatchRunner(EventRunner, TimerRunner):
         states = self.store.read_events([(event.customer_id, event.event_id) for event in fast])
         now = self.clock()
         finished: list[QueuedEvent] = []
+        counted: list[Callable[[Any], None]] = []
         duplicates = 0
         # Stats and replaced-timer clean-up ride on the closing pipeline (see handle_event).
         deferred: list[Callable[[Any], None]] = []
@@ -124,21 +126,31 @@ class BatchRunner(EventRunner, TimerRunner):
                     duplicates += 1
                     continue
                 finished.append(event)
+                if self.referrals is not None and CODE_PROPERTY in event.properties:
+                    self.referrals.see(event.customer_id, event.name, event.properties, seen.profile, event.timestamp)
+                arrived = EventArrived(event.name, dict(event.properties), event.event_id, event.timestamp)
+                count = self._counted(event.customer_id, seen, arrived, now)
+                if count is not None:
+                    counted.append(count)
                 entries.extend(self._event_steps(event, seen, now))
             self.carry_out_many(entries)
         finally:
             self._local.deferred = self._local.tally = None
+        count_unknown = self.unknown_counter(event.name for event in finished)
 
         def close(pipe: Any) -> None:
             for build in deferred:
                 build(pipe)
             self.store.record_many(((j, step, stat, n) for (j, step, stat), n in tally.items()), pipe=pipe)
+            for count in counted:
+                count(pipe)
             for event in finished:
                 self.store.finish_event(event.customer_id, event.event_id, pipe)
             if finished:
                 self.store.count("events_handled", len(finished), pipe)
             if duplicates:
                 self.store.count("events_duplicate", duplicates, pipe)
+            count_unknown(pipe)
 
         self.store.run(close)
         for _ in finished:
@@ -182,7 +194,7 @@ class BatchRunner(EventRunner, TimerRunner):
                 engine.matches_trigger(journey, event.name, event.properties, profile, now=now)
                 and engine.in_audience(journey, profile, now)
                 and engine.may_enter(journey, has_live=False, last_entered_at=seen.last.get(journey.id), now=now)
-            ):
+            ) or self.too_old(journey, event.timestamp, now):
                 continue
             decision = engine.enter(
                 journey,
@@ -192,6 +204,8 @@ class BatchRunner(EventRunner, TimerRunner):
                 now=now,
                 settings_timezone=self.tz,
                 event_id=event.event_id,
+                global_holdout=self.settings.global_holdout,
+                event_time=event.timestamp,
             )
             steps.append(Step(None, decision, profile))
         return steps
@@ -285,12 +299,12 @@ class BatchRunner(EventRunner, TimerRunner):
             ],
         )
         steps: list[Step] = []
-        later: list[tuple[StoredEnrollment, datetime, Notes]] = []
+        later: list[tuple[StoredEnrollment, datetime, Notes, bool]] = []
         for (stored, journey, profile, _claimed, _request), result in zip(ready, results, strict=True):
             send = stored.send
             assert send is not None
             if result.retry_at is not None:
-                later.append((stored, result.retry_at, result.notes))
+                later.append((stored, result.retry_at, result.notes, result.outcome == "deferred"))
                 continue
             signal = result.delivered(send.step_id)
             decide = _advance(journey, profile, signal, stored.enrollment.revision, now, self.tz)
@@ -338,15 +352,19 @@ class BatchRunner(EventRunner, TimerRunner):
 
         return send.channels[0], attempt
 
-    def _retry_later(self, later: list[tuple[StoredEnrollment, datetime, Notes]]) -> None:
-        """Sends to try again (quiet hours, a deferred cap, a transient failure): their timers."""
+    def _retry_later(self, later: list[tuple[StoredEnrollment, datetime, Notes, bool]]) -> None:
+        """Sends to try again (quiet hours, a deferred cap, a transient failure): their timers; a
+        deferred one (quiet hours, a cap) is counted ``deferred`` once per send."""
+        now = self.clock().timestamp()
 
         def write(pipe: Any) -> None:
-            for stored, retry_at, notes in later:
+            for stored, retry_at, notes, deferred in later:
                 run = (stored.enrollment.customer_id, stored.enrollment.run_id, stored.enrollment.revision)
                 due = retry_at.timestamp()
+                step_id = stored.send.step_id if stored.send is not None else ""
+                counted = (stored.enrollment, step_id, now) if deferred and step_id else None
                 self.timers.schedule(*run, due, pipe=pipe)
-                self.store.set_timer_field(*run, due, pipe=pipe)
+                self.store.set_timer_field(*run, due, pipe=pipe, deferred=counted)
                 self.store.record_many(notes, pipe=pipe)
 
         self.store.run(write)

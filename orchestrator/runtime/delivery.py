@@ -14,33 +14,37 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any
 
 import pluggy
 
 from orchestrator import engine, metrics, plugins
 from orchestrator.engine.enrollment import (
+    ACTION_CHANNEL,
     ChannelOutcome,
-    Decision,
-    Delivered,
     DeliveryOutcomeName,
     Enrollment,
     SendAction,
     is_delivery_outcome,
 )
-from orchestrator.errors import PermanentError, TemplateError, TransientError
+from orchestrator.errors import ConfigurationError, PermanentError, TemplateError, TransientError
 from orchestrator.gate import consent, unsubscribe
 from orchestrator.gate.policy import Gate, GateDecision, SendRequest
-from orchestrator.language.journey import Journey
+from orchestrator.language.journey import ActionStep, Journey
 from orchestrator.language.profile import Profile
 from orchestrator.language.render import Renderer, build_context
-from orchestrator.message import Channel, Message
+from orchestrator.message import ActionKind, Channel, Message
+from orchestrator.runtime.actions import ActionCaller, endpoint_limiter
+from orchestrator.runtime.attempts import AttemptOutcomeName, AttemptResult, AttemptStat, Observer
 from orchestrator.runtime.retry import backoff_delay
+from orchestrator.runtime.vouchers import VoucherCode, VoucherDesk
 from orchestrator.settings import Settings
 from orchestrator.store import Store
 from orchestrator.store.ratelimit import RateLimiter
+from orchestrator.store.saved import SavedResponses
+from orchestrator.store.vouchers import Vouchers
 
 log = logging.getLogger(__name__)
 
@@ -50,62 +54,6 @@ MAX_ATTEMPTS = 6
 MAX_RATE_SLEEP = 1.0
 #: Outcomes after which the step's fallback channel is tried.
 FALL_THROUGH: frozenset[DeliveryOutcomeName] = frozenset({"no_address", "no_consent", "suppressed", "failed"})
-
-#: An attempt's outcome: a final one for the engine, or why it must be tried again at ``retry_at``.
-AttemptOutcomeName = DeliveryOutcomeName | Literal["retry", "busy", "rate_limited"]
-#: Stats an attempt counts under the step without a channel (the per-channel ones are ChannelOutcome).
-AttemptStat = Literal["deferred", "cap_deferred", "rate_limited"]
-
-
-@dataclass(frozen=True)
-class AttemptResult:
-    """The send's final outcome (for the engine), or ``retry_at`` when it must be tried again later."""
-
-    outcome: AttemptOutcomeName
-    channel: str | None = None
-    retry_at: datetime | None = None
-    #: Stats to count (journey, step, stat, amount): the caller writes them with its next pipeline.
-    notes: tuple[tuple[str, str | None, str, int], ...] = ()
-    #: Writes that must happen whatever comes next (the ``done`` mark of a sent message); the
-    #: caller queues them on the pipeline that stores the step's outcome.
-    writes: Callable[[Any], None] | None = field(default=None, compare=False)
-    #: The gate's decision when the gate stopped or deferred the send (why, for an observer).
-    gate: GateDecision | None = field(default=None, compare=False)
-
-    def delivered(self, step_id: str) -> Delivered:
-        """The engine's signal for a decided send (one without ``retry_at``)."""
-        if self.retry_at is not None or not is_delivery_outcome(self.outcome):
-            raise ValueError(
-                f"the attempt at step {step_id!r} ended {self.outcome!r} (retry at {self.retry_at!r}), which decides "
-                "nothing yet; schedule it again at retry_at instead of telling the engine"
-            )
-        return Delivered(step_id, self.outcome, self.channel)
-
-
-class Observer(Protocol):
-    """An optional witness of what the runtime decides (``loyaloop simulate`` sets one; production
-    runs with none).  It is told after the fact, from the calls production makes, and must neither
-    raise nor mutate what it is given; a worker's threads share it, so it must be thread-safe.
-
-    :meth:`attempted` follows each channel's attempt at a send (``result.gate`` says why the gate
-    stopped or deferred it); :meth:`stored` follows each decision whose compare-and-set won (its
-    ``Record`` actions say ``entered``, ``holdout``…, its ``Finish`` how the run ended), so a stale
-    decision is never reported.
-    """
-
-    def attempted(
-        self,
-        *,
-        journey: Journey,
-        enrollment: Enrollment,
-        send: SendAction,
-        channel: str,
-        key: str,
-        result: AttemptResult,
-        now: datetime,
-    ) -> None: ...
-
-    def stored(self, decision: Decision, now: datetime) -> None: ...
 
 
 def signing_secret(settings: Settings, *, in_process: bool = False) -> bytes:
@@ -139,6 +87,8 @@ class Delivery:
         secret: bytes | None = None,
         claim_lease: float = 60.0,
         max_attempts: int = MAX_ATTEMPTS,
+        vouchers: Vouchers | None = None,
+        action_kinds: dict[str, ActionKind] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -150,6 +100,20 @@ class Delivery:
         self.secret = secret if secret is not None else signing_secret(settings)
         self.claim_lease = claim_lease
         self.max_attempts = max_attempts
+        self.vouchers = VoucherDesk(settings, vouchers or Vouchers(store.redis), self.secret)
+        self.caller = (
+            None
+            if action_kinds is None
+            else ActionCaller(
+                settings=settings,
+                store=store,
+                kinds=action_kinds,
+                limiter=endpoint_limiter(store.redis, settings),
+                claim_lease=claim_lease,
+                max_attempts=max_attempts,
+            )
+        )
+        self.saved = SavedResponses(store.redis)
         #: Told of every attempt when set (see :class:`Observer`); None in production.
         self.observer: Observer | None = None
 
@@ -173,6 +137,8 @@ class Delivery:
         """
         if profile is None or profile.id != send.recipient_id:
             profile = self.store.get_profile(send.recipient_id) or Profile(id=send.recipient_id)
+        if send.channels == (ACTION_CHANNEL,):
+            return self._call(journey, enrollment, send, profile, now, send.idempotency_key == claimed)
         notes: list[tuple[str, str | None, str, int]] = []
         outcomes: list[AttemptOutcomeName] = []
         for position, name in enumerate(send.channels):
@@ -189,6 +155,21 @@ class Delivery:
         if len(outcomes) == 1:
             return AttemptResult(outcomes[0], send.channels[0], notes=tuple(notes))
         return AttemptResult("undeliverable", notes=tuple(notes))  # the engine counts the step's outcome
+
+    def _call(
+        self, journey: Journey, enrollment: Enrollment, send: SendAction, profile: Profile, now: datetime, claimed: bool
+    ) -> AttemptResult:
+        """An ``action`` step: the endpoint called instead of a channel (see runtime/actions.py)."""
+        if self.caller is None:
+            raise ConfigurationError("this runtime was built without action kinds; build it with build_runtime")
+        result = self.caller.call(journey, enrollment, send, profile, now, claimed)
+        notes = ((journey.id, send.step_id, result.stat, 1),) if result.stat else ()
+        if result.outcome == "done":
+            return AttemptResult(_done(result.done_outcome or "sent", send.idempotency_key), ACTION_CHANNEL)
+        if result.outcome in ("retry", "busy"):
+            return AttemptResult(result.outcome, ACTION_CHANNEL, retry_at=result.retry_at, notes=notes)
+        outcome: AttemptOutcomeName = "sent" if result.outcome == "sent" else "failed"
+        return AttemptResult(outcome, ACTION_CHANNEL, notes=notes, writes=result.writes)
 
     def _one(
         self,
@@ -268,8 +249,16 @@ class Delivery:
             if wait > 0 and not self.ratelimiter.wait(name, max_wait=MAX_RATE_SLEEP):
                 self.store.release_delivery(profile.id, key)
                 return AttemptResult("rate_limited", name, retry_at=now + timedelta(seconds=MAX_RATE_SLEEP))
+        voucher = self.vouchers.code_for(journey, send.step_id, enrollment.run_id)
+        if voucher is not None and voucher.code is None:
+            self.gate.release(profile.id, key)
+            self.store.finish_delivery(profile.id, key, "failed")
+            note(ChannelOutcome("voucher_empty", name))
+            return AttemptResult("failed", name)
+        if voucher is not None and voucher.fallback:
+            note("voucher_fallback")
         try:
-            message = self._message(journey, enrollment, send, profile, channel, address, key, now)
+            message = self._message(journey, enrollment, send, profile, channel, address, key, now, voucher)
         except TemplateError as exc:
             log.warning("template failed", extra={"journey": journey.id, "step": send.step_id, "error": str(exc)})
             self.gate.release(profile.id, key)
@@ -337,6 +326,7 @@ class Delivery:
         address: str,
         key: str,
         now: datetime,
+        voucher: VoucherCode | None = None,
     ) -> Message:
         headers: dict[str, str] = {}
         link = ""
@@ -347,12 +337,16 @@ class Delivery:
                 headers = unsubscribe.unsubscribe_headers(self.settings.public_url, token)
         ctx = build_context(
             profile.context(),
+            # The same ``event`` conditions see (engine/context.py): an awaited event over the trigger.
+            event={**enrollment.trigger, **(enrollment.awaited_event or {})},
             trigger=enrollment.trigger,
             journey_id=journey.id,
             journey_name=journey.name,
             step_id=send.step_id,
             now=now,
             unsubscribe_url=link,
+            voucher=voucher.context() if voucher is not None else None,
+            saved=self.saved.for_run(profile.id, enrollment.run_id) if _saves(journey) else None,
         )
         locale = profile.locale or self.settings.default_locale
         content = self.renderer.render(channel.name, send.template, locale, ctx)
@@ -430,3 +424,8 @@ def _without_address(profile: Profile, field: str, address: str) -> Profile:
 def template_context(profile: Profile, enrollment: Enrollment, journey: Journey, now: datetime) -> dict[str, Any]:
     """The engine's context, for callers that render outside a send (``render`` previews)."""
     return engine.context(profile, enrollment, None, now, journey)
+
+
+def _saves(journey: Journey) -> bool:
+    """Whether any step of the journey keeps an endpoint's answer (only then is there one to read)."""
+    return any(isinstance(step, ActionStep) and step.save_as for step in journey.steps)

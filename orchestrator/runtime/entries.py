@@ -17,7 +17,7 @@ from orchestrator.engine.run_ids import UPDATE_RUN_PREFIX, home_zone, run_id_for
 from orchestrator.language.journey import Journey
 from orchestrator.language.profile import Profile
 from orchestrator.runtime.transitions import DecisionRunner, pending_updates
-from orchestrator.store import StoredEnrollment, pending_json
+from orchestrator.store import FigureArgs, StoredEnrollment, pending_json
 
 
 class EntryRunner(DecisionRunner):
@@ -34,12 +34,13 @@ class EntryRunner(DecisionRunner):
         live: dict[str, str] | None = None,
         last: dict[str, datetime] | None = None,
         event_id: str | None = None,
+        event_time: datetime | None = None,
     ) -> bool:
         """Enter one customer (the caller checked trigger and audience); the re-entry rule is applied here.
 
         ``live`` and ``last`` (the customer's live runs and last entries) save a read when known;
         ``event_id`` is the trigger event's, so a redelivery of it is never taken for a goal or an
-        exit of the run it started.
+        exit of the run it started; ``event_time`` its timestamp, which the first waits count from.
         """
         now = self.clock()
         if live is None or last is None:
@@ -53,11 +54,33 @@ class EntryRunner(DecisionRunner):
             for old in mine:
                 self._end(profile.id, old, "restarted")
         decision = engine.enter(
-            journey, profile, trigger=trigger, run_id=run_id, now=now, settings_timezone=self.tz, event_id=event_id
+            journey,
+            profile,
+            trigger=trigger,
+            run_id=run_id,
+            now=now,
+            settings_timezone=self.tz,
+            event_id=event_id,
+            global_holdout=self.settings.global_holdout,
+            event_time=event_time,
         )
         return self.carry_out(None, decision, inline=inline, profile=profile)
 
-    def _end(self, customer_id: str, run_id: str, reason: str) -> None:
+    def too_old(self, journey: Journey, event_time: datetime, now: datetime) -> bool:
+        """Whether a trigger event is past the journey's ``max_event_age`` (counted as ``too_old``)."""
+        limit = journey.max_event_age or self.settings.max_event_age
+        if now - event_time <= limit:
+            return False
+        self.store.record(journey.id, None, "too_old")
+        return True
+
+    def end_run(self, customer_id: str, run_id: str, reason: str) -> bool:
+        """End a live run now as ``exited`` with ``reason`` (support staff removing a customer from a
+        journey): the same compare-and-set path as a restart, so its timers and pending sends find
+        a newer revision and do nothing.  False when the run is unknown or already finished."""
+        return self._end(customer_id, run_id, reason)
+
+    def _end(self, customer_id: str, run_id: str, reason: str) -> bool:
         def decide(stored: StoredEnrollment) -> Decision | None:
             if stored.enrollment.finished:
                 return None
@@ -66,7 +89,7 @@ class EntryRunner(DecisionRunner):
             ended.status, ended.exit_reason, ended.updated_at = "exited", reason, self.clock()
             return Decision(ended, (Record(None, reason), Finish("exited", reason)))
 
-        self._decide_and_store(customer_id, run_id, decide)
+        return self._decide_and_store(customer_id, run_id, decide)
 
     def enter_batch(self, journey_id: str, customer_ids: list[str], run_key: str, trigger: dict[str, Any]) -> int:
         """Enter a chunk of a cohort in three round trips: profiles with their entry state read by
@@ -98,7 +121,13 @@ class EntryRunner(DecisionRunner):
             ):
                 continue
             decision = engine.enter(
-                journey, profile, trigger=trigger, run_id=run_id, now=now, settings_timezone=self.tz
+                journey,
+                profile,
+                trigger=trigger,
+                run_id=run_id,
+                now=now,
+                settings_timezone=self.tz,
+                global_holdout=self.settings.global_holdout,
             )
             send, timer = self._plan(None, decision)
             planned.append((decision, send, timer, profile))
@@ -142,6 +171,8 @@ class EntryRunner(DecisionRunner):
                     for (d, send, timer, _p), mine in zip(planned, updates, strict=True)
                 ],
                 claims,
+                [FigureArgs.of(self._tally(d, created=True)) for d, _s, _t, _p in planned],
+                now.timestamp(),
             )
 
         groups: list[list[int]] = []

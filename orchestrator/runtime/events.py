@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -12,10 +13,11 @@ from orchestrator.engine.enrollment import (
     Decision,
     EventArrived,
 )
+from orchestrator.engine.measuring import epoch, event_hits
 from orchestrator.engine.run_ids import run_id_for
 from orchestrator.language.profile import Profile
 from orchestrator.runtime.entries import EntryRunner
-from orchestrator.store import EventState, StoredEnrollment
+from orchestrator.store import EventState, StoredEnrollment, decode_windows
 
 
 class EventRunner(EntryRunner):
@@ -39,27 +41,64 @@ class EventRunner(EntryRunner):
             self.store.count("events_duplicate")
             metrics.event("duplicate")
             return "duplicate"
+        if self.referrals is not None:
+            self.referrals.see(customer_id, name, properties, seen.profile, timestamp)
         now = self.clock()
         event = EventArrived(name, dict(properties), event_id, timestamp)
         # Stats and replaced-timer clean-up of everything this event causes are written with the
         # closing pipeline below: they are bookkeeping, not state, and a crash before it only
         # loses counts (and leaves stale timers, which are harmless).
         deferred: list[Callable[[Any], None]] = []
+        counted = self._counted(customer_id, seen, event, now)
         self._local.deferred = deferred
         try:
             self._journeys_see(customer_id, name, properties, event_id, event, seen, now)
         finally:
             self._local.deferred = None
 
+        count_unknown = self.unknown_counter([name])
+
         def finished(pipe: Any) -> None:
             for build in deferred:
                 build(pipe)
+            if counted is not None:
+                counted(pipe)
             self.store.finish_event(customer_id, event_id, pipe)
             self.store.count("events_handled", 1, pipe)
+            count_unknown(pipe)
 
         self.store.run(finished)
         metrics.event("handled")
         return "handled"
+
+    def unknown_counter(self, names: Iterable[str]) -> Callable[[Any], None]:
+        """What to add to the closing pipeline for the handled events ``names``: a count per name no
+        current journey listens to (exact: written with the event's done mark, so a redelivered
+        event is not counted twice).  Reads Redis only when there is an unknown name."""
+        unknown = Counter(name for name in names if name not in self.journeys.known_events)
+        if not unknown:
+            return lambda pipe: None
+        fields = self.store.unknown_names(unknown)
+        counts: Counter[str] = Counter()
+        for name, amount in unknown.items():
+            counts[fields[name]] += amount
+        metrics.event("unknown", unknown.total())
+        return lambda pipe: self.store.count_unknown(dict(counts), pipe)
+
+    def _counted(
+        self, customer_id: str, seen: EventState, event: EventArrived, now: datetime
+    ) -> Callable[[Any], None] | None:
+        """What the event does to the customer's open measurement windows (conversions, KPIs), to
+        queue before the event's ``done`` mark; None when it does nothing.  The script counts an
+        event once, so a redelivery that redoes the journeys part counts nothing again."""
+        if not seen.windows:
+            return None
+        windows = decode_windows(seen.windows)
+        hits = event_hits(windows, self.journeys.get, event, seen.profile, self.settings.measure, now)
+        if not hits:
+            return None
+        at = epoch(now)
+        return lambda pipe: self.store.measure_event(pipe, customer_id, event.event_id, at, hits, windows)
 
     def _journeys_see(
         self,
@@ -80,6 +119,8 @@ class EventRunner(EntryRunner):
             if engine.matches_trigger(journey, name, properties, profile, now=now) and engine.in_audience(
                 journey, profile, now
             ):
+                if self.too_old(journey, event.timestamp, now):
+                    continue
                 run_id = run_id_for(journey.id, customer_id, event_id)
                 self.enter(
                     journey,
@@ -89,6 +130,7 @@ class EventRunner(EntryRunner):
                     live=live,
                     last=seen.last,
                     event_id=event_id,
+                    event_time=event.timestamp,
                 )
 
     def _live_runs_see(self, profile: Profile, event: EventArrived | None, live: dict[str, str] | None = None) -> None:

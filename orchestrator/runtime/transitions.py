@@ -21,6 +21,7 @@ from orchestrator.engine.enrollment import (
     SendAction,
     UpdateProfile,
 )
+from orchestrator.engine.measuring import Tally, tally
 from orchestrator.engine.run_ids import UPDATE_RUN_PREFIX
 from orchestrator.errors import StateConflict
 from orchestrator.language.journey import Journey
@@ -28,8 +29,9 @@ from orchestrator.language.profile import Profile
 from orchestrator.runtime.delivery import Delivery
 from orchestrator.runtime.drain_slots import DrainSlots
 from orchestrator.runtime.journey_book import JourneyBook
+from orchestrator.runtime.referrals import Referrals
 from orchestrator.settings import Settings
-from orchestrator.store import PendingUpdate, Store, StoredEnrollment, conflict, pending_json
+from orchestrator.store import FigureArgs, PendingUpdate, Store, StoredEnrollment, conflict, pending_json
 from orchestrator.store.timers import Timers
 
 #: Named after the public face, as before the split (log filters and dashboards match on it).
@@ -53,6 +55,10 @@ class Dispatcher(Protocol):
 
     def deliver(self, customer_id: str, run_id: str, revision: int) -> None: ...
 
+    def drain(self, shard: int) -> None:
+        """Nudge a drain of an event shard (an event this worker queued for another customer)."""
+        ...
+
 
 @dataclass
 class DecisionRunner:
@@ -73,6 +79,8 @@ class DecisionRunner:
     #: owned here so ``Runtime.close`` can stop the threads (nothing module-level, nothing leaked).
     slots: DrainSlots = field(kw_only=True, repr=False)
     senders: ThreadPoolExecutor = field(kw_only=True, repr=False)
+    #: Referral attribution (runtime/referrals.py); None leaves referral codes to the shop.
+    referrals: Referrals | None = field(default=None, kw_only=True, repr=False)
 
     @property
     def tz(self) -> str:
@@ -114,8 +122,10 @@ class DecisionRunner:
     def _queue_timers(
         self, pipe: Any, decision: Decision, timer: tuple[int, float] | None, updates: list[PendingUpdate] | None
     ) -> None:
-        """The decision's live timer and, with profile updates, their re-drive timer."""
+        """The decision's live timer and, with profile updates, their re-drive timer; and the
+        figures shard its compare-and-set counts in, listed in the index first."""
         enrollment = decision.enrollment
+        self.store.index_figures(pipe, {self.store.figures_member(enrollment)})
         if timer is not None and not enrollment.finished:
             self.timers.schedule(enrollment.customer_id, enrollment.run_id, timer[0], timer[1], pipe=pipe)
         if updates:
@@ -148,7 +158,14 @@ class DecisionRunner:
             timer=timer,
             claim=claim,
             pending=pending_json(updates) if updates else "",
+            figures=FigureArgs.of(self._tally(decision, created=stored is None)),
+            now=self.clock().timestamp(),
         )
+
+    def _tally(self, decision: Decision, *, created: bool) -> Tally:
+        """The measurement counts a decision earns, written by its own compare-and-set."""
+        journey = self.journey_of(decision.enrollment)
+        return tally(journey, decision, created=created, rules=self.settings.measure)
 
     def carry_out(
         self,
@@ -372,10 +389,12 @@ class DecisionRunner:
         result = self.delivery.attempt(journey, enrollment, stored.send, now=now, profile=recipient, claimed=claimed)
         if result.retry_at is not None:
             due = result.retry_at.timestamp()
+            step_id = stored.send.step_id
+            deferred = (enrollment, step_id, now.timestamp()) if result.outcome == "deferred" else None
 
             def later(pipe: Any) -> None:
                 self.timers.schedule(customer_id, run_id, revision, due, pipe=pipe)
-                self.store.set_timer_field(customer_id, run_id, revision, due, pipe=pipe)
+                self.store.set_timer_field(customer_id, run_id, revision, due, pipe=pipe, deferred=deferred)
                 self.store.record_many(result.notes, pipe=pipe)
 
             self.store.run(later)

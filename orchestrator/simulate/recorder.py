@@ -2,7 +2,7 @@
 
 :class:`RecorderChannel` stands in for each channel (same name, address field and consent key,
 so the gate asks the same questions of the profile) and keeps the rendered message instead of
-calling a provider.  :class:`Recorder` is the runtime's :class:`~orchestrator.runtime.delivery.Observer`:
+calling a provider.  :class:`Recorder` is the runtime's :class:`~orchestrator.runtime.attempts.Observer`:
 told of every attempt and every stored decision by the production code itself, it turns them into
 the rows of ``messages.jsonl`` (what went out) and ``decisions.jsonl`` (what did not, and why).
 
@@ -21,7 +21,7 @@ from typing import Any
 from orchestrator.engine.enrollment import Decision, Enrollment, Finish, Record, SendAction
 from orchestrator.language.journey import Journey
 from orchestrator.message import Channel, Message, Receipt
-from orchestrator.runtime.delivery import AttemptResult
+from orchestrator.runtime.attempts import AttemptResult
 from orchestrator.runtime.runtime import Runtime
 
 #: The built-in channels' shapes (name → address field, consent key), as their plugins register

@@ -14,10 +14,11 @@ see docs/architecture.md).
 
 This module is the store's public face (:class:`Store`); each concern lives in its own module:
 ``profiles`` (profiles, consent, seen events), ``enrollments`` (compare-and-set, live runs, pending
-updates), ``deliveries`` (claims, provider ids), ``stats`` (journey versions, counters), ``codec``
-(record formats), ``run_codec`` (the compact layout of a run: a waiting customer is one small
-listpack hash), ``scripts`` (the store's Lua, in ``scripts.*.lua``), ``lua`` (reading ``.lua`` files)
-and ``batch`` (the one pipeline packer).  No module of this package imports this face.
+updates), ``deliveries`` (claims, provider ids), ``stats`` (journey versions, counters),
+``figures`` (the exact measurement record, sharded per slot), ``codec`` (record formats),
+``run_codec`` (the compact layout of a run: a waiting customer is one small listpack hash),
+``scripts`` (the store's Lua, in ``scripts.*.lua``), ``lua`` (reading ``.lua`` files) and ``batch``
+(the one pipeline packer).  No module of this package imports this face.
 """
 
 from __future__ import annotations
@@ -38,12 +39,13 @@ from orchestrator.store.codec import (
 )
 from orchestrator.store.deliveries import DeliveryStore
 from orchestrator.store.enrollments import EnrollmentStore
+from orchestrator.store.figures import NO_FIGURES, FigureArgs, FiguresStore, decode_windows
 from orchestrator.store.profiles import ProfileStore
 from orchestrator.store.scripts import FINISHED_TTL, PROVIDER_ID_TTL, SCRIPTS, SEEN_TTL
 from orchestrator.store.stats import JourneyStore, StatsStore
 
 
-class Store(ProfileStore, EnrollmentStore, DeliveryStore, JourneyStore, StatsStore):
+class Store(ProfileStore, EnrollmentStore, DeliveryStore, FiguresStore, JourneyStore, StatsStore):
     """All of Loyaloop's per-customer state in Redis.  ``client`` must use ``decode_responses=True``.
 
     Scripts run by EVALSHA, also inside pipelines, so a pipeline costs exactly one round trip; after
@@ -53,18 +55,21 @@ class Store(ProfileStore, EnrollmentStore, DeliveryStore, JourneyStore, StatsSto
 
 __all__ = [
     "FINISHED_TTL",
+    "NO_FIGURES",
     "PROVIDER_ID_TTL",
     "SCRIPTS",
     "SEEN_TTL",
     "Batch",
     "Claim",
     "EventState",
+    "FigureArgs",
     "PendingUpdate",
     "Script",
     "Store",
     "StoreBase",
     "StoredEnrollment",
     "conflict",
+    "decode_windows",
     "parse_stored",
     "pending_from_json",
     "pending_json",

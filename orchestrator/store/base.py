@@ -47,7 +47,12 @@ class StoreBase:
 
     def slot_groups(self, customer_ids: Iterable[str]) -> list[list[str]]:
         """Customers whose keys one script may touch together: all of them on a single Redis, those
-        of one hash slot on a Redis Cluster (every per-customer key carries the ``{id}`` tag)."""
+        of one hash slot on a Redis Cluster (every per-customer key carries the ``{id}`` tag).
+
+        On a cluster that is usually one customer per group: a script may not cross slots.  The
+        batching is then per node instead: the packer (:mod:`orchestrator.store.cluster`) writes each
+        node's share of the groups' script calls in one go, every node before reading any reply, so a
+        300-customer chunk still costs one round trip (to three nodes at once), not 300."""
         ids = list(customer_ids)
         if not self.cluster:
             return [ids] if ids else []

@@ -9,8 +9,9 @@ Every client with a redis-py connection pool goes this way, the embedded demo's 
 the demo and production share one path from command to reply: the reply is what the connection
 reads (no redis-py response callbacks, which differ between redis-py versions), except that an
 ``HGETALL`` queued on a :class:`Batch` is always a dict (RESP2 sends a flat list, RESP3 and
-fakeredis a map).  Only a Redis Cluster client, which routes each command to its node, gets
-redis-py's pipeline.
+fakeredis a map).  A Redis Cluster client of :mod:`orchestrator.store.cluster` routes the commands
+by slot and packs each node's share the same way (``route_commands``); any other cluster client
+gets redis-py's pipeline.
 
 A script (:class:`Script`) is sent by ``EVALSHA``; when Redis has forgotten it (a restart, ``SCRIPT
 FLUSH``) the packer loads it and sends again only the commands that were refused, so nothing in
@@ -65,6 +66,11 @@ class Script:
         return f"Script(sha={self.sha!r})"
 
 
+def script_source(sha: str) -> str | None:
+    """The source of a :class:`Script` built in this process, by SHA1 (None when unknown)."""
+    return _SOURCES.get(sha)
+
+
 def streams(client: Any) -> bool:
     """Whether the packer writes ``client``'s commands itself: a redis-py client on a connection
     pool (a real server or fakeredis), not a Redis Cluster client."""
@@ -88,6 +94,9 @@ def _exchange(client: Any, commands: Iterable[tuple[Any, ...]], *, reload: bool 
     pool = getattr(client, "connection_pool", None)
     if pool is not None and issubclass(pool.connection_class, AbstractConnection):  # streams(client)
         replies, errors, sent = _stream(pool, commands)
+    elif (route := getattr(client, "route_commands", None)) is not None:  # orchestrator.store.cluster
+        sent = [list(commands)]
+        replies, errors = route(sent[0])
     else:
         sent = [list(commands)]
         replies, errors = _redis_py_pipeline(client, sent[0])
@@ -138,6 +147,41 @@ def _stream(pool: Any, commands: Iterable[tuple[Any, ...]]) -> tuple[list[Any], 
         finally:
             pool.release(connection)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def write_to_pool(pool: Any, commands: list[tuple[Any, ...]]) -> Any:
+    """Write ``commands`` packed on a pooled connection, reading nothing yet (a cluster writes every
+    node's share before it reads any reply: see orchestrator.store.cluster); the connection, to
+    give to :func:`read_from_pool`.  A connection found dead is replaced once."""
+    for attempt in range(2):
+        connection = pool.get_connection("EVALSHA") if _NAMED else pool.get_connection()
+        try:
+            connection.send_packed_command(_packed(commands))
+            return connection
+        except redis.exceptions.ConnectionError:
+            connection.disconnect()
+            pool.release(connection)
+            if attempt:
+                raise
+        except BaseException:
+            connection.disconnect()
+            pool.release(connection)
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def read_from_pool(pool: Any, connection: Any, count: int) -> tuple[list[Any], list[int]]:
+    """The ``count`` replies to what :func:`write_to_pool` wrote, and the positions of the errors."""
+    replies: list[Any] = []
+    errors: list[int] = []
+    try:
+        _read(connection, replies, errors, count)
+    except BaseException:
+        connection.disconnect()  # replies may still be in flight: this connection cannot be reused
+        raise
+    finally:
+        pool.release(connection)
+    return replies, errors
 
 
 def _read(connection: Any, replies: list[Any], errors: list[int], upto: int) -> None:
@@ -272,6 +316,8 @@ class AsyncBatch(CoreCommands):
         return await self._send()
 
     async def _send(self) -> list[Any]:
+        if isinstance(self._client, redis.asyncio.RedisCluster):
+            return await self._cluster()
         pool: Any = self._client.connection_pool
         connection = await pool.get_connection()  # a pool that is out of connections is not retried
         try:
@@ -281,6 +327,29 @@ class AsyncBatch(CoreCommands):
                 return await self._exchange(connection)  # it reconnects: the first was a stale socket
         finally:
             await pool.release(connection)
+
+    async def _cluster(self) -> list[Any]:
+        """On a ``redis.asyncio.RedisCluster``: its pipeline sends each command to its slot's node.
+        A node that lacks a script refuses only its own ``EVALSHA`` (the others ran), so only the
+        refused commands are sent again, after loading the scripts on every primary."""
+        client: Any = self._client
+        pipe = client.pipeline()
+        for command in self._commands:
+            pipe.execute_command(*command)
+        replies = list(await pipe.execute(raise_on_error=False))
+        refused = [i for i, reply in enumerate(replies) if isinstance(reply, redis.exceptions.NoScriptError)]
+        if refused and self._scripts:
+            for source in self._scripts:
+                await client.script_load(source)
+            again = client.pipeline()
+            for i in refused:
+                again.execute_command(*self._commands[i])
+            for i, reply in zip(refused, await again.execute(raise_on_error=False), strict=True):
+                replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
 
     async def _exchange(self, connection: Any) -> list[Any]:
         replies: list[Any] = []

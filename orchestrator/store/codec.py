@@ -66,6 +66,8 @@ class EventState:
     last: dict[str, datetime]
     #: The profile's JSON as read ("" when there was none), for a compare-and-set of the profile.
     raw: str = ""
+    #: The customer's measurement windows as read (run id → record, see store/figures.py).
+    windows: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def conflict(enrollment: Enrollment, expected: int) -> StateConflict:
@@ -74,12 +76,16 @@ def conflict(enrollment: Enrollment, expected: int) -> StateConflict:
     )
 
 
-def enrollment_keys(customer_id: str, run_id: str) -> list[str]:
+def enrollment_keys(customer_id: str, run_id: str, figures: str) -> list[str]:
+    """The compare-and-set's keys; ``figures`` is the run's journey version's shard in the
+    customer's slot (see :mod:`orchestrator.store.figures`)."""
     return [
         keys.runs(customer_id),
         keys.finished_run(customer_id, run_id),
         keys.pending_updates(customer_id),
         keys.delivered(customer_id),
+        figures,
+        keys.windows(customer_id),
     ]
 
 
@@ -91,7 +97,8 @@ def cas_args(
     claim: tuple[str, float] | None,
     pending: str,
 ) -> list[str]:
-    """The compare-and-set script's 17 arguments (see _CAS_FUNCTION)."""
+    """The compare-and-set script's first 17 arguments (see scripts.lib_cas.lua); the measurement
+    ones follow (:meth:`orchestrator.store.figures.FigureArgs.args`)."""
     parts = encode_run(enrollment, send, timer)
     return [
         str(expected),
@@ -121,6 +128,7 @@ def read_keys(customer_id: str) -> list[str]:
         keys.consent(customer_id),
         keys.runs(customer_id),
         keys.seen_events(customer_id),
+        keys.windows(customer_id),
     ]
 
 

@@ -25,6 +25,7 @@ from orchestrator.store.codec import (
     read_keys,
     with_updates,
 )
+from orchestrator.store.figures import NO_FIGURES, FigureArgs, deferred_text, index_member, shard_key
 from orchestrator.store.run_codec import split_runs
 from orchestrator.store.scripts import SEEN_TTL
 
@@ -112,6 +113,15 @@ class EnrollmentStore(StoreBase):
             self.run(lambda pipe: self.write_enrollment(pipe, enrollment, expected=-1, send=send, timer=timer))[-1]
         )
 
+    def index_figures(self, pipe: Any, members: set[str]) -> None:
+        """List figures shards in the index before the scripts on the same pipeline count in them."""
+        if members:
+            pipe.sadd(keys.figures_index(), *sorted(members))
+
+    def figures_member(self, enrollment: Enrollment) -> str:
+        """The figures index member of the enrollment's shard (see :mod:`orchestrator.store.figures`)."""
+        return index_member(enrollment.customer_id, enrollment.journey_id, enrollment.journey_version)
+
     def cas_enrollment(
         self,
         enrollment: Enrollment,
@@ -141,15 +151,20 @@ class EnrollmentStore(StoreBase):
         timer: tuple[int, float] | Literal["keep"] | None,
         claim: tuple[str, float] | None = None,
         pending: str = "",
+        figures: FigureArgs = NO_FIGURES,
+        now: float = 0.0,
     ) -> None:
         """Queue the compare-and-set of an enrollment on a pipeline (``expected=-1`` creates it).
 
         Its reply is 1 when written, 0 when the revision moved (or, creating, the run exists).
         ``claim`` (idempotency key, lease expiry) claims the new send for the caller when it wins;
-        ``pending`` (from :func:`pending_json`) records the decision's profile updates atomically.
+        ``pending`` (from :func:`pending_json`) records the decision's profile updates atomically,
+        ``figures`` its measurement counts (the caller queued :meth:`index_figures` before).
         """
-        args = cas_args(enrollment, expected, send, timer, claim, pending)
-        self.evalsha(pipe, "cas", enrollment_keys(enrollment.customer_id, enrollment.run_id), args)
+        args = cas_args(enrollment, expected, send, timer, claim, pending) + figures.args(now)
+        customer, run = enrollment.customer_id, enrollment.run_id
+        shard = shard_key(customer, enrollment.journey_id, enrollment.journey_version)
+        self.evalsha(pipe, "cas", enrollment_keys(customer, run, shard), args)
 
     def pending_updates(self, customer_id: str, run_id: str, revision: int) -> list[PendingUpdate]:
         """The profile updates recorded with this revision and not yet cleared (re-drive after a crash)."""
@@ -187,13 +202,18 @@ class EnrollmentStore(StoreBase):
         pipe: Any,
         items: list[tuple[Enrollment, SendAction | None, tuple[int, float] | None, str]],
         claims: list[tuple[str, float] | None] | None = None,
+        figures: list[FigureArgs] | None = None,
+        now: float = 0.0,
     ) -> list[list[int]]:
         """Queue the creation of many enrollments (enrollment, send, timer, pending updates) with one
         compare-and-set script call per slot group.  Returns, per queued call, the indices of the
         items it carries: its reply lists 1 (created) or 0 (the run existed) for each, in that order.
 
         ``claims`` (per item: idempotency key and lease expiry, or None) claims each new send for
-        the caller when its creation wins, as :meth:`write_enrollment` does for one."""
+        the caller when its creation wins, as :meth:`write_enrollment` does for one; ``figures``
+        (per item) counts each entry with its creation, the shards indexed first."""
+        if figures is not None:
+            self.index_figures(pipe, {self.figures_member(enrollment) for enrollment, _s, _t, _p in items})
         by_customer: dict[str, list[int]] = {}
         for index, (enrollment, _s, _t, _p) in enumerate(items):
             by_customer.setdefault(enrollment.customer_id, []).append(index)
@@ -204,17 +224,39 @@ class EnrollmentStore(StoreBase):
             for customer_id in group:
                 for index in by_customer[customer_id]:
                     enrollment, send, timer, pending = items[index]
-                    names.extend(enrollment_keys(customer_id, enrollment.run_id))
+                    shard = shard_key(customer_id, enrollment.journey_id, enrollment.journey_version)
+                    names.extend(enrollment_keys(customer_id, enrollment.run_id, shard))
                     args.extend(cas_args(enrollment, -1, send, timer, claims[index] if claims else None, pending))
+                    args.extend((figures[index] if figures is not None else NO_FIGURES).args(now))
             self.evalsha(pipe, "cas_many", names, args)
         return [[index for customer_id in group for index in by_customer[customer_id]] for group in groups]
 
-    def set_timer_field(self, customer_id: str, run_id: str, revision: int, due: float, pipe: Any = None) -> None:
+    def set_timer_field(
+        self,
+        customer_id: str,
+        run_id: str,
+        revision: int,
+        due: float,
+        pipe: Any = None,
+        deferred: tuple[Enrollment, str, float] | None = None,
+    ) -> None:
         """Remember the live timer of an enrollment (a deferred send), so a later cancel finds it.
 
-        Only a live run has a timer: a finished or unknown one is left as it is."""
+        Only a live run has a timer: a finished or unknown one is left as it is.  ``deferred``
+        (the run, the send's step, now) counts the send ``deferred`` in the measurement record,
+        once per send however often it is put off (see :mod:`orchestrator.store.figures`)."""
+        names = [keys.runs(customer_id)]
         args = [run_id, str(revision), f"!{due!r}"]
+        if deferred is not None:
+            enrollment, step_id, now = deferred
+            names += [
+                keys.windows(customer_id),
+                shard_key(customer_id, enrollment.journey_id, enrollment.journey_version),
+            ]
+            args += [f"d|{run_id}|{revision}", deferred_text(step_id, now), repr(now)]
+            if pipe is not None:
+                self.index_figures(pipe, {self.figures_member(enrollment)})
         if pipe is None:
-            self._script("timer", [keys.runs(customer_id)], args)
+            self.run(lambda target: self.set_timer_field(customer_id, run_id, revision, due, target, deferred))
         else:
-            self.evalsha(pipe, "timer", [keys.runs(customer_id)], args)
+            self.evalsha(pipe, "timer", names, args)

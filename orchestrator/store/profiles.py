@@ -129,24 +129,28 @@ class ProfileStore(StoreBase):
         """
         while True:
             mark = "1" if read_only else "0"
-            raw, consent, live, last, seen = self._script("read", read_keys(customer_id), [event_id, mark, SEEN_TTL])
+            raw, consent, live, last, seen, windows = self._script(
+                "read", read_keys(customer_id), [event_id, mark, SEEN_TTL]
+            )
             current = Profile.model_validate_json(raw) if raw else Profile(id=customer_id)
             current = with_consent(current, lua_pairs(consent))
             entries = entry_times(lua_pairs(last))
+            open_ = lua_pairs(windows) if windows else {}
             if seen == "applied" or seen == "done":
-                return EventState("applied" if seen == "applied" else "done", current, lua_pairs(live), entries)
+                state: Literal["applied", "done"] = "applied" if seen == "applied" else "done"
+                return EventState(state, current, lua_pairs(live), entries, windows=open_)
             changed = change(current.model_copy(deep=True))
             if read_only:
                 if changed != current:  # a first event of an unknown customer: the profile is created
                     changed = self.change_profile(customer_id, change)
-                return EventState("new", changed, lua_pairs(live), entries)
+                return EventState("new", changed, lua_pairs(live), entries, windows=open_)
             result = self._script(
                 "apply",
                 [keys.profile(customer_id), keys.seen_events(customer_id)],
                 [raw or "", profile_json(changed), event_id, SEEN_TTL],
             )
             if result == "new":
-                return EventState("new", changed, lua_pairs(live), entries)
+                return EventState("new", changed, lua_pairs(live), entries, windows=open_)
 
     def read_events(self, items: list[tuple[str, str]]) -> list[EventState]:
         """Phase one of many events that change no profile field, in one round trip: per (customer
@@ -163,12 +167,13 @@ class ProfileStore(StoreBase):
         states: list[EventState] = []
         validate = Profile.model_validate_json
         for (customer_id, _event), reply in zip(items, self.run(build), strict=True):
-            raw, consent, live, last, seen = reply
+            raw, consent, live, last, seen, windows = reply
             profile = with_consent(validate(raw) if raw else Profile(id=customer_id), lua_pairs(consent))
             state: Literal["new", "applied", "done"] = (
                 "applied" if seen == "applied" else "done" if seen == "done" else "new"
             )
-            states.append(EventState(state, profile, lua_pairs(live), entry_times(lua_pairs(last)), raw or ""))
+            open_ = lua_pairs(windows) if windows else {}
+            states.append(EventState(state, profile, lua_pairs(live), entry_times(lua_pairs(last)), raw or "", open_))
         return states
 
     def set_profiles(self, items: list[tuple[Profile, str]]) -> list[bool]:

@@ -13,7 +13,8 @@ hash (see :func:`orchestrator.store.keys.runs`):
   parts, so their field names are three bytes, not a run id; ``status`` is one letter
   (:data:`STATUS_CODES`); ``step`` empty for None; ``journey`` empty when the run id is
   ``<journey>-<key>`` (what :func:`orchestrator.engine.run_ids.run_id_for` makes); ``sent`` empty for
-  0; ``flags`` ``h`` for a holdout.  The fields without ``|`` are the customer's live runs.
+  0; ``flags`` ``h`` for a holdout, ``g`` for the programme-wide control group.  The fields
+  without ``|`` are the customer's live runs.
 * ``<handle>|m`` — the **moments**: ``entered|updated|wait|timer``, e.g.
   ``1795779746.315284||=|2592000``.  ``entered`` in epoch seconds (exact to the microsecond),
   ``updated`` in seconds after it (empty: the same moment).  ``timer`` (the live timer, used to
@@ -245,7 +246,7 @@ def encode_run(
     if derived_journey(e.run_id) != e.journey_id:
         core[3] = e.journey_id
     core[4] = str(e.sent) if e.sent else ""
-    core[5] = "h" if e.holdout else ""
+    core[5] = ("h" if e.holdout else "") + ("g" if e.control else "")
 
     moments = ["", "", "", ""]
     entered = micros(e.entered_at) if _utc(e.entered_at) else None
@@ -321,7 +322,8 @@ def decode_run(customer_id: str, run_id: str, values: Sequence[str | None]) -> S
         "step_id": core[3] or None,
         "entered_at": from_micros(entered) if entered is not None else None,
         "updated_at": from_micros(updated) if updated is not None else None,
-        "holdout": core[7] == "h",
+        "holdout": "h" in core[7],
+        "control": "g" in core[7],
         "trigger": pydantic_core.from_json(trigger) if trigger else {},
         "wait_until": wait_until,
         "outcomes": decode_outcomes(outcomes) if outcomes else {},

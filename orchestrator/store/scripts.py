@@ -2,8 +2,9 @@
 
 Each script is a ``scripts.<name>.lua`` file beside this module, after the shared functions it
 needs (``scripts.lib_*.lua``: ``split`` cuts a run's core into its slots, ``keep_timer`` carries a
-stored timer over, ``cas`` is one compare-and-set, ``index`` reads a runs hash).  Scripts touch
-only keys of one customer (one hash tag) so they stay valid on Redis Cluster.
+stored timer over, ``cas`` is one compare-and-set, ``index`` reads a runs hash, ``incr`` and
+``keep`` write measurement counts and windows).  Scripts touch only keys of one customer (one hash
+tag) so they stay valid on Redis Cluster.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ PROVIDER_ID_TTL = 30 * 86400
 
 SCRIPTS = {
     "set_profile": lua.script(__name__, "set_profile"),
-    "cas": lua.script(__name__, "lib_split", "lib_keep_timer", "lib_cas", "cas"),
-    "cas_many": lua.script(__name__, "lib_split", "lib_keep_timer", "lib_cas", "cas_many"),
-    "timer": lua.script(__name__, "lib_split", "timer"),
+    "cas": lua.script(__name__, "lib_split", "lib_keep_timer", "lib_figures", "lib_cas", "cas"),
+    "cas_many": lua.script(__name__, "lib_split", "lib_keep_timer", "lib_figures", "lib_cas", "cas_many"),
+    "measure": lua.script(__name__, "lib_split", "lib_figures", "measure"),
+    "timer": lua.script(__name__, "lib_split", "lib_figures", "timer"),
     "get": lua.script(__name__, "lib_split", "get"),
     "claim": lua.script(__name__, "claim"),
     "apply": lua.script(__name__, "apply"),

@@ -21,10 +21,11 @@ from typing import Any
 
 import redis
 
-from orchestrator.store import keys, lua
+from orchestrator.store import keys, layout, lua
 from orchestrator.store.batch import Batch, Script
 
-DEFAULT_SHARDS = 16
+#: A single Redis's shard count (the deployment's comes from :mod:`orchestrator.store.layout`).
+DEFAULT_SHARDS = layout.SINGLE_SHARDS
 DEFAULT_LEASE = 30.0
 
 #: ``timers.claim.lua`` moves due timers into the lease set; ``timers.reap.lua`` puts expired leases back.
@@ -59,9 +60,9 @@ def parse_member(text: str) -> tuple[str, str, int]:
 class Timers:
     """The timer wheel.  Safe to share between threads (it holds only a client and scripts)."""
 
-    def __init__(self, client: redis.Redis, *, shards: int = DEFAULT_SHARDS, lease: float = DEFAULT_LEASE) -> None:
+    def __init__(self, client: redis.Redis, *, shards: int | None = None, lease: float = DEFAULT_LEASE) -> None:
         self.redis = client
-        self.shards = shards
+        self.shards = shards or layout.current().timer_shards
         self.lease = lease
 
     def _per_shard(self, script: Script, args: list[Any]) -> list[Any]:

@@ -41,7 +41,9 @@ from orchestrator.runtime.event_queue import EventQueue, QueuedEvent
 from orchestrator.runtime.failures import log_failure
 from orchestrator.runtime.fire_order import due_order
 from orchestrator.runtime.runtime import Runtime
+from orchestrator.store import layout
 from orchestrator.store.timers import parse_member
+from orchestrator.workers.queue_broker import queue_name
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +108,16 @@ class Actors:
                 lambda rt, args: rt.enter_batch(*args) if args[1] else 0,
             )
 
+        namespace = layout.current().namespace
+        #: This deployment's queue names (the namespace's, see orchestrator.workers.queue_broker).
+        self.queues = tuple(queue_name(queue, namespace) for queue in QUEUES)
+
         def declare(fn: Callable[..., None], queue: str) -> dramatiq.Actor[Any, Any]:
             return dramatiq.Actor(
                 fn,
                 broker=broker,
                 actor_name=f"loyaloop.{fn.__name__}",
-                queue_name=queue,
+                queue_name=queue_name(queue, namespace),
                 priority=0,
                 options=dict(RETRY_OPTIONS),
             )
@@ -264,6 +270,9 @@ class ActorDispatcher:
 
     def deliver(self, customer_id: str, run_id: str, revision: int) -> None:
         self.actors.deliver.send(customer_id, run_id, revision)
+
+    def drain(self, shard: int) -> None:
+        self.actors.drain_events.send(shard)
 
 
 def fire_claimed(runtime: Runtime, members: list[tuple[str, str, int]]) -> None:

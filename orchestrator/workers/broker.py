@@ -1,4 +1,8 @@
-"""The Dramatiq broker and actors on ``REDIS_URL``, for workers and for clients that feed them.
+"""The Dramatiq broker and actors, for workers and for clients that feed them.
+
+The queue lives where ``LOYALOOP_BROKER_URL`` says (a single Redis or RabbitMQ, see
+:mod:`orchestrator.workers.queue_broker`), by default on ``REDIS_URL`` when that is one Redis; the
+state on ``REDIS_URL`` (one Redis or a cluster, see :mod:`orchestrator.store.connect`).
 
 ``setup`` is what :mod:`orchestrator.worker` runs at import (it is a worker) and what
 :func:`orchestrator.workers.client.connect` runs to send events to workers (it is a client).
@@ -18,29 +22,26 @@ heartbeat time plus one sweep; Loyaloop's own leases (``LOYALOOP_TIMER_LEASE``,
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import dramatiq
-import redis
-from dramatiq.brokers.redis import MAINTENANCE_SCALE, RedisBroker
 from dramatiq.brokers.stub import StubBroker
 
+from orchestrator.language.journey import Journey
 from orchestrator.runtime.compose import build_runtime, freeze_startup_objects
 from orchestrator.runtime.runtime import Runtime
 from orchestrator.settings import Settings, load_settings
+from orchestrator.store import layout
+from orchestrator.store.connect import open_redis
 from orchestrator.workers.actors import ActorDispatcher, Actors
-from orchestrator.workers.closing_broker import ClosingRedisBroker
+from orchestrator.workers.queue_broker import build_queue_broker, needs_sweep
 
 
 def build_broker(settings: Settings) -> dramatiq.Broker:
-    """A RedisBroker on ``REDIS_URL``, or a StubBroker for the embedded default."""
+    """The broker on the queue's URL (a RedisBroker or a RabbitmqBroker), or a StubBroker for the
+    embedded default (no ``REDIS_URL``)."""
     if settings.redis_url:
-        broker: dramatiq.Broker = ClosingRedisBroker(
-            url=settings.redis_url,
-            namespace="loyaloop",
-            heartbeat_timeout=settings.heartbeat_ms,
-            maintenance_chance=settings.maintenance_chance,
-        )
-        return broker
+        return build_queue_broker(settings)
     return StubBroker()
 
 
@@ -50,17 +51,12 @@ def dead_worker_sweeper(settings: Settings, broker: dramatiq.Broker) -> Callable
     Dramatiq does this as a side effect of one command in a thousand, on that command's queue only,
     so after a SIGKILL an idle queue may keep a dead worker's messages for many minutes.  The sweep
     runs the same maintenance script deliberately, through a broker of its own whose every command
-    does maintenance.  None for the embedded (stub) broker, which has no workers to lose.
+    does maintenance.  None for the embedded (stub) broker, which has no workers to lose, and for
+    RabbitMQ, which requeues a dead consumer's messages itself when its connection drops.
     """
-    if not isinstance(broker, RedisBroker) or not settings.redis_url:
+    if not needs_sweep(broker) or not settings.redis_url:
         return None
-    sweeper = ClosingRedisBroker(
-        url=settings.redis_url,
-        namespace="loyaloop",
-        heartbeat_timeout=settings.heartbeat_ms,
-        maintenance_chance=MAINTENANCE_SCALE,
-        middleware=[],
-    )
+    sweeper: Any = build_queue_broker(settings, sweeper=True, probe=False)
     queues = sorted(broker.get_declared_queues() | broker.get_declared_delay_queues())
 
     def sweep() -> None:
@@ -83,9 +79,16 @@ class RuntimeCloser(dramatiq.Middleware):
             runtime.close()
 
 
-def setup(settings: Settings | None = None) -> tuple[dramatiq.Broker, Actors]:
-    """Set the global broker and declare the actors on it."""
+def setup(
+    settings: Settings | None = None, *, journeys: dict[str, Journey] | None = None
+) -> tuple[dramatiq.Broker, Actors]:
+    """Set the global broker and declare the actors on it.
+
+    ``journeys``: the journeys this process checked at start-up (:mod:`orchestrator.worker`); its
+    runtime serves exactly those, never a later edit of the folder.  None: loaded with the runtime.
+    """
     settings = settings or load_settings()
+    layout.use(layout.Layout.from_settings(settings))  # the queue names and keys follow the namespace
     broker = build_broker(settings)
     if settings.metrics:
         from dramatiq.middleware.prometheus import Prometheus
@@ -94,11 +97,12 @@ def setup(settings: Settings | None = None) -> tuple[dramatiq.Broker, Actors]:
     closer = RuntimeCloser()
     broker.add_middleware(closer)
     dramatiq.set_broker(broker)
-    client_url = settings.redis_url
 
     def build(actors: Actors) -> Runtime:
-        client = redis.Redis.from_url(client_url or "redis://127.0.0.1:6379/0", decode_responses=True)
-        runtime = closer.runtime = build_runtime(settings, client, dispatcher=ActorDispatcher(actors))
+        client = open_redis(settings)
+        runtime = closer.runtime = build_runtime(
+            settings, client, journeys=journeys, dispatcher=ActorDispatcher(actors)
+        )
         freeze_startup_objects()
         return runtime
 

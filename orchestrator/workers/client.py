@@ -1,4 +1,4 @@
-"""A Python client on ``REDIS_URL`` whose events reach the workers started with
+"""A Python client on ``REDIS_URL`` (one Redis or a cluster) whose events reach the workers started with
 ``dramatiq orchestrator.worker``: the intake API bound to the same broker and actors."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from orchestrator.errors import ConfigurationError
 from orchestrator.language.inputs import MAX_FUTURE
 from orchestrator.runtime.intake import Loyaloop
 from orchestrator.settings import Settings, load_settings
+from orchestrator.store.connect import open_redis
 from orchestrator.workers.broker import setup
 
 
@@ -27,6 +28,6 @@ def connect(
             "(without it, Loyaloop runs embedded only inside `loyaloop demo`)"
         )
     _broker, actors = setup(settings)
-    redis_client = client if client is not None else redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    redis_client = client if client is not None else open_redis(settings)
     known = plugins.consent_channels(plugins.build_channels(settings))
     return Loyaloop(actors, redis_client, max_future=max_future, consent_channels=known)

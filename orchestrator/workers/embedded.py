@@ -22,6 +22,7 @@ from typing import Any
 
 import dramatiq
 import redis
+from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 
 from orchestrator import plugins
@@ -31,8 +32,9 @@ from orchestrator.runtime.intake import Loyaloop
 from orchestrator.runtime.runtime import Runtime
 from orchestrator.runtime.transitions import utc_now
 from orchestrator.settings import Settings
-from orchestrator.workers.actors import QUEUES, ActorDispatcher, Actors
-from orchestrator.workers.closing_broker import ClosingRedisBroker
+from orchestrator.store.connect import open_redis
+from orchestrator.workers.actors import ActorDispatcher, Actors
+from orchestrator.workers.queue_broker import build_queue_broker
 from orchestrator.workers.scheduler import Scheduler
 
 #: Fewer timer shards in-process: there is one scheduler and fakeredis runs Lua in Python.
@@ -76,13 +78,13 @@ class Embedded:
         # A client built here from REDIS_URL is ours to close in stop(); one handed in is the caller's.
         self._owned_client: redis.Redis | None = None
         if client is None and settings.redis_url:
-            client = self._owned_client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+            client = self._owned_client = open_redis(settings)
         # Only a Redis made here, private to the process, may go without LOYALOOP_SECRET_KEY.
         in_process = client is None
         self.client = client if client is not None else in_process_redis()
         self.broker: dramatiq.Broker
         if settings.redis_url:
-            self.broker = ClosingRedisBroker(url=settings.redis_url, namespace="loyaloop")
+            self.broker = build_queue_broker(settings)
         else:
             self.broker = StubBroker()
             self.broker.emit_after("process_boot")
@@ -155,9 +157,10 @@ class Embedded:
 
     def _join(self, timeout_ms: int, deadline: float) -> None:
         if not isinstance(self.broker, StubBroker):
+            options = {"interval": 2} if isinstance(self.broker, RedisBroker) else {}
             for _ in range(2):
-                for queue in QUEUES:
-                    self.broker.join(queue, timeout=timeout_ms, interval=2)  # type: ignore[call-arg]
+                for queue in self.actors.queues:
+                    self.broker.join(queue, timeout=timeout_ms, **options)
             return
         queues = self.broker.queues
         idle_rounds = 0

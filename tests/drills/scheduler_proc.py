@@ -1,7 +1,7 @@
 """A scheduler process for the drills: ``python -m tests.drills.scheduler_proc [--lease S] [--victim]``.
 
 It builds the same Runtime and Scheduler a ``loyaloop scheduler`` would (settings and Redis from the
-environment, due timers handed to the workers' ``fire_timers`` actor over the RedisBroker).
+environment, due timers handed to the workers' ``fire_timers`` actor over the queue's broker).
 
 ``--victim`` is the scheduler that dies mid-claim: it claims every due timer with its lease, prints
 ``claimed <n> <epoch>`` and then stalls before handing anything to a worker, so the drill can
@@ -16,8 +16,6 @@ import signal
 import threading
 import time
 
-import redis
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -29,15 +27,16 @@ def main() -> None:
 
     from orchestrator.runtime.compose import build_runtime
     from orchestrator.settings import load_settings
+    from orchestrator.store.connect import open_redis
     from orchestrator.workers.actors import ActorDispatcher
-    from orchestrator.workers.broker import dead_worker_sweeper
+    from orchestrator.workers.broker import dead_worker_sweeper, setup
     from orchestrator.workers.scheduler import Scheduler
-    from tests.drills.support import broker_client
 
     settings = load_settings()
     assert settings.redis_url, "REDIS_URL must be set"
-    broker, actors = broker_client(settings.redis_url)
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    # The queue wherever the settings say (LOYALOOP_BROKER_URL), the state a single Redis or a cluster.
+    broker, actors = setup(settings)
+    client = open_redis(settings)
     runtime = build_runtime(settings, client, dispatcher=ActorDispatcher(actors), timer_lease=args.lease)
 
     if args.victim:

@@ -8,7 +8,10 @@ reaches evenly spaced fractions of the expected messages, and a fresh worker is 
 (what a process supervisor does).  A scheduler process fires the journey's waits throughout.
 
 Passes when every customer received exactly the journey's three messages (checked from the outbox:
-zero lost, zero duplicated), every enrollment finished, and no worker error was logged.  It also
+zero lost, zero duplicated), every enrollment finished, no worker error was logged, and the exact
+measurement record (``Store.version_figures``) says what happened, no more and no less: one entrant
+per customer, each step reached once per customer, each send counted once on its channel, and the
+one order every customer places during the kills counted once with its value.  It also
 reports how often the channel was called again for a send already written (a re-drive after a
 kill, absorbed by the idempotency key), and how long recovery took.
 """
@@ -22,8 +25,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator.store import keys
+from orchestrator.store import Store, keys
+from orchestrator.store.connect import open_redis
 from orchestrator.store.run_codec import split_runs
+from orchestrator.workers.client import connect
 from tests.drills import support
 
 
@@ -49,10 +54,38 @@ class SigkillResult:
     machine: str = ""
     timed_out: str = ""
     orphaned: dict[str, int] = field(default_factory=dict)  # messages left in dead workers' Dramatiq ack sets
+    #: Figures of the measurement record that differ from the ground truth: name → (found, expected).
+    miscounted: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def exact(self) -> bool:
-        return self.lost == 0 and self.duplicated == 0 and self.unexpected == 0 and self.live_left == 0
+        clean = self.lost == 0 and self.duplicated == 0 and self.unexpected == 0 and self.live_left == 0
+        return clean and not self.miscounted
+
+
+#: The order every drill customer places right after entering (a KPI event: it ends no run).
+ORDER_TOTAL = 12.5
+
+
+def miscounted_figures(client: Any, customers: int) -> dict[str, tuple[float, float]]:
+    """The measurement record against the ground truth of the drill: each customer entered once,
+    reached every step once, got each send once on its channel, and placed one order."""
+    (figures,) = Store(client).version_figures("drill")
+    arms = figures.arm_totals()
+    steps = figures.step_totals()
+    found: dict[str, float] = {f"arm {arm} entrants": counts.entrants for arm, counts in arms.items()}
+    treated = arms.get("treated")
+    found["orders"] = treated.orders if treated else 0
+    found["order revenue"] = treated.order_revenue_sum if treated else 0
+    for step_id in ("first", "pause_one", "second", "pause_two", "third", "done"):
+        found[f"{step_id} reached"] = steps.get(step_id, {}).get("reached", 0)
+    for step_id, channel in support.THREE_STEP_SENDS:
+        found[f"{step_id} sent"] = steps.get(step_id, {}).get("sent", 0)
+        found[f"{step_id} sent:{channel}"] = steps.get(step_id, {}).get(f"sent:{channel}", 0)
+    expected: dict[str, float] = {name: customers for name in found}
+    expected["order revenue"] = customers * ORDER_TOTAL
+    expected.update({f"arm {arm} entrants": 0 for arm in arms if arm != "treated"})
+    return {name: (found[name], expected[name]) for name in found if found[name] != expected[name]}
 
 
 def live_enrollments(client: Any, ids: list[str]) -> int:
@@ -85,7 +118,16 @@ def run(
     maintenance_chance: int | None = None,
     timeout: float = 600.0,
     log: Any = print,
+    state_url: str | None = None,
+    broker_url: str | None = None,
 ) -> SigkillResult:
+    """``state_url``/``broker_url``: the state elsewhere (``redis+cluster://…``) and the queue on a
+    given broker (``redis://…`` or ``amqp://…``); by default both on a Redis started here."""
+    if state_url is not None:
+        options = {"kills": kills, "processes": processes, "threads": threads, "wait": wait, "log": log,
+                   "heartbeat_ms": heartbeat_ms, "module": module, "send_lease": send_lease, "timeout": timeout,
+                   "timer_lease": timer_lease, "maintenance_chance": maintenance_chance}  # fmt: skip
+        return _run_elsewhere(state_url, broker_url, customers, **options)
     redis = support.start_redis()
     env = {"LOYALOOP_HEARTBEAT_MS": str(heartbeat_ms), "LOYALOOP_TIMER_LEASE": str(timer_lease)}
     if send_lease is not None:
@@ -93,18 +135,64 @@ def run(
     if maintenance_chance is not None:
         env["LOYALOOP_MAINTENANCE_CHANCE"] = str(maintenance_chance)
     space = support.make_workspace(redis.url, {"drill": support.THREE_STEP.format(wait=wait)}, extra_env=env)
+    try:
+        return _drill(space, redis.client, lambda: support.api(redis.url), customers, kills, processes, threads,
+                      module, timer_lease, timeout, log)  # fmt: skip
+    finally:
+        redis.close()
+
+
+def _run_elsewhere(state_url: str, broker_url: str | None, customers: int, **options: Any) -> SigkillResult:
+    """:func:`run` with the state at ``state_url`` and the queue at ``broker_url``."""
+    env = {"LOYALOOP_HEARTBEAT_MS": str(options["heartbeat_ms"]), "LOYALOOP_TIMER_LEASE": str(options["timer_lease"])}
+    if options["send_lease"] is not None:
+        env["LOYALOOP_SEND_LEASE"] = str(options["send_lease"])
+    if options["maintenance_chance"] is not None:
+        env["LOYALOOP_MAINTENANCE_CHANCE"] = str(options["maintenance_chance"])
+    if broker_url:
+        env["LOYALOOP_BROKER_URL"] = broker_url
+    space = support.make_workspace(state_url, {"drill": support.THREE_STEP.format(wait=options["wait"])}, extra_env=env)
+    settings = space.settings()
+    client = open_redis(settings)
+
+    def producer() -> Any:
+        return connect(settings)  # its own client: the drill closes it once the events are in
+
+    try:
+        return _drill(space, client, producer, customers, options["kills"], options["processes"], options["threads"],
+                      options["module"], options["timer_lease"], options["timeout"], options["log"])  # fmt: skip
+    finally:
+        client.close()
+
+
+def _drill(
+    space: Any,
+    client: Any,
+    producer: Any,
+    customers: int,
+    kills: int,
+    processes: int,
+    threads: int,
+    module: str,
+    timer_lease: float,
+    timeout: float,
+    log: Any,
+) -> SigkillResult:
+    """The drill proper on a workspace whose state ``client`` reads and whose ``producer()`` tracks."""
     ids = support.customer_ids(customers)
-    support.seed_profiles(redis.client, ids)
+    support.seed_profiles(client, ids)
     expected = customers * len(support.THREE_STEP_SENDS)
     worker = support.start_worker(space, processes=processes, threads=threads, module=module)
     scheduler = support.start_scheduler(space, lease=timer_lease)
-    result = SigkillResult(customers, expected, 0, 0, 0, 0, machine=support.describe_machine(redis.client))
+    machine = support.describe_machine(client if hasattr(client, "connection_pool") else None)
+    result = SigkillResult(customers, expected, 0, 0, 0, 0, machine=machine)
     workers = [worker]
     try:
-        lp = support.api(redis.url)
+        lp = producer()
         started = time.monotonic()
         for customer_id in ids:
             lp.track(customer_id, "drill.started", {}, event_id=f"start-{customer_id}")
+            lp.track(customer_id, "order.placed", {"total": ORDER_TOTAL}, event_id=f"order-{customer_id}")
         support.close_api(lp)
         log(f"queued {customers:,} events in {time.monotonic() - started:.1f} s")
         marks = [expected * (index + 1) // (kills + 1) for index in range(kills)]
@@ -127,11 +215,11 @@ def run(
         try:
             support.wait_for(lambda: support.count_lines(space.outbox) >= expected, timeout, what="every message")
             result.tail_after_last_kill = time.monotonic() - last_kill if last_kill else 0.0
-            support.wait_for(lambda: live_enrollments(redis.client, ids) == 0, timeout, interval=0.5, what="finished")
+            support.wait_for(lambda: live_enrollments(client, ids) == 0, timeout, interval=0.5, what="finished")
             time.sleep(1.0)  # anything still re-driving would land now
         except TimeoutError as exc:
             result.timed_out = str(exc)
-            result.orphaned = orphaned_messages(redis.client)
+            result.orphaned = orphaned_messages(client)
         result.total_seconds = time.monotonic() - started
         counted = support.tally(space.outbox, ids, support.THREE_STEP_SENDS)
         result.received = counted.received
@@ -140,17 +228,17 @@ def run(
             len(counted.duplicated),
             len(counted.unexpected),
         )
-        stats = redis.client.hgetall(keys.journey_stats("drill"))
+        stats = client.hgetall(keys.journey_stats("drill"))
         result.channel_calls = sum(int(v) for k, v in stats.items() if ":sent:" in k)
-        result.live_left = live_enrollments(redis.client, ids)
+        result.live_left = live_enrollments(client, ids)
+        result.miscounted = miscounted_figures(client, customers)
         if result.timed_out and not result.orphaned:
-            result.orphaned = orphaned_messages(redis.client)
+            result.orphaned = orphaned_messages(client)
         return result
     finally:
         for proc in workers:
             proc.stop()
         scheduler.stop()
-        redis.close()
 
 
 def report(result: SigkillResult) -> str:
@@ -168,6 +256,10 @@ def report(result: SigkillResult) -> str:
         )
     tail, total = result.tail_after_last_kill, result.total_seconds
     lines.append(f"  last message {tail:.1f} s after the last kill; whole run {total:.1f} s")
+    if result.miscounted:
+        lines.append(f"  measurement record off (found, expected): {result.miscounted}")
+    else:
+        lines.append("  measurement record exact: entrants, steps reached, sends per channel, orders and revenue")
     if result.timed_out:
         lines.append(f"  {result.timed_out}; messages still in Dramatiq ack sets: {result.orphaned or 'none'}")
     lines.append("  PASS: every customer got exactly the journey's messages" if result.exact else "  FAIL")

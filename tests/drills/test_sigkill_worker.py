@@ -8,7 +8,7 @@ from tests.drills import sigkill_worker
 def test_three_sigkills_lose_and_duplicate_nothing() -> None:
     """1,000 customers through a three-step journey while the ``dramatiq orchestrator.worker`` group is
     SIGKILLed three times: the outbox holds exactly three messages per customer and every enrollment
-    finished.
+    finished; the exact measurement record counts every entry, step, send and order once.
 
     Leases are 5 s and the heartbeat 3 s so recovery fits in CI; Dramatiq's own maintenance chance is
     left at its default, so the events a killed worker held come back through the scheduler's sweep.
@@ -28,3 +28,4 @@ def test_three_sigkills_lose_and_duplicate_nothing() -> None:
     assert (result.lost, result.duplicated, result.unexpected, result.timed_out) == (0, 0, 0, ""), text
     assert result.received == 3_000, text
     assert result.live_left == 0, text
+    assert result.miscounted == {}, text

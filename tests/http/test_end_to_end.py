@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +26,7 @@ from orchestrator.language.profile import Profile
 from orchestrator.runtime.message_status import StatusBook
 from tests.http.conftest import bearer, make_config
 from tests.http.helpers import PUBLIC_URL, TWILIO_TOKEN, SendGridSigner, serve
-from tests.runtime.harness import Harness, journey, running
+from tests.runtime.harness import STATE_URL_VARIABLE, Harness, journey, running
 
 WELCOME = journey(
     {
@@ -234,6 +235,8 @@ def test_every_door_that_changes_consent_leaves_a_history_entry(redis_url: str, 
         assert client.post(page, content=b"List-Unsubscribe=One-Click", headers=one_click).status_code == 200
 
         env = {"REDIS_URL": redis_url, "LOYALOOP_SECRET_KEY": secret.decode(), "LOYALOOP_JOURNEYS": str(tmp_path)}
+        if state_url := os.environ.get(STATE_URL_VARIABLE):  # the state on a cluster (test_on_cluster.py)
+            env.update(REDIS_URL=state_url, LOYALOOP_BROKER_URL=redis_url)
         cli = CliRunner().invoke(unsubscribe, [make_token(secret, "door-cli", "sms", "welcome")], env=env)
         assert cli.exit_code == 0, cli.output
 

@@ -5,6 +5,7 @@ clock the test moves by hand."""
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,10 +22,13 @@ from orchestrator.runtime.compose import build_runtime
 from orchestrator.runtime.intake import Loyaloop
 from orchestrator.runtime.runtime import Runtime
 from orchestrator.settings import Settings
+from orchestrator.store.connect import open_redis
 from orchestrator.workers.actors import QUEUES, ActorDispatcher, Actors
 from orchestrator.workers.closing_broker import ClosingRedisBroker
 from orchestrator.workers.scheduler import Scheduler
 
+#: ``redis+cluster://…``: every Harness keeps its state there (the broker stays on the test's Redis).
+STATE_URL_VARIABLE = "LOYALOOP_TEST_STATE_URL"
 START = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # a Monday, 11:00 in Amsterdam
 
 
@@ -85,7 +89,15 @@ class Harness:
             secret_key="s" * 40,
             **(settings or {}),
         )
-        self.client = redis.Redis.from_url(redis_url, decode_responses=True)
+        # The state on a Redis Cluster instead, when the scale-out sweep asks (tests/runtime/test_on_cluster.py).
+        state_url = os.environ.get(STATE_URL_VARIABLE)
+        self.client = (
+            open_redis(self.settings, url=state_url)
+            if state_url
+            else redis.Redis.from_url(redis_url, decode_responses=True)
+        )
+        if state_url:  # the test's Redis is flushed by its fixture; the shared cluster here
+            self.client.flushall(target_nodes="primaries")
         self.broker = ClosingRedisBroker(url=redis_url, namespace=f"t{uuid.uuid4().hex[:8]}")
         self.actors = Actors(self.broker, lambda actors: self.runtime)
         self.runtime: Runtime = build_runtime(

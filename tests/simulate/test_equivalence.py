@@ -4,6 +4,7 @@ on a real redis-server, with the same virtual clock, gives the same messages and
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -25,7 +26,12 @@ def _journeys_with_a_holdout(tmp_path: Path) -> Path:
     folder = tmp_path / "journeys"
     shutil.copytree(ROOT / "journeys", folder)
     welcome = folder / "welcome.yaml"
-    welcome.write_text(welcome.read_text().replace("re_entry: never\n", "re_entry: never\nholdout: 30\n", 1))
+    text = welcome.read_text()
+    if re.search(r"^holdout:", text, re.M):
+        text = re.sub(r"^holdout: .*$", "holdout: 30", text, count=1, flags=re.M)
+    else:
+        text = text.replace("re_entry: never\n", "re_entry: never\nholdout: 30\n", 1)
+    welcome.write_text(text)
     return folder
 
 

@@ -78,6 +78,7 @@ def stored_runs(draw: st.DrawFn) -> tuple[Enrollment, SendAction | None, tuple[i
         entered_at=entered,
         updated_at=updated,
         holdout=draw(st.booleans()),
+        control=draw(st.booleans()),
         trigger=draw(properties),
         trigger_event_id=draw(st.one_of(st.none(), tricky)),
         wait_until=wait_until,

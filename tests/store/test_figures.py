@@ -1,0 +1,124 @@
+"""The exact measurement record in Redis: counted only by a compare-and-set that wins, an event
+counted once, shards in the customer's own Cluster slot, summed back by ``version_figures``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import fakeredis
+import pytest
+import redis
+from redis.crc import key_slot
+
+from orchestrator.engine.enrollment import Enrollment
+from orchestrator.engine.measuring import Hit, Tally, Window
+from orchestrator.store import FigureArgs, Store, keys
+from orchestrator.store.figures import decode_window, decode_windows, encode_window, shard_key, slot_tag
+
+NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["redis-server", "fakeredis"])
+def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    """Real redis-server and fakeredis (the embedded demo's): the scripts must count alike on both."""
+    if request.param == "fakeredis":
+        yield Store(fakeredis.FakeRedis(decode_responses=True))
+        return
+    client = redis.Redis.from_url(request.getfixturevalue("redis_url"), decode_responses=True)
+    yield Store(client)
+    client.close()
+
+
+def run(customer_id: str, revision: int = 1) -> Enrollment:
+    return Enrollment(
+        run_id=f"welcome-{customer_id}",
+        journey_id="welcome",
+        journey_version="v1",
+        customer_id=customer_id,
+        status="waiting",
+        entered_at=NOW,
+        updated_at=NOW,
+        revision=revision,
+    )
+
+
+def opened(customer_id: str) -> Window:
+    entered = NOW.timestamp()
+    return Window("welcome", "v1", ("treated",), "2026-03-02", entered, 86400.0, 86400.0, entered + 86400, "t|1")
+
+
+def entry(customer_id: str) -> FigureArgs:
+    counted = Tally(
+        arms=(("treated", "2026-03-02", "entrants", 1),),
+        steps=(("hello", "2026-03-02", "reached", 1),),
+        window=opened(customer_id),
+    )
+    return FigureArgs.of(counted)
+
+
+def create(store: Store, customer_id: str, revision: int = 1, expected: int = -1) -> bool:
+    enrollment = run(customer_id, revision)
+
+    def write(pipe: object) -> None:
+        store.index_figures(pipe, {store.figures_member(enrollment)})
+        store.write_enrollment(
+            pipe, enrollment, expected=expected, send=None, timer=None, figures=entry(customer_id), now=NOW.timestamp()
+        )
+
+    return bool(store.run(write)[-1])
+
+
+def test_counts_are_written_only_by_a_compare_and_set_that_wins(store: Store) -> None:
+    """The same entry stored twice (a redelivered trigger) and a stale move count nothing more."""
+    assert create(store, "c1") and not create(store, "c1")
+    assert not create(store, "c1", revision=5, expected=3)
+    (found,) = store.version_figures("welcome")
+    assert found.arm_totals()["treated"].entrants == 1
+    assert found.step_totals() == {"hello": {"reached": 1}}
+    assert list(store.open_windows("c1")) == ["welcome-c1"]
+    ttl = store.redis.ttl(keys.windows("c1"))
+    assert ttl > 0
+
+
+def test_an_event_is_counted_once_with_per_customer_sums_of_squares(store: Store) -> None:
+    create(store, "c1")
+    windows = store.open_windows("c1")
+    at = NOW.timestamp() + 60
+
+    def count(event_id: str, value: float) -> None:
+        hit = Hit("welcome-c1", goal=True, value=value, order=True, order_value=value, nps=10)
+        store.run(lambda pipe: store.measure_event(pipe, "c1", event_id, at, [hit], windows))
+
+    count("e1", 3.0)
+    count("e1", 3.0)  # redelivered: nothing more
+    count("e2", 4.5)
+    counts = store.version_figures("welcome")[0].arm_totals()["treated"]
+    assert (counts.converters, counts.conversions, counts.revenue_sum) == (1, 2, 7.5)
+    assert counts.revenue_sumsq == pytest.approx(7.5**2)  # one customer's 7.5, squared
+    assert (counts.repeat_purchasers, counts.orders, counts.order_revenue_sumsq) == (1, 2, pytest.approx(56.25))
+    assert (counts.nps_responses, counts.nps_promoters) == (1, 1)
+    assert counts.converters_after_message == 0  # no message was delivered
+    stored = store.open_windows("c1")["welcome-c1"]
+    assert (stored.converted, stored.revenue, stored.orders, stored.nps_answered) == (True, 7.5, 2, True)
+
+
+def test_shards_live_in_their_customers_slots_and_are_summed_back(store: Store) -> None:
+    ids = [f"cust-{n}" for n in range(40)]
+    for customer_id in ids:
+        tag = slot_tag(customer_id)
+        assert key_slot(shard_key(customer_id, "welcome", "v1").encode()) == key_slot(
+            keys.profile(customer_id).encode()
+        )
+        assert key_slot(keys.windows(customer_id).encode()) == key_slot(keys.profile(customer_id).encode())
+        assert tag
+        create(store, customer_id)
+    assert len(store.redis.smembers(keys.figures_index())) == len({slot_tag(c) for c in ids}) > 1
+    (found,) = store.version_figures()
+    assert found.arm_totals()["treated"].entrants == 40
+
+
+def test_a_window_round_trips_whatever_its_trigger_event_id_holds() -> None:
+    window = opened("c1")
+    assert decode_window(encode_window(window)) == window
+    assert decode_windows({"r1": encode_window(window), "d|r1|2": "1"}) == {"r1": window}
