@@ -13,7 +13,7 @@ import grimp
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ("cli", "http", "workers", "runtime", "gate", "store", "engine", "language")
+LAYERS = ("cli", "simulate", "http", "workers", "runtime", "gate", "store", "engine", "language")
 DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
 
 

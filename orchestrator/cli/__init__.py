@@ -39,6 +39,8 @@ COMMANDS: dict[str, str] = {
     "console": "orchestrator.cli.console:console",
     "send-test": "orchestrator.cli.send_test:send_test",
     "report": "orchestrator.cli.report:report",
+    "simulate": "orchestrator.cli.simulate:simulate_command",
+    "explain": "orchestrator.cli.explain:explain",
 }
 
 

@@ -26,7 +26,7 @@ from orchestrator.measure.figures import VersionFigures
 from orchestrator.settings import Settings
 from orchestrator.store import snapshot
 from orchestrator.store.vouchers import Vouchers
-from orchestrator.workers.embedded import Embedded
+from orchestrator.workers.embedded import Embedded, SimClock
 
 ZONES = (
     "Europe/Amsterdam",
@@ -47,16 +47,6 @@ PRODUCTS: tuple[dict[str, Any], ...] = (
 
 #: The simulated clock moves in steps of at most this much (a timer fires at most this late).
 QUANTUM = timedelta(minutes=15)
-
-
-class SimClock:
-    """The demo's clock: read by the runtime, the gate and the scheduler; moved only by the demo."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass

@@ -275,3 +275,23 @@ def apply_attributes(profile: Profile, values: dict[str, Any]) -> Profile:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise InputError(f"{where}: {first['msg']}", field=where) from None
+
+
+#: What a line of an import file (``loyaloop import``, ``loyaloop simulate``) may say it is.
+IMPORT_TYPES = ("track", "identify")
+
+
+def parse_import_line(raw: bytes | str) -> dict[str, Any]:
+    """One line of a JSONL import file: a JSON object whose ``type`` is ``track`` (the default) or
+    ``identify``.  Its fields are checked later, by the checks above, when the line is used; this
+    is only the shape every reader of such a file (import, simulate) agrees on."""
+    try:
+        record = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"not JSON: {exc}", field="line") from None
+    if not isinstance(record, dict):
+        raise InputError("each line must be a JSON object", field="line")
+    kind = record.get("type", "track")
+    if kind not in IMPORT_TYPES:
+        raise InputError(f"type {kind!r} is not 'track' or 'identify'", field="type")
+    return record

@@ -35,7 +35,7 @@ from orchestrator.engine.run_ids import run_id_for
 from orchestrator.gate.policy import GateDecision, SendRequest
 from orchestrator.language.journey import Journey
 from orchestrator.language.profile import Profile
-from orchestrator.runtime.delivery import AttemptResult
+from orchestrator.runtime.attempts import AttemptResult
 from orchestrator.runtime.drain_slots import DrainSlots
 from orchestrator.runtime.event_queue import QueuedEvent
 from orchestrator.runtime.events import EventRunner

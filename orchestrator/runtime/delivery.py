@@ -14,9 +14,9 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import pluggy
 
@@ -24,7 +24,6 @@ from orchestrator import engine, metrics, plugins
 from orchestrator.engine.enrollment import (
     ACTION_CHANNEL,
     ChannelOutcome,
-    Delivered,
     DeliveryOutcomeName,
     Enrollment,
     SendAction,
@@ -38,6 +37,7 @@ from orchestrator.language.profile import Profile
 from orchestrator.language.render import Renderer, build_context
 from orchestrator.message import ActionKind, Channel, Message
 from orchestrator.runtime.actions import ActionCaller, endpoint_limiter
+from orchestrator.runtime.attempts import AttemptOutcomeName, AttemptResult, AttemptStat, Observer
 from orchestrator.runtime.retry import backoff_delay
 from orchestrator.runtime.vouchers import VoucherCode, VoucherDesk
 from orchestrator.settings import Settings
@@ -54,34 +54,6 @@ MAX_ATTEMPTS = 6
 MAX_RATE_SLEEP = 1.0
 #: Outcomes after which the step's fallback channel is tried.
 FALL_THROUGH: frozenset[DeliveryOutcomeName] = frozenset({"no_address", "no_consent", "suppressed", "failed"})
-
-#: An attempt's outcome: a final one for the engine, or why it must be tried again at ``retry_at``.
-AttemptOutcomeName = DeliveryOutcomeName | Literal["retry", "busy", "rate_limited"]
-#: Stats an attempt counts under the step without a channel (the per-channel ones are ChannelOutcome).
-AttemptStat = Literal["deferred", "cap_deferred", "rate_limited", "voucher_fallback"]
-
-
-@dataclass(frozen=True)
-class AttemptResult:
-    """The send's final outcome (for the engine), or ``retry_at`` when it must be tried again later."""
-
-    outcome: AttemptOutcomeName
-    channel: str | None = None
-    retry_at: datetime | None = None
-    #: Stats to count (journey, step, stat, amount): the caller writes them with its next pipeline.
-    notes: tuple[tuple[str, str | None, str, int], ...] = ()
-    #: Writes that must happen whatever comes next (the ``done`` mark of a sent message); the
-    #: caller queues them on the pipeline that stores the step's outcome.
-    writes: Callable[[Any], None] | None = field(default=None, compare=False)
-
-    def delivered(self, step_id: str) -> Delivered:
-        """The engine's signal for a decided send (one without ``retry_at``)."""
-        if self.retry_at is not None or not is_delivery_outcome(self.outcome):
-            raise ValueError(
-                f"the attempt at step {step_id!r} ended {self.outcome!r} (retry at {self.retry_at!r}), which decides "
-                "nothing yet; schedule it again at retry_at instead of telling the engine"
-            )
-        return Delivered(step_id, self.outcome, self.channel)
 
 
 def signing_secret(settings: Settings, *, in_process: bool = False) -> bytes:
@@ -142,6 +114,8 @@ class Delivery:
             )
         )
         self.saved = SavedResponses(store.redis)
+        #: Told of every attempt when set (see :class:`Observer`); None in production.
+        self.observer: Observer | None = None
 
     def attempt(
         self,
@@ -171,6 +145,10 @@ class Delivery:
             key = send.idempotency_key if position == 0 else f"{send.idempotency_key}:{name}"
             given = decided if position == 0 else None
             result = self._one(journey, enrollment, send, profile, name, key, now, notes, key == claimed, given)
+            if self.observer is not None:
+                self.observer.attempted(
+                    journey=journey, enrollment=enrollment, send=send, channel=name, key=key, result=result, now=now
+                )
             if result.retry_at is not None or result.outcome not in FALL_THROUGH:
                 return replace(result, notes=tuple(notes))
             outcomes.append(result.outcome)
@@ -226,19 +204,19 @@ class Delivery:
         if decision.outcome == "quiet":
             note(ChannelOutcome("deferred", name))
             note("deferred")
-            return AttemptResult("deferred", name, retry_at=decision.retry_at)
+            return AttemptResult("deferred", name, retry_at=decision.retry_at, gate=decision)
         if decision.outcome == "capped":
             if send.on_capped == "defer":
                 until = self.gate.defer_until(decision, request, now, self.settings.defer_max)
                 if until is not None:
                     note(ChannelOutcome("deferred", name))
                     note("cap_deferred")
-                    return AttemptResult("deferred", name, retry_at=until)
+                    return AttemptResult("deferred", name, retry_at=until, gate=decision)
             note(ChannelOutcome("capped", name))
-            return AttemptResult("capped", name)
+            return AttemptResult("capped", name, gate=decision)
         if decision.outcome != "allowed":
             note(ChannelOutcome(decision.outcome, name))
-            return AttemptResult(decision.outcome, name)
+            return AttemptResult(decision.outcome, name, gate=decision)
         assert address is not None
         return self._send(journey, enrollment, send, profile, channel, address, key, now, note, claimed)
 

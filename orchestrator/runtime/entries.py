@@ -210,6 +210,7 @@ class EntryRunner(DecisionRunner):
     def _batch_effects(self, decisions: list[Decision]) -> None:
         """Stats of many new runs summed into one HINCRBY each."""
         totals: Counter[tuple[str, str | None, str]] = Counter()
+        self.observe_stored(decisions)
         for decision in decisions:
             journey_id = decision.enrollment.journey_id
             recorded = set()

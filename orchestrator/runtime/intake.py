@@ -10,7 +10,6 @@ call them from any request thread.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from orchestrator.language.inputs import (
     check_event_id,
     check_properties,
     check_timestamp,
+    parse_import_line,
 )
 from orchestrator.language.profile import Profile
 from orchestrator.language.timeparse import parse_timezone
@@ -230,13 +230,10 @@ class Loyaloop:
         """Apply an identify line now (after queueing ``pending``) or prepare a track line: the
         (customer id, record) to queue with its chunk."""
         try:
-            record = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise self._refuse(InputError(f"not JSON: {exc}", field="line")) from None
-        if not isinstance(record, dict):
-            raise self._refuse(InputError("each line must be a JSON object", field="line"))
-        kind = record.get("type", "track")
-        if kind == "identify":
+            record = parse_import_line(raw)
+        except InputError as error:
+            raise self._refuse(error) from None
+        if record.get("type", "track") == "identify":
             self._queue_many(pending)
             pending.clear()
             if not isinstance(record.get("attributes"), dict):
@@ -245,12 +242,10 @@ class Loyaloop:
                 )
             self.identify(record.get("customer_id"), record["attributes"])  # type: ignore[arg-type]
             return None
-        if kind == "track":
-            customer_id = record.get("customer_id")
-            fields = (record.get(name) for name in ("event", "properties", "event_id", "timestamp"))
-            _ident, queued = self._prepare(customer_id, *fields)
-            return str(customer_id), queued  # (_prepare checked the id)
-        raise self._refuse(InputError(f"type {kind!r} is not 'track' or 'identify'", field="type"))
+        customer_id = record.get("customer_id")
+        fields = (record.get(name) for name in ("event", "properties", "event_id", "timestamp"))
+        _ident, queued = self._prepare(customer_id, *fields)
+        return str(customer_id), queued  # (_prepare checked the id)
 
 
 def _created(profile: Profile, now: datetime) -> Profile:

@@ -240,6 +240,7 @@ class DecisionRunner:
         """Cancel the replaced timer and count the stats (one round trip, or none when it rides on
         the caller's closing pipeline)."""
         enrollment = decision.enrollment
+        self.observe_stored([decision])
         records: list[tuple[str, str | None, str, int]] = list(notes)
         recorded = set()
         for action in decision.actions:
@@ -268,6 +269,14 @@ class DecisionRunner:
             build(pipe)
         elif records or drop:
             self._bookkeeping(build)
+
+    def observe_stored(self, decisions: Iterable[Decision]) -> None:
+        """Tell the delivery's observer (``loyaloop simulate``; none in production) of stored decisions."""
+        observer = self.delivery.observer
+        if observer is not None:
+            now = self.clock()
+            for decision in decisions:
+                observer.stored(decision, now)
 
     def _bookkeeping(self, build: Callable[[Any], None]) -> None:
         """Writes that may be lost in a crash (stats, clean-up): on the caller's closing pipeline

@@ -94,7 +94,7 @@ class Actors:
             )
 
         def fire_timers(members: Any) -> None:
-            self._guard("timers", lambda refused: _timer_members(members, refused), _fire)
+            self._guard("timers", lambda refused: _timer_members(members, refused), fire_claimed)
 
         def enter_batch(journey_id: Any, customer_ids: Any, run_key: Any, trigger: Any) -> None:
             self._guard(
@@ -275,12 +275,13 @@ class ActorDispatcher:
         self.actors.drain_events.send(shard)
 
 
-def _fire(runtime: Runtime, members: list[tuple[str, str, int]]) -> None:
+def fire_claimed(runtime: Runtime, members: list[tuple[str, str, int]]) -> None:
     """Fire a batch of claimed timers, then acknowledge the handled ones in one round trip (a crash
     leaves the rest leased, and the reaper hands them out again).
 
     Each customer's timers fire in priority order (:func:`orchestrator.runtime.fire_order.due_order`), so
-    the highest-priority journey reaches the fatigue gate first."""
+    the highest-priority journey reaches the fatigue gate first.  ``loyaloop simulate`` fires its
+    virtual timers through this same function."""
     handled: list[tuple[str, str, int]] = []
     try:
         for timer in due_order(runtime, members):

@@ -49,6 +49,17 @@ def in_process_redis() -> redis.Redis:
     return client
 
 
+class SimClock:
+    """A virtual clock (``loyaloop demo``, ``loyaloop simulate``): read by the runtime, the gate and
+    the scheduler; moved only by whoever drives the simulation, never backwards."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
 class Embedded:
     """A broker, worker threads, a runtime and a scheduler sharing one Redis (real or in-process)."""
 

@@ -53,7 +53,7 @@ def test_delivery_outcomes_read_from_redis_are_checked() -> None:
 
 SNIPPET = """\
 from orchestrator.engine.enrollment import ChannelOutcome, Delivered
-from orchestrator.runtime.delivery import AttemptResult
+from orchestrator.runtime.attempts import AttemptResult
 ChannelOutcome("snet", "email")
 Delivered("offer", "snet", "email")
 AttemptResult("snet", "email")

@@ -157,7 +157,7 @@ def test_quick_sends_run_in_turn_and_slow_channels_on_sender_threads(monkeypatch
     import threading
 
     from orchestrator.runtime import batch as runtime_batch
-    from orchestrator.runtime.delivery import AttemptResult
+    from orchestrator.runtime.attempts import AttemptResult
     from orchestrator.runtime.drain_slots import DrainSlots
 
     monkeypatch.setattr(runtime_batch, "_took", {"sms": 5.0})

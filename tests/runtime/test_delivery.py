@@ -13,7 +13,7 @@ from orchestrator.engine.enrollment import Delivered
 from orchestrator.errors import PermanentError, TransientError
 from orchestrator.gate import consent
 from orchestrator.message import Message, Receipt
-from orchestrator.runtime.delivery import AttemptResult
+from orchestrator.runtime.attempts import AttemptResult
 from tests.runtime.harness import START, Harness, journey, running
 
 SMS_THEN_EMAIL = journey(

@@ -1,0 +1,155 @@
+"""One simulation end to end: settings and journeys from files, a private in-process Redis, the
+production runtime with recorder channels, the driver's loop, and the output files.
+
+The simulator reads nothing from the environment: not ``REDIS_URL`` (a simulation must never
+write its virtual months into a real Redis), not the providers' credentials (no channel is built;
+recorders stand in), not ``LOYALOOP_SECRET_KEY`` (unsubscribe links are signed with a key derived
+from ``--seed``, so two runs render byte for byte the same).  Provider rate limits are left out:
+they pace a provider's API in wall-clock time, and change what a customer gets only by seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from orchestrator import plugins
+from orchestrator.language.catalogue import Catalogue
+from orchestrator.language.journey import Journey
+from orchestrator.language.loader import load_catalogue_for, load_journeys
+from orchestrator.runtime.compose import build_runtime, freeze_startup_objects
+from orchestrator.settings import Settings, load_settings
+from orchestrator.simulate.backend import Backend, private_redis
+from orchestrator.simulate.calendar import calendar
+from orchestrator.simulate.driver import DirectPump, Driver, Progress, RunStats
+from orchestrator.simulate.recorder import Recorder
+from orchestrator.simulate.source import Line
+from orchestrator.workers.embedded import EMBEDDED_SHARDS, SimClock
+
+
+@dataclass
+class Setup:
+    """What a simulation runs: settings and journeys (one version of them), and the event names
+    they know (for the unknown-event warning)."""
+
+    settings: Settings
+    journeys: dict[str, Journey]
+    known_events: set[str]
+
+
+@dataclass
+class Result:
+    recorder: Recorder
+    stats: RunStats
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return self.recorder.sorted_messages()
+
+    @property
+    def decisions(self) -> list[dict[str, Any]]:
+        return self.recorder.sorted_decisions()
+
+
+def load_setup(journeys_dir: Path | None, templates_dir: Path | None, seed: int) -> Setup:
+    """Settings and journeys from their folders only (see the module docstring for why no env)."""
+    env = {"LOYALOOP_TEMPLATES": str(templates_dir)} if templates_dir is not None else {}
+    settings = load_settings(journeys_dir, env=env)
+    settings = settings.model_copy(
+        update={"secret_key": SecretStr(f"loyaloop-simulate-seed-{seed:020d}"), "rate_limits": {}, "redis_url": None}
+    )
+    journeys = load_journeys(settings.journeys_dir, settings.templates_dir)
+    catalogue = load_catalogue_for(settings.journeys_dir)
+    return Setup(settings, journeys, known_events(journeys.values(), catalogue))
+
+
+def known_events(journeys: Iterable[Journey], catalogue: Catalogue | None) -> set[str]:
+    """Every event name a journey mentions (trigger, goals, exits, waits) or the catalogue lists."""
+    names: set[str] = set(catalogue.events) if catalogue is not None else set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key == "event" and isinstance(item, str):
+                    names.add(item)
+                else:
+                    walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    for journey in journeys:
+        walk(journey.model_dump(mode="json"))
+    return names
+
+
+def simulate(
+    setup: Setup,
+    lines: list[Line],
+    *,
+    until: datetime,
+    backend: Backend = "auto",
+    progress: Progress | None = None,
+    warn: Callable[[str], None] = lambda text: None,
+) -> Result:
+    """Run ``lines`` (sorted by time) through the production runtime on a private Redis."""
+    with private_redis(backend) as client:
+        return _simulate(setup, lines, client, until=until, progress=progress, warn=warn)
+
+
+def _simulate(
+    setup: Setup,
+    lines: list[Line],
+    client: Any,
+    *,
+    until: datetime,
+    progress: Progress | None,
+    warn: Callable[[str], None],
+) -> Result:
+    clock = SimClock(lines[0].at if lines else until)
+    recorder = Recorder(clock)
+    runtime = build_runtime(
+        setup.settings,
+        client,
+        journeys=setup.journeys,
+        clock=clock,
+        pm=plugins.get_plugin_manager(),
+        channels=recorder.channels(),
+        timer_shards=EMBEDDED_SHARDS,
+        in_process=True,
+    )
+    runtime.delivery.observer = recorder
+    freeze_startup_objects()  # as a worker does: journeys and templates live as long as the run
+    try:
+        pump = DirectPump(runtime, client, clock, plugins.consent_channels(runtime.delivery.channels))
+        stats = Driver(pump, clock, setup.journeys, warn=warn).run(lines, until=until, progress=progress)
+    finally:
+        runtime.close()
+    return Result(recorder, stats)
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
+    count = 0
+    with path.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
+            count += 1
+    return count
+
+
+def write_output(out: Path, result: Result) -> dict[str, Any]:
+    """``messages.jsonl``, ``decisions.jsonl``, ``runs.jsonl`` and ``calendar.json`` in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    messages, decisions = result.messages, result.decisions
+    write_jsonl(out / "messages.jsonl", messages)
+    write_jsonl(out / "decisions.jsonl", decisions)
+    write_jsonl(out / "runs.jsonl", result.recorder.sorted_runs())
+    cal = calendar(messages, decisions)
+    (out / "calendar.json").write_text(json.dumps(cal, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return cal
