@@ -8,7 +8,7 @@ from datetime import timedelta
 from orchestrator.engine import advance, enter
 from orchestrator.engine.bucketing import is_global_control, is_holdout
 from orchestrator.engine.enrollment import Delivered, EventArrived
-from orchestrator.engine.measuring import Window, arm_of, event_hits, number_at, tally
+from orchestrator.engine.measuring import Window, arm_of, event_hits, number_at, tally, trigger_tag
 from orchestrator.settings import MeasureSettings
 from tests.engine.builders import NOW, journey, profile, start
 
@@ -95,7 +95,7 @@ def window(**changes: object) -> Window:
         7 * 86400.0,
         30 * 86400.0,
         NOW.timestamp() + 30 * 86400,
-        "trigger-1",
+        trigger_tag("trigger-1"),
     )
     return replace(base, **changes)  # type: ignore[arg-type]
 
