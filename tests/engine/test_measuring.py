@@ -144,3 +144,12 @@ def test_number_at_walks_dotted_paths() -> None:
     assert number_at({"a": True}, "a") is None
     assert number_at({"a": float("nan")}, "a") is None
     assert number_at({}, "properties.a") is None
+
+
+def test_a_transactional_journey_without_goals_or_holdout_opens_no_window() -> None:
+    """Nothing to compare (no control arm, no conversion): entrants and steps only, no window."""
+    receipt = journey(FLOW_STEPS, category="transactional")
+    counted = tally(receipt, start(receipt), created=True, rules=RULES)
+    assert counted.window is None and counted.arms == (("treated", "2026-03-02", "entrants", 1),)
+    with_goal = journey(FLOW_STEPS, category="transactional", goals=[{"event": "order.placed"}])
+    assert tally(with_goal, start(with_goal), created=True, rules=RULES).window is not None
