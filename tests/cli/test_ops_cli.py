@@ -21,6 +21,8 @@ name: Hello
 trigger:
   event: signup
 category: transactional
+goals:
+  - event: order.placed
 steps:
   - id: hello
     send: email
