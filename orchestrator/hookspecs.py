@@ -18,7 +18,7 @@ from typing import Any
 import pluggy
 
 from orchestrator.errors import DeliveryError
-from orchestrator.message import Channel, Message, Receipt
+from orchestrator.message import ActionKind, Channel, Message, Receipt
 from orchestrator.settings import Settings
 
 PROJECT_NAME = "loyaloop"
@@ -47,6 +47,17 @@ def loyaloop_register_channels(register: Callable[[Channel], None], settings: Se
     ``consent_key``, ``send(message) -> Receipt``).  Called once when the worker builds its channel
     registry.  A name registered twice is refused at start-up with a ``PluginError`` naming both
     plugins: channels are never silently shadowed.
+    """
+
+
+@hookspec
+def loyaloop_register_action_kinds(register: Callable[[ActionKind], None], settings: Settings) -> None:
+    """Register kinds of endpoint that ``action`` steps can call, by calling ``register(kind)``.
+
+    ``kind`` satisfies :class:`orchestrator.message.ActionKind` (``name``, ``call(call, config)
+    -> ActionReply``).  Settings declare endpoints with ``kind: <name>``;
+    ``webhook`` is built in and cannot be replaced.  A name registered twice is refused at
+    start-up with a ``PluginError``.
     """
 
 

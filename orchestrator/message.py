@@ -95,3 +95,43 @@ def _pack(sizes: list[int], *, single: int, multi: int) -> int:
             used = 0
         used += size
     return segments
+
+
+@dataclass(frozen=True)
+class ActionCall:
+    """What an ``action`` step asks of one of the shop's endpoints.
+
+    ``idempotency_key`` is the run and step (stable across retries and workers): an endpoint that
+    honours it credits a reward once however often the call is repeated.  ``body`` is the
+    rendered JSON object.
+    """
+
+    endpoint: str
+    idempotency_key: str
+    customer_id: str
+    journey_id: str
+    step_id: str
+    run_id: str
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ActionReply:
+    """The endpoint's answer: its HTTP-like ``status`` and, when it sent JSON, the decoded ``data``
+    (kept on the run when the step says ``save_as``)."""
+
+    status: int
+    data: Any = None
+
+
+@runtime_checkable
+class ActionKind(Protocol):
+    """How one ``kind`` of endpoint is called (``webhook`` is built in).  Register one with the
+    ``loyaloop_register_action_kinds`` hook.  ``call`` returns an :class:`ActionReply` for a
+    success or raises ``TransientError`` (retried with back-off, honouring ``retry_after``) /
+    ``PermanentError`` (recorded as failed).  ``config`` is the endpoint's entry in settings
+    (``kind``, ``url_env``, ``secret_env``, ``timeout``, … and any field the kind documents)."""
+
+    name: str
+
+    def call(self, call: ActionCall, config: dict[str, Any]) -> ActionReply: ...

@@ -45,8 +45,8 @@ def get(name: str) -> Any:
     return _metrics[name]
 
 
-def event(outcome: str) -> None:
-    get("events").labels(outcome).inc()
+def event(outcome: str, amount: int = 1) -> None:
+    get("events").labels(outcome).inc(amount)
 
 
 def entered(journey_id: str, count: int = 1) -> None:

@@ -23,7 +23,7 @@ import pluggy
 
 from orchestrator import hookspecs
 from orchestrator.errors import DeliveryError, LoyaloopError, PluginError
-from orchestrator.message import Channel, Message, Receipt
+from orchestrator.message import ActionKind, Channel, Message, Receipt
 from orchestrator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -139,6 +139,32 @@ def build_channels(settings: Settings, pm: pluggy.PluginManager | None = None) -
 
         _guarded(impl, "loyaloop_register_channels", register=register, settings=settings)
     return channels
+
+
+def build_action_kinds(settings: Settings, pm: pluggy.PluginManager | None = None) -> dict[str, ActionKind]:
+    """Collect the action kinds plugins register (``webhook`` is the built-in one), refusing duplicates."""
+    pm = _manager(pm)
+    kinds: dict[str, ActionKind] = {}
+    owners: dict[str, str] = {}
+    for impl in _implementations(pm.hook.loyaloop_register_action_kinds):
+        plugin_name = impl.plugin_name
+
+        def register(kind: ActionKind, _plugin: str = plugin_name) -> None:
+            if not isinstance(kind, ActionKind) or not isinstance(kind.name, str) or not _CHANNEL_NAME.match(kind.name):
+                raise PluginError(
+                    f"plugin {_plugin!r} registered {kind!r}, which is not an ActionKind "
+                    "(it needs a lower-case name and call(call, config) -> ActionReply)"
+                )
+            if kind.name in kinds:
+                raise PluginError(
+                    f"action kind {kind.name!r} is registered twice: by plugin {owners[kind.name]!r} and by "
+                    f"plugin {_plugin!r}; uninstall one of them or block one with {DISABLE_ENV}=<plugin name>"
+                )
+            kinds[kind.name] = kind
+            owners[kind.name] = _plugin
+
+        _guarded(impl, "loyaloop_register_action_kinds", register=register, settings=settings)
+    return kinds
 
 
 def prepare_message(pm: pluggy.PluginManager, message: Message, profile: dict[str, Any], journey_id: str) -> Message:

@@ -20,8 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_core import ErrorDetails
 
 from orchestrator.errors import ConfigurationError, Problem, ValidationFailed
+from orchestrator.language.endpoints import Endpoint
 from orchestrator.language.journey import EVENT_NAME, CapRule, ChannelName, Duration, QuietWindow, ValuePath
 from orchestrator.language.located import problems_from
+from orchestrator.language.vouchers import VoucherPool
 from orchestrator.language.yamlfile import YamlDocument, read_yaml_file
 
 SETTINGS_FILE = "settings.yaml"
@@ -85,6 +87,17 @@ class Settings(BaseModel):
     defer_max: Duration = Field(default_factory=lambda: __import__("datetime").timedelta(days=3))
     #: Sends per second per channel, shared by every worker (protects against provider 429 storms).
     rate_limits: dict[ChannelName, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
+    #: How long after a friend arrives with a referral code their first order still credits the
+    #: referrer (``referral.converted``, see orchestrator/runtime/referrals.py).
+    referral_window: Duration = Field(default_factory=lambda: __import__("datetime").timedelta(days=30))
+    #: Voucher pools by name (``send`` steps name one with ``voucher:``; see docs/journeys.md).
+    vouchers: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)], VoucherPool] = Field(
+        default_factory=dict
+    )
+    #: The shop's endpoints ``action`` steps call, by name (URLs and secrets from the environment).
+    endpoints: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)], Endpoint] = Field(
+        default_factory=dict
+    )
     #: Percent of all customers (by a stable hash of their id) whom no marketing journey ever
     #: messages: the programme-wide control group.  Transactional journeys still message them.
     global_holdout: Annotated[float, Field(ge=0, le=100)] = 0.0

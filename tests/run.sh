@@ -7,6 +7,19 @@ cd "$(dirname "$0")/.."
 if ! command -v redis-server >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
 fi
+# `tests/run.sh --bench [options]`: what the benchmarks need (wrk for the HTTP one), then the harness.
+if [[ "${1:-}" == "--bench" ]]; then
+  shift
+  if ! command -v wrk >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+  fi
+  BENCH=1
+fi
+# The HTML report's browser test (tests/measure/test_report_browser.py) drives Debian's chromium
+# through Playwright; no browser is ever downloaded (never `playwright install`).
+if ! command -v chromium >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi
 if [[ ! -x node_modules/.bin/prism ]]; then
   npm install --no-save --no-audit --no-fund --silent @stoplight/prism-cli@5 >/dev/null
 fi
@@ -15,6 +28,9 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[test]' >/dev/null
+if [[ "${BENCH:-0}" == 1 ]]; then
+  exec .venv/bin/python -m tests.benchmarks "$@"
+fi
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check -q orchestrator channels tests

@@ -9,6 +9,7 @@ from typing import Any
 import pluggy
 import pytest
 
+import channels.webhook
 from channels.email import SendGridEmail
 from channels.outbox import OutboxChannel
 from channels.push import FcmPush
@@ -16,7 +17,7 @@ from channels.sms import TwilioSms
 from orchestrator import plugins
 from orchestrator.errors import ConfigurationError, DeliveryError, PermanentError, PluginError, TransientError
 from orchestrator.hookspecs import hookimpl
-from orchestrator.message import Channel, Message, Receipt
+from orchestrator.message import ActionCall, ActionReply, Channel, Message, Receipt
 from orchestrator.settings import Settings
 from tests.channels import factories
 
@@ -389,3 +390,28 @@ def test_a_crashing_configure_names_the_plugin(settings: Settings) -> None:
 
     with pytest.raises(PluginError, match=r"'crashing' failed in loyaloop_configure: KeyError"):
         plugins.build_channels(settings, manager(("crashing", Crashing())))
+
+
+def test_plugins_add_action_kinds_and_a_name_twice_is_refused() -> None:
+    class Crm:
+        name = "crm_tag"
+
+        def call(self, call: ActionCall, config: dict[str, Any]) -> ActionReply:
+            return ActionReply(200, {"tagged": call.customer_id})
+
+    class CrmPlugin:
+        @hookimpl
+        def loyaloop_register_action_kinds(self, register: Any, settings: Settings) -> None:
+            register(Crm())
+
+    pm = plugins.get_plugin_manager()
+    if not pm.is_registered(channels.webhook) and pm.get_plugin("webhook") is None:
+        pm.register(channels.webhook, name="webhook")  # an entry point once the package is reinstalled
+    plugins.register_plugin(pm, CrmPlugin(), "crm")
+    kinds = plugins.build_action_kinds(Settings(), pm)
+    assert set(kinds) == {"webhook", "crm_tag"}
+    call = ActionCall("crm", "run-1:tag", "ann", "vip", "tag", "run-1", {})
+    assert kinds["crm_tag"].call(call, {}) == ActionReply(200, {"tagged": "ann"})
+    plugins.register_plugin(pm, CrmPlugin(), "crm-again")
+    with pytest.raises(PluginError, match="'crm_tag' is registered twice"):
+        plugins.build_action_kinds(Settings(), pm)

@@ -9,6 +9,7 @@ imports it (checked by import-linter, see docs/architecture.md).
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 import sys
@@ -32,6 +33,11 @@ COMMANDS: dict[str, str] = {
     "status": "orchestrator.cli.ops:status",
     "unsubscribe": "orchestrator.cli.consent:unsubscribe",
     "serve": "orchestrator.cli.serve:serve",
+    "doctor": "orchestrator.cli.doctor:doctor",
+    "replay-events": "orchestrator.cli.events:replay_events",
+    "vouchers": "orchestrator.cli.vouchers:vouchers",
+    "send-test": "orchestrator.cli.send_test:send_test",
+    "report": "orchestrator.cli.report:report",
 }
 
 
@@ -49,6 +55,17 @@ class LazyGroup(click.Group):
         command = getattr(importlib.import_module(module_name), attribute)
         assert isinstance(command, click.Command)
         return command
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """Click's lookup, with a did-you-mean for a misspelt command (``loyaloop valdiate``)."""
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and name not in COMMANDS:
+            close = difflib.get_close_matches(name, sorted(COMMANDS), n=1, cutoff=0.6)
+            if close:
+                raise click.UsageError(f"No such command {name!r}; did you mean {close[0]!r}?", ctx)
+        return super().resolve_command(ctx, args)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

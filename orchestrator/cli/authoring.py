@@ -20,16 +20,18 @@ import click
 from pydantic import ValidationError
 
 from orchestrator import plugins
+from orchestrator.cli.preview import format_content, sample_voucher, walk_text
 from orchestrator.errors import InputError, LoyaloopError, Problem, ValidationFailed
+from orchestrator.language.advice import journey_advice
+from orchestrator.language.catalogue import CATALOGUE_FILE
 from orchestrator.language.checks import CheckContext, check_templates_folder
 from orchestrator.language.journey import EventTrigger, Journey, SendStep
 from orchestrator.language.loader import journey_files, load_catalogue_for, load_journeys, sort_problems
 from orchestrator.language.located import problems_from
 from orchestrator.language.profile import Profile
-from orchestrator.language.render import RenderedContent, Renderer, build_context, environment
+from orchestrator.language.render import Renderer, build_context, environment
 from orchestrator.language.schema import schema_text
 from orchestrator.language.yamlfile import read_yaml_file
-from orchestrator.message import sms_segments
 from orchestrator.settings import SETTINGS_FILE, Settings, environment_only_problems
 
 
@@ -113,14 +115,22 @@ def _targets(paths: tuple[Path, ...]) -> dict[Path, list[Path] | None]:
     help="Templates folder (default: $LOYALOOP_TEMPLATES or ./templates).",
 )
 @click.option("--no-plugins", is_flag=True, help="Check against the built-in channels only.")
-def validate(paths: tuple[Path, ...], templates_dir: Path | None, no_plugins: bool) -> None:
+@click.option(
+    "--no-catalogue",
+    is_flag=True,
+    help="Accept a folder without catalogue.yaml (event names and fields are then not checked).",
+)
+def validate(paths: tuple[Path, ...], templates_dir: Path | None, no_plugins: bool, no_catalogue: bool) -> None:
     """Check journeys, their templates, the catalogue and settings; print every problem.
 
-    PATHS are journey files or folders (default: $LOYALOOP_JOURNEYS or ./journeys).
-    Exit status 0 when everything is valid, 1 otherwise.
+    PATHS are journey files or folders (default: $LOYALOOP_JOURNEYS or ./journeys); the
+    templates folder is $LOYALOOP_TEMPLATES or ./templates unless --templates says.
+    A folder needs a catalogue.yaml (the events and profile fields journeys may use) unless
+    --no-catalogue is given.  Exit status 0 when everything is valid, 1 otherwise.
     """
     templates = templates_dir or _default_dir("LOYALOOP_TEMPLATES", "templates")
     problems: list[Problem] = []
+    warnings: list[Problem] = []
     count = 0
     for folder, files in _targets(paths).items():
         missing = [path for path in ([folder] if files is None else files) if not path.exists()]
@@ -129,6 +139,16 @@ def validate(paths: tuple[Path, ...], templates_dir: Path | None, no_plugins: bo
             continue
         settings, settings_problems = _settings(folder)
         problems += settings_problems
+        if not no_catalogue and not (folder / CATALOGUE_FILE).is_file():
+            problems.append(
+                Problem(
+                    str(folder / CATALOGUE_FILE),
+                    1,
+                    1,
+                    "there is no catalogue.yaml, so event names and the fields templates use cannot be checked",
+                    "add one listing your events and profile fields (see docs/journeys.md), or pass --no-catalogue",
+                )
+            )
         channels, filters, globals_ = (None, {}, {}) if no_plugins else _plugin_additions(settings)
         try:
             journeys = load_journeys(
@@ -139,8 +159,11 @@ def validate(paths: tuple[Path, ...], templates_dir: Path | None, no_plugins: bo
                 files=files,
                 filters=filters,
                 globals=globals_,
+                vouchers=settings.vouchers,
+                endpoints=settings.endpoints,
             )
             count += len(journeys)
+            warnings += _advice(folder, files, journeys, settings, templates, filters, globals_)
         except ValidationFailed as exc:
             problems += exc.problems
             count += len(files if files is not None else journey_files(folder))
@@ -150,6 +173,8 @@ def validate(paths: tuple[Path, ...], templates_dir: Path | None, no_plugins: bo
     )
     problems += template_problems
     problems = sort_problems(problems)
+    for warning in sort_problems(warnings):
+        click.echo(f"warning: {warning}")
     for problem in problems:
         click.echo(str(problem))
     files_with = len({problem.path for problem in problems})
@@ -158,6 +183,35 @@ def validate(paths: tuple[Path, ...], templates_dir: Path | None, no_plugins: bo
         click.echo(f"{len(problems)} {noun} in {files_with} file{'s' if files_with != 1 else ''}", err=True)
         sys.exit(1)
     click.echo(f"{count} journey{'s' if count != 1 else ''} and {template_count} template files valid", err=True)
+
+
+def _advice(
+    folder: Path,
+    files: list[Path] | None,
+    journeys: dict[str, Journey],
+    settings: Settings,
+    templates: Path,
+    filters: dict[str, Callable[..., Any]],
+    globals_: dict[str, Any],
+) -> list[Problem]:
+    """The warnings of :mod:`orchestrator.language.advice` for the journeys of a folder that loaded."""
+    catalogue = load_catalogue_for(folder)
+    env = environment(templates, filters, globals_)
+    found: list[Problem] = []
+    for path in files if files is not None else journey_files(folder):
+        doc = read_yaml_file(path)
+        journey = journeys.get(str(doc.data.get("id"))) if isinstance(doc.data, dict) else None
+        if journey is not None:
+            found += journey_advice(
+                journey,
+                doc,
+                caps=settings.caps,
+                transactional_quiet_hours=settings.transactional_quiet_hours,
+                catalogue=catalogue,
+                templates_dir=templates,
+                env=env,
+            )
+    return found
 
 
 @click.command()
@@ -205,36 +259,10 @@ def _send_step(journey: Journey, step_id: str) -> SendStep:
     return step
 
 
-def format_content(content: RenderedContent) -> str:
-    """The preview text of a rendered message, as ``render`` prints it."""
-    lines: list[str] = []
-    if content.channel == "sms":
-        encoding, segments = sms_segments(content.body)
-        lines.append(
-            f"SMS: {len(content.body)} characters, {encoding}, {segments} segment{'s' if segments != 1 else ''}"
-        )
-        lines += ["", content.body]
-        return "\n".join(lines)
-    if content.subject is not None:
-        lines.append(f"Subject: {content.subject}")
-    if content.title is not None:
-        lines.append(f"Title: {content.title}")
-    if content.channel == "push":
-        lines.append(f"Body: {content.body}")
-        if content.data:
-            lines.append(f"Data: {json.dumps(content.data, ensure_ascii=False, sort_keys=True)}")
-        return "\n".join(lines)
-    lines += ["", "--- text ---", content.body]
-    if content.html is not None:
-        lines += ["", "--- html ---", content.html.strip()]
-    if content.data:
-        lines += ["", f"Data: {json.dumps(content.data, ensure_ascii=False, sort_keys=True)}"]
-    return "\n".join(lines)
-
-
 @click.command()
 @click.argument("journey_name", metavar="JOURNEY")
-@click.argument("step_id", metavar="STEP")
+@click.argument("step_id", metavar="[STEP]", required=False)
+@click.option("--all-steps", is_flag=True, help="Walk the whole journey: every step, branch, wait and message.")
 @click.option(
     "--profile",
     "profile_file",
@@ -250,7 +278,8 @@ def format_content(content: RenderedContent) -> str:
 @click.option("--now", "now_text", default=None, help="The moment to render at (ISO-8601; default: now).")
 def render(
     journey_name: str,
-    step_id: str,
+    step_id: str | None,
+    all_steps: bool,
     profile_file: Path | None,
     event_file: Path | None,
     locale: str | None,
@@ -259,16 +288,34 @@ def render(
     templates_dir: Path | None,
     now_text: str | None,
 ) -> None:
-    """Print the exact message a customer would get from STEP of JOURNEY."""
+    """Print the exact message a customer would get from STEP of JOURNEY, or with --all-steps every
+    step the customer would take: the branch each condition takes, the waits, every message.
+
+    Examples: loyaloop render winback miss_you_email --locale nl;
+    loyaloop render winback --all-steps --profile anna.json
+    """
     folder = journeys_dir or _default_dir("LOYALOOP_JOURNEYS", "journeys")
     templates = templates_dir or _default_dir("LOYALOOP_TEMPLATES", "templates")
     settings, settings_problems = _settings(folder)
     if settings_problems:
         raise ValidationFailed(settings_problems)
-    journeys = load_journeys(folder, templates, default_locale=settings.default_locale)
+    # Only the asked journey's file when it is named after it: a problem in another journey must
+    # not block this one's preview (validate reports it).
+    own = [folder / f"{journey_name}{suffix}" for suffix in (".yaml", ".yml")]
+    files = [path for path in own if path.is_file()] or None
+    journeys = load_journeys(
+        folder,
+        templates,
+        default_locale=settings.default_locale,
+        files=files,
+        vouchers=settings.vouchers,
+        endpoints=settings.endpoints,
+    )
     journey = _find_journey(journeys, journey_name)
-    step = _send_step(journey, step_id)
-    if channel is not None and channel not in step.channels:
+    if all_steps == (step_id is not None):
+        raise InputError("give either a STEP to render or --all-steps to walk the whole journey", field="step")
+    step = None if step_id is None else _send_step(journey, step_id)
+    if step is not None and channel is not None and channel not in step.channels:
         raise InputError(f"step {step.id!r} sends on {', '.join(step.channels)}, not {channel!r}", field="channel")
     catalogue = load_catalogue_for(folder)
     if profile_file is None:
@@ -291,6 +338,10 @@ def render(
         raise InputError(f"--now {now_text!r} is not an ISO-8601 date and time", field="now") from None
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
+    if step is None:
+        renderer = Renderer(templates, default_locale=settings.default_locale)
+        click.echo(walk_text(journey, profile, event, now, settings, renderer, locale))
+        return
     context = build_context(
         profile.context(),
         event=event,
@@ -299,6 +350,9 @@ def render(
         journey_name=journey.name,
         step_id=step.id,
         now=now,
+        # The real link is signed per customer at send time; the preview shows where it goes.
+        unsubscribe_url=f"{settings.public_url.rstrip('/')}/u/PREVIEW-TOKEN" if journey.category == "marketing" else "",
+        voucher=sample_voucher(settings, step.voucher),
     )
     used_channel = channel or step.send
     chosen_locale = locale or profile.locale or settings.default_locale

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.table import Table
 
-from orchestrator.cli.demo_run import HEADERS, default_outbox, rows, run_demo
+from orchestrator.cli.demo_run import SEND_HEADINGS, default_outbox, journey_row, run_demo, step_rows
+from orchestrator.cli.report import DEFAULT_HTML, FORMATS, produce_report
+from orchestrator.cli.status_table import JOURNEY_COLUMNS, LEGEND, counts_table
 from orchestrator.errors import ConfigurationError
 from orchestrator.language.loader import load_journeys
 from orchestrator.settings import load_settings
@@ -21,21 +22,52 @@ from orchestrator.settings import load_settings
 @click.option("--outbox", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the outbox file.")
 @click.option("--journeys", "journeys_dir", type=click.Path(file_okay=False, path_type=Path), help="Journeys folder.")
 @click.option(
+    "--templates",
+    "templates_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Templates folder (default: $LOYALOOP_TEMPLATES, else templates/ beside the journeys folder).",
+)
+@click.option(
     "--flush", is_flag=True, help="With REDIS_URL: empty that Redis database first (it must be a scratch one)."
 )
-def demo(customers: int, days: int, seed: int, outbox: Path | None, journeys_dir: Path | None, flush: bool) -> None:
+@click.option(
+    "--report",
+    "report_format",
+    type=click.Choice((*FORMATS, "none")),
+    default="table",
+    show_default=True,
+    help="Then the proof-of-effect report of the run's own counts (as `loyaloop report`), in this format.",
+)
+@click.option(
+    "--report-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"Write the report to this file (html goes to {DEFAULT_HTML} without it).",
+)
+def demo(
+    customers: int,
+    days: int,
+    seed: int,
+    outbox: Path | None,
+    journeys_dir: Path | None,
+    templates_dir: Path | None,
+    flush: bool,
+    report_format: str,
+    report_out: Path | None,
+) -> None:
     """Run every journey for synthetic customers (en and nl, several time zones) on an accelerated
     clock, through the real actors, timers, gate and channels, then print a table per journey and
     step.  With no REDIS_URL everything runs in-process and messages go to a local outbox file."""
 
     console = Console()
-    if console.width < 160:
-        console = Console(width=160)  # the table is wide; wrapping it helps nobody
     settings = load_settings(journeys_dir)
+    if templates_dir is not None:
+        settings.templates_dir = templates_dir
     settings.outbox_path = outbox or default_outbox()
     if settings.outbox_path.exists():
         settings.outbox_path.unlink()
-    journeys = load_journeys(settings.journeys_dir, settings.templates_dir)
+    journeys = load_journeys(
+        settings.journeys_dir, settings.templates_dir, vouchers=settings.vouchers, endpoints=settings.endpoints
+    )
     if settings.redis_url:
         _scratch(settings.redis_url, flush)
     where = settings.redis_url or "in-process Redis (fakeredis)"
@@ -48,21 +80,25 @@ def demo(customers: int, days: int, seed: int, outbox: Path | None, journeys_dir
             status.update(f"simulating… {now:%Y-%m-%d %H:%M} UTC, {events} events in")
 
         result = run_demo(settings, journeys, customers=customers, days=days, seed=seed, progress=progress)
-    table = Table(title="Journeys and steps", show_lines=False)
-    for header in HEADERS:
-        if header in ("journey", "step"):
-            table.add_column(header, justify="left", no_wrap=True, min_width=20)
-        else:
-            table.add_column(header, justify="right")
-    for journey_id in sorted(journeys):
-        for row in rows(journeys[journey_id], result.stats[journey_id]):
-            table.add_row(*row)
-        table.add_section()
-    console.print(table)
+    ordered = [journeys[journey_id] for journey_id in sorted(journeys)]
+    summary: list[tuple[list[str], list[list[str]]]] = [(journey_row(j, result.stats[j.id]), []) for j in ordered]
+    console.print(counts_table("Journeys", [heading for heading, _stat in JOURNEY_COLUMNS], summary))
+    sends = [([j.id], step_rows(j, result.stats[j.id])) for j in ordered]
+    console.print(counts_table("Sends and the gate's decisions", SEND_HEADINGS, sends))
+    console.print(LEGEND, style="dim")
     console.print(
         f"{result.events} events, {result.messages} messages in {result.seconds:.1f}s "
         f"({result.days} simulated days). Outbox: {result.outbox}"
     )
+    if report_format != "none":
+        # The embedded store lives only in this process: its counts are reported before it goes.
+        text = produce_report(result.figures, fmt=report_format)
+        target = report_out or (DEFAULT_HTML if report_format == "html" else None)
+        if target is None:
+            click.echo(text, nl=False)
+        else:
+            target.write_text(text, encoding="utf-8")
+            console.print(f"report: {target}")
 
 
 def _scratch(url: str, flush: bool) -> None:

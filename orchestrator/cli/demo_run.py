@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.cli.demo_response import Happening, Responder, merge
-from orchestrator.cli.status_table import channel_stat
+from orchestrator.cli.status_table import COLUMNS, JOURNEY_COLUMNS, channel_stat
 from orchestrator.engine.enrollment import ChannelOutcome, ChannelOutcomeName
 from orchestrator.language.journey import Journey, SendStep
 from orchestrator.measure.figures import VersionFigures
 from orchestrator.settings import Settings
+from orchestrator.store.vouchers import Vouchers
 from orchestrator.workers.embedded import Embedded
 
 ZONES = (
@@ -159,6 +160,7 @@ def run_demo(
     responder = Responder(settings.outbox_path)
     with Embedded(settings, journeys=journeys, clock=clock, threads=4) as system:
         system.runtime.send_lease = 7 * 86400.0  # simulated time: a send never outlives its lease
+        load_demo_vouchers(settings, Vouchers(system.runtime.store.redis), customers)
         position = 0
         system.tick(start)
         while clock.now < end:
@@ -220,71 +222,39 @@ def default_outbox() -> Path:
 CHANNELS = ("email", "sms", "push")
 
 
-def rows(journey: Journey, stats: dict[str, int]) -> list[list[str]]:
-    """Table rows for one journey: a summary row, then one row per send step."""
+def journey_row(journey: Journey, stats: dict[str, int]) -> list[str]:
+    """The journey's own counts under :data:`~orchestrator.cli.status_table.JOURNEY_COLUMNS`."""
+    return [journey.id, *(str(stats.get(f"_journey:{stat}", 0)) for _heading, stat in JOURNEY_COLUMNS)]
 
-    def get(name: str) -> int:
-        return stats.get(name, 0)
 
+def step_rows(journey: Journey, stats: dict[str, int]) -> list[list[str]]:
+    """One row per send step under the gate's :data:`~orchestrator.cli.status_table.COLUMNS` (the
+    labels ``loyaloop status`` uses), ``sent`` split by channel (``e1 s2``), then ``hold``."""
     per_channel = [(found, value) for key, value in stats.items() if (found := channel_stat(key)) is not None]
 
     def channel_sum(step: str, outcome: ChannelOutcomeName) -> int:
         return sum(value for (at, counted), value in per_channel if at == step and counted.outcome == outcome)
 
-    summary = [
-        journey.id,
-        "(journey)",
-        str(get("_journey:entered")),
-        "",
-        "",
-        "",
-        "",
-        "",
-        "",
-        str(get("_journey:holdout")),
-        str(get("_journey:converted")),
-        str(get("_journey:exited")),
-        str(get("_journey:completed")),
-    ]
-    result = [summary]
+    result = []
     for step in journey.steps:
         if not isinstance(step, SendStep):
             continue
-        sent_on = {c: get(f"{step.id}:{ChannelOutcome('sent', c)}") for c in CHANNELS}
+        sent_on = {c: stats.get(f"{step.id}:{ChannelOutcome('sent', c)}", 0) for c in CHANNELS}
         sent = " ".join(f"{c[0]}{count}" for c, count in sent_on.items() if count)
-        refused = channel_sum(step.id, "suppressed") + channel_sum(step.id, "no_consent")
-        result.append(
-            [
-                "",
-                step.id,
-                "",
-                sent or "0",
-                str(channel_sum(step.id, "capped")),
-                str(channel_sum(step.id, "deferred")),  # quiet hours and on_capped: defer
-                str(refused),
-                str(channel_sum(step.id, "no_address")),
-                str(channel_sum(step.id, "failed") + get(f"{step.id}:undeliverable")),
-                str(get(f"{step.id}:holdout")),
-                "",
-                "",
-                "",
-            ]
-        )
+        counts = {outcome: channel_sum(step.id, outcome) for _heading, outcome in COLUMNS}
+        counts["failed"] += stats.get(f"{step.id}:undeliverable", 0)
+        cells = [sent or "0", *(str(counts[outcome]) for _heading, outcome in COLUMNS[1:])]
+        result.append([step.id, *cells, str(stats.get(f"{step.id}:holdout", 0))])
     return result
 
 
-HEADERS = (
-    "journey",
-    "step",
-    "entered",
-    "sent e/s/p",
-    "capped",
-    "deferred",
-    "suppressed/no consent",
-    "no address",
-    "failed",
-    "holdout",
-    "converted",
-    "exited",
-    "completed",
-)
+#: Headings of the demo's sends table: the gate's columns, then the step's holdout.
+SEND_HEADINGS = (*(heading for heading, _outcome in COLUMNS), "hold")
+
+
+def load_demo_vouchers(settings: Settings, vouchers: Vouchers, count: int) -> None:
+    """Fill every ``kind: pool`` voucher pool with synthetic codes (``DEMO-BIRTHDAY-00001``…), as a
+    shop would with ``loyaloop vouchers load``, so the demo's rewards carry unique codes."""
+    for name, spec in settings.vouchers.items():
+        if spec.kind == "pool":
+            vouchers.load(name, [f"DEMO-{name.upper()}-{n:05d}" for n in range(1, count + 1)])

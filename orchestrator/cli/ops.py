@@ -11,18 +11,22 @@ from typing import TYPE_CHECKING
 
 import click
 
-from orchestrator.cli.status_table import COLUMNS, decision_rows
+from orchestrator.cli.startup import require_ready
+from orchestrator.cli.status_table import COLUMNS, LEGEND, counts_table, decision_rows
+from orchestrator.cli.vouchers import stock_lines
 from orchestrator.engine.bucketing import is_global_control
 from orchestrator.engine.measuring import arm_of
 from orchestrator.errors import ConfigurationError
 from orchestrator.runtime.compose import build_timekeeping
 from orchestrator.runtime.event_queue import BUG, INPUT, KEPT_ASIDE, KEPT_ASIDE_DROPPED, EventQueue
+from orchestrator.runtime.unknown_events import unknown_events
 from orchestrator.settings import load_settings
 from orchestrator.store import Store, keys
 from orchestrator.store.timers import Timers
 from orchestrator.workers.actors import QUEUES
 from orchestrator.workers.broker import dead_worker_sweeper, setup
 from orchestrator.workers.scheduler import Scheduler
+from orchestrator.workers.serving import keep_announcing, serving
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -32,7 +36,13 @@ if TYPE_CHECKING:
 @click.option("--processes", "-p", default=2, show_default=True, help="Worker processes.")
 @click.option("--threads", "-t", default=8, show_default=True, help="Threads per process.")
 def worker(processes: int, threads: int) -> None:
-    """Run Dramatiq workers on the Loyaloop actors (same as `dramatiq orchestrator.worker -p N -t M`)."""
+    """Run Dramatiq workers on the Loyaloop actors (same as `dramatiq orchestrator.worker -p N -t M`).
+
+    Checks first every setting the journeys and channels need (REDIS_URL, LOYALOOP_SECRET_KEY,
+    LOYALOOP_PUBLIC_URL, each channel's credentials) and every journey and template
+    (LOYALOOP_JOURNEYS, LOYALOOP_TEMPLATES); any problem stops it with one line each and exit
+    status 1.  `loyaloop doctor` runs the same checks without starting anything."""
+    require_ready(load_settings(), command="worker")
     args = [sys.executable, "-m", "dramatiq", "orchestrator.worker", "-p", str(processes), "-t", str(threads)]
     os.execv(sys.executable, args)
 
@@ -40,18 +50,21 @@ def worker(processes: int, threads: int) -> None:
 @click.command()
 @click.option("--idle", default=0.2, show_default=True, help="Seconds to sleep when nothing was due.")
 def scheduler(idle: float) -> None:
-    """Fire due timers, start scheduled broadcasts and plan birthdays; run as many as you like."""
+    """Fire due timers, start scheduled broadcasts and plan birthdays; run as many as you like.
+
+    Needs REDIS_URL and the journeys (LOYALOOP_JOURNEYS, LOYALOOP_TEMPLATES), checked at start-up."""
     import redis
 
     settings = load_settings()
-    if not settings.redis_url:
-        raise ConfigurationError("REDIS_URL is not set; export REDIS_URL=redis://host:6379/0")
-    broker, actors = setup(settings)
+    found = require_ready(settings, command="scheduler", need_secret=False, need_channels=False)
+    assert settings.redis_url is not None  # require_ready refused an unset one
+    broker, actors = setup(settings, journeys=found.journeys)
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-    parts = build_timekeeping(settings, client)
+    parts = build_timekeeping(settings, client, journeys=found.journeys)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    keep_announcing(settings.redis_url, f"scheduler: {found.loaded()}")
     click.echo("scheduler running; Ctrl-C to stop")
     sweep = dead_worker_sweeper(settings, broker)
     Scheduler(
@@ -88,6 +101,7 @@ def status(customer: str | None) -> None:
             table.add_row(journey_id, step, stat, str(count))
     console.print(table)
     console.print(_decisions_table(store))
+    console.print(LEGEND, style="dim")
     now = time.time()
     oldest = timers.next_due()
     lag = max(0.0, now - oldest) if oldest is not None else 0.0
@@ -96,9 +110,19 @@ def status(customer: str | None) -> None:
     console.print(_events_lines(EventQueue(client), store.counters()))
     waiting, due, leased = timers.pending(), timers.due_count(now), timers.leased()
     console.print(f"timers: {waiting} waiting, {due} due, {leased} leased, oldest lag {lag:.1f}s")
+    unknown = unknown_events(store, settings.journeys_dir)
+    console.print(f"unknown events (no journey listens): {', '.join(map(str, unknown)) or 'none'}", soft_wrap=True)
+    live = serving(client)
+    console.print(
+        "serving: "
+        + ("; ".join(f"{process} {loaded}" for process, loaded in sorted(live.items())) or "no live process"),
+        soft_wrap=True,
+    )
     refused = store.refused_counts()
     console.print(f"refused inputs: {refused or 'none'}")
     console.print(f"counters: {store.counters() or 'none'}")
+    for line in stock_lines(settings, client):
+        console.print(f"vouchers: {line}", highlight=False)
     console.print(control_line(settings.global_holdout))
 
 
@@ -150,14 +174,9 @@ def _events_lines(events: EventQueue, counters: dict[str, int]) -> str:
 
 def _decisions_table(store: Store) -> Table:
     """The fatigue gate's decisions per journey and send step (sent, capped, deferred, …)."""
-    from rich.table import Table
-
-    table = Table(title="Gate decisions")
-    table.add_column("journey")
-    table.add_column("step")
-    for heading, _outcome in COLUMNS:
-        table.add_column(heading, justify="right")
+    sections = []
     for journey_id in sorted(store.journey_ids()):
-        for step, counts in decision_rows(store.stats(journey_id)):
-            table.add_row(journey_id, step, *(str(counts[outcome]) for _heading, outcome in COLUMNS))
-    return table
+        rows = decision_rows(store.stats(journey_id))
+        steps = [[step, *(str(counts[outcome]) for _heading, outcome in COLUMNS)] for step, counts in rows]
+        sections.append(([journey_id], steps))
+    return counts_table("Gate decisions", [heading for heading, _outcome in COLUMNS], sections)

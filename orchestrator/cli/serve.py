@@ -5,11 +5,13 @@ from __future__ import annotations
 import copy
 import os
 import shutil
+import socket
 import tempfile
 from typing import Any
 
 import click
 
+from orchestrator.cli.startup import require_ready
 from orchestrator.errors import ConfigurationError
 from orchestrator.http.config import load_http_config
 from orchestrator.http.connections import GuardedHttpProtocol
@@ -35,9 +37,24 @@ def log_config(level: str) -> dict[str, Any]:
     return config
 
 
+def free_port(host: str) -> int:
+    """A port the OS says is free on ``host`` now (``--port 0``): uvicorn's workers each bind the
+    port they are given, so "any port" must become one number before they start."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for all).")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on; 0 picks a free one and prints it.",
+)
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="uvicorn worker processes.")
 @click.option(
     "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"])
@@ -52,6 +69,7 @@ def serve(host: str, port: int, workers: int, log_level: str, access_log: bool) 
     # Refuse bad configuration here, once, rather than in every worker process.
     settings = load_settings()
     url = require_redis(settings)
+    require_ready(settings, command="serve", need_channels=False, need_journeys=False)
     http = load_http_config()
     probe = redis.Redis.from_url(url, socket_timeout=STARTUP_TIMEOUT, socket_connect_timeout=STARTUP_TIMEOUT)
     try:
@@ -64,6 +82,9 @@ def serve(host: str, port: int, workers: int, log_level: str, access_log: bool) 
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker keeps its own counters; this folder lets /metrics add them up.
         metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="loyaloop-metrics-")
+    if port == 0:
+        port = free_port(host)
+    click.echo(f"loyaloop serve: listening on http://{host}:{port}", err=True)
     config = log_config(log_level)
     if not access_log:
         config["loggers"]["loyaloop.http.access"] = {"level": "WARNING"}

@@ -9,19 +9,39 @@ is built from the stats alone.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from orchestrator.engine.enrollment import ChannelOutcome, ChannelOutcomeName
 
-#: Columns of the decisions table: heading → the outcome counted (summed over channels).
+if TYPE_CHECKING:
+    from rich.table import Table
+
+#: Columns of the decisions table: heading → the outcome counted (summed over channels).  The
+#: headings are short so the table fits 80 columns; :data:`LEGEND` spells them out.  ``loyaloop
+#: status`` and ``loyaloop demo`` use the same ones.
 COLUMNS: tuple[tuple[str, ChannelOutcomeName], ...] = (
     ("sent", "sent"),
-    ("capped", "capped"),
-    ("deferred", "deferred"),
-    ("suppressed", "suppressed"),
-    ("no consent", "no_consent"),
-    ("no address", "no_address"),
-    ("failed", "failed"),
+    ("capd", "capped"),
+    ("defr", "deferred"),
+    ("supp", "suppressed"),
+    ("cons", "no_consent"),
+    ("addr", "no_address"),
+    ("fail", "failed"),
+)
+#: Columns of a journey's own counts (the demo's summary table).
+JOURNEY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("in", "entered"),
+    ("hold", "holdout"),
+    ("conv", "converted"),
+    ("exit", "exited"),
+    ("done", "completed"),
+)
+LEGEND = (
+    "sent: accepted by the channel (e/s/p: e-mail, SMS, push) · capd: held by a frequency cap · "
+    "defr: deferred (quiet hours, on_capped: defer) · supp: address suppressed · cons: no consent · "
+    "addr: no address · fail: failed · in: entered · hold: holdout · conv: converted (a goal) · "
+    "exit: left early (exit rule or exit step) · done: completed"
 )
 _OUTCOMES: set[str] = {outcome for _heading, outcome in COLUMNS}
 
@@ -53,3 +73,29 @@ def decision_rows(stats: Mapping[str, int]) -> list[tuple[str, dict[str, int]]]:
         row = steps.setdefault(step, dict.fromkeys(_OUTCOMES, 0))
         row[outcome.outcome] += int(count)
     return sorted(steps.items())
+
+
+def counts_table(title: str, headings: Sequence[str], sections: Iterable[tuple[list[str], list[list[str]]]]) -> Table:
+    """A table that fits 80 columns: one name column (a journey's row in bold, its steps' rows
+    indented under it), then right-aligned counts under the short ``headings`` (see :data:`LEGEND`).
+    Each section is the journey's row (its id, then its counts or none) and its steps' rows."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 0), pad_edge=False, title_justify="left")
+    # 20 characters of name plus eight count columns of 5 digits fit 80; longer names are cut with "…".
+    table.add_column("journey / step", no_wrap=True, overflow="ellipsis", max_width=20)
+    for heading in headings:
+        # "sent" may list channels ("e12 s3 p1"): it wraps, one channel a line, rather than widen.
+        table.add_column(
+            heading,
+            justify="right",
+            no_wrap=heading != "sent",
+            min_width=7 if heading == "sent" else max(len(heading), 6),
+        )
+    for journey_row, step_rows in sections:
+        cells = journey_row[1:] + [""] * (len(headings) - len(journey_row) + 1)
+        table.add_row(f"[bold]{journey_row[0]}[/bold]", *cells)
+        for row in step_rows:
+            table.add_row(f"  {row[0]}", *row[1:])
+    return table

@@ -23,7 +23,7 @@ from orchestrator.engine.enrollment import (
 )
 from orchestrator.engine.steps import DONE, PAUSE, Run, bumped, execute
 from orchestrator.errors import TemplateError
-from orchestrator.language.journey import Journey, SendStep, StepBase, WaitForEvent, WaitStep
+from orchestrator.language.journey import ActionStep, Journey, SendStep, StepBase, WaitForEvent, WaitStep
 from orchestrator.language.profile import Profile
 
 __all__ = ["MAX_STEPS_PER_ADVANCE", "advance"]
@@ -137,7 +137,7 @@ def advance(
     if isinstance(signal, Delivered):
         if enrollment.status != "sending" or signal.step_id != enrollment.step_id:
             return _stale(enrollment)
-        if not isinstance(step, SendStep):
+        if not isinstance(step, SendStep | ActionStep):
             # The journey lost this send (edited under the run): end it rather than leave it sending.
             return run.abort(enrollment.step_id, "step_missing")
         outcome = signal.outcome
@@ -145,6 +145,8 @@ def advance(
         run.record(step.id, outcome, signal.channel)
         if outcome in NON_FINAL_OUTCOMES:
             return run.decision()  # still sending: the runtime re-drives the delivery later
+        if not isinstance(step, SendStep):
+            return _run_from(run, journey.next_step_id(step.id))  # an action: ``sent`` counts messages
         if outcome == "sent":
             run.enrollment.sent += 1
         if outcome == "capped" and step.on_capped == "exit":

@@ -97,7 +97,8 @@ def is_delivery_outcome(name: str) -> TypeGuard[DeliveryOutcomeName]:
 
 #: What one channel's attempt at a send came to: the outcomes a channel can reach, plus the
 #: attempt's own (``retry`` after a transient failure, ``no_channel`` when no plugin provides the
-#: channel, ``template_error`` when the message could not be rendered).
+#: channel, ``template_error`` when the message could not be rendered, ``voucher_empty`` when the
+#: step's voucher pool had no code left).
 ChannelOutcomeName = Literal[
     "sent",
     "capped",
@@ -109,6 +110,7 @@ ChannelOutcomeName = Literal[
     "retry",
     "no_channel",
     "template_error",
+    "voucher_empty",
 ]
 _CHANNEL_OUTCOMES: frozenset[str] = frozenset(get_args(ChannelOutcomeName))
 
@@ -160,6 +162,11 @@ Signal = Started | TimerFired | EventArrived | Delivered
 
 # ----------------------------------------------------------------------------------------------
 # Actions: what the runtime must carry out, in order.
+
+
+#: The channel name a :class:`SendAction` carries for an ``action`` step (its ``template`` is the
+#: endpoint's name): the runtime calls the endpoint instead of a channel plugin.
+ACTION_CHANNEL = "action"
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from orchestrator.engine import conditions
 from orchestrator.engine.bucketing import split_arm
 from orchestrator.engine.context import context, render_value
 from orchestrator.engine.enrollment import (
+    ACTION_CHANNEL,
     Action,
     Decision,
     Enrollment,
@@ -30,6 +31,7 @@ from orchestrator.engine.enrollment import (
 from orchestrator.engine.localtime import aware, local_instant, next_local_time, resolve_zone
 from orchestrator.errors import TemplateError
 from orchestrator.language.journey import (
+    ActionStep,
     BranchStep,
     ExitStep,
     Journey,
@@ -211,6 +213,33 @@ def _step_split(run: Run, step: SplitStep) -> object:
     return arm.goto
 
 
+def _step_action(run: Run, step: ActionStep) -> object:
+    """An action goes out like a send (claimed, leased, done-marked by the runtime, the run in
+    ``sending`` until it answers), so a crash never calls the shop twice for one run and step.
+    A holdout customer's action is held like their messages: a reward is part of the treatment."""
+    enrollment = run.enrollment
+    if enrollment.holdout:
+        enrollment.outcomes[step.id] = "holdout"
+        run.record(step.id, "holdout")
+        return run.journey.next_step_id(step.id)
+    key = f"{enrollment.run_id}:{step.id}"
+    if step.id in enrollment.outcomes:
+        key = f"{key}:r{enrollment.revision}"
+    enrollment.status = "sending"
+    run.stop_waiting()
+    run.actions.append(
+        SendAction(
+            step_id=step.id,
+            channels=(ACTION_CHANNEL,),
+            template=step.action,
+            on_capped="skip",
+            recipient_id=enrollment.customer_id,
+            idempotency_key=key,
+        )
+    )
+    return PAUSE
+
+
 def _step_update(run: Run, step: UpdateStep) -> object:
     # Set values are templates: they see what a message template sees (``step``, too).
     ctx = {**run.ctx(), "step": {"id": step.id}, "unsubscribe_url": ""}
@@ -260,6 +289,8 @@ def execute(run: Run, step: StepBase) -> object:
         return _step_split(run, step)
     if isinstance(step, UpdateStep):
         return _step_update(run, step)
+    if isinstance(step, ActionStep):
+        return _step_action(run, step)
     if isinstance(step, ExitStep):
         return _step_exit(run, step)
     raise TypeError(f"unknown step type {type(step).__name__!r}")  # pragma: no cover

@@ -7,7 +7,7 @@ so tests, ``loyaloop serve`` and the benchmark build the same app around real or
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -31,7 +31,7 @@ from orchestrator.http.availability import (
 )
 from orchestrator.http.config import HttpConfig, load_http_config
 from orchestrator.http.intake_api import IntakeApi
-from orchestrator.http.observability import AccessLog, metrics
+from orchestrator.http.observability import AccessLog, metrics, unknown_events_text
 from orchestrator.http.offload import Offload
 from orchestrator.http.protocol import Intake
 from orchestrator.http.queue_intake import async_intake
@@ -39,7 +39,9 @@ from orchestrator.http.responses import error
 from orchestrator.http.sendgrid_webhook import SendGridWebhook
 from orchestrator.http.twilio_webhook import TwilioWebhooks
 from orchestrator.http.unsubscribe_page import UnsubscribePage
+from orchestrator.runtime.unknown_events import unknown_events
 from orchestrator.settings import Settings
+from orchestrator.store import Store
 
 log = logging.getLogger("loyaloop.http")
 
@@ -50,6 +52,22 @@ def _unsubscribe_secret(settings: Settings) -> bytes | None:
         log.warning("LOYALOOP_SECRET_KEY is not set: /u/{token} unsubscribe links answer 503")
         return None
     return secret_bytes(settings)
+
+
+def with_unknown_events(store: Store, settings: Settings) -> Callable[[Request], Response]:
+    """``GET /metrics`` plus the unknown event counts read from Redis (shared by every worker);
+    a Redis that does not answer leaves them out rather than failing the scrape."""
+
+    def handler(request: Request) -> Response:
+        response = metrics(request)
+        try:
+            found = unknown_events(store, settings.journeys_dir)
+        except redis.RedisError:
+            log.warning("unknown event counts left out of /metrics: Redis did not answer")
+            return response
+        return Response(bytes(response.body) + unknown_events_text(found), media_type=response.media_type)
+
+    return handler
 
 
 def create_app(
@@ -101,7 +119,7 @@ def create_app(
         Route("/u/{token}", unsubscribe.confirm, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", Readiness(loop_redis).check, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
+        Route("/metrics", with_unknown_events(Store(redis), settings), methods=["GET"]),
     ]
 
     @asynccontextmanager

@@ -78,3 +78,20 @@ class KeyRing:
             if hmac.compare_digest(presented, key.secret):
                 found = key.id
         return found
+
+    def id_in_bearer(self, authorization: str | None) -> bool:
+        """True when the header reads ``Bearer ID:SECRET`` for a configured key, written as
+        ``LOYALOOP_API_KEYS`` writes it: the caller sent the id along with the secret.  Checked only
+        against the secret (constant time), so the answer reveals no key id to a guesser."""
+        if not authorization:
+            return False
+        scheme, _, token = authorization.partition(" ")
+        key_id, sep, secret = token.strip().partition(":")
+        if scheme.lower() != "bearer" or not sep:
+            return False
+        matched = False
+        for key in self._keys:
+            matched |= hmac.compare_digest(secret.encode(), key.secret) and hmac.compare_digest(
+                key_id.encode(), key.id.encode()
+            )
+        return matched

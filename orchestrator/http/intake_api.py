@@ -100,11 +100,13 @@ class IntakeApi:
             if wait > 0:
                 return _too_many_failures(wait)
             AUTH_FAILURES.labels(outcome="refused").inc()
-            return error(
-                401,
-                "missing or unknown API key; send 'Authorization: Bearer <key>'",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+            message = "missing or unknown API key; send 'Authorization: Bearer <key>'"
+            if self._keys.id_in_bearer(request.headers.get("authorization")):
+                message = (
+                    "the bearer value holds the key's id and its secret; send only the secret: "
+                    "'Authorization: Bearer <secret>' (LOYALOOP_API_KEYS writes keys as id:secret)"
+                )
+            return error(401, message, headers={"WWW-Authenticate": "Bearer"})
         request.scope.setdefault("state", {})["key_id"] = key_id
         body = await read_body(request, limit)
         if body is None:
@@ -138,9 +140,10 @@ class IntakeApi:
         now = datetime.now(UTC)
         if kind == "track":
             return [parse_track(document, now, self._max_future)]
+        known = self._intake.consent_channels
         if kind == "identify":
-            return [parse_identify(document)]
-        return parse_batch(document, now, self._max_future, self._config.max_batch_items)
+            return [parse_identify(document, consent_channels=known)]
+        return parse_batch(document, now, self._max_future, self._config.max_batch_items, consent_channels=known)
 
     async def _charge_and_check(self, bucket: str, key_id: str, calls: list[Call]) -> tuple[float, float, list[bool]]:
         """In one round trip: whether the client address has spent its failure budget (seconds it

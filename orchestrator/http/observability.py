@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
@@ -21,6 +22,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from orchestrator.runtime.unknown_events import UnknownEvent
 
 REQUESTS = Counter("loyaloop_http_requests_total", "HTTP requests answered", ["route", "method", "status"])
 LATENCY = Histogram(
@@ -120,3 +123,16 @@ def metrics(request: Request) -> Response:
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+def unknown_events_text(items: Iterable[UnknownEvent]) -> bytes:
+    """The unknown event counts (exact, from Redis) in the Prometheus text format, one sample per
+    name, its did-you-mean as a label (event names carry no character that needs escaping)."""
+    lines = [
+        "# HELP loyaloop_unknown_events Events handled that no journey's trigger, goal, exit rule or wait listens to.",
+        "# TYPE loyaloop_unknown_events gauge",
+    ]
+    for item in items:
+        labels = f'event="{item.name}",did_you_mean="{item.suggestion or ""}"'
+        lines.append(f"loyaloop_unknown_events{{{labels}}} {item.count}")
+    return ("\n".join(lines) + "\n").encode("utf-8")

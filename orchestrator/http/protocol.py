@@ -11,7 +11,11 @@ class Intake(Protocol):
 
     ``track`` returns the event id once the event is durably enqueued (that is when the HTTP app
     answers 202) and raises :class:`~orchestrator.errors.InputError` with ``field`` for bad input.
+    ``consent_channels`` are the channels consent may be given for (None: any name), so the app
+    can refuse a whole batch before its first item is handed on.
     """
+
+    consent_channels: frozenset[str] | None
 
     def track(
         self,

@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from orchestrator.errors import InputError
@@ -170,23 +171,26 @@ def parse_track(value: Any, now: datetime, max_future: timedelta, prefix: str = 
     return TrackCall(customer_id, event, properties, event_id, timestamp)
 
 
-def parse_identify(value: Any, prefix: str = "") -> IdentifyCall:
-    """An ``identify`` body: ``customer_id`` and an ``attributes`` object."""
+def parse_identify(value: Any, prefix: str = "", *, consent_channels: frozenset[str] | None = None) -> IdentifyCall:
+    """An ``identify`` body: ``customer_id`` and an ``attributes`` object; consent only for
+    ``consent_channels`` (the registered channels; None accepts any name)."""
     data = _dict(value, prefix)
     allowed = _IDENTIFY_FIELDS | ({"type"} if prefix else frozenset())
     _no_unknown(data, allowed, prefix)
     customer_id = _customer_id(data, prefix)
-    if "attributes" not in data:
+    if data.get("attributes") is None:
         where = _path(prefix, "attributes")
-        raise InputError(f"{where!r} is required (an object of profile fields)", field=where)
+        raise InputError(f"{where!r} is required (an object of profile fields; {{}} for none)", field=where)
     attributes = _object(data, "attributes", prefix)
-    _runtime_check(_check_attributes, attributes, _path(prefix, "attributes"))
+    _runtime_check(
+        partial(_check_attributes, consent_channels=consent_channels), attributes, _path(prefix, "attributes")
+    )
     return IdentifyCall(customer_id, attributes)
 
 
-def _check_attributes(attributes: dict[str, Any]) -> None:
+def _check_attributes(attributes: dict[str, Any], *, consent_channels: frozenset[str] | None) -> None:
     """Everything ``identify`` would refuse, checked against a blank profile (no Redis needed)."""
-    values = inputs.check_attributes(attributes)
+    values = inputs.check_attributes(attributes, consent_channels=consent_channels)
     if values.get("timezone") is not None:
         try:
             parse_timezone(values["timezone"])
@@ -195,8 +199,16 @@ def _check_attributes(attributes: dict[str, Any]) -> None:
     inputs.apply_attributes(Profile(id="validation"), values)
 
 
-def parse_batch(value: Any, now: datetime, max_future: timedelta, max_items: int) -> list[Call]:
-    """A ``batch`` body: ``{"batch": [{"type": "track", ...}, {"type": "identify", ...}]}``."""
+def parse_batch(
+    value: Any,
+    now: datetime,
+    max_future: timedelta,
+    max_items: int,
+    *,
+    consent_channels: frozenset[str] | None = None,
+) -> list[Call]:
+    """A ``batch`` body: ``{"batch": [{"type": "track", ...}, {"type": "identify", ...}]}``.
+    Every item is checked before any is handed on, so a refused batch stores nothing."""
     data = _dict(value, "")
     _no_unknown(data, frozenset({"batch"}), "")
     items = data.get("batch")
@@ -213,7 +225,7 @@ def parse_batch(value: Any, now: datetime, max_future: timedelta, max_items: int
         if kind == "track":
             calls.append(parse_track(item, now, max_future, prefix))
         elif kind == "identify":
-            calls.append(parse_identify(item, prefix))
+            calls.append(parse_identify(item, prefix, consent_channels=consent_channels))
         else:
             _dict(item, prefix)
             where = f"{prefix}.type"

@@ -32,6 +32,9 @@ class FieldSpec(BaseModel):
     type: FieldType = "string"
     description: str = ""
     example: Any = None
+    #: The field may be absent for some customers or events: ``validate`` warns where a template
+    #: uses it without ``| default(...)`` or ``is defined``.
+    optional: bool = False
     items: dict[Annotated[str, Field(pattern=IDENTIFIER)], FieldSpec] | None = None
 
     @model_validator(mode="before")

@@ -15,6 +15,7 @@ from croniter import croniter
 
 from orchestrator.errors import Problem
 from orchestrator.language.journey import (
+    ActionStep,
     BranchStep,
     DateTrigger,
     EventTrigger,
@@ -29,10 +30,12 @@ from orchestrator.language.journey import (
     WaitStep,
 )
 from orchestrator.language.located import did_you_mean
+from orchestrator.language.reward_checks import action_problems, body_texts, saved_names, voucher_pool_problems
 from orchestrator.language.template_checks import (
     CONDITION_NAMES,
     DEFAULT_CHANNELS,
     TEMPLATE_NAMES,
+    VOUCHER,
     CheckContext,
     Scope,
     check_source,
@@ -302,14 +305,19 @@ def _events(journey: Journey, doc: YamlDocument, ctx: CheckContext) -> list[Prob
         return []
     known = set(ctx.catalogue.events)
     return [
-        doc.problem(
-            path,
-            f"event: {name!r} is not in the catalogue",
-            did_you_mean(name, known) or "add it under 'events' in catalogue.yaml if it is a new event",
-        )
+        doc.problem(path, f"event: {name!r} is not in the catalogue", _event_hint(name, known, ctx.channels))
         for path, name in _named_events(journey)
         if name not in known
     ]
+
+
+def _event_hint(name: str, known: set[str], channels: Iterable[str]) -> str:
+    """A did-you-mean among the shop's own events: a provider's (``email.delivered``) is offered only
+    for a name in that channel's namespace, since ``order.delivered`` is not a typo of it."""
+    namespace = name.split(".", 1)[0]
+    channel_names = set(channels)
+    own = {event for event in known if event.split(".", 1)[0] not in channel_names - {namespace}}
+    return did_you_mean(name, own) or "add it under 'events' in catalogue.yaml if it is a new event"
 
 
 # --- expressions and templates ------------------------------------------------------------------
@@ -370,6 +378,13 @@ def _expressions(journey: Journey, doc: YamlDocument, ctx: CheckContext) -> list
                 if isinstance(value, str) and ("{{" in value or "{%" in value):
                     templated = Scope(TEMPLATE_NAMES, inside.event_fields, trigger_fields, inside.profile_fields)
                     check((*here, "update", "set", name), value, templated, template=True)
+        elif isinstance(step, ActionStep):
+            templated = Scope(
+                TEMPLATE_NAMES, inside.event_fields, trigger_fields, inside.profile_fields, saved_names(journey)
+            )
+            for path, value in body_texts(step.body, (*here, "body")):
+                check(path, value, templated, template=True)
+            found.extend(action_problems(step, doc, here, ctx))
         elif isinstance(step, WaitStep) and isinstance(step.wait, WaitForEvent):
             fields = _fields_of(ctx, [step.wait.event])
             check(
@@ -384,14 +399,21 @@ def _expressions(journey: Journey, doc: YamlDocument, ctx: CheckContext) -> list
 
 def _channels_and_templates(journey: Journey, doc: YamlDocument, ctx: CheckContext) -> list[Problem]:
     problems: list[Problem] = []
-    # Messages are rendered with the trigger's properties as ``event`` (delivery happens later than
-    # any awaited event), so only the trigger's fields are safe to use in a template.
-    entry, _, trigger_fields = _scopes(journey, ctx)
-    scope = Scope(TEMPLATE_NAMES, trigger_fields, trigger_fields, entry.profile_fields)
+    # One rule for conditions and templates (engine/context.py): ``event`` is the trigger's
+    # properties with an awaited event's laid over them once a wait caught it.
+    _, inside, trigger_fields = _scopes(journey, ctx)
+    saved = saved_names(journey)
+    scope = Scope(TEMPLATE_NAMES, inside.event_fields, trigger_fields, inside.profile_fields, saved)
     for index, step in enumerate(journey.steps):
         if not isinstance(step, SendStep):
             continue
         here: DataPath = ("steps", index)
+        step_scope = scope
+        if step.voucher is not None:
+            step_scope = Scope(
+                (*TEMPLATE_NAMES, VOUCHER), scope.event_fields, trigger_fields, scope.profile_fields, saved
+            )
+            problems += voucher_pool_problems(step.voucher, doc, (*here, "voucher"), ctx)
         places: list[tuple[DataPath, str]] = [((*here, "send"), step.send)]
         places += [((*here, "fallback", i), channel) for i, channel in enumerate(step.fallback)]
         for path, channel in places:
@@ -404,7 +426,7 @@ def _channels_and_templates(journey: Journey, doc: YamlDocument, ctx: CheckConte
                     )
                 )
                 continue
-            problems += check_template(step.template, channel, doc, (*here, "template"), scope, ctx)
+            problems += check_template(step.template, channel, doc, (*here, "template"), step_scope, ctx)
     if journey.quiet_hours:
         for channel in journey.quiet_hours:
             if channel not in ctx.channels:

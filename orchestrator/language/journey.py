@@ -207,6 +207,9 @@ class SendStep(StepBase):
     fallback: list[ChannelName] = Field(default_factory=list)
     on_capped: Literal["skip", "defer", "exit"] = "skip"
     to: Expression | None = None
+    #: A voucher pool declared in settings: the message's templates read ``{{ voucher.code }}``,
+    #: one code per run and step whatever channel carries it.
+    voucher: Annotated[str, Field(pattern=IDENTIFIER, max_length=64)] | None = None
 
     @property
     def channels(self) -> list[str]:
@@ -328,13 +331,28 @@ class UpdateStep(StepBase):
     update: ProfileUpdate
 
 
+class ActionStep(StepBase):
+    """Call one of the shop's own endpoints (credit points, issue a reward, tag a customer).
+
+    ``action`` names an endpoint declared in settings (never a URL: a journey cannot make a
+    worker call an arbitrary host).  ``body`` is the JSON sent: a mapping whose string values are
+    rendered in the sandbox like ``update`` values (a value that is one ``{{ expression }}`` keeps
+    its type), or one template text that must render a JSON object.  ``save_as`` keeps the
+    response's JSON on the run, so later templates read it as ``step.<save_as>``.
+    """
+
+    action: Annotated[str, Field(pattern=IDENTIFIER, max_length=64)]
+    body: dict[str, Any] | Annotated[str, Field(max_length=20_000)] = Field(default_factory=dict)
+    save_as: Annotated[str, Field(pattern=IDENTIFIER, max_length=64)] | None = None
+
+
 class ExitStep(StepBase):
     """End the enrollment here; ``exit`` is true or a reason shown in reports."""
 
     exit: Literal[True] | Annotated[str, Field(pattern=IDENTIFIER)]
 
 
-STEP_KINDS = ("send", "wait", "branch", "split", "update", "exit")
+STEP_KINDS = ("send", "wait", "branch", "split", "update", "action", "exit")
 
 
 def _step_kind(value: Any) -> str | None:
@@ -352,11 +370,14 @@ Step = Annotated[
     | Annotated[BranchStep, Tag("branch")]
     | Annotated[SplitStep, Tag("split")]
     | Annotated[UpdateStep, Tag("update")]
+    | Annotated[ActionStep, Tag("action")]
     | Annotated[ExitStep, Tag("exit")],
     Discriminator(
         _step_kind,
         custom_error_type="step_kind",
-        custom_error_message="a step needs exactly one of 'send', 'wait', 'branch', 'split', 'update', 'exit'",
+        custom_error_message=(
+            "a step needs exactly one of 'send', 'wait', 'branch', 'split', 'update', 'action', 'exit'"
+        ),
     ),
 ]
 

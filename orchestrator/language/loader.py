@@ -21,6 +21,7 @@ from orchestrator.language.checks import DEFAULT_CHANNELS, CheckContext, check_j
 from orchestrator.language.journey import Journey
 from orchestrator.language.located import problems_from
 from orchestrator.language.render import environment
+from orchestrator.language.template_checks import missing_template
 from orchestrator.language.yamlfile import YamlDocument, parse_yaml, read_file_text
 from orchestrator.settings import SETTINGS_FILE
 
@@ -96,11 +97,28 @@ def _context(
 def _load(path: Path, ctx: CheckContext) -> tuple[Journey, YamlDocument]:
     content, text = read_file_text(path)
     doc = parse_yaml(text, str(path))
-    journey = parse_journey(doc, version_of(content))
+    try:
+        journey = parse_journey(doc, version_of(content))
+    except ValidationFailed as exc:
+        # The typed model refused the file, so the cross-checks cannot run; the template names can
+        # still be checked on the raw steps, so a misspelt template is reported with a bad duration.
+        raise ValidationFailed(sort_problems([*exc.problems, *_raw_template_problems(doc, ctx)])) from None
     problems = check_journey(journey, doc, ctx)
     if problems:
         raise ValidationFailed(sort_problems(problems))
     return journey, doc
+
+
+def _raw_template_problems(doc: YamlDocument, ctx: CheckContext) -> list[Problem]:
+    steps = doc.data.get("steps") if isinstance(doc.data, dict) else None
+    if not isinstance(steps, list):
+        return []
+    found = (
+        missing_template(step.get("template"), step.get("send"), doc, ("steps", index, "template"), ctx)
+        for index, step in enumerate(steps)
+        if isinstance(step, dict)
+    )
+    return [problem for problem in found if problem is not None]
 
 
 def journey_files(journeys_dir: Path) -> list[Path]:
@@ -127,11 +145,14 @@ def load_journeys(
     files: Iterable[Path] | None = None,
     filters: dict[str, Callable[..., Any]] | None = None,
     globals: dict[str, Any] | None = None,
+    vouchers: Iterable[str] | None = None,
+    endpoints: Iterable[str] | None = None,
 ) -> dict[str, Journey]:
     """Every journey of a folder by id; raises :class:`ValidationFailed` with the problems of all files.
 
     ``channels`` are the names the plugin registry knows; ``filters`` and ``globals`` are the
-    plugins' template additions, so templates using them validate.
+    plugins' template additions, so templates using them validate; ``vouchers`` the pools settings
+    declare (None leaves a step's pool unchecked), ``endpoints`` the endpoints (likewise).
     """
     problems: list[Problem] = []
     catalogue: Catalogue | None = None
@@ -141,6 +162,8 @@ def load_journeys(
         problems.extend(exc.problems)
     ctx = _context(templates_dir, catalogue, channels, default_locale, None)
     ctx.env = environment(Path(templates_dir), filters, globals)
+    ctx.vouchers = frozenset(vouchers) if vouchers is not None else None
+    ctx.endpoints = frozenset(endpoints) if endpoints is not None else None
     journeys: dict[str, Journey] = {}
     where: dict[str, tuple[YamlDocument, str]] = {}
     for path in files if files is not None else journey_files(journeys_dir):

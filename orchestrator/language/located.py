@@ -55,10 +55,27 @@ def shown(value: Any) -> str:
     return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
 
 
+def closest(word: str, choices: typing.Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The choice most like ``word``, or None when nothing is close enough.
+
+    A dotted or underscored name is also compared by its parts (``signup`` against the
+    ``signed_up`` of ``customer.signed_up``), since producers drop a namespace more often than
+    they misspell one.
+    """
+    word = str(word)
+    best: tuple[float, str] | None = None
+    for choice in sorted(set(choices)):
+        parts = [choice, *choice.split("."), choice.replace("_", "").replace(".", "")]
+        score = max(difflib.SequenceMatcher(None, word, part).ratio() for part in parts if part)
+        if score >= cutoff and (best is None or score > best[0]):
+            best = (score, choice)
+    return best[1] if best else None
+
+
 def did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
     """``did you mean 'template'?`` or an empty string when nothing is close."""
-    close = difflib.get_close_matches(str(word), sorted(set(choices)), n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else ""
+    close = closest(word, choices)
+    return f"did you mean {close!r}?" if close else ""
 
 
 def _resolve(node: Any, loc: tuple[Any, ...]) -> tuple[int, DataPath]:
@@ -337,5 +354,14 @@ def _describe(model: type[BaseModel] | None) -> str:
         "DateTrigger": "a date trigger",
         "Goal": "a goal",
         "QuietWindow": "a quiet window",
+        "FieldSpec": "a field (type, description, example, optional, items)",
+        "EventSpec": "an event (description, properties)",
+        "Catalogue": "the catalogue",
+        "CapRule": "a cap rule",
+        "Settings": "the settings",
     }
-    return words.get(model.__name__, model.__name__)
+    if model.__name__ in words:
+        return words[model.__name__]
+    # Never an internal class name: "FooBar" reads as "a foo bar mapping".
+    spaced = "".join(f" {c.lower()}" if c.isupper() else c for c in model.__name__).strip()
+    return f"a {spaced} mapping"

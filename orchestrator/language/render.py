@@ -219,7 +219,7 @@ class Renderer:
         except RecursionError as exc:
             raise TemplateError(f"{where} calls its macros too deeply") from exc
         except UndefinedError as exc:
-            raise TemplateError(f"{where}: {exc.message}") from exc
+            raise TemplateError(undefined_message(exc, item)) from exc
         except SecurityError as exc:
             raise TemplateError(f"{where} tried something unsafe: {exc}") from exc
         except TemplateNotFound as exc:
@@ -228,6 +228,39 @@ class Renderer:
             raise TemplateError(f"{where}: {exc.message or exc}") from exc
         except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
             raise TemplateError(f"{where} failed: {exc}") from exc
+
+
+_MISSING = re.compile(r"has no attribute '(?P<name>[^']+)'|'(?P<plain>[^']+)' is undefined")
+
+
+def undefined_message(exc: UndefinedError, item: TemplateFile) -> str:
+    """``template email/review.html.j2:3: profile.first_name is missing for this customer`` with the
+    ``| default(...)`` hint: the file and line come from the traceback Jinja rewrote onto the
+    template, the full name from that line's text."""
+    line = 0
+    traceback = exc.__traceback__
+    while traceback is not None:
+        if traceback.tb_frame.f_code.co_filename == str(item.path):
+            line = traceback.tb_lineno
+        traceback = traceback.tb_next
+    where = f"template {item.channel}/{item.relative}" + (f":{line}" if line else "")
+    found = _MISSING.search(exc.message or "")
+    if found is None:
+        return f"{where}: {exc.message}"
+    name = found.group("name") or found.group("plain")
+    text = ""
+    if line:
+        try:
+            text = item.path.read_text(encoding="utf-8").splitlines()[line - 1]
+        except (OSError, IndexError, UnicodeDecodeError):
+            text = ""
+    dotted = re.search(rf"([A-Za-z_][\w.]*\.{re.escape(name)}|[A-Za-z_][\w.]*\[['\"]{re.escape(name)}['\"]\])", text)
+    shown = dotted.group(1) if dotted else name
+    return (
+        f"{where}: {shown} is missing for this customer ({exc.message}) "
+        f"(hint: where it may be absent, write {{{{ {shown} | default('') }}}} or wrap it in "
+        f"{{% if {shown} is defined %}}…{{% endif %}})"
+    )
 
 
 def _one_line(text: str) -> str:
@@ -263,14 +296,20 @@ def build_context(
     step_id: str = "",
     now: datetime,
     unsubscribe_url: str = "",
+    voucher: Mapping[str, Any] | None = None,
+    saved: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The mapping templates see: ``profile`` is ``Profile.context()``, ``event`` the current event."""
+    """The mapping templates see: ``profile`` is ``Profile.context()``, ``event`` the current event,
+    ``voucher`` the code handed to this send when its step names a pool, ``saved`` what earlier
+    ``action`` steps of the run kept (``step.<save_as>``)."""
+    extra = {} if voucher is None else {"voucher": dict(voucher)}
     return {
+        **extra,
         "profile": dict(profile),
         "event": dict(event or trigger or {}),
         "trigger": dict(trigger or {}),
         "journey": {"id": journey_id, "name": journey_name},
-        "step": {"id": step_id},
+        "step": {**(saved or {}), "id": step_id},
         "now": now,
         "unsubscribe_url": unsubscribe_url,
     }

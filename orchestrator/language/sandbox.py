@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
 from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError
 from jinja2.filters import FILTERS
@@ -279,11 +279,24 @@ class GuardedEnvironment(ImmutableSandboxedEnvironment):
         return result
 
     def getattr(self, obj: Any, attribute: str) -> Any:
+        """``event.items`` is the event's ``items`` when it has one; when it has none, a dict method
+        of that name is only reachable by calling it (``event.items()``): anything else (``length``,
+        printing, comparing) fails as the undefined field it is, not as "a builtin method has no len"."""
         limits.check_clock()
+        if isinstance(obj, dict):
+            if attribute in obj:
+                return obj[attribute]
+            value = super().getattr(obj, attribute)
+            if callable(value) and not isinstance(value, Undefined):
+                return _MethodOrMissing(value, obj, attribute)
+            return value
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
+        """``event['items']`` is a key lookup only, never a dict method (Jinja's own falls back)."""
         limits.check_clock()
+        if isinstance(obj, dict) and isinstance(argument, str):
+            return obj[argument] if argument in obj else self.undefined(obj=obj, name=argument)
         return super().getitem(obj, argument)
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
@@ -302,6 +315,25 @@ class GuardedEnvironment(ImmutableSandboxedEnvironment):
             return wrapped(*args, **kwargs)
 
         return bounded
+
+
+class _MethodOrMissing(StrictUndefined):
+    """A dict method asked for by a name the data lacks: callable as the method, undefined otherwise."""
+
+    __slots__ = ("_method",)
+
+    def __init__(self, method: Callable[..., Any], obj: Any, name: str) -> None:
+        super().__init__(obj=obj, name=name)
+        self._method = method
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._method(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        # What the sandbox and Jinja's call path ask of a callable before calling it.
+        if name in {"unsafe_callable", "alters_data", "jinja_pass_arg"}:
+            raise AttributeError(name)
+        return super().__getattr__(name)
 
 
 def _counted(value: Any) -> Any:

@@ -39,6 +39,7 @@ from orchestrator.runtime.delivery import AttemptResult
 from orchestrator.runtime.drain_slots import DrainSlots
 from orchestrator.runtime.event_queue import QueuedEvent
 from orchestrator.runtime.events import EventRunner
+from orchestrator.runtime.referrals import CODE_PROPERTY
 from orchestrator.runtime.timer_firing import TimerRunner
 from orchestrator.runtime.transitions import pending_updates
 from orchestrator.store import EventState, StoredEnrollment
@@ -125,6 +126,8 @@ class BatchRunner(EventRunner, TimerRunner):
                     duplicates += 1
                     continue
                 finished.append(event)
+                if self.referrals is not None and CODE_PROPERTY in event.properties:
+                    self.referrals.see(event.customer_id, event.name, event.properties, seen.profile, event.timestamp)
                 arrived = EventArrived(event.name, dict(event.properties), event.event_id, event.timestamp)
                 count = self._counted(event.customer_id, seen, arrived, now)
                 if count is not None:
@@ -133,6 +136,7 @@ class BatchRunner(EventRunner, TimerRunner):
             self.carry_out_many(entries)
         finally:
             self._local.deferred = self._local.tally = None
+        count_unknown = self.unknown_counter(event.name for event in finished)
 
         def close(pipe: Any) -> None:
             for build in deferred:
@@ -146,6 +150,7 @@ class BatchRunner(EventRunner, TimerRunner):
                 self.store.count("events_handled", len(finished), pipe)
             if duplicates:
                 self.store.count("events_duplicate", duplicates, pipe)
+            count_unknown(pipe)
 
         self.store.run(close)
         for _ in finished:

@@ -20,7 +20,10 @@ from orchestrator.language.render import Renderer
 from orchestrator.runtime.batch import sender_pool
 from orchestrator.runtime.delivery import Delivery, signing_secret
 from orchestrator.runtime.drain_slots import DrainSlots
+from orchestrator.runtime.event_queue import EventQueue
 from orchestrator.runtime.journey_book import JourneyBook
+from orchestrator.runtime.readiness import marketing_senders
+from orchestrator.runtime.referrals import Referrals
 from orchestrator.runtime.runtime import Runtime
 from orchestrator.runtime.transitions import Clock, Dispatcher, utc_now
 from orchestrator.settings import Settings
@@ -82,14 +85,17 @@ def build_runtime(
 
     The leases are the settings' unless given.  ``in_process`` says the client is a Redis private
     to this process (the embedded mode's), the one case where a missing ``LOYALOOP_SECRET_KEY`` is
-    allowed (see :func:`orchestrator.runtime.delivery.signing_secret`).  The runtime owns its drain
+    allowed (see :func:`orchestrator.runtime.delivery.signing_secret`); nor is it needed when no
+    journey builds an unsubscribe link (no marketing journey sends).  The runtime owns its drain
     slots and sender threads: whoever builds it calls ``Runtime.close`` when done.
     """
     timer_lease = settings.timer_lease if timer_lease is None else timer_lease
     send_lease = settings.send_lease if send_lease is None else send_lease
-    secret = signing_secret(settings, in_process=in_process)
     if journeys is None:
-        journeys = load_journeys(settings.journeys_dir, settings.templates_dir)
+        journeys = load_journeys(
+            settings.journeys_dir, settings.templates_dir, vouchers=settings.vouchers, endpoints=settings.endpoints
+        )
+    secret = _secret(settings, journeys, in_process=in_process)
     manager = pm if pm is not None else plugins.get_plugin_manager()
     if channels is None:
         channels = plugins.build_channels(settings, manager)
@@ -110,7 +116,10 @@ def build_runtime(
         ratelimiter=RateLimiter.for_channels(client, settings) if settings.rate_limits else None,
         secret=secret,
         claim_lease=send_lease,
+        action_kinds=plugins.build_action_kinds(settings, manager),
     )
+    if delivery.caller is not None:
+        delivery.caller.check(journeys)  # an endpoint a journey calls must be configured before work starts
     return Runtime(
         settings=settings,
         store=store,
@@ -122,7 +131,21 @@ def build_runtime(
         send_lease=send_lease,
         slots=DrainSlots(settings.batch_slots),
         senders=sender_pool(),
+        referrals=Referrals(
+            store,
+            EventQueue(client),
+            window=settings.referral_window,
+            nudge=dispatcher.drain if dispatcher is not None else None,
+        ),
     )
+
+
+def _secret(settings: Settings, journeys: dict[str, Journey], *, in_process: bool) -> bytes:
+    """The signing secret; with none set and no marketing journey sending, nothing is signed (b"")."""
+    key = settings.secret_key
+    if not in_process and (key is None or not key.get_secret_value()) and not marketing_senders(journeys):
+        return b""
+    return signing_secret(settings, in_process=in_process)
 
 
 class SchedulerParts(Protocol):
@@ -152,11 +175,20 @@ class Timekeeping:
     clock: Clock = utc_now
 
 
-def build_timekeeping(settings: Settings, client: redis.Redis, *, timer_lease: float | None = None) -> Timekeeping:
+def build_timekeeping(
+    settings: Settings,
+    client: redis.Redis,
+    *,
+    timer_lease: float | None = None,
+    journeys: dict[str, Journey] | None = None,
+) -> Timekeeping:
     """The scheduler's parts on a Redis client (``decode_responses=True``); the timer lease is the
-    settings' unless given."""
+    settings' unless given, the journeys those checked at start-up unless None (then loaded)."""
     store = Store(client)
-    journeys = load_journeys(settings.journeys_dir, settings.templates_dir)
+    if journeys is None:
+        journeys = load_journeys(
+            settings.journeys_dir, settings.templates_dir, vouchers=settings.vouchers, endpoints=settings.endpoints
+        )
     return Timekeeping(
         store=store,
         timers=Timers(client, lease=settings.timer_lease if timer_lease is None else timer_lease),

@@ -22,6 +22,7 @@ import pluggy
 
 from orchestrator import engine, metrics, plugins
 from orchestrator.engine.enrollment import (
+    ACTION_CHANNEL,
     ChannelOutcome,
     Delivered,
     DeliveryOutcomeName,
@@ -29,17 +30,21 @@ from orchestrator.engine.enrollment import (
     SendAction,
     is_delivery_outcome,
 )
-from orchestrator.errors import PermanentError, TemplateError, TransientError
+from orchestrator.errors import ConfigurationError, PermanentError, TemplateError, TransientError
 from orchestrator.gate import consent, unsubscribe
 from orchestrator.gate.policy import Gate, GateDecision, SendRequest
-from orchestrator.language.journey import Journey
+from orchestrator.language.journey import ActionStep, Journey
 from orchestrator.language.profile import Profile
 from orchestrator.language.render import Renderer, build_context
-from orchestrator.message import Channel, Message
+from orchestrator.message import ActionKind, Channel, Message
+from orchestrator.runtime.actions import ActionCaller, endpoint_limiter
 from orchestrator.runtime.retry import backoff_delay
+from orchestrator.runtime.vouchers import VoucherCode, VoucherDesk
 from orchestrator.settings import Settings
 from orchestrator.store import Store
 from orchestrator.store.ratelimit import RateLimiter
+from orchestrator.store.saved import SavedResponses
+from orchestrator.store.vouchers import Vouchers
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +58,7 @@ FALL_THROUGH: frozenset[DeliveryOutcomeName] = frozenset({"no_address", "no_cons
 #: An attempt's outcome: a final one for the engine, or why it must be tried again at ``retry_at``.
 AttemptOutcomeName = DeliveryOutcomeName | Literal["retry", "busy", "rate_limited"]
 #: Stats an attempt counts under the step without a channel (the per-channel ones are ChannelOutcome).
-AttemptStat = Literal["deferred", "cap_deferred", "rate_limited"]
+AttemptStat = Literal["deferred", "cap_deferred", "rate_limited", "voucher_fallback"]
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,8 @@ class Delivery:
         secret: bytes | None = None,
         claim_lease: float = 60.0,
         max_attempts: int = MAX_ATTEMPTS,
+        vouchers: Vouchers | None = None,
+        action_kinds: dict[str, ActionKind] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -121,6 +128,20 @@ class Delivery:
         self.secret = secret if secret is not None else signing_secret(settings)
         self.claim_lease = claim_lease
         self.max_attempts = max_attempts
+        self.vouchers = VoucherDesk(settings, vouchers or Vouchers(store.redis), self.secret)
+        self.caller = (
+            None
+            if action_kinds is None
+            else ActionCaller(
+                settings=settings,
+                store=store,
+                kinds=action_kinds,
+                limiter=endpoint_limiter(store.redis, settings),
+                claim_lease=claim_lease,
+                max_attempts=max_attempts,
+            )
+        )
+        self.saved = SavedResponses(store.redis)
 
     def attempt(
         self,
@@ -142,6 +163,8 @@ class Delivery:
         """
         if profile is None or profile.id != send.recipient_id:
             profile = self.store.get_profile(send.recipient_id) or Profile(id=send.recipient_id)
+        if send.channels == (ACTION_CHANNEL,):
+            return self._call(journey, enrollment, send, profile, now, send.idempotency_key == claimed)
         notes: list[tuple[str, str | None, str, int]] = []
         outcomes: list[AttemptOutcomeName] = []
         for position, name in enumerate(send.channels):
@@ -154,6 +177,21 @@ class Delivery:
         if len(outcomes) == 1:
             return AttemptResult(outcomes[0], send.channels[0], notes=tuple(notes))
         return AttemptResult("undeliverable", notes=tuple(notes))  # the engine counts the step's outcome
+
+    def _call(
+        self, journey: Journey, enrollment: Enrollment, send: SendAction, profile: Profile, now: datetime, claimed: bool
+    ) -> AttemptResult:
+        """An ``action`` step: the endpoint called instead of a channel (see runtime/actions.py)."""
+        if self.caller is None:
+            raise ConfigurationError("this runtime was built without action kinds; build it with build_runtime")
+        result = self.caller.call(journey, enrollment, send, profile, now, claimed)
+        notes = ((journey.id, send.step_id, result.stat, 1),) if result.stat else ()
+        if result.outcome == "done":
+            return AttemptResult(_done(result.done_outcome or "sent", send.idempotency_key), ACTION_CHANNEL)
+        if result.outcome in ("retry", "busy"):
+            return AttemptResult(result.outcome, ACTION_CHANNEL, retry_at=result.retry_at, notes=notes)
+        outcome: AttemptOutcomeName = "sent" if result.outcome == "sent" else "failed"
+        return AttemptResult(outcome, ACTION_CHANNEL, notes=notes, writes=result.writes)
 
     def _one(
         self,
@@ -233,8 +271,16 @@ class Delivery:
             if wait > 0 and not self.ratelimiter.wait(name, max_wait=MAX_RATE_SLEEP):
                 self.store.release_delivery(profile.id, key)
                 return AttemptResult("rate_limited", name, retry_at=now + timedelta(seconds=MAX_RATE_SLEEP))
+        voucher = self.vouchers.code_for(journey, send.step_id, enrollment.run_id)
+        if voucher is not None and voucher.code is None:
+            self.gate.release(profile.id, key)
+            self.store.finish_delivery(profile.id, key, "failed")
+            note(ChannelOutcome("voucher_empty", name))
+            return AttemptResult("failed", name)
+        if voucher is not None and voucher.fallback:
+            note("voucher_fallback")
         try:
-            message = self._message(journey, enrollment, send, profile, channel, address, key, now)
+            message = self._message(journey, enrollment, send, profile, channel, address, key, now, voucher)
         except TemplateError as exc:
             log.warning("template failed", extra={"journey": journey.id, "step": send.step_id, "error": str(exc)})
             self.gate.release(profile.id, key)
@@ -302,6 +348,7 @@ class Delivery:
         address: str,
         key: str,
         now: datetime,
+        voucher: VoucherCode | None = None,
     ) -> Message:
         headers: dict[str, str] = {}
         link = ""
@@ -312,12 +359,16 @@ class Delivery:
                 headers = unsubscribe.unsubscribe_headers(self.settings.public_url, token)
         ctx = build_context(
             profile.context(),
+            # The same ``event`` conditions see (engine/context.py): an awaited event over the trigger.
+            event={**enrollment.trigger, **(enrollment.awaited_event or {})},
             trigger=enrollment.trigger,
             journey_id=journey.id,
             journey_name=journey.name,
             step_id=send.step_id,
             now=now,
             unsubscribe_url=link,
+            voucher=voucher.context() if voucher is not None else None,
+            saved=self.saved.for_run(profile.id, enrollment.run_id) if _saves(journey) else None,
         )
         locale = profile.locale or self.settings.default_locale
         content = self.renderer.render(channel.name, send.template, locale, ctx)
@@ -395,3 +446,8 @@ def _without_address(profile: Profile, field: str, address: str) -> Profile:
 def template_context(profile: Profile, enrollment: Enrollment, journey: Journey, now: datetime) -> dict[str, Any]:
     """The engine's context, for callers that render outside a send (``render`` previews)."""
     return engine.context(profile, enrollment, None, now, journey)
+
+
+def _saves(journey: Journey) -> bool:
+    """Whether any step of the journey keeps an endpoint's answer (only then is there one to read)."""
+    return any(isinstance(step, ActionStep) and step.save_as for step in journey.steps)

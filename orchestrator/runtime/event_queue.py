@@ -255,3 +255,34 @@ class EventQueue:
     def dead(self) -> int:
         """How many events are kept aside now (the counters say how many ever were)."""
         return int(self.redis.llen(keys.dead_events()))
+
+    def kept_aside(self) -> list[dict[str, str]]:
+        """The events kept aside now, oldest first: ``reason``, ``kind`` and the queued ``record``."""
+        return [json.loads(entry) for entry in self.redis.lrange(keys.dead_events(), 0, -1)]
+
+    def replay(self, kinds: frozenset[str], limit: int | None = None) -> tuple[int, list[int]]:
+        """Queue kept-aside events of these kinds again, oldest first (at most ``limit``), and take
+        them off the list: (how many, the shards to nudge).
+
+        Safe to repeat and to run beside workers: an event is queued before its entry leaves the
+        list, so a crash in between queues it twice at worst, and the customer's seen-event marks
+        make the second copy a no-op (an event applied to the profile and not finished is resumed
+        without applying it again)."""
+        unknown = kinds - set(KEPT_ASIDE)
+        if unknown:
+            raise ValueError(f"kinds {sorted(unknown)} are not among {sorted(KEPT_ASIDE)}")
+        chosen: list[tuple[str, str]] = []
+        for raw in self.redis.lrange(keys.dead_events(), 0, -1):
+            entry = json.loads(raw)
+            if entry.get("kind") in kinds:
+                chosen.append((raw, entry["record"]))
+                if limit is not None and len(chosen) >= limit:
+                    break
+        if not chosen:
+            return 0, []
+        shards = self.push_many((decode(record).customer_id, record) for _raw, record in chosen)
+        pipe = self.redis.pipeline(transaction=False)
+        for raw, _record in chosen:
+            pipe.lrem(keys.dead_events(), 1, raw)
+        pipe.execute()
+        return len(chosen), shards

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +42,8 @@ class EventRunner(EntryRunner):
             self.store.count("events_duplicate")
             metrics.event("duplicate")
             return "duplicate"
+        if self.referrals is not None:
+            self.referrals.see(customer_id, name, properties, seen.profile, timestamp)
         now = self.clock()
         event = EventArrived(name, dict(properties), event_id, timestamp)
         # Stats and replaced-timer clean-up of everything this event causes are written with the
@@ -54,6 +57,8 @@ class EventRunner(EntryRunner):
         finally:
             self._local.deferred = None
 
+        count_unknown = self.unknown_counter([name])
+
         def finished(pipe: Any) -> None:
             for build in deferred:
                 build(pipe)
@@ -61,10 +66,25 @@ class EventRunner(EntryRunner):
                 counted(pipe)
             self.store.finish_event(customer_id, event_id, pipe)
             self.store.count("events_handled", 1, pipe)
+            count_unknown(pipe)
 
         self.store.run(finished)
         metrics.event("handled")
         return "handled"
+
+    def unknown_counter(self, names: Iterable[str]) -> Callable[[Any], None]:
+        """What to add to the closing pipeline for the handled events ``names``: a count per name no
+        current journey listens to (exact: written with the event's done mark, so a redelivered
+        event is not counted twice).  Reads Redis only when there is an unknown name."""
+        unknown = Counter(name for name in names if name not in self.journeys.known_events)
+        if not unknown:
+            return lambda pipe: None
+        fields = self.store.unknown_names(unknown)
+        counts: Counter[str] = Counter()
+        for name, amount in unknown.items():
+            counts[fields[name]] += amount
+        metrics.event("unknown", unknown.total())
+        return lambda pipe: self.store.count_unknown(dict(counts), pipe)
 
     def _counted(
         self, customer_id: str, seen: EventState, event: EventArrived, now: datetime

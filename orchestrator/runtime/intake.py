@@ -36,6 +36,7 @@ from orchestrator.language.inputs import (
 from orchestrator.language.profile import Profile
 from orchestrator.language.timeparse import parse_timezone
 from orchestrator.runtime.event_queue import EventQueue, encode
+from orchestrator.runtime.referrals import register_code
 from orchestrator.store import Store, keys
 
 #: Events an import queues per round trip.
@@ -153,6 +154,14 @@ class Loyaloop:
         for _ in items:
             metrics.event("queued")
 
+    def replay_kept_aside(self, kinds: frozenset[str], limit: int | None = None) -> int:
+        """Queue events kept aside (for a bug, or bad input) again once their cause is fixed; each
+        is handled as if it had just arrived, and one already applied is finished, not re-applied."""
+        replayed, shards = self.events.replay(kinds, limit)
+        for shard in shards:
+            self.nudges.nudge_drain(shard)
+        return replayed
+
     def identify(self, customer_id: str, attributes: Mapping[str, Any]) -> Profile:
         """Create or update a profile now (contact points, zone, locale, consent, attributes)."""
         try:
@@ -168,6 +177,8 @@ class Loyaloop:
             )
         except InputError as error:
             raise self._refuse(error) from None
+        if "referral_code" in values:
+            register_code(self.store, customer_id, values["referral_code"])
         if values.get("timezone"):
             self.store.redis.sadd(keys.timezones(), values["timezone"])  # local-time broadcasts fire per zone
         given = {channel: bool(flag) for channel, flag in (values.get("consent") or {}).items()}
@@ -228,7 +239,11 @@ class Loyaloop:
         if kind == "identify":
             self._queue_many(pending)
             pending.clear()
-            self.identify(record.get("customer_id"), record.get("attributes") or {})  # type: ignore[arg-type]
+            if not isinstance(record.get("attributes"), dict):
+                raise self._refuse(
+                    InputError("'attributes' is required: an object of profile fields", field="attributes")
+                )
+            self.identify(record.get("customer_id"), record["attributes"])  # type: ignore[arg-type]
             return None
         if kind == "track":
             customer_id = record.get("customer_id")

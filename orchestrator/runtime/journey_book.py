@@ -1,9 +1,33 @@
-"""Which journey version an enrollment runs on."""
+"""Which journey version an enrollment runs on, and which event names the journeys listen to."""
 
 from __future__ import annotations
 
-from orchestrator.language.journey import Journey
+from collections.abc import Iterable
+
+from orchestrator.engine.derive import ORDER_EVENTS
+from orchestrator.language.journey import EventTrigger, Journey, WaitForEvent, WaitStep
 from orchestrator.store import Store
+
+#: Events Loyaloop itself records from provider webhooks: facts, never a producer's typo.
+PROVIDER_EVENTS = frozenset({"email.delivered", "email.opened", "email.clicked", "sms.delivered"})
+
+
+def listened_events(journey: Journey) -> set[str]:
+    """Every event name a journey reacts to: its trigger, goals, exit rules and event waits."""
+    names = {goal.event for goal in (*journey.goals, *journey.exit_when) if goal.event}
+    if isinstance(journey.trigger, EventTrigger):
+        names.add(journey.trigger.event)
+    for step in journey.steps:
+        if isinstance(step, WaitStep) and isinstance(step.wait, WaitForEvent):
+            names.add(step.wait.event)
+    return names
+
+
+def known_events(journeys: Iterable[Journey]) -> frozenset[str]:
+    """Names an event may carry without being counted as unknown: those the journeys listen to,
+    the order events that update the profile's order figures, and the providers' own."""
+    listened = {name for journey in journeys for name in listened_events(journey)}
+    return frozenset(listened) | ORDER_EVENTS | PROVIDER_EVENTS
 
 
 class JourneyBook:
@@ -13,6 +37,9 @@ class JourneyBook:
         self.store = store
         self.current = dict(journeys)
         self._versions: dict[tuple[str, str], Journey] = {(j.id, j.version): j for j in journeys.values()}
+        #: Names no event should be counted as unknown under (the current journeys' only: an old
+        #: version's wait still catches its event, but a producer's typo must not hide behind it).
+        self.known_events = known_events(self.current.values())
         for journey in journeys.values():
             store.save_journey(journey)
 

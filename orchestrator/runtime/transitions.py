@@ -29,6 +29,7 @@ from orchestrator.language.profile import Profile
 from orchestrator.runtime.delivery import Delivery
 from orchestrator.runtime.drain_slots import DrainSlots
 from orchestrator.runtime.journey_book import JourneyBook
+from orchestrator.runtime.referrals import Referrals
 from orchestrator.settings import Settings
 from orchestrator.store import FigureArgs, PendingUpdate, Store, StoredEnrollment, conflict, pending_json
 from orchestrator.store.timers import Timers
@@ -54,6 +55,10 @@ class Dispatcher(Protocol):
 
     def deliver(self, customer_id: str, run_id: str, revision: int) -> None: ...
 
+    def drain(self, shard: int) -> None:
+        """Nudge a drain of an event shard (an event this worker queued for another customer)."""
+        ...
+
 
 @dataclass
 class DecisionRunner:
@@ -74,6 +79,8 @@ class DecisionRunner:
     #: owned here so ``Runtime.close`` can stop the threads (nothing module-level, nothing leaked).
     slots: DrainSlots = field(kw_only=True, repr=False)
     senders: ThreadPoolExecutor = field(kw_only=True, repr=False)
+    #: Referral attribution (runtime/referrals.py); None leaves referral codes to the shop.
+    referrals: Referrals | None = field(default=None, kw_only=True, repr=False)
 
     @property
     def tz(self) -> str:

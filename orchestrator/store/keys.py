@@ -172,6 +172,12 @@ def webhook_seen(provider: str, digest: str) -> str:
     return f"{PREFIX}:http:seen:{provider}:{digest}"
 
 
+def serving(process: str) -> str:
+    """String ``id@version, …`` a live worker or scheduler process (``host:pid``) serves; it
+    expires unless the process renews it, so ``loyaloop status`` lists only live ones."""
+    return f"{PREFIX}:serving:{process}"
+
+
 def journeys_index() -> str:
     """Hash journey id → current version (what ``loyaloop status`` lists)."""
     return f"{PREFIX}:journeys"
@@ -216,7 +222,39 @@ def event_drain(shard: int) -> str:
     return f"{PREFIX}:drain:{{e{shard}}}"
 
 
+def unknown_events() -> str:
+    """Hash event name → how many handled events had that name while no loaded journey's trigger,
+    goal, exit rule or wait listened to it (a producer's typo shows here, not nowhere)."""
+    return f"{PREFIX}:events:unknown"
+
+
 def dead_events() -> str:
     """List of events a worker could not handle for a reason other than a Redis outage (newest
     last, capped): kept with the error's name for inspection and replay, never retried blindly."""
     return f"{PREFIX}:events:dead"
+
+
+# --- voucher pools (one hash tag per pool) -----------------------------------------------------
+def voucher_free(pool: str) -> str:
+    """List of a pool's codes not handed out yet, in load order."""
+    return f"{PREFIX}:v:{{{pool}}}:free"
+
+
+def voucher_known(pool: str) -> str:
+    """Set of every code ever loaded into a pool, so a code is never loaded twice."""
+    return f"{PREFIX}:v:{{{pool}}}:known"
+
+
+def voucher_given(pool: str) -> str:
+    """Hash ``<run>:<step>`` → the code handed to that send (the same on every retry)."""
+    return f"{PREFIX}:v:{{{pool}}}:given"
+
+
+def saved_responses(customer_id: str) -> str:
+    """Hash ``<run>:<name>`` → JSON an ``action`` step kept (``save_as``) for the run's later templates."""
+    return _customer(customer_id, "saved")
+
+
+def referral_codes() -> str:
+    """Hash referral code (upper-cased) → the customer who shares it (first owner keeps it)."""
+    return f"{PREFIX}:referral-codes"

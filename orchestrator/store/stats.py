@@ -9,6 +9,10 @@ from orchestrator.language.journey import Journey
 from orchestrator.store import keys
 from orchestrator.store.base import StoreBase
 
+#: Distinct unknown event names counted by name; the rest are counted together under OTHER_NAMES.
+UNKNOWN_NAMES_KEPT = 1000
+OTHER_NAMES = "(other names)"
+
 
 class JourneyStore(StoreBase):
     """Every journey version ever loaded."""
@@ -44,6 +48,29 @@ class StatsStore(StoreBase):
 
     def stats(self, journey_id: str) -> dict[str, int]:
         return {field: int(value) for field, value in self.redis.hgetall(keys.journey_stats(journey_id)).items()}
+
+    def unknown_names(self, names: Iterable[str]) -> dict[str, str]:
+        """Each name → the field it is counted under in :func:`keys.unknown_events`: itself while the
+        hash holds fewer than :data:`UNKNOWN_NAMES_KEPT` names (or already holds it), else
+        :data:`OTHER_NAMES`, so a producer sending random names cannot grow the hash without bound."""
+        wanted = sorted(set(names))
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hlen(keys.unknown_events())
+        pipe.hmget(keys.unknown_events(), wanted)
+        size, present = pipe.execute()
+        room = int(size) < UNKNOWN_NAMES_KEPT
+        return {
+            name: name if room or found is not None else OTHER_NAMES
+            for name, found in zip(wanted, present, strict=True)
+        }
+
+    def count_unknown(self, counts: dict[str, int], pipe: Any) -> None:
+        for name, amount in counts.items():
+            pipe.hincrby(keys.unknown_events(), name, amount)
+
+    def unknown_events(self) -> dict[str, int]:
+        """Event name → how many events of it no journey listened to (see :func:`keys.unknown_events`)."""
+        return {name: int(value) for name, value in self.redis.hgetall(keys.unknown_events()).items()}
 
     def refuse(self, reason: str) -> None:
         """Count a refused input (bad event, bad message) by reason."""

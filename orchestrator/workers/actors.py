@@ -265,6 +265,9 @@ class ActorDispatcher:
     def deliver(self, customer_id: str, run_id: str, revision: int) -> None:
         self.actors.deliver.send(customer_id, run_id, revision)
 
+    def drain(self, shard: int) -> None:
+        self.actors.drain_events.send(shard)
+
 
 def _fire(runtime: Runtime, members: list[tuple[str, str, int]]) -> None:
     """Fire a batch of claimed timers, then acknowledge the handled ones in one round trip (a crash

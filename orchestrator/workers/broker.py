@@ -24,6 +24,7 @@ import redis
 from dramatiq.brokers.redis import MAINTENANCE_SCALE, RedisBroker
 from dramatiq.brokers.stub import StubBroker
 
+from orchestrator.language.journey import Journey
 from orchestrator.runtime.compose import build_runtime, freeze_startup_objects
 from orchestrator.runtime.runtime import Runtime
 from orchestrator.settings import Settings, load_settings
@@ -83,8 +84,14 @@ class RuntimeCloser(dramatiq.Middleware):
             runtime.close()
 
 
-def setup(settings: Settings | None = None) -> tuple[dramatiq.Broker, Actors]:
-    """Set the global broker and declare the actors on it."""
+def setup(
+    settings: Settings | None = None, *, journeys: dict[str, Journey] | None = None
+) -> tuple[dramatiq.Broker, Actors]:
+    """Set the global broker and declare the actors on it.
+
+    ``journeys``: the journeys this process checked at start-up (:mod:`orchestrator.worker`); its
+    runtime serves exactly those, never a later edit of the folder.  None: loaded with the runtime.
+    """
     settings = settings or load_settings()
     broker = build_broker(settings)
     if settings.metrics:
@@ -98,7 +105,9 @@ def setup(settings: Settings | None = None) -> tuple[dramatiq.Broker, Actors]:
 
     def build(actors: Actors) -> Runtime:
         client = redis.Redis.from_url(client_url or "redis://127.0.0.1:6379/0", decode_responses=True)
-        runtime = closer.runtime = build_runtime(settings, client, dispatcher=ActorDispatcher(actors))
+        runtime = closer.runtime = build_runtime(
+            settings, client, journeys=journeys, dispatcher=ActorDispatcher(actors)
+        )
         freeze_startup_objects()
         return runtime
 

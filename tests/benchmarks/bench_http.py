@@ -33,6 +33,7 @@ import redis
 
 from orchestrator.runtime.event_queue import EventQueue
 from orchestrator.store import keys
+from tests.benchmarks.harness import require_tool
 from tests.redis_server import RedisServer, free_port
 
 API_KEY = "bench-key-0123456789abcdef"
@@ -177,8 +178,7 @@ def run(*, workers: int, threads: int, levels: list[int], seconds: int, rounds: 
 
     Returns the rows, the events found on the workers' queue and the 202s answered in all rounds.
     """
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed (apt-get install wrk)")
+    require_tool("wrk", "apt-get install wrk")
     python = sys.executable
     redis_server = RedisServer().start()
     work = Path(tempfile.mkdtemp(prefix="loyaloop-bench-http-"))

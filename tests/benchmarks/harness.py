@@ -88,6 +88,24 @@ def add_plot_point(plot: str, x_label: str, y_label: str, series: str, x: float,
 ScenarioFn = Callable[..., list[Figure]]
 
 
+class Skipped(SystemExit):
+    """A scenario cannot run here (a tool or server is missing): the harness reports it as
+    ``skipped: <why>`` and carries on; run on its own, a bench module exits with the reason.
+    A ``SystemExit`` so that a bench module's own command line prints the reason, not a traceback."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+def require_tool(name: str, install: str) -> None:
+    """Skip the scenario when ``name`` is not on the PATH, saying how to install it."""
+    import shutil
+
+    if shutil.which(name) is None:
+        raise Skipped(f"{name} is not installed ({install}, or run `bash tests/run.sh --bench`)")
+
+
 @dataclass(frozen=True)
 class Scenario:
     """A named scenario: the area module asked first, then this harness's own implementation."""
@@ -167,6 +185,7 @@ class Outcome:
     figures: list[Figure] = field(default_factory=list)
     seconds: float = 0.0
     error: str = ""
+    skipped: str = ""
 
 
 def run_all(names: Sequence[str] | None, quick: bool, log: Callable[[str], None] = print) -> list[Outcome]:
@@ -177,7 +196,11 @@ def run_all(names: Sequence[str] | None, quick: bool, log: Callable[[str], None]
     unknown = set(names or ()) - {s.name for s in SCENARIOS}
     if unknown:
         raise SystemExit(f"unknown scenario(s) {sorted(unknown)}; choose from {[s.name for s in SCENARIOS]}")
-    server = RedisServer().start()
+    try:
+        server = RedisServer().start()
+    except (RuntimeError, OSError) as exc:  # no redis-server: nothing can run, but say so per scenario
+        log(f"  no Redis: {exc}")
+        return [Outcome(scenario, scenario.fallback[0], skipped=f"no Redis: {exc}") for scenario in chosen]
     client = redis.Redis.from_url(server.url)
     outcomes: list[Outcome] = []
     try:
@@ -189,7 +212,10 @@ def run_all(names: Sequence[str] | None, quick: bool, log: Callable[[str], None]
             started = time.monotonic()
             try:
                 outcome.figures = call(function, quick, server.url)
-            except Exception as exc:  # one broken scenario must not hide the others' figures
+            except Skipped as exc:
+                outcome.skipped = exc.reason
+                log(f"  skipped: {exc.reason}")
+            except (Exception, SystemExit) as exc:  # one broken scenario must not hide the others' figures
                 outcome.error = f"{type(exc).__name__}: {exc}"
                 log(f"  failed: {outcome.error}\n{traceback.format_exc(limit=-4)}")
             outcome.seconds = time.monotonic() - started
@@ -198,6 +224,20 @@ def run_all(names: Sequence[str] | None, quick: bool, log: Callable[[str], None]
         client.close()
         server.cleanup()
     return outcomes
+
+
+#: Exit statuses of ``python -m tests.benchmarks``.
+EXIT_OK, EXIT_FAILED, EXIT_SKIPPED = 0, 1, 2
+
+
+def exit_status(outcomes: Sequence[Outcome], *, allow_skips: bool = False) -> int:
+    """1 when a figure missed its target or a scenario broke; else 2 when a scenario was skipped
+    (unless ``allow_skips``); else 0."""
+    if any(o.error for o in outcomes) or any(f.passed is False for o in outcomes for f in o.figures):
+        return EXIT_FAILED
+    if any(o.skipped for o in outcomes) and not allow_skips:
+        return EXIT_SKIPPED
+    return EXIT_OK
 
 
 def fmt(value: float | None) -> str:
@@ -232,6 +272,9 @@ def table(outcomes: Sequence[Outcome], title: str) -> Any:
         if outcome.error:
             grid.add_row(outcome.scenario.name, outcome.error[:80], "", "", "", "", "[red]error[/red]")
             continue
+        if outcome.skipped:
+            grid.add_row(outcome.scenario.name, outcome.scenario.title, "", "", "", "", f"skipped: {outcome.skipped}")
+            continue
         for figure in outcome.figures:
             baseline = f"{fmt(figure.baseline)} {figure.baseline_name}".strip() if figure.baseline is not None else "—"
             ratio = f"{figure.ratio:.2f}x" if figure.ratio is not None else "—"
@@ -258,6 +301,9 @@ def markdown(outcomes: Sequence[Outcome]) -> str:
     for outcome in outcomes:
         if outcome.error:
             rows.append(f"| {outcome.scenario.name} | error: {outcome.error[:120]} | | | | | error |")
+            continue
+        if outcome.skipped:
+            rows.append(f"| {outcome.scenario.name} | {outcome.scenario.title} | | | | | skipped: {outcome.skipped} |")
             continue
         for figure in outcome.figures:
             baseline = f"{fmt(figure.baseline)} {figure.baseline_name}".strip() if figure.baseline is not None else "—"

@@ -73,8 +73,8 @@ class Prism:
         return [line for line in text.splitlines() if "Violation" in line or "✖" in line]
 
 
-def _start(spec: str, tmp: Path) -> Prism:
-    path = SPECS / spec
+def _start(spec: str, tmp: Path, path: Path | None = None) -> Prism:
+    path = path or SPECS / spec
     if not path.exists():
         pytest.fail(f"provider contract {path} is missing; the shared specs must sit beside the repository")
     port = _free_port()
@@ -103,9 +103,13 @@ def _wait(prism: Prism) -> None:
 
 @pytest.fixture(scope="session")
 def prism_mocks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Prism]]:
-    """Both provider mocks, started together (each takes several seconds)."""
+    """The provider mocks and the published action contract, started together (each takes seconds)."""
     tmp = tmp_path_factory.mktemp("prism")
-    mocks = {"sendgrid": _start(SENDGRID_SPEC, tmp), "twilio": _start(TWILIO_SPEC, tmp)}
+    mocks = {
+        "sendgrid": _start(SENDGRID_SPEC, tmp),
+        "twilio": _start(TWILIO_SPEC, tmp),
+        "actions": _start("actions", tmp, REPO / "docs" / "actions.openapi.json"),
+    }
     try:
         for prism in mocks.values():
             _wait(prism)
@@ -128,6 +132,12 @@ def sendgrid_prism(prism_mocks: dict[str, Prism]) -> Prism:
 @pytest.fixture
 def twilio_prism(prism_mocks: dict[str, Prism]) -> Prism:
     return prism_mocks["twilio"]
+
+
+@pytest.fixture
+def actions_prism(prism_mocks: dict[str, Prism]) -> Prism:
+    """Prism serving docs/actions.openapi.json: the contract Loyaloop publishes for action calls."""
+    return prism_mocks["actions"]
 
 
 @pytest.fixture

@@ -104,6 +104,7 @@ def message(case: Case, locale: str, renderer: Renderer) -> Message:
         step_id=case.step_id,
         now=NOW,
         unsubscribe_url=link,
+        voucher={"code": "DEMO-BIRTHDAY-00001"} if getattr(case.journey.step(case.step_id), "voucher", None) else None,
     )
     content = renderer.render(case.channel, case.template, locale, context)
     run = "run-contract"

@@ -194,11 +194,36 @@ def test_render_an_email_with_event_and_locale(tmp_path: Path) -> None:
     assert "--- html ---" in out and 'href="https://brightleaf.example/reorder/S1"' in out
 
 
+def test_render_all_steps_walks_the_journey_with_every_message_in_order(tmp_path: Path) -> None:
+    """The win-back for one customer: the 60-day wait, then each message at its moment, rendered in
+    the profile's locale, and the end of the run."""
+    code, out, _ = run(*render_args(tmp_path, "winback", "--all-steps"))
+    assert code == 0, out
+    steps = [line.split()[:3] for line in out.splitlines() if line.startswith(" ") and "│" not in line]
+    assert steps == [
+        ["+0m", "sixty_days", "wait"],
+        ["+60d00h", "miss_you_email", "send"],
+        ["+60d00h", "one_week", "wait"],
+        ["+67d00h", "offer_sms", "send"],
+        ["+67d00h", "two_weeks", "wait"],
+        ["+81d00h", "last_email", "send"],
+        ["+81d00h", "end", "completed"],
+    ]
+    assert "│ Subject: We missen je, Anna" in out and "SMS: " in out and "--- html ---" not in out
+
+
+def test_render_all_steps_shows_the_branch_each_condition_takes(tmp_path: Path) -> None:
+    code, out, _ = run(*render_args(tmp_path, "activation", "--all-steps"))
+    assert code == 0, out
+    assert "check_profile          branch  goes to nudge: no condition holds" in out
+    assert "waits up to 3.0 days for app.opened" in out
+
+
 def test_render_a_push_fallback_channel(tmp_path: Path) -> None:
     code, out, _ = run(*render_args(tmp_path, "birthday", "birthday_wishes", "--channel", "push", "--locale", "en"))
     assert code == 0
     assert "Title: Happy birthday, Anna!" in out
-    assert 'Data: {"deep_link": "brightleaf://shop?code=BIRTHDAY20"}' in out
+    assert 'Data: {"deep_link": "brightleaf://shop?code=SAMPLE-CODE"}' in out
 
 
 @pytest.mark.parametrize(
@@ -211,6 +236,8 @@ def test_render_a_push_fallback_channel(tmp_path: Path) -> None:
         ),
         (("welcome", "zzz"), "journey 'welcome' has no step 'zzz'"),
         (("welcome", "welcome_email", "--channel", "sms"), "sends on email, not 'sms'"),
+        (("welcome",), "give either a STEP to render or --all-steps"),
+        (("welcome", "welcome_email", "--all-steps"), "give either a STEP to render or --all-steps"),
     ],
 )
 def test_render_mistakes_are_one_line_errors(
@@ -251,3 +278,44 @@ def test_render_without_files_uses_catalogue_examples() -> None:
     assert code == 0
     assert "note: sample data from catalogue.yaml" in err
     assert "Subject: Welcome to Gold, Anna" in out
+
+
+def test_validate_refuses_a_folder_without_a_catalogue_unless_told(tmp_path: Path) -> None:
+    """Without catalogue.yaml, validate used to print "valid" and skip every event and field check."""
+    shutil.copy(ROOT / "journeys" / "welcome.yaml", tmp_path / "welcome.yaml")
+    templates = str(ROOT / "templates")
+    code, out, _ = run("validate", str(tmp_path), "--templates", templates, "--no-plugins")
+    assert code == 1
+    assert f"{tmp_path / 'catalogue.yaml'}:1:1: there is no catalogue.yaml" in out and "--no-catalogue" in out
+    code, out, err = run("validate", str(tmp_path), "--templates", templates, "--no-plugins", "--no-catalogue")
+    assert code == 0, out
+    assert "1 journey and" in err
+
+
+def test_render_a_missing_field_names_file_line_and_the_default_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`'dict object' has no attribute 'first_name'` had no file, no line and no hint."""
+    from orchestrator.cli import main
+
+    journeys = tmp_path / "journeys"
+    shutil.copytree(ROOT / "journeys", journeys)
+    (journeys / "vip.yaml").write_text("id: [broken\n", encoding="utf-8")  # must not block welcome's preview
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", templates)
+    (templates / "email" / "welcome.html.j2").write_text("<p>Welcome</p>\n", encoding="utf-8")
+    (templates / "email" / "welcome.txt.j2").write_text(
+        "Hi,\n\nwelcome {{ profile.first_name }}!\n{{ unsubscribe_url }}\n", encoding="utf-8"
+    )
+    profile = write_json(tmp_path, "p.json", {"id": "c1", "attributes": {}})
+    args = ["render", "welcome", "welcome_email", "--locale", "en", "--journeys", str(journeys)]
+    args += ["--templates", str(templates)]
+    with pytest.raises(SystemExit):
+        main([*args, "--profile", profile])
+    err = capsys.readouterr().err
+    assert "error: template email/welcome.txt.j2:3: profile.first_name is missing" in err
+    assert "{{ profile.first_name | default('') }}" in err
+    full = write_json(tmp_path, "full.json", {"id": "c1", "attributes": {"first_name": "Anna"}})
+    code, out, _ = run(*args, "--profile", full)
+    assert code == 0 and "welcome Anna!" in out
+    assert "http://127.0.0.1:8000/u/PREVIEW-TOKEN" in out  # a marketing e-mail's preview shows its link

@@ -43,3 +43,16 @@ def test_every_listed_command_imports() -> None:
     context = click.Context(cli.cli)
     for name in cli.COMMANDS:
         assert isinstance(cli.cli.get_command(context, name), click.Command), name
+
+
+def test_a_misspelt_command_gets_a_did_you_mean(capsys: pytest.CaptureFixture[str]) -> None:
+    """`loyaloop valdiate` gave "No such command" without a suggestion."""
+    from orchestrator.cli import main
+
+    with pytest.raises(SystemExit) as caught:
+        main(["valdiate"])
+    assert caught.value.code == 2
+    assert "No such command 'valdiate'; did you mean 'validate'?" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["zzzzzz"])
+    assert "No such command 'zzzzzz'." in capsys.readouterr().err

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
-from orchestrator.cli.demo_run import rows
+from orchestrator.cli.demo_run import journey_row, step_rows
 from orchestrator.language.journey import Journey
 
 
@@ -26,6 +27,8 @@ def test_the_demo_runs_every_shipped_journey_embedded_and_prints_the_table(
         assert journey_id in result.output
     assert outbox.exists() and outbox.read_text(encoding="utf-8").count("\n") > 20
     assert str(outbox) in result.output.replace("\n", "")
+    # It ends with the proof-of-effect report of its own run (`--report none` leaves it out).
+    assert "Proof of effect" in result.output and "verdict:" in result.output
 
 
 @pytest.mark.slow
@@ -50,6 +53,24 @@ def test_the_demo_runs_on_a_real_redis_when_redis_url_is_set(
     client.close()
 
 
+@pytest.mark.slow
+def test_the_demo_reports_the_proof_of_effect_of_its_embedded_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The embedded store lives only inside the demo's process, so the demo itself hands its counts
+    to the report: every shipped marketing journey with entrants and a verdict."""
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("LOYALOOP_SECRET_KEY", raising=False)
+    target = tmp_path / "report.json"
+    args = ["demo", "--customers", "40", "--days", "30", "--outbox", str(tmp_path / "outbox.jsonl")]
+    result = CliRunner().invoke(cli, [*args, "--report", "json", "--report-out", str(target)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(target.read_text(encoding="utf-8"))
+    welcome = next(v for v in report["versions"] if v["journey_id"] == "welcome")
+    assert welcome["entrants"] > 0 and welcome["verdict"]
+    assert {arm["arm"] for arm in welcome["arms"]} >= {"treated"}
+
+
 def test_the_report_rows_read_the_per_channel_counters_as_before() -> None:
     """The demo's table sums ``<step>:<outcome>:<channel>`` counters per step (sends per channel,
     refusals, failures with undeliverable); the figures are the ones the string-matching report printed."""
@@ -67,8 +88,48 @@ def test_the_report_rows_read_the_per_channel_counters_as_before() -> None:
         "mail:suppressed:email": 5, "mail:retry:email": 7, "mail:no_address:push": 2,
         "mail:template_error:email": 1, "mail:sent:push": 3, "pause:timeout": 3,
     }  # fmt: skip
-    assert rows(offer, stats) == [
-        ["offer", "(journey)", "9", "", "", "", "", "", "", "1", "0", "1", "4"],
-        ["", "text", "", "e1 s2", "5", "4", "3", "0", "2", "1", "", "", ""],
-        ["", "mail", "", "p3", "0", "0", "5", "2", "0", "0", "", "", ""],
+    # in, hold, conv, exit, done
+    assert journey_row(offer, stats) == ["offer", "9", "1", "0", "1", "4"]
+    # sent, capd, defr, supp, cons, addr, fail, hold: the status table's labels
+    assert step_rows(offer, stats) == [
+        ["text", "e1 s2", "5", "4", "2", "1", "0", "2", "1"],
+        ["mail", "p3", "0", "0", "5", "0", "2", "0", "0"],
     ]
+
+
+def test_the_demo_and_status_tables_fit_80_columns_with_a_legend() -> None:
+    """The tables were ~160 columns wide, with headings cut off at 80 ("suppres…") and no legend."""
+    import io
+
+    from rich.console import Console
+
+    from orchestrator.cli.demo_run import SEND_HEADINGS
+    from orchestrator.cli.status_table import COLUMNS, JOURNEY_COLUMNS, LEGEND, counts_table
+
+    offer = Journey.model_validate(
+        {"id": "referral_third_order", "name": "R", "trigger": {"event": "signup"},
+         "steps": [{"id": "third_order_thank_you_email", "send": "sms", "template": "hello"}]}
+    )  # fmt: skip
+    stats = {"_journey:entered": 123456, "third_order_thank_you_email:sent:sms": 99999}
+    out = io.StringIO()
+    console = Console(file=out, width=80)
+    console.print(counts_table("Journeys", [h for h, _ in JOURNEY_COLUMNS], [(journey_row(offer, stats), [])]))
+    console.print(counts_table("Sends", SEND_HEADINGS, [([offer.id], step_rows(offer, stats))]))
+    console.print(LEGEND)
+    text = out.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for heading in (*SEND_HEADINGS, *(h for h, _ in JOURNEY_COLUMNS)):
+        assert f" {heading}" in text  # every heading whole, none cut off
+        assert f"{heading}:" in LEGEND
+    assert "s99999" in text and "123456" in text and "hold" in text
+    assert [h for h, _ in COLUMNS] == list(SEND_HEADINGS[:-1])  # the labels loyaloop status uses
+
+
+def test_demo_takes_a_templates_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`demo` had --journeys but no --templates; the folder given is the one checked and used."""
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    empty = tmp_path / "my-templates"
+    empty.mkdir()
+    result = CliRunner().invoke(cli, ["demo", "--customers", "2", "--days", "1", "--templates", str(empty)])
+    assert result.exit_code != 0
+    assert str(empty) in str(result.exception)

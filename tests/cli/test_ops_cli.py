@@ -11,9 +11,9 @@ import redis
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
-from orchestrator.runtime.event_queue import BUG, INPUT, KEPT_ASIDE_DROPPED, EventQueue
-from orchestrator.store import keys
-from tests.runtime.harness import write_templates
+from orchestrator.runtime.event_queue import BUG, INPUT, KEPT_ASIDE_DROPPED, EventQueue, encode
+from orchestrator.store import Store, keys
+from tests.runtime.harness import START, write_templates
 
 JOURNEY = """\
 id: hello
@@ -103,9 +103,79 @@ def test_a_bad_track_is_one_error_line(env: Path) -> None:
 
 
 def test_import_reports_bad_lines(env: Path) -> None:
-    """import takes the good lines and lists the bad ones by number."""
+    """import takes the good lines, lists the bad ones by number, and exits 1 because it refused some
+    (it used to exit 0); an identify line with "attributes": null is refused, as the docs require."""
     path = env / "events.jsonl"
-    path.write_text('{"customer_id": "c1", "event": "signup"}\nnot json\n', encoding="utf-8")
+    path.write_text(
+        '{"customer_id": "c1", "event": "signup"}\nnot json\n'
+        '{"type": "identify", "customer_id": "c2", "attributes": null}\n',
+        encoding="utf-8",
+    )
     result = CliRunner().invoke(cli, ["import", str(path), "--quiet"])
+    assert result.exit_code == 1, result.output
+    assert "imported 1 records, refused 2" in result.output and "line 2" in result.output
+    assert "line 3: " in result.output and "'attributes' is required" in result.output
+    path.write_text('{"customer_id": "c1", "event": "signup"}\n', encoding="utf-8")
+    assert CliRunner().invoke(cli, ["import", str(path), "--quiet"]).exit_code == 0
+
+
+def test_track_and_identify_take_key_value_typed_alike(env: Path, redis_client: redis.Redis) -> None:
+    """`track anna signup source=web` used to fail with "unexpected extra argument"; both commands
+    now take KEY=VALUE (and --prop, --json), typed the same way."""
+    runner = CliRunner()
+    args = ["n=42", "price=42.5", "gift=true", "day=2026-03-01", "at=2026-03-01T09:30:00+01:00", "code=007", "s=web"]
+    result = runner.invoke(cli, ["track", "c1", "signup", *args, "--prop", "extra=1", "--json", '{"x": [1]}'])
     assert result.exit_code == 0, result.output
-    assert "imported 1 records, refused 1" in result.output and "line 2" in result.output
+    [record] = [r for shard in range(16) for r in redis_client.lrange(keys.event_queue(shard), 0, -1)]
+    expected = {"n": 42, "price": 42.5, "gift": True, "day": "2026-03-01", "at": "2026-03-01T09:30:00+01:00"}
+    assert json.loads(record)[2] == {**expected, "code": "007", "s": "web", "extra": 1, "x": [1]}
+    result = runner.invoke(cli, ["identify", "c1", *args, "--json", '{"consent": {"email": true}}'])
+    assert result.exit_code == 0, result.output
+    profile = Store(redis_client).get_profile("c1")
+    assert profile is not None and profile.consent.get("email") is True
+    assert {k: profile.attributes[k] for k in expected} == expected
+    bad = runner.invoke(cli, ["track", "c1", "signup", "day=2026-02-30"])
+    assert bad.exit_code != 0 and "day='2026-02-30' looks like a date but is not one" in str(bad.exception)
+
+
+def test_track_and_identify_help_show_the_syntax_with_an_example() -> None:
+    for command in ("track", "identify"):
+        text = CliRunner().invoke(cli, [command, "--help"]).output
+        assert "[KEY=VALUE]..." in text and "Example:" in text and "ISO dates" in text, text
+    assert 'consent=\'{"email": true' in CliRunner().invoke(cli, ["identify", "--help"]).output
+
+
+def test_status_shows_unknown_events_with_a_did_you_mean(env: Path) -> None:
+    """A track of `order.deliverd` while no journey listens to it: status names it and suggests the
+    catalogue's event (the walk-through saw only `events_handled: 1`)."""
+    (env / "journeys" / "catalogue.yaml").write_text(
+        "profile:\n  first_name: string\nevents:\n  signup: {}\n  order.delivered: {}\n", encoding="utf-8"
+    )
+    runner = CliRunner()
+    assert runner.invoke(cli, ["track", "c1", "order.deliverd", "--id", "evt-1"]).exit_code == 0
+    assert runner.invoke(cli, ["track", "c1", "order.deliverd", "--id", "evt-2"]).exit_code == 0
+    broker = dramatiq.get_broker()
+    worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=50)
+    worker.start()
+    try:
+        broker.join("loyaloop-events", timeout=20_000)
+    finally:
+        worker.stop()
+    status = runner.invoke(cli, ["status"])
+    assert "unknown events (no journey listens): 'order.deliverd': 2 (did you mean 'order.delivered'?)" in status.output
+
+
+def test_replay_events_queues_the_bugs_again_and_leaves_bad_input_unless_asked(
+    env: Path, redis_client: redis.Redis
+) -> None:
+    """`loyaloop replay-events` puts events kept aside for a bug back on their shard (bad input only
+    with --bad-input), takes them off the kept-aside list, and says how many."""
+    queue = EventQueue(redis_client)
+    queue.bury(encode("c1", "signup", {}, "ev-bug", START), "KeyError", BUG)
+    queue.bury(encode("c2", "signup", {}, "ev-input", START), "InputError", INPUT)
+    result = CliRunner().invoke(cli, ["replay-events"])
+    assert result.exit_code == 0, result.output
+    assert "queued 1 kept-aside event(s) again" in result.output
+    assert queue.depth() == 1 and [e["kind"] for e in queue.kept_aside()] == ["input"]
+    result = CliRunner().invoke(cli, ["replay-events", "--bad-input"])
+    assert "queued 1 kept-aside event(s) again" in result.output and queue.dead() == 0 and queue.depth() == 2

@@ -93,6 +93,7 @@ class RecordingIntake:
     identified: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     refuse_customers: set[str] = field(default_factory=set)
     broken: bool = False
+    consent_channels: frozenset[str] | None = None
 
     def track(
         self,

@@ -43,3 +43,18 @@ def test_short_secrets_and_duplicate_ids_are_refused() -> None:
 def test_authenticate(header: str | None, expected: str | None) -> None:
     """Only the exact secret under the Bearer scheme authenticates; the answer is the key id."""
     assert KeyRing(parse_api_keys(f"shop:{SECRET}")).authenticate(header) == expected
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (f"Bearer shop:{SECRET}", True),  # as LOYALOOP_API_KEYS writes it
+        (f"Bearer shop:{SECRET}x", False),  # a wrong secret reveals nothing about the id
+        (f"Bearer other:{SECRET}", False),
+        (f"Bearer {SECRET}", False),
+        ("Bearer shop:", False),
+        (None, False),
+    ],
+)
+def test_the_key_id_in_the_bearer_value_is_recognised(header: str | None, expected: bool) -> None:
+    assert KeyRing(parse_api_keys(f"shop:{SECRET}")).id_in_bearer(header) is expected

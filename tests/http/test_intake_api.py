@@ -320,3 +320,16 @@ def test_an_internal_failure_answers_500_json_and_accepts_nothing(served: Served
     assert response.status_code == 500
     assert "retry" in response.json()["error"]
     assert served.intake.tracked == []
+
+
+def test_a_bearer_with_the_key_id_gets_a_hint(served: Served) -> None:
+    """`Authorization: Bearer shop:SECRET` (id and secret, as in LOYALOOP_API_KEYS) got a bare 401."""
+    response = served.client.post(
+        "/v1/track", json={"customer_id": "c", "event": "e"}, headers={"Authorization": f"Bearer shop:{API_SECRET}"}
+    )
+    assert response.status_code == 401
+    assert "send only the secret" in response.text and API_SECRET not in response.text
+    wrong = served.client.post(
+        "/v1/track", json={"customer_id": "c", "event": "e"}, headers={"Authorization": "Bearer shop:nope-nope-nope"}
+    )
+    assert wrong.status_code == 401 and "send only the secret" not in wrong.text

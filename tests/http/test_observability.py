@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from orchestrator.gate.unsubscribe import make_token
+from orchestrator.store import keys
 from tests.http.conftest import Served, bearer
 from tests.http.helpers import SECRET_KEY
 
@@ -42,3 +43,17 @@ def test_unknown_routes_and_methods_answer_json(
         assert response.headers["allow"] == "POST"
     text = "\n".join(r.getMessage() for r in caplog.records if r.name == "loyaloop.http.access")
     assert "secret-path" not in text
+
+
+def test_metrics_show_unknown_events_with_a_did_you_mean(served: Served) -> None:
+    """Counts workers kept in Redis appear in /metrics, each with the closest catalogue event; a
+    track of such an event is still accepted (202): producers must not break."""
+    served.redis.delete(keys.unknown_events())
+    served.redis.hset(keys.unknown_events(), "signup", 3)
+    try:
+        response = served.client.post("/v1/track", json={"customer_id": "c", "event": "signup"}, headers=bearer())
+        assert response.status_code == 202
+        text = served.client.get("/metrics").text
+    finally:
+        served.redis.delete(keys.unknown_events())
+    assert 'loyaloop_unknown_events{event="signup",did_you_mean="customer.signed_up"} 3' in text

@@ -159,11 +159,36 @@ def test_v1_track_and_identify(door: Door, route: str, body: bytes) -> None:
 
 
 @FUZZ
-@given(items=st.lists(st.one_of(any_body, st.builds(lambda b: {**b, "type": "track"}, track_bodies)), max_size=5))
+@given(
+    items=st.lists(
+        st.one_of(
+            any_body,
+            st.builds(lambda b: {**b, "type": "track"}, track_bodies),
+            st.builds(lambda b: {**b, "type": "identify"}, identify_bodies),
+        ),
+        max_size=5,
+    )
+)
 def test_v1_batch(door: Door, items: list[Any]) -> None:
     before = door.state()
     response = door.client.post("/v1/batch", json={"batch": items}, headers=bearer())
     door.check(response, before)
+
+
+def test_a_batch_whose_later_item_names_an_unknown_consent_channel_stores_nothing(door: Door) -> None:
+    """The app's own check of a batch knows the registered channels, so an identify that the
+    runtime would refuse for its consent is refused before the first item is handed on."""
+    before = door.state()
+    batch = [
+        {"type": "identify", "customer_id": "batch-ok", "attributes": {"email": "ok@example.com"}},
+        {"type": "identify", "customer_id": "batch-bad", "attributes": {"consent": {"email": True, "fax": True}}},
+    ]
+    response = door.client.post("/v1/batch", json={"batch": batch}, headers=bearer())
+    assert response.status_code == 400, response.text
+    assert response.json()["field"].startswith("batch[1].attributes")
+    door.check(response, before)
+    alone = door.client.post("/v1/identify", json=batch[1], headers=bearer())
+    assert alone.status_code == 400 and door.state() == before
 
 
 @FUZZ

@@ -87,7 +87,11 @@ def test_serve_with_two_workers_accepts_events_onto_the_broker(redis_url: str, t
     output = log_path.read_text()
     assert "POST /v1/track 202" in output and "key=shop" in output
     assert API_SECRET not in output
-    client_lines = [line for line in output.splitlines() if "127.0.0.1" in line and "Uvicorn running on" not in line]
+    client_lines = [
+        line
+        for line in output.splitlines()
+        if "127.0.0.1" in line and "Uvicorn running on" not in line and "listening on" not in line
+    ]
     assert client_lines == []  # no client address is logged
     assert not list(tmp_path.glob("*.db"))  # the multi-process metrics folder was a temporary one, removed
 
@@ -146,3 +150,53 @@ def test_the_brokers_url_gets_socket_timeouts_unless_it_has_its_own(url: str, ex
     timeouts in its query bound its waits on a hung Redis (the URL's own values win)."""
     options = redis.ConnectionPool.from_url(with_timeouts(url, 0.5)).connection_kwargs
     assert {name: options.get(name) for name in expected} == expected
+
+
+def test_serve_port_0_picks_a_free_port_and_prints_it(redis_url: str, tmp_path: Path) -> None:
+    """`--port 0` used to be refused; now the port chosen is printed and answers /healthz."""
+    process = subprocess.Popen(
+        [*CLI, "serve", "--port", "0"],
+        env=environment(redis_url, tmp_path),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = ""
+        deadline = time.monotonic() + 30
+        while "listening on" not in line and time.monotonic() < deadline:
+            line = process.stdout.readline()
+        port = int(line.rsplit(":", 1)[1])
+        assert port > 0
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        process.terminate()
+        process.communicate(timeout=20)
+
+
+def test_serve_refuses_a_broken_journey_folder_one_line_per_problem(redis_url: str, tmp_path: Path) -> None:
+    """serve checks what the journeys need before it answers: a marketing journey that sends needs
+    LOYALOOP_SECRET_KEY (its links point at serve), and a journey with an error is named."""
+    journeys = tmp_path / "journeys"
+    journeys.mkdir()
+    (journeys / "bad.yaml").write_text("id: bad\nname: Bad\ntrigger: {event: x}\nsteps: []\n", encoding="utf-8")
+    result = subprocess.run(
+        [*CLI, "serve", "--port", "0"],
+        env=environment(redis_url, tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "bad.yaml:4:" in result.stderr and "loyaloop serve: not started (1 problem(s) above)" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -78,3 +79,11 @@ def test_an_oversized_integer_is_refused_without_pythons_hint() -> None:
         raise AssertionError("a 5,000-digit integer was accepted")
     assert "set_int_max_str_digits" not in message and "4300" not in message
     assert "64 bits" in message
+
+
+@pytest.mark.parametrize("body", [{"customer_id": "c1"}, {"customer_id": "c1", "attributes": None}])
+def test_identify_requires_attributes_and_refuses_null(body: dict[str, object]) -> None:
+    """docs/http.md says `attributes` is required; `null` used to pass as "no attributes"."""
+    with pytest.raises(InputError, match="'attributes' is required"):
+        parse_identify(body)
+    assert parse_identify({"customer_id": "c1", "attributes": {}}).attributes == {}

@@ -148,12 +148,13 @@ def test_event_fields_follow_the_context(tmp_path: Path) -> None:
     assert "event.total is not a property of this event" in found[0]
 
 
-def test_templates_only_see_trigger_fields(tmp_path: Path) -> None:
-    """Messages render with the trigger's properties: a template using another event's field is refused."""
+def test_templates_see_the_fields_conditions_see(tmp_path: Path) -> None:
+    """One scope rule: a template, like a condition, may use the trigger's and the awaited events'
+    fields (an awaited event's properties are laid over the trigger's); any other field is refused."""
     templates = tmp_path / "templates" / "sms"
     templates.mkdir(parents=True)
     (templates / "t.txt.j2").write_text(
-        "{% set n = trigger['items'] | length %}{{ n }} {{ event.total }} {{ event.friend_id }}\n"
+        "{% set n = trigger['items'] | length %}{{ n }} {{ event.total }} {{ event.friend_id }} {{ event.nope }}\n"
     )
     path = tmp_path / "j.yaml"
     path.write_text(
@@ -163,7 +164,7 @@ def test_templates_only_see_trigger_fields(tmp_path: Path) -> None:
     with pytest.raises(ValidationFailed) as caught:
         load_journey_file(path, templates_dir=tmp_path / "templates", catalogue=CATALOGUE)
     [problem] = caught.value.problems
-    assert "event.friend_id is not a property of this event" in problem.message
+    assert "event.nope is not a property of this event" in problem.message
 
 
 def test_without_a_catalogue_only_names_are_checked(tmp_path: Path) -> None:

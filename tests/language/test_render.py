@@ -221,8 +221,11 @@ def trigger_for(journey_id: str) -> dict[str, Any]:
 def test_every_shipped_template_renders_in_both_locales(
     journey_id: str, step_id: str, channel: str, template: str, profile: Profile, locale: str
 ) -> None:
-    """Each send of each shipped journey renders in English and Dutch, even for a profile with no attributes."""
+    """Each send of each shipped journey renders in English and Dutch, even for a profile with no
+    attributes; a step with a voucher pool shows its code."""
     renderer = Renderer(ROOT / "templates", default_locale="en")
+    step = JOURNEYS[journey_id].step(step_id)
+    pool = getattr(step, "voucher", None)
     ctx = build_context(
         profile.context(),
         trigger=trigger_for(journey_id),
@@ -231,10 +234,12 @@ def test_every_shipped_template_renders_in_both_locales(
         step_id=step_id,
         now=NOW,
         unsubscribe_url="https://example.test/u/token",
+        voucher={"code": "B-0001"} if pool else None,
     )
     content = renderer.render(channel, template, locale, ctx)
     assert content.locale == locale
     assert content.body and "None" not in content.body
+    assert ("B-0001" in content.body) == bool(pool)
     if channel == "email":
         assert content.subject and content.html and "https://example.test/u/token" in content.html
         assert f'lang="{locale}"' in content.html

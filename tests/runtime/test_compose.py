@@ -13,8 +13,19 @@ import redis
 from orchestrator.errors import ConfigurationError
 from orchestrator.runtime.compose import build_runtime, build_timekeeping
 from orchestrator.settings import Settings, load_settings
+from tests.runtime.harness import journey
 
 SECRET = "c" * 40
+MARKETING = {
+    "news": journey(
+        {
+            "id": "news",
+            "name": "News",
+            "trigger": {"event": "signup"},
+            "steps": [{"id": "a", "send": "email", "template": "a"}],
+        }
+    )
+}
 
 
 def _settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -75,9 +86,27 @@ def test_a_runtime_on_a_real_redis_refuses_to_run_without_the_secret(tmp_path: P
     settings = _settings(tmp_path, secret_key=None)
     assert settings.redis_url is None
     with pytest.raises(ConfigurationError, match="LOYALOOP_SECRET_KEY is not set"):
-        build_runtime(settings, redis_client, journeys={})
+        build_runtime(settings, redis_client, journeys=MARKETING)
     with pytest.raises(ConfigurationError, match="LOYALOOP_SECRET_KEY is 5 bytes"):
         build_runtime(_settings(tmp_path, secret_key="short"), redis_client, journeys={})
+
+
+def test_without_a_marketing_journey_that_sends_no_secret_is_needed(tmp_path: Path, redis_client: redis.Redis) -> None:
+    """Only marketing sends carry signed links; transactional-only journeys run without the key."""
+    receipt = journey(
+        {
+            "id": "receipt",
+            "name": "Receipt",
+            "category": "transactional",
+            "trigger": {"event": "order.placed"},
+            "steps": [{"id": "a", "send": "email", "template": "a"}],
+        }
+    )
+    runtime = build_runtime(_settings(tmp_path, secret_key=None), redis_client, journeys={"receipt": receipt})
+    try:
+        assert runtime.delivery.secret == b""
+    finally:
+        runtime.close()
 
 
 def test_the_configured_secret_signs_the_links(tmp_path: Path, redis_client: redis.Redis) -> None:

@@ -238,3 +238,42 @@ def test_a_batch_that_outlasts_the_lease_keeps_its_shard(h: Harness, monkeypatch
     assert drain(h.runtime, queue, shard, lambda s: None) == 0
     first.join()
     assert len(h.outbox()) == 2 and queue.depth() == 0
+
+
+def test_an_event_kept_aside_for_a_bug_after_its_profile_part_is_finished_by_a_replay_without_counting_twice(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worst partial state an event can leave: its order counted on the profile, then a bug in
+    the journey part.  The event is kept aside (its id not blocked); once the bug is fixed,
+    ``replay`` queues it again and the journeys see it, with the order still counted once."""
+    queue = EventQueue(h.client)
+    h.api.identify("c-1", {"email": "c-1@example.com"})
+    queue.push("c-1", encode("c-1", "order.placed", {"amount": 30}, "order-1", START))
+    queue.push("c-1", encode("c-1", "ping.sent", {"n": 0}, "ping-1", START))
+    original = h.runtime._journeys_see
+
+    def journeys_fail(*args: Any) -> None:
+        raise KeyError("a bug in the journey part")
+
+    monkeypatch.setattr(h.runtime, "handle_events", lambda events: (_ for _ in ()).throw(KeyError("batch path")))
+    monkeypatch.setattr(h.runtime, "_journeys_see", journeys_fail)
+    shard = queue.shard_of("c-1")
+    assert drain(h.runtime, queue, shard, lambda s: None) == 2
+    assert h.runtime.store.get_profile("c-1").orders_count == 1  # applied before the bug
+    assert [e["kind"] for e in queue.kept_aside()] == ["bug", "bug"]
+
+    monkeypatch.setattr(h.runtime, "_journeys_see", original)  # the bug is fixed
+    nudged: list[int] = []
+    assert queue.replay(frozenset({INPUT})) == (0, [])  # only the kinds asked for
+    replayed, shards = queue.replay(frozenset({BUG}), limit=1)
+    assert (replayed, shards) == (1, [shard]) and queue.dead() == 1
+    assert drain(h.runtime, queue, shard, nudged.append) == 1
+    assert queue.replay(frozenset({BUG})) == (1, [shard])
+    assert drain(h.runtime, queue, shard, nudged.append) == 1
+    assert queue.dead() == 0 and queue.depth() == 0
+    assert h.runtime.store.get_profile("c-1").orders_count == 1
+    assert len(h.outbox()) == 1  # the ping's journey ran once the event came back
+    # Replaying the same record again (a crash between queueing and taking it off the list) is a no-op.
+    queue.push("c-1", encode("c-1", "order.placed", {"amount": 30}, "order-1", START))
+    assert drain(h.runtime, queue, shard, nudged.append) == 1
+    assert h.runtime.store.get_profile("c-1").orders_count == 1 and len(h.outbox()) == 1

@@ -13,6 +13,18 @@ import redis
 from orchestrator.errors import ConfigurationError
 from orchestrator.settings import Settings
 from orchestrator.workers.embedded import Embedded
+from tests.runtime.harness import journey
+
+MARKETING = {
+    "news": journey(
+        {
+            "id": "news",
+            "name": "News",
+            "trigger": {"event": "signup"},
+            "steps": [{"id": "a", "send": "email", "template": "a"}],
+        }
+    )
+}
 
 
 def _settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -45,12 +57,14 @@ def test_a_set_secret_is_used_in_the_demo_too(tmp_path: Path) -> None:
 
 
 def test_on_a_real_redis_the_demo_needs_the_secret(tmp_path: Path, redis_url: str) -> None:
-    """``loyaloop demo`` with REDIS_URL keeps its state (and its links) past the process: no random key."""
+    """``loyaloop demo`` with REDIS_URL keeps its state (and its links) past the process: no random key
+    when a marketing journey sends (with none, no link is built and no key is needed)."""
     with pytest.raises(ConfigurationError, match="LOYALOOP_SECRET_KEY is not set"):
-        Embedded(_settings(tmp_path, redis_url=redis_url), journeys={})
+        Embedded(_settings(tmp_path, redis_url=redis_url), journeys=MARKETING)
+    assert Embedded(_settings(tmp_path, redis_url=redis_url), journeys={}).runtime.delivery.secret == b""
 
 
 def test_a_redis_handed_in_is_not_taken_for_an_in_process_one(tmp_path: Path, redis_client: redis.Redis) -> None:
     """Only a Redis the embedded mode made itself counts as in-process; a caller's client may be real."""
     with pytest.raises(ConfigurationError, match="LOYALOOP_SECRET_KEY is not set"):
-        Embedded(_settings(tmp_path), journeys={}, client=redis_client)
+        Embedded(_settings(tmp_path), journeys=MARKETING, client=redis_client)

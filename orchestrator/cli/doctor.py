@@ -1,0 +1,206 @@
+"""``loyaloop doctor``: every start-up check plus the live state of a deployment, in one report.
+
+Each check answers ``ok``, ``warn`` or ``fail`` with one line of detail that names the fix; the
+command exits 1 when any check failed (warnings do not), and ``--json`` prints the same report for
+monitoring.  Nothing here changes Redis: the stalled-shard check reads the shard lists and their
+leases instead of running the scheduler's re-drive.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import click
+import redis
+
+from orchestrator.runtime.event_queue import EVENT_SHARDS, EventQueue
+from orchestrator.runtime.readiness import Readiness, check_startup, is_outbox
+from orchestrator.runtime.unknown_events import unknown_events
+from orchestrator.settings import Settings, load_settings
+from orchestrator.store import Store, keys
+from orchestrator.workers.actors import QUEUES
+from orchestrator.workers.broker import build_broker
+
+Status = Literal["ok", "warn", "fail"]
+#: Clock skew between this machine and Redis: above WARN a timer fires visibly early or late,
+#: above FAIL caps windows, quiet hours and leases disagree between processes.
+SKEW_WARN, SKEW_FAIL = 0.5, 5.0
+#: Seconds to wait for Redis before calling it unreachable.
+TIMEOUT = 3.0
+NAMESPACE = "loyaloop"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the report."""
+
+    name: str
+    status: Status
+    detail: str
+
+
+def redis_checks(client: redis.Redis, now: Callable[[], float] = time.time) -> list[Check]:
+    """Reachable, version, persistence (AOF), and clock skew against Redis' ``TIME``."""
+    try:
+        server = client.info("server")
+        persistence = client.info("persistence")
+        seconds, micros = client.time()
+    except redis.RedisError as exc:
+        return [
+            Check("redis", "fail", f"cannot reach Redis at REDIS_URL ({type(exc).__name__}: {exc}); is it running?")
+        ]
+    found = [Check("redis", "ok", f"reachable, version {server.get('redis_version', '?')}")]
+    if int(persistence.get("aof_enabled", 0)):
+        found.append(Check("persistence", "ok", "AOF on"))
+    else:
+        found.append(
+            Check(
+                "persistence",
+                "warn",
+                "AOF is off: a Redis restart loses every write since the last snapshot (runs, timers, "
+                "consent); run `CONFIG SET appendonly yes` and set `appendonly yes` in redis.conf",
+            )
+        )
+    skew = now() - (int(seconds) + int(micros) / 1e6)
+    detail = f"this machine is {abs(skew):.3f}s {'ahead of' if skew >= 0 else 'behind'} Redis"
+    if abs(skew) >= SKEW_FAIL:
+        found.append(Check("clock", "fail", f"{detail}; sync both clocks with NTP (timers and caps use them)"))
+    elif abs(skew) >= SKEW_WARN:
+        found.append(Check("clock", "warn", f"{detail}; sync both clocks with NTP"))
+    else:
+        found.append(Check("clock", "ok", detail))
+    return found
+
+
+def broker_check(settings: Settings) -> Check:
+    """The Dramatiq broker on ``REDIS_URL`` answers (its own connection, as workers make it)."""
+    try:
+        broker: Any = build_broker(settings)
+        try:
+            broker.client.ping()
+        finally:
+            broker.close()
+    except redis.RedisError as exc:
+        return Check("broker", "fail", f"the Dramatiq broker cannot reach Redis ({type(exc).__name__}: {exc})")
+    return Check("broker", "ok", f"Dramatiq broker reachable (namespace {NAMESPACE!r})")
+
+
+def startup_checks(found: Readiness) -> list[Check]:
+    """The start-up check of the workers, as report lines: journeys, settings, channels."""
+    checks = [Check("config", "fail", problem) for problem in found.problems]
+    checks += [Check("config", "warn", warning) for warning in found.warnings]
+    if found.journeys:
+        checks.append(Check("journeys", "ok", f"{len(found.journeys)} valid: {found.loaded()}"))
+    for name, channel in sorted(found.channels.items()):
+        kind = "outbox file" if is_outbox(channel) else type(channel).__name__
+        checks.append(Check(f"channel {name}", "ok", kind))
+    return checks
+
+
+def queue_checks(client: redis.Redis, store: Store, settings: Settings) -> list[Check]:
+    """Pending and stalled event shards, Dramatiq dead letters, events kept aside, unknown events."""
+    try:
+        return _queue_checks(client, store, settings)
+    except redis.RedisError as exc:
+        return [Check("queues", "fail", f"cannot read the queues ({type(exc).__name__})")]
+
+
+def _queue_checks(client: redis.Redis, store: Store, settings: Settings) -> list[Check]:
+    checks: list[Check] = []
+    events = EventQueue(client)
+    pipe = client.pipeline(transaction=False)
+    for shard in range(EVENT_SHARDS):
+        pipe.llen(keys.event_queue(shard))
+        pipe.exists(keys.event_drain(shard))
+    replies = pipe.execute()
+    depths, leased = replies[0::2], replies[1::2]
+    stalled = [shard for shard in range(EVENT_SHARDS) if depths[shard] and not leased[shard]]
+    pending = sum(int(depth) for depth in depths)
+    if stalled:
+        checks.append(
+            Check(
+                "event shards",
+                "warn",
+                f"{pending} events pending; shards {stalled} hold events nobody drains: "
+                "start `loyaloop scheduler` (it re-drives them) and `loyaloop worker`",
+            )
+        )
+    else:
+        checks.append(Check("event shards", "ok", f"{pending} events pending, none stalled"))
+    dead_letters = {queue: int(client.zcard(f"{NAMESPACE}:{queue}.XQ")) for queue in QUEUES}
+    total = sum(dead_letters.values())
+    shown = ", ".join(f"{queue}={count}" for queue, count in dead_letters.items() if count)
+    checks.append(
+        Check("dead letters", "warn", f"{total} Dramatiq messages gave up after their retries ({shown})")
+        if total
+        else Check("dead letters", "ok", "none")
+    )
+    kept = events.dead()
+    checks.append(
+        Check(
+            "kept aside",
+            "warn",
+            f"{kept} events kept aside in {keys.dead_events()} (see `loyaloop status` for why)",
+        )
+        if kept
+        else Check("kept aside", "ok", "none")
+    )
+    unknown = unknown_events(store, settings.journeys_dir)
+    checks.append(
+        Check("unknown events", "warn", "no journey listens to " + ", ".join(map(str, unknown)))
+        if unknown
+        else Check("unknown events", "ok", "none")
+    )
+    return checks
+
+
+def run_checks(settings: Settings, now: Callable[[], float] = time.time) -> list[Check]:
+    """Every check, in the order a person fixes things: configuration, Redis, broker, queues."""
+    checks = startup_checks(check_startup(settings))
+    if not settings.redis_url:
+        return checks
+    client = redis.Redis.from_url(
+        settings.redis_url, decode_responses=True, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT
+    )
+    try:
+        live = redis_checks(client, now)
+        checks += live
+        if live[0].status == "ok":
+            checks.append(broker_check(settings))
+            checks += queue_checks(client, Store(client), settings)
+    finally:
+        client.close()
+    return checks
+
+
+MARK = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (for monitoring).")
+def doctor(as_json: bool) -> None:
+    """Check a deployment: settings, journeys, channels, Redis (version, AOF, clock skew), the
+    broker, pending and stalled event shards, dead letters, events kept aside and unknown events.
+
+    Exit status 0 when nothing failed (warnings allowed), 1 otherwise.
+
+    \b
+    Example:
+      REDIS_URL=redis://127.0.0.1:6379/0 loyaloop doctor --json
+    """
+    checks = run_checks(load_settings())
+    failed = any(check.status == "fail" for check in checks)
+    if as_json:
+        click.echo(json.dumps({"ok": not failed, "checks": [asdict(check) for check in checks]}, indent=2))
+    else:
+        for check in checks:
+            click.echo(f"{MARK[check.status]}  {check.name}: {check.detail}")
+        warned = sum(check.status == "warn" for check in checks)
+        failures = sum(check.status == "fail" for check in checks)
+        click.echo(f"{failures} failed, {warned} warning(s), {len(checks) - failures - warned} ok")
+    sys.exit(1 if failed else 0)
