@@ -2,7 +2,7 @@
 an event does to a customer's open measurement windows.
 
 Counting is intention-to-treat from entry.  Every entry opens a *window* (one small record per run,
-kept with the customer, see :func:`orchestrator.store.keys.windows`) that lives as long as the
+kept with the customer, see :func:`orchestrator.store.keys.runs`) that lives as long as the
 journey's goal window and the KPI window after entry, whatever becomes of the run: a conversion
 eleven days after entry counts for the arm the customer entered in even when the run ended on day
 two.  The runtime writes what :func:`tally` returns inside the very compare-and-set that stores the
@@ -12,6 +12,7 @@ re-driven message or a redelivered event never counts twice.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ __all__ = [
     "event_hits",
     "number_at",
     "tally",
+    "trigger_tag",
 ]
 
 #: A step's recorded stat → the outcome counted in the measurement record.  Every way a send can
@@ -86,8 +88,8 @@ class Window:
     kpi_window: float
     #: Epoch seconds after which nothing counts any more (the record may go).
     expires: float
-    #: The event that started the run: it is never its own conversion.
-    trigger_event_id: str = ""
+    #: A tag of the event that started the run (:func:`trigger_tag`): it is never its own conversion.
+    trigger_tag: str = ""
     #: Epoch seconds of the first message delivered to the customer (treated only), or None.
     first_sent: float | None = None
     converted: bool = False
@@ -149,8 +151,16 @@ def tally(journey: Journey | None, decision: Decision, *, created: bool, rules: 
     if not created:
         return Tally(tuple(arms), tuple(steps), None, first_sent, split)
     arms.insert(0, (arm, entry_day, "entrants", 1))
-    window = open_window(journey, enrollment, rules, (arm, split) if split else (arm,))
+    window = open_window(journey, enrollment, rules, (arm, split) if split else (arm,)) if watched(journey) else None
     return Tally(tuple(arms), tuple(steps), window, first_sent)
+
+
+def watched(journey: Journey | None) -> bool:
+    """Whether an entry opens a measurement window: every marketing journey's, and a transactional
+    one's when it has goals or a holdout.  A receipt journey with neither has nothing to compare
+    (no control arm, no conversion), so its customers carry no window (about 80 bytes of Redis
+    each while it is open); its entrants and steps are counted all the same."""
+    return journey is None or journey.category == "marketing" or bool(journey.goals) or journey.holdout > 0
 
 
 def open_window(
@@ -169,8 +179,28 @@ def open_window(
         goal_window=goal_seconds,
         kpi_window=kpi_seconds,
         expires=entered + max(goal_seconds, kpi_seconds),
-        trigger_event_id=enrollment.trigger_event_id or "",
+        trigger_tag=trigger_tag(enrollment.trigger_event_id or ""),
     )
+
+
+def trigger_tag(event_id: str) -> str:
+    """A short tag of the event that started a run, kept in its window: that event is never the
+    run's own conversion.  Four base-36 digits of a SHA-256 keep the window short; two events of
+    one customer sharing a tag is a one-in-1.7-million chance per pair, and would only leave one
+    event uncounted."""
+    if not event_id:
+        return ""
+    return base36(int.from_bytes(hashlib.sha256(event_id.encode()).digest()[:4], "big") % 36**4)
+
+
+def base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    text = ""
+    while True:
+        number, rest = divmod(number, 36)
+        text = digits[rest] + text
+        if not number:
+            return text
 
 
 @dataclass(frozen=True)
@@ -223,7 +253,7 @@ def event_hits(
     at = epoch(now)
     hits: list[Hit] = []
     for run_id, window in windows.items():
-        if at < window.entered or event.event_id == window.trigger_event_id or at > window.expires:
+        if at < window.entered or trigger_tag(event.event_id) == window.trigger_tag or at > window.expires:
             continue
         goal, value, non_numeric = _goal(
             journey_of(window.journey_id, window.version), window, event, at, profile, rules, now

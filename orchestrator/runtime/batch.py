@@ -109,8 +109,8 @@ class BatchRunner(EventRunner, TimerRunner):
                 fast.append(event)
         if not fast:
             return handled
-        states = self.store.read_events([(event.customer_id, event.event_id) for event in fast])
         now = self.clock()
+        states = self.store.read_events([(event.customer_id, event.event_id) for event in fast], now.timestamp())
         finished: list[QueuedEvent] = []
         counted: list[Callable[[Any], None]] = []
         duplicates = 0

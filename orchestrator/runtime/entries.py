@@ -171,8 +171,7 @@ class EntryRunner(DecisionRunner):
                     for (d, send, timer, _p), mine in zip(planned, updates, strict=True)
                 ],
                 claims,
-                [FigureArgs.of(self._tally(d, created=True)) for d, _s, _t, _p in planned],
-                now.timestamp(),
+                [FigureArgs.of(self._tally(d, created=True), d.enrollment.run_id) for d, _s, _t, _p in planned],
             )
 
         groups: list[list[int]] = []

@@ -36,6 +36,7 @@ class EventRunner(EntryRunner):
             event_id,
             lambda p: derive_profile(p, name, properties, timestamp),
             read_only=name not in ORDER_EVENTS,
+            now=self.clock().timestamp(),
         )
         if seen.state == "done":
             self.store.count("events_duplicate")

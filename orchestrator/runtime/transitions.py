@@ -158,8 +158,7 @@ class DecisionRunner:
             timer=timer,
             claim=claim,
             pending=pending_json(updates) if updates else "",
-            figures=FigureArgs.of(self._tally(decision, created=stored is None)),
-            now=self.clock().timestamp(),
+            figures=FigureArgs.of(self._tally(decision, created=stored is None), enrollment.run_id),
         )
 
     def _tally(self, decision: Decision, *, created: bool) -> Tally:

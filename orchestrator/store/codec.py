@@ -66,7 +66,7 @@ class EventState:
     last: dict[str, datetime]
     #: The profile's JSON as read ("" when there was none), for a compare-and-set of the profile.
     raw: str = ""
-    #: The customer's measurement windows as read (run id → record, see store/figures.py).
+    #: The customer's open measurement windows as read (run id → window, see store/figures.py).
     windows: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
@@ -85,7 +85,6 @@ def enrollment_keys(customer_id: str, run_id: str, figures: str) -> list[str]:
         keys.pending_updates(customer_id),
         keys.delivered(customer_id),
         figures,
-        keys.windows(customer_id),
     ]
 
 
@@ -128,7 +127,6 @@ def read_keys(customer_id: str) -> list[str]:
         keys.consent(customer_id),
         keys.runs(customer_id),
         keys.seen_events(customer_id),
-        keys.windows(customer_id),
     ]
 
 

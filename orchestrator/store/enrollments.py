@@ -152,7 +152,6 @@ class EnrollmentStore(StoreBase):
         claim: tuple[str, float] | None = None,
         pending: str = "",
         figures: FigureArgs = NO_FIGURES,
-        now: float = 0.0,
     ) -> None:
         """Queue the compare-and-set of an enrollment on a pipeline (``expected=-1`` creates it).
 
@@ -161,7 +160,7 @@ class EnrollmentStore(StoreBase):
         ``pending`` (from :func:`pending_json`) records the decision's profile updates atomically,
         ``figures`` its measurement counts (the caller queued :meth:`index_figures` before).
         """
-        args = cas_args(enrollment, expected, send, timer, claim, pending) + figures.args(now)
+        args = cas_args(enrollment, expected, send, timer, claim, pending) + figures.args()
         customer, run = enrollment.customer_id, enrollment.run_id
         shard = shard_key(customer, enrollment.journey_id, enrollment.journey_version)
         self.evalsha(pipe, "cas", enrollment_keys(customer, run, shard), args)
@@ -203,7 +202,6 @@ class EnrollmentStore(StoreBase):
         items: list[tuple[Enrollment, SendAction | None, tuple[int, float] | None, str]],
         claims: list[tuple[str, float] | None] | None = None,
         figures: list[FigureArgs] | None = None,
-        now: float = 0.0,
     ) -> list[list[int]]:
         """Queue the creation of many enrollments (enrollment, send, timer, pending updates) with one
         compare-and-set script call per slot group.  Returns, per queued call, the indices of the
@@ -227,7 +225,7 @@ class EnrollmentStore(StoreBase):
                     shard = shard_key(customer_id, enrollment.journey_id, enrollment.journey_version)
                     names.extend(enrollment_keys(customer_id, enrollment.run_id, shard))
                     args.extend(cas_args(enrollment, -1, send, timer, claims[index] if claims else None, pending))
-                    args.extend((figures[index] if figures is not None else NO_FIGURES).args(now))
+                    args.extend((figures[index] if figures is not None else NO_FIGURES).args())
             self.evalsha(pipe, "cas_many", names, args)
         return [[index for customer_id in group for index in by_customer[customer_id]] for group in groups]
 
@@ -250,10 +248,10 @@ class EnrollmentStore(StoreBase):
         if deferred is not None:
             enrollment, step_id, now = deferred
             names += [
-                keys.windows(customer_id),
+                keys.delivered(customer_id),
                 shard_key(customer_id, enrollment.journey_id, enrollment.journey_version),
             ]
-            args += [f"d|{run_id}|{revision}", deferred_text(step_id, now), repr(now)]
+            args += [f"d|{run_id}|{revision}", deferred_text(step_id, now)]
             if pipe is not None:
                 self.index_figures(pipe, {self.figures_member(enrollment)})
         if pipe is None:

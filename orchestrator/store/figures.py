@@ -9,8 +9,9 @@ it counts (:func:`slot_tag`).  The reader sums the shards listed in ``lp:fig:ind
 written (idempotently) on the same pipeline just before the script that first counts in a shard.
 
 Fields of a shard hash: ``a|<arm>|<entry day>|<figure>`` (an :class:`ArmCounts` field) and
-``s|<step>|<day>|<outcome>``.  A window (hash ``lp:c:{<customer>}:win``, field run id) is one
-string of ``|``-separated slots, in the order of :data:`WINDOW_SLOTS`.
+``s|<step>|<day>|<outcome>``.  A window is the field ``~|<run>`` of the customer's runs hash (it
+outlives the run there, and costs that small hash a few dozen bytes, not a key of its own): one
+string of ``|``-separated slots, described in ``scripts.lib_figures.lua``.
 """
 
 from __future__ import annotations
@@ -22,34 +23,21 @@ from typing import Any
 
 from redis.crc import key_slot
 
-from orchestrator.engine.measuring import Hit, Tally, Window, day_of
-from orchestrator.measure.figures import ArmCounts, VersionFigures
+from orchestrator.engine.measuring import Hit, Tally, Window, base36, day_of
+from orchestrator.measure.figures import CONTROL, HOLDOUT, TREATED, ArmCounts, VersionFigures
 from orchestrator.store import keys
+from orchestrator.store.run_codec import derived_journey
 from orchestrator.store.scripts import SEEN_TTL
 from orchestrator.store.stats import JourneyStore
 
 #: Redis Cluster's number of hash slots.
 SLOTS = 16384
 
-WINDOW_SLOTS = (
-    "journey",
-    "version",
-    "arms",
-    "day",
-    "entered",
-    "goal_window",
-    "kpi_window",
-    "expires",
-    "trigger_event",
-    "first_sent",
-    "converted",
-    "revenue",
-    "converted_after_message",
-    "orders",
-    "order_revenue",
-    "redeemed",
-    "nps_answered",
-)
+#: A window's arm codes (split arms are written out).
+ARM_CODES = {TREATED: "t", HOLDOUT: "h", CONTROL: "c"}
+_ARMS = {code: arm for arm, code in ARM_CODES.items()}
+#: The prefix of a window's field in the customer's runs hash.
+WINDOW_FIELD = "~|"
 
 
 @cache
@@ -77,67 +65,73 @@ def index_member(customer_id: str, journey_id: str, version: str) -> str:
     return f"{journey_id}|{version}|{slot_tag(customer_id)}"
 
 
-def _escape(text: str) -> str:
-    return text.replace("%", "%25").replace("|", "%7C").replace(",", "%2C")
+def _amount(value: float) -> str:
+    return "" if not value else (str(int(value)) if float(value).is_integer() else repr(float(value)))
 
 
-def _unescape(text: str) -> str:
-    return text.replace("%2C", ",").replace("%7C", "|").replace("%25", "%")
+def _flag(value: bool) -> str:
+    return "1" if value else ""
 
 
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-def encode_window(window: Window) -> str:
+def encode_window(window: Window, run_id: str) -> str:
+    """A window as the ``~|<run>`` field of the runs hash holds it (slots in scripts.lib_figures.lua);
+    the journey is left out when the run id names it, like the run's own core."""
+    entered = int(window.entered)
     slots = [
-        window.journey_id,
         window.version,
-        ",".join(window.arms),
-        window.day,
-        repr(window.entered),
-        _number(window.goal_window),
-        _number(window.kpi_window),
-        repr(window.expires),
-        _escape(window.trigger_event_id),
-        "" if window.first_sent is None else repr(window.first_sent),
-        "1" if window.converted else "0",
-        _number(window.revenue),
-        "1" if window.converted_after_message else "0",
-        str(window.orders),
-        _number(window.order_revenue),
-        "1" if window.redeemed else "0",
-        "1" if window.nps_answered else "0",
+        ",".join(ARM_CODES.get(arm, arm) for arm in window.arms),
+        base36(entered),
+        base36(int(window.goal_window)),
+        base36(int(window.kpi_window)),
+        window.trigger_tag,
+        "" if window.first_sent is None else str(max(0, int(window.first_sent - entered))),
+        _flag(window.converted),
+        _amount(window.revenue),
+        _flag(window.converted_after_message),
+        _amount(window.orders),
+        _amount(window.order_revenue),
+        _flag(window.redeemed),
+        _flag(window.nps_answered),
+        "" if derived_journey(run_id) == window.journey_id else window.journey_id,
     ]
+    while slots and not slots[-1]:
+        slots.pop()
     return "|".join(slots)
 
 
-def decode_window(text: str) -> Window:
+def decode_window(text: str, run_id: str) -> Window:
     s = text.split("|")
+    s += [""] * (15 - len(s))
+    entered = float(int(s[2], 36))
+    goal_window, kpi_window = float(int(s[3], 36)), float(int(s[4], 36))
+    first_sent = entered + int(s[6]) if s[6] else None
+    expires = entered + max(goal_window, kpi_window)
+    if first_sent is not None:
+        expires = max(expires, first_sent + goal_window)
     return Window(
-        journey_id=s[0],
-        version=s[1],
-        arms=tuple(s[2].split(",")),
-        day=s[3],
-        entered=float(s[4]),
-        goal_window=float(s[5]),
-        kpi_window=float(s[6]),
-        expires=float(s[7]),
-        trigger_event_id=_unescape(s[8]),
-        first_sent=float(s[9]) if s[9] else None,
-        converted=s[10] == "1",
-        revenue=float(s[11]),
-        converted_after_message=s[12] == "1",
-        orders=int(s[13]),
-        order_revenue=float(s[14]),
-        redeemed=s[15] == "1",
-        nps_answered=s[16] == "1",
+        journey_id=s[14] or derived_journey(run_id),
+        version=s[0],
+        arms=tuple(_ARMS.get(code, code) for code in s[1].split(",")),
+        day=day_of(datetime.fromtimestamp(entered, UTC)),
+        entered=entered,
+        goal_window=goal_window,
+        kpi_window=kpi_window,
+        expires=expires,
+        trigger_tag=s[5],
+        first_sent=first_sent,
+        converted=s[7] == "1",
+        revenue=float(s[8] or 0),
+        converted_after_message=s[9] == "1",
+        orders=int(s[10] or 0),
+        order_revenue=float(s[11] or 0),
+        redeemed=s[12] == "1",
+        nps_answered=s[13] == "1",
     )
 
 
 def decode_windows(fields: dict[str, str]) -> dict[str, Window]:
-    """The windows of a windows hash (its ``d|…`` fields are the marks of deferred sends)."""
-    return {run_id: decode_window(text) for run_id, text in fields.items() if "|" not in run_id}
+    """The windows the ``read`` script returns (run id → window; the trigger slot holds its tag)."""
+    return {run_id: decode_window(text, run_id) for run_id, text in fields.items()}
 
 
 def deferred_text(step_id: str, now: float) -> str:
@@ -162,7 +156,7 @@ class FigureArgs:
     split_arm: str = ""
 
     @classmethod
-    def of(cls, tally: Tally | None) -> FigureArgs:
+    def of(cls, tally: Tally | None, run_id: str) -> FigureArgs:
         if not tally:
             return NO_FIGURES
         window = tally.window
@@ -170,13 +164,13 @@ class FigureArgs:
             window = replace(window, first_sent=tally.first_sent)
         return cls(
             figures_text(tally),
-            encode_window(window) if window is not None else "",
+            encode_window(window, run_id) if window is not None else "",
             repr(tally.first_sent) if tally.first_sent is not None and window is None else "",
             tally.split_arm or "",
         )
 
-    def args(self, now: float) -> list[str]:
-        return [self.text, self.window, self.first_sent, self.split_arm, repr(now)]
+    def args(self) -> list[str]:
+        return [self.text, self.window, self.first_sent, self.split_arm]
 
 
 NO_FIGURES = FigureArgs()
@@ -186,10 +180,10 @@ def hit_args(hit: Hit) -> list[str]:
     return [
         hit.run_id,
         "1" if hit.goal else "0",
-        _number(hit.value),
+        _amount(hit.value) or "0",
         "1" if hit.non_numeric else "0",
         "1" if hit.order else "0",
-        _number(hit.order_value),
+        _amount(hit.order_value) or "0",
         "1" if hit.order_non_numeric else "0",
         "1" if hit.redeemed else "0",
         "" if hit.nps is None else str(hit.nps),
@@ -203,7 +197,7 @@ class FiguresStore(JourneyStore):
         self, pipe: Any, customer_id: str, event_id: str, at: float, hits: list[Hit], windows: dict[str, Window]
     ) -> None:
         """Queue the counting of an event's hits on the customer's windows (once per event)."""
-        names = [keys.windows(customer_id), keys.seen_events(customer_id)]
+        names = [keys.runs(customer_id), keys.seen_events(customer_id)]
         args: list[str] = [event_id, repr(at), str(SEEN_TTL)]
         for hit in hits:
             window = windows[hit.run_id]
@@ -212,7 +206,9 @@ class FiguresStore(JourneyStore):
         self.evalsha(pipe, "measure", names, args)
 
     def open_windows(self, customer_id: str) -> dict[str, Window]:
-        return decode_windows(self.redis.hgetall(keys.windows(customer_id)))
+        """The customer's measurement windows (closed ones too, until an event drops them)."""
+        fields = self.redis.hgetall(keys.runs(customer_id))
+        return decode_windows({name[2:]: text for name, text in fields.items() if name.startswith(WINDOW_FIELD)})
 
     def version_figures(self, journey_id: str | None = None) -> list[VersionFigures]:
         """Every version of every journey (or of ``journey_id``) with its exact counts, summed over

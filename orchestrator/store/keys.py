@@ -36,7 +36,8 @@ def runs(customer_id: str) -> str:
     ``<run>`` → a live run's core (``rev|handle|…``), ``<handle>|m``/``t``/``o``/``x``/``s`` its
     other parts (formats in :mod:`orchestrator.store.run_codec`): the fields without ``|`` are the live
     runs, keyed by run so ``re_entry: always`` may keep several of one journey.  ``|<journey>`` →
-    epoch microseconds of the customer's last entry into it (re-entry cooldowns).  Kept short so
+    epoch microseconds of the customer's last entry into it (re-entry cooldowns).  ``~|<run>`` → the
+    run's measurement window, which outlives the run (format in :mod:`orchestrator.store.figures`).  Kept short so
     Redis stores it as a listpack: a waiting customer's whole state is about 320 bytes with its timer.
     """
     return _customer(customer_id, "runs")
@@ -79,13 +80,6 @@ def delivered(customer_id: str) -> str:
     """Hash idempotency key → ``claimed:<lease expiry>`` or ``done:<outcome>``: a send is carried
     out once; ``<key>#attempts`` counts transient failures."""
     return _customer(customer_id, "delivered")
-
-
-def windows(customer_id: str) -> str:
-    """Hash run id → the run's open measurement window (entry, arms, what the customer did since;
-    format in :mod:`orchestrator.store.figures`), so conversions after the run ended still count.
-    The key expires when the last window closes."""
-    return _customer(customer_id, "win")
 
 
 # --- global ------------------------------------------------------------------------------------

@@ -54,6 +54,10 @@ def consent_changes(before: Mapping[str, bool], after: Mapping[str, bool]) -> di
     return {channel: granted for channel, granted in after.items() if before.get(channel) != granted}
 
 
+def _moment(now: float | None) -> str:
+    return "" if now is None else repr(now)
+
+
 def _flag(granted: bool) -> str:
     return "1" if granted else "0"
 
@@ -117,7 +121,13 @@ class ProfileStore(StoreBase):
                     continue
 
     def apply_event(
-        self, customer_id: str, event_id: str, change: Callable[[Profile], Profile], *, read_only: bool = False
+        self,
+        customer_id: str,
+        event_id: str,
+        change: Callable[[Profile], Profile],
+        *,
+        read_only: bool = False,
+        now: float | None = None,
     ) -> EventState:
         """Apply an event's effect on the profile exactly once (phase one of event handling).
 
@@ -125,12 +135,13 @@ class ProfileStore(StoreBase):
         did not finish the journeys part (redo that part), ``done`` for a duplicate.  One script
         reads everything, then one writes only if the profile did not change meanwhile.  With
         ``read_only`` (an event that changes nothing on a known profile) the read marks the event
-        applied itself: one call in all.
+        applied itself: one call in all.  ``now`` (the runtime's clock) drops the customer's
+        measurement windows that closed before it; the open ones come back in ``windows``.
         """
         while True:
             mark = "1" if read_only else "0"
             raw, consent, live, last, seen, windows = self._script(
-                "read", read_keys(customer_id), [event_id, mark, SEEN_TTL]
+                "read", read_keys(customer_id), [event_id, mark, SEEN_TTL, _moment(now)]
             )
             current = Profile.model_validate_json(raw) if raw else Profile(id=customer_id)
             current = with_consent(current, lua_pairs(consent))
@@ -152,7 +163,7 @@ class ProfileStore(StoreBase):
             if result == "new":
                 return EventState("new", changed, lua_pairs(live), entries, windows=open_)
 
-    def read_events(self, items: list[tuple[str, str]]) -> list[EventState]:
+    def read_events(self, items: list[tuple[str, str]], now: float | None = None) -> list[EventState]:
         """Phase one of many events that change no profile field, in one round trip: per (customer
         id, event id) the customer's profile, live runs and last entries and whether the event was
         seen, marking unseen ones applied — :meth:`apply_event` with ``read_only`` for a batch.
@@ -162,7 +173,7 @@ class ProfileStore(StoreBase):
 
         def build(pipe: Any) -> None:
             for customer_id, event_id in items:
-                self.evalsha(pipe, "read", read_keys(customer_id), [event_id, "1", SEEN_TTL])
+                self.evalsha(pipe, "read", read_keys(customer_id), [event_id, "1", SEEN_TTL, _moment(now)])
 
         states: list[EventState] = []
         validate = Profile.model_validate_json

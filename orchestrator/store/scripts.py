@@ -2,9 +2,9 @@
 
 Each script is a ``scripts.<name>.lua`` file beside this module, after the shared functions it
 needs (``scripts.lib_*.lua``: ``split`` cuts a run's core into its slots, ``keep_timer`` carries a
-stored timer over, ``cas`` is one compare-and-set, ``index`` reads a runs hash, ``incr`` and
-``keep`` write measurement counts and windows).  Scripts touch only keys of one customer (one hash
-tag) so they stay valid on Redis Cluster.
+stored timer over, ``cas`` is one compare-and-set, ``index`` reads a runs hash, ``incr`` writes
+measurement counts, ``window_end`` and ``day_of`` read measurement windows).  Scripts touch only
+keys of one customer (one hash tag) so they stay valid on Redis Cluster.
 """
 
 from __future__ import annotations
@@ -26,6 +26,6 @@ SCRIPTS = {
     "get": lua.script(__name__, "lib_split", "get"),
     "claim": lua.script(__name__, "claim"),
     "apply": lua.script(__name__, "apply"),
-    "read": lua.script(__name__, "lib_split", "lib_index", "read"),
+    "read": lua.script(__name__, "lib_split", "lib_index", "lib_figures", "read"),
     "read_many": lua.script(__name__, "lib_split", "lib_index", "read_many"),
 }

@@ -21,6 +21,8 @@ name: Hello
 trigger:
   event: signup
 category: transactional
+goals:  # a goal makes each entry open the measurement window `status --customer` shows
+  - event: signup
 steps:
   - id: hello
     send: email

@@ -50,6 +50,11 @@ trigger:
 re_entry: never
 category: transactional
 priority: 50
+# Never sent: the goal only makes each entry open a measurement window (the SIGKILL drill counts
+# every customer's order in it), without ending any run.
+goals:
+  - event: drill.converted
+    within: 1d
 steps:
   - id: first
     send: email

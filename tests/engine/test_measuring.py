@@ -8,7 +8,7 @@ from datetime import timedelta
 from orchestrator.engine import advance, enter
 from orchestrator.engine.bucketing import is_global_control, is_holdout
 from orchestrator.engine.enrollment import Delivered, EventArrived
-from orchestrator.engine.measuring import Window, arm_of, event_hits, number_at, tally
+from orchestrator.engine.measuring import Window, arm_of, event_hits, number_at, tally, trigger_tag
 from orchestrator.settings import MeasureSettings
 from tests.engine.builders import NOW, journey, profile, start
 
@@ -95,7 +95,7 @@ def window(**changes: object) -> Window:
         7 * 86400.0,
         30 * 86400.0,
         NOW.timestamp() + 30 * 86400,
-        "trigger-1",
+        trigger_tag("trigger-1"),
     )
     return replace(base, **changes)  # type: ignore[arg-type]
 
@@ -144,3 +144,12 @@ def test_number_at_walks_dotted_paths() -> None:
     assert number_at({"a": True}, "a") is None
     assert number_at({"a": float("nan")}, "a") is None
     assert number_at({}, "properties.a") is None
+
+
+def test_a_transactional_journey_without_goals_or_holdout_opens_no_window() -> None:
+    """Nothing to compare (no control arm, no conversion): entrants and steps only, no window."""
+    receipt = journey(FLOW_STEPS, category="transactional")
+    counted = tally(receipt, start(receipt), created=True, rules=RULES)
+    assert counted.window is None and counted.arms == (("treated", "2026-03-02", "entrants", 1),)
+    with_goal = journey(FLOW_STEPS, category="transactional", goals=[{"event": "order.placed"}])
+    assert tally(with_goal, start(with_goal), created=True, rules=RULES).window is not None

@@ -1,0 +1,47 @@
+"""The measurement record is Redis Cluster safe: on a cluster-mode redis-server, which refuses any
+script whose keys span slots, every script that counts runs, and the counts read back whole."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+import redis
+
+from orchestrator.engine.measuring import Hit
+from orchestrator.store import Store, keys
+from tests.redis_server import RedisServer, start_cluster_node
+from tests.store.test_figures import create, run
+
+CUSTOMERS = ["ann", "c-42", "x{y", "用户7", "0123456789abcdef" * 4]
+NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def cluster_node() -> Iterator[RedisServer]:
+    server = start_cluster_node()
+    yield server
+    server.cleanup()
+
+
+def test_every_counting_script_keeps_to_the_customers_slot(cluster_node: RedisServer) -> None:
+    client = redis.Redis.from_url(cluster_node.url, decode_responses=True)
+    client.flushall()
+    with pytest.raises(redis.exceptions.ResponseError, match="same slot"):
+        client.eval("return 1", 2, keys.runs("ann"), keys.figures_index())
+    store = Store(client)
+    for customer_id in CUSTOMERS:
+        assert create(store, customer_id)  # the compare-and-set with its counts and window
+        windows = store.open_windows(customer_id)
+        hit = Hit(f"welcome-{customer_id}", goal=True, value=2.0)
+        store.run(
+            lambda pipe, c=customer_id, w=windows, h=hit: store.measure_event(pipe, c, "e1", NOW.timestamp(), [h], w)
+        )
+        enrollment = run(customer_id)
+        store.set_timer_field(customer_id, enrollment.run_id, 1, 99.0, deferred=(enrollment, "hello", NOW.timestamp()))
+    (found,) = store.version_figures("welcome")
+    treated = found.arm_totals()["treated"]
+    assert (treated.entrants, treated.converters, treated.revenue_sum) == (5, 5, 10.0)
+    assert found.step_totals()["hello"] == {"reached": 5, "deferred": 5}
+    client.close()
