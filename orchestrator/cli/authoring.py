@@ -28,9 +28,9 @@ from orchestrator.language.checks import CheckContext, check_templates_folder
 from orchestrator.language.journey import EventTrigger, Journey, SendStep
 from orchestrator.language.loader import journey_files, load_catalogue_for, load_journeys, sort_problems
 from orchestrator.language.located import problems_from
-from orchestrator.language.preview import sample_voucher
+from orchestrator.language.preview import render_step
 from orchestrator.language.profile import Profile
-from orchestrator.language.render import Renderer, build_context, environment
+from orchestrator.language.render import Renderer, environment
 from orchestrator.language.schema import schema_text
 from orchestrator.language.yamlfile import read_yaml_file
 from orchestrator.settings import SETTINGS_FILE, Settings, environment_only_problems
@@ -343,22 +343,21 @@ def render(
         renderer = Renderer(templates, default_locale=settings.default_locale)
         click.echo(walk_text(journey, profile, event, now, settings, renderer, locale))
         return
-    context = build_context(
-        profile.context(),
-        event=event,
-        trigger=event,
-        journey_id=journey.id,
-        journey_name=journey.name,
-        step_id=step.id,
-        now=now,
-        # The real link is signed per customer at send time; the preview shows where it goes.
-        unsubscribe_url=f"{settings.public_url.rstrip('/')}/u/PREVIEW-TOKEN" if journey.category == "marketing" else "",
-        voucher=sample_voucher(settings.vouchers, step.voucher),
-    )
     used_channel = channel or step.send
     chosen_locale = locale or profile.locale or settings.default_locale
     renderer = Renderer(templates, default_locale=settings.default_locale)
-    content = renderer.render(used_channel, step.template, chosen_locale, context)
+    content = render_step(
+        renderer,
+        journey,
+        step,
+        profile,
+        event=event,
+        now=now,
+        vouchers=settings.vouchers,
+        channel=used_channel,
+        locale=chosen_locale,
+        public_url=settings.public_url,
+    )
     header = f"# {journey.id} / {step.id}: {used_channel} template {step.template!r}, locale {content.locale}" + (
         f" (asked for {chosen_locale})" if content.locale != chosen_locale else ""
     )

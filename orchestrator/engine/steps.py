@@ -113,11 +113,25 @@ def bumped(enrollment: Enrollment, now: datetime) -> Enrollment:
     return copy
 
 
+def _held(run: Run, step: SendStep | ActionStep) -> bool:
+    """A holdout (or control) customer's send or action is recorded as held and never carried out."""
+    if not run.enrollment.holdout:
+        return False
+    run.enrollment.outcomes[step.id] = "holdout"
+    run.record(step.id, "holdout")
+    return True
+
+
+def _send_key(run: Run, step_id: str) -> str:
+    """The send's idempotency key: run and step, plus the revision when a loop came back to it (a
+    fresh but still deterministic key, or the idempotency check would swallow the intended repeat)."""
+    key = f"{run.enrollment.run_id}:{step_id}"
+    return f"{key}:r{run.enrollment.revision}" if step_id in run.enrollment.outcomes else key
+
+
 def _step_send(run: Run, step: SendStep) -> object:
     enrollment = run.enrollment
-    if enrollment.holdout:
-        enrollment.outcomes[step.id] = "holdout"
-        run.record(step.id, "holdout")
+    if _held(run, step):
         return run.journey.next_step_id(step.id)
     recipient = enrollment.customer_id
     if step.to is not None:
@@ -127,11 +141,7 @@ def _step_send(run: Run, step: SendStep) -> object:
             run.record(step.id, "no_recipient")
             return run.journey.next_step_id(step.id)
         recipient = str(target)
-    key = f"{enrollment.run_id}:{step.id}"
-    if step.id in enrollment.outcomes:
-        # A loop came back to this send: a fresh but still deterministic key, or the runtime's
-        # idempotency check would swallow the second, intended message.
-        key = f"{key}:r{enrollment.revision}"
+    key = _send_key(run, step.id)
     enrollment.status = "sending"
     run.stop_waiting()
     run.actions.append(
@@ -225,13 +235,9 @@ def _step_action(run: Run, step: ActionStep) -> object:
     ``sending`` until it answers), so a crash never calls the shop twice for one run and step.
     A holdout customer's action is held like their messages: a reward is part of the treatment."""
     enrollment = run.enrollment
-    if enrollment.holdout:
-        enrollment.outcomes[step.id] = "holdout"
-        run.record(step.id, "holdout")
+    if _held(run, step):
         return run.journey.next_step_id(step.id)
-    key = f"{enrollment.run_id}:{step.id}"
-    if step.id in enrollment.outcomes:
-        key = f"{key}:r{enrollment.revision}"
+    key = _send_key(run, step.id)
     enrollment.status = "sending"
     run.stop_waiting()
     run.actions.append(
