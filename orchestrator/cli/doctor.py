@@ -25,6 +25,7 @@ from orchestrator.runtime.unknown_events import unknown_events
 from orchestrator.settings import Settings, load_settings
 from orchestrator.store import Store, keys
 from orchestrator.store.connect import open_redis
+from orchestrator.store.vouchers import Vouchers
 from orchestrator.workers.actors import QUEUES
 from orchestrator.workers.broker import build_broker
 
@@ -175,8 +176,30 @@ def run_checks(settings: Settings, now: Callable[[], float] = time.time) -> list
         if live[0].status == "ok":
             checks.append(broker_check(settings))
             checks += queue_checks(client, Store(client), settings)
+            checks += voucher_checks(client, settings)
     finally:
         client.close()
+    return checks
+
+
+def voucher_checks(client: Any, settings: Settings) -> list[Check]:
+    """Each loaded voucher pool: fine, running low (below its ``low_stock``), or empty (a send that
+    needs a code then fails, or goes out with the pool's fallback code)."""
+    checks: list[Check] = []
+    for name, spec in sorted(settings.vouchers.items()):
+        if spec.kind != "pool":
+            continue
+        stock = Vouchers(client).stock(name)
+        load = f"load codes with `loyaloop vouchers load {name} FILE`"
+        if stock.free == 0:
+            fallback = f"the fallback code {spec.fallback_code!r} goes out" if spec.fallback_code else "sends fail"
+            detail = f"empty ({stock.given} handed out): {fallback}; {load}"
+            checks.append(Check(f"vouchers {name}", "fail" if not spec.fallback_code else "warn", detail))
+        elif stock.free < spec.low_stock:
+            detail = f"{stock.free} codes left (below {spec.low_stock}); {load}"
+            checks.append(Check(f"vouchers {name}", "warn", detail))
+        else:
+            checks.append(Check(f"vouchers {name}", "ok", f"{stock.free} codes left, {stock.given} handed out"))
     return checks
 
 

@@ -14,10 +14,12 @@ import redis
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
-from orchestrator.cli.doctor import Check, broker_check, queue_checks, redis_checks, run_checks
+from orchestrator.cli.doctor import Check, broker_check, queue_checks, redis_checks, run_checks, voucher_checks
+from orchestrator.language.vouchers import VoucherPool
 from orchestrator.runtime.event_queue import BUG, EventQueue
 from orchestrator.settings import Settings, load_settings
 from orchestrator.store import Store, keys
+from orchestrator.store.vouchers import Vouchers
 from tests.redis_server import free_port
 from tests.runtime.harness import write_templates
 
@@ -160,3 +162,27 @@ def test_doctor_without_redis_url_fails_in_one_line_and_no_traceback(tmp_path: P
     )
     assert result.returncode == 1
     assert "FAIL  config: REDIS_URL is not set" in result.stdout and "Traceback" not in result.stderr
+
+
+def test_voucher_pools_full_low_and_empty(redis_client: redis.Redis) -> None:
+    """A pool with enough codes is ok; below its low_stock a warning; empty a failure, or a warning
+    when a fallback code covers it; generated pools have no stock to check."""
+    settings = Settings(
+        vouchers={
+            "full": VoucherPool(low_stock=2),
+            "low": VoucherPool(low_stock=5),
+            "empty": VoucherPool(),
+            "covered": VoucherPool(fallback_code="WELCOME10"),
+            "made": VoucherPool(kind="generated"),
+        }
+    )
+    Vouchers(redis_client).load("full", ["F-1", "F-2", "F-3"])
+    Vouchers(redis_client).load("low", ["L-1"])
+    found = {check.name: check for check in voucher_checks(redis_client, settings)}
+    assert {name: check.status for name, check in found.items()} == {
+        "vouchers covered": "warn",
+        "vouchers empty": "fail",
+        "vouchers full": "ok",
+        "vouchers low": "warn",
+    }
+    assert "loyaloop vouchers load low FILE" in found["vouchers low"].detail
