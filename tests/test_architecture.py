@@ -159,6 +159,7 @@ def test_the_public_names_users_touch_are_stable() -> None:
         "sms": "channels.sms",
         "push": "channels.push",
         "outbox": "channels.outbox",
+        "webhook": "channels.webhook",
     }
     assert callable(importlib.import_module("orchestrator.cli").main)
     assert importlib.util.find_spec("orchestrator.worker") is not None
