@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.cli.demo_response import Happening, Responder, merge
-from orchestrator.cli.status_table import COLUMNS, JOURNEY_COLUMNS, channel_stat
+from orchestrator.cli.status_table import COLUMNS, COUNTED_AS, JOURNEY_COLUMNS, channel_stat
 from orchestrator.engine.enrollment import ChannelOutcome, ChannelOutcomeName
 from orchestrator.language.journey import Journey, SendStep
 from orchestrator.measure.figures import VersionFigures
@@ -236,7 +236,11 @@ def step_rows(journey: Journey, stats: dict[str, int]) -> list[list[str]]:
     per_channel = [(found, value) for key, value in stats.items() if (found := channel_stat(key)) is not None]
 
     def channel_sum(step: str, outcome: ChannelOutcomeName) -> int:
-        return sum(value for (at, counted), value in per_channel if at == step and counted.outcome == outcome)
+        return sum(
+            value
+            for (at, counted), value in per_channel
+            if at == step and COUNTED_AS.get(counted.outcome, counted.outcome) == outcome
+        )
 
     result = []
     for step in journey.steps:
@@ -245,7 +249,6 @@ def step_rows(journey: Journey, stats: dict[str, int]) -> list[list[str]]:
         sent_on = {c: stats.get(f"{step.id}:{ChannelOutcome('sent', c)}", 0) for c in CHANNELS}
         sent = " ".join(f"{c[0]}{count}" for c, count in sent_on.items() if count)
         counts = {outcome: channel_sum(step.id, outcome) for _heading, outcome in COLUMNS}
-        counts["failed"] += stats.get(f"{step.id}:undeliverable", 0)
         cells = [sent or "0", *(str(counts[outcome]) for _heading, outcome in COLUMNS[1:])]
         result.append([step.id, *cells, str(stats.get(f"{step.id}:holdout", 0))])
     return result
