@@ -9,6 +9,7 @@ Weeks pass in seconds while every wait, quiet hour and cap is honoured exactly a
 
 from __future__ import annotations
 
+import os
 import random
 import tempfile
 import time
@@ -218,7 +219,10 @@ def default_state() -> Path:
 
 
 def default_outbox() -> Path:
-    return Path(tempfile.gettempdir()) / f"loyaloop-demo-{int(time.time())}.jsonl"
+    """The demo's outbox when ``--outbox`` is not given: a fresh temporary file, removed at the end."""
+    handle, name = tempfile.mkstemp(prefix="loyaloop-demo-", suffix=".jsonl")
+    os.close(handle)
+    return Path(name)
 
 
 # --- the report ---------------------------------------------------------------------------------
