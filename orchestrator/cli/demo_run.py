@@ -213,7 +213,9 @@ def _happen(system: Embedded, happening: Happening) -> None:
         # A fixed event id per happening (not a random one): run ids, and so idempotency keys and
         # anything bucketed on them, are the same every run of one seed.
         event_id = f"demo-{happening.order}"
-        system.api.track(happening.customer_id, happening.kind, happening.payload, event_id=event_id, timestamp=happening.at)
+        system.api.track(
+            happening.customer_id, happening.kind, happening.payload, event_id=event_id, timestamp=happening.at
+        )
 
 
 def default_state() -> Path:
