@@ -79,6 +79,10 @@ def test_a_template_error_on_every_channel_counts_as_failed_and_ends_the_run_fai
         assert dict(decision_rows(stats))["apology"]["failed"] == 2
         (row,) = step_rows(LATE, stats)
         assert row[0] == "apology" and row[7] == "2"  # sent, capd, defr, supp, cons, addr, fail
+        # The measurement record (loyaloop report) counts the step's outcome as failed, not suppressed.
+        (version,) = [v for v in h.runtime.store.version_figures() if v.journey_id == "late_delivery"]
+        totals = version.step_totals()["apology"]
+        assert totals["failed"] == 1 and "suppressed" not in totals and "sent" not in totals
         # /metrics counts them as failed sends on each channel.
         assert _failed_metric("push") - before["push"] == 1
         assert _failed_metric("email") - before["email"] == 1
