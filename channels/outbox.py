@@ -103,9 +103,10 @@ class OutboxWriter:
                 self._seen.add(key)
         self._offset += len(complete)
 
-    def append(self, message: Message) -> tuple[bool, datetime]:
-        """Write ``message`` unless its key is already in the file; returns (written, time)."""
-        now = datetime.now(UTC)
+    def append(self, message: Message, now: datetime | None = None) -> tuple[bool, datetime]:
+        """Write ``message`` unless its key is already in the file; returns (written, time).
+        ``now`` stamps ``sent_at`` (the wall clock when not given)."""
+        now = now if now is not None else datetime.now(UTC)
         line = (json.dumps(record(message, now), ensure_ascii=False) + "\n").encode()
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,15 +129,30 @@ class OutboxWriter:
 class OutboxChannel:
     """A channel that writes to the outbox file under any channel name (``email`` without SendGrid…)."""
 
-    def __init__(self, name: str, path: Path, *, address_field: str = "email", consent_key: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        path: Path,
+        *,
+        address_field: str = "email",
+        consent_key: str | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.name = name
         self.address_field = address_field
         self.consent_key = consent_key or name
         self.path = path
         self._writer = OutboxWriter.for_path(path)
+        self._clock = clock
+
+    def use_clock(self, clock: Callable[[], datetime]) -> None:
+        """Stamp ``sent_at`` from ``clock`` instead of the wall clock: the runtime's own clock, so
+        ``loyaloop demo`` and ``simulate`` (a simulated clock) show when in the story a message went
+        (see :func:`orchestrator.plugins.use_clock`)."""
+        self._clock = clock
 
     def send(self, message: Message) -> Receipt:
-        written, when = self._writer.append(message)
+        written, when = self._writer.append(message, self._clock() if self._clock is not None else None)
         details: dict[str, Any] = {"path": str(self.path), "sent_at": when.isoformat()}
         if not written:
             details["duplicate"] = True

@@ -65,7 +65,15 @@ class ValidationFailed(JourneyError):
 
 
 class TemplateError(LoyaloopError):
-    """A template could not be rendered for one customer (a missing value, a bad filter input)."""
+    """A template could not be rendered for one customer (a missing value, a bad filter input).
+
+    ``field`` names the missing value (``event.voucher_code``) and ``where`` the template file and
+    line, when known: the worker logs those, never the message's values (personal data)."""
+
+    def __init__(self, message: str, *, field: str | None = None, where: str | None = None) -> None:
+        self.field = field
+        self.where = where
+        super().__init__(message)
 
 
 class InputError(LoyaloopError):

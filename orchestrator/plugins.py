@@ -17,6 +17,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
 import pluggy
@@ -236,3 +237,17 @@ def consent_channels(channels: Mapping[str, Channel]) -> frozenset[str]:
     """The names consent is recorded under for these channels (``consent_key``): what ``identify``
     may give or withdraw consent for, so a typo or a made-up channel is refused, not stored."""
     return frozenset(channel.consent_key for channel in channels.values())
+
+
+def use_clock(channels: Mapping[str, Channel], clock: Callable[[], datetime]) -> int:
+    """Hand the runtime's clock to every channel that stamps times itself and can take one (an
+    optional ``use_clock(clock)`` method, as the outbox has): under a simulated clock
+    (``loyaloop demo``) its records then carry the simulated time.  Channels without the method are
+    left alone, so the plugin API does not change.  Returns how many took it."""
+    taken = 0
+    for channel in channels.values():
+        setter = getattr(channel, "use_clock", None)
+        if callable(setter):
+            setter(clock)
+            taken += 1
+    return taken

@@ -20,7 +20,12 @@ from orchestrator.store.connect import open_redis
 @click.option("--customers", default=300, show_default=True, help="How many synthetic customers.")
 @click.option("--days", default=120, show_default=True, help="How many simulated days to run.")
 @click.option("--seed", default=7, show_default=True, help="Random seed of the synthetic story.")
-@click.option("--outbox", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the outbox file.")
+@click.option(
+    "--outbox",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Keep the outbox (every message as a JSON line, sent_at in simulated time) in this file; "
+    "without it the outbox is a temporary file removed when the demo ends.",
+)
 @click.option("--journeys", "journeys_dir", type=click.Path(file_okay=False, path_type=Path), help="Journeys folder.")
 @click.option(
     "--templates",
@@ -94,9 +99,13 @@ def demo(
     sends = [([j.id], step_rows(j, result.stats[j.id])) for j in ordered]
     console.print(counts_table("Sends and the gate's decisions", SEND_HEADINGS, sends))
     console.print(LEGEND, style="dim")
+    if outbox is None:
+        # A few megabytes per run: not left behind in the temp folder unless asked for.
+        result.outbox.unlink(missing_ok=True)
+    kept = str(result.outbox) if outbox is not None else "not kept (--outbox FILE keeps it)"
     console.print(
         f"{result.events} events, {result.messages} messages in {result.seconds:.1f}s "
-        f"({result.days} simulated days). Outbox: {result.outbox}"
+        f"({result.days} simulated days). Outbox: {kept}"
     )
     if report_format != "none":
         # The embedded store lives only in this process: its counts are reported before it goes.

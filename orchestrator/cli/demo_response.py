@@ -60,10 +60,11 @@ class Responder:
             lines = handle.readlines()
             self.offset = handle.tell()
         found: list[Happening] = []
-        for line in lines:
-            if not line.strip():
-                continue
-            message = json.loads(line)
+        # Worker threads append in no fixed order: sorted by key, the reactions of one step of the
+        # clock get their numbers (the order id, hence the product and its replenishment) the same
+        # way every run.
+        messages = sorted((json.loads(line) for line in lines if line.strip()), key=_message_order)
+        for message in messages:
             journey_id, customer_id = message.get("journey_id", ""), message.get("customer_id", "")
             response = RESPONSES.get(journey_id)
             if response is None or (journey_id, customer_id) in self.reacted:
@@ -83,3 +84,8 @@ def merge(story: list[Happening], position: int, reactions: list[Happening]) -> 
     """Insert reactions into the sorted story after ``position`` (what already happened stays put)."""
     for reaction in reactions:
         bisect.insort(story, reaction, lo=position)
+
+
+def _message_order(message: dict[str, Any]) -> tuple[str, ...]:
+    fields = ("sent_at", "journey_id", "customer_id", "idempotency_key")
+    return tuple(str(message.get(name, "")) for name in fields)

@@ -36,13 +36,18 @@ JOURNEY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("conv", "converted"),
     ("exit", "exited"),
     ("done", "completed"),
+    ("fail", "failed"),
 )
 LEGEND = (
     "sent: accepted by the channel (e/s/p: e-mail, SMS, push) · capd: held by a frequency cap · "
     "defr: deferred (quiet hours, on_capped: defer) · supp: address suppressed · cons: no consent · "
-    "addr: no address · fail: failed · in: entered · hold: holdout · conv: converted (a goal) · "
-    "exit: left early (exit rule or exit step) · done: completed"
+    "addr: no address · fail: a failed send (provider, template, voucher), or for a journey a run "
+    "whose last send failed · in: entered · hold: holdout · conv: converted (a goal) · "
+    "exit: left early (exit rule, exit step with a reason) · done: completed (last step or exit: true)"
 )
+#: Channel outcomes counted under another column: a template that could not render and an empty
+#: voucher pool are failures of the send (``fail``), as a provider's refusal is.
+COUNTED_AS: dict[str, str] = {"template_error": "failed", "voucher_empty": "failed"}
 _OUTCOMES: set[str] = {outcome for _heading, outcome in COLUMNS}
 
 
@@ -67,11 +72,11 @@ def decision_rows(stats: Mapping[str, int]) -> list[tuple[str, dict[str, int]]]:
     steps: dict[str, dict[str, int]] = {}
     for key, count in stats.items():
         found = channel_stat(key)
-        if found is None or found[1].outcome not in _OUTCOMES:
+        if found is None or COUNTED_AS.get(found[1].outcome, found[1].outcome) not in _OUTCOMES:
             continue
         step, outcome = found
         row = steps.setdefault(step, dict.fromkeys(_OUTCOMES, 0))
-        row[outcome.outcome] += int(count)
+        row[COUNTED_AS.get(outcome.outcome, outcome.outcome)] += int(count)
     return sorted(steps.items())
 
 

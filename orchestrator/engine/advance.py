@@ -38,7 +38,7 @@ def _run_from(run: Run, step_id: str | None) -> Decision:
     current = step_id
     for _ in range(MAX_STEPS_PER_ADVANCE):
         if current is None:
-            run.finish("completed", "completed")
+            run.complete("completed")
             return run.decision()
         try:
             step = run.journey.step(current)
@@ -145,6 +145,9 @@ def advance(
             # The journey lost this send (edited under the run): end it rather than leave it sending.
             return run.abort(enrollment.step_id, "step_missing")
         outcome = signal.outcome
+        # Re-inserted, not updated in place: the last entry is always the last decided send
+        # (a loop back to a step must not leave its old position), which Run.complete reads.
+        run.enrollment.outcomes.pop(step.id, None)
         run.enrollment.outcomes[step.id] = outcome
         run.record(step.id, outcome, signal.channel)
         if outcome in NON_FINAL_OUTCOMES:

@@ -13,8 +13,10 @@ from typing import Any, Literal, TypeGuard, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Status = Literal["active", "waiting", "sending", "completed", "converted", "exited"]
-FINISHED: frozenset[str] = frozenset({"completed", "converted", "exited"})
+Status = Literal["active", "waiting", "sending", "completed", "converted", "exited", "failed"]
+#: ``failed``: the run reached its end (or its ``exit: true`` step) but its last send failed (a
+#: template that could not render, a provider's permanent refusal, after every fallback).
+FINISHED: frozenset[str] = frozenset({"completed", "converted", "exited", "failed"})
 
 
 class Enrollment(BaseModel):
@@ -219,9 +221,9 @@ class Record:
 
 @dataclass(frozen=True)
 class Finish:
-    """The enrollment ended: ``completed``, ``converted`` or ``exited`` with a reason."""
+    """The enrollment ended: ``completed``, ``converted``, ``exited`` or ``failed`` with a reason."""
 
-    status: Literal["completed", "converted", "exited"]
+    status: Literal["completed", "converted", "exited", "failed"]
     reason: str
 
 

@@ -47,7 +47,7 @@ from orchestrator.language.profile import Profile
 
 __all__ = ["DONE", "PAUSE", "FinishStatus", "Run", "bumped", "execute"]
 
-FinishStatus = Literal["completed", "converted", "exited"]
+FinishStatus = Literal["completed", "converted", "exited", "failed"]
 
 
 @dataclass
@@ -84,6 +84,17 @@ class Run:
         self.enrollment.exit_reason = reason
         self.stop_waiting()
         self.actions.append(Finish(status, reason))
+
+    def complete(self, reason: str) -> None:
+        """End the run as designed (its last step, an ``exit: true`` step): ``completed``, or
+        ``failed`` when its last decided send failed, so a run whose message never went out is
+        not counted as one that did what it was built for."""
+        outcomes = self.enrollment.outcomes
+        last = next(reversed(outcomes.values()), None) if outcomes else None
+        if last == "failed":
+            self.finish("failed", "send_failed")
+        else:
+            self.finish("completed", reason)
 
     def abort(self, step_id: str | None, reason: str) -> Decision:
         """End the run as ``exited`` for a fault (a missing step, a broken condition), counted under ``reason``."""
@@ -286,7 +297,12 @@ def _apply_update(profile: Profile, values: dict[str, Any], increments: dict[str
 
 
 def _step_exit(run: Run, step: ExitStep) -> object:
-    run.finish("exited", step.exit if isinstance(step.exit, str) else "exit_step")
+    # ``exit: true`` is the journey's designed end (a happy path that stops here): completed.
+    # ``exit: "<reason>"`` names why the customer left early: exited, under that reason.
+    if isinstance(step.exit, str):
+        run.finish("exited", step.exit)
+    else:
+        run.complete("exit_step")
     return DONE
 
 

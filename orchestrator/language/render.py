@@ -219,7 +219,8 @@ class Renderer:
         except RecursionError as exc:
             raise TemplateError(f"{where} calls its macros too deeply") from exc
         except UndefinedError as exc:
-            raise TemplateError(undefined_message(exc, item)) from exc
+            message, field = undefined_message(exc, item)
+            raise TemplateError(message, field=field, where=message.partition(": ")[0]) from exc
         except SecurityError as exc:
             raise TemplateError(f"{where} tried something unsafe: {exc}") from exc
         except TemplateNotFound as exc:
@@ -233,10 +234,10 @@ class Renderer:
 _MISSING = re.compile(r"has no attribute '(?P<name>[^']+)'|'(?P<plain>[^']+)' is undefined")
 
 
-def undefined_message(exc: UndefinedError, item: TemplateFile) -> str:
+def undefined_message(exc: UndefinedError, item: TemplateFile) -> tuple[str, str | None]:
     """``template email/review.html.j2:3: profile.first_name is missing for this customer`` with the
     ``| default(...)`` hint: the file and line come from the traceback Jinja rewrote onto the
-    template, the full name from that line's text."""
+    template, the full name from that line's text.  Returned with that name (None when unknown)."""
     line = 0
     traceback = exc.__traceback__
     while traceback is not None:
@@ -246,7 +247,7 @@ def undefined_message(exc: UndefinedError, item: TemplateFile) -> str:
     where = f"template {item.channel}/{item.relative}" + (f":{line}" if line else "")
     found = _MISSING.search(exc.message or "")
     if found is None:
-        return f"{where}: {exc.message}"
+        return f"{where}: {exc.message}", None
     name = found.group("name") or found.group("plain")
     text = ""
     if line:
@@ -260,7 +261,7 @@ def undefined_message(exc: UndefinedError, item: TemplateFile) -> str:
         f"{where}: {shown} is missing for this customer ({exc.message}) "
         f"(hint: where it may be absent, write {{{{ {shown} | default('') }}}} or wrap it in "
         f"{{% if {shown} is defined %}}…{{% endif %}})"
-    )
+    ), shown
 
 
 def _one_line(text: str) -> str:

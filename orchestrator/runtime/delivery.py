@@ -53,6 +53,9 @@ MAX_ATTEMPTS = 6
 #: A rate-limit wait shorter than this is slept in the worker; a longer one becomes a timer.
 MAX_RATE_SLEEP = 1.0
 #: Outcomes after which the step's fallback channel is tried.
+#: Channel outcomes that are failures of the send, counted as ``failed`` in ``/metrics`` (the
+#: stats keep the cause: ``template_error:push``) and in the step and gate tables.
+FAILED_AS: dict[str, str] = {"template_error": "failed", "voucher_empty": "failed"}
 FALL_THROUGH: frozenset[DeliveryOutcomeName] = frozenset({"no_address", "no_consent", "suppressed", "failed"})
 
 
@@ -154,6 +157,11 @@ class Delivery:
             outcomes.append(result.outcome)
         if len(outcomes) == 1:
             return AttemptResult(outcomes[0], send.channels[0], notes=tuple(notes))
+        if "failed" in outcomes:
+            # A channel was tried and failed (template, provider, empty voucher pool): the send
+            # failed, rather than finding no way to reach the customer.
+            failed_on = send.channels[len(outcomes) - 1 - outcomes[::-1].index("failed")]
+            return AttemptResult("failed", failed_on, notes=tuple(notes))
         return AttemptResult("undeliverable", notes=tuple(notes))  # the engine counts the step's outcome
 
     def _call(
@@ -190,7 +198,7 @@ class Delivery:
                 if stat.outcome == "retry":
                     metrics.retry(stat.channel)
                 else:
-                    metrics.send(journey.id, stat.channel, stat.outcome)
+                    metrics.send(journey.id, stat.channel, FAILED_AS.get(stat.outcome, stat.outcome))
 
         channel = self.channels.get(name)
         if channel is None:
@@ -260,7 +268,7 @@ class Delivery:
         try:
             message = self._message(journey, enrollment, send, profile, channel, address, key, now, voucher)
         except TemplateError as exc:
-            log.warning("template failed", extra={"journey": journey.id, "step": send.step_id, "error": str(exc)})
+            log.warning(template_failure(journey.id, send.step_id, name, send.template, exc))
             self.gate.release(profile.id, key)
             self.store.finish_delivery(profile.id, key, "failed")
             note(ChannelOutcome("template_error", name))
@@ -381,6 +389,17 @@ class Delivery:
             consent.set_consent(self.store.redis, profile.id, channel.consent_key, False, source="provider")
         if error.remove_address:
             self.store.change_profile(profile.id, lambda p: _without_address(p, channel.address_field, address))
+
+
+def template_failure(journey_id: str, step_id: str, channel: str, template: str, exc: TemplateError) -> str:
+    """The worker's log line for a send that could not be rendered: journey, step, template and
+    the missing field with the template's file and line — never the message's values, which may
+    be personal data (an address, a name)."""
+    head = f"template failed: journey {journey_id}, step {step_id}, template {channel}/{template}"
+    if exc.field is not None:
+        return f"{head}: {exc.field} is missing ({exc.where}); the send counts as failed"
+    cause = type(exc.__cause__).__name__ if exc.__cause__ is not None else "TemplateError"
+    return f"{head}: {exc.where or 'render'} failed ({cause}); the send counts as failed"
 
 
 def _done(outcome: str, key: str) -> DeliveryOutcomeName:

@@ -65,6 +65,7 @@ STATUS_CODES: dict[str, str] = {
     "completed": "c",
     "converted": "v",
     "exited": "x",
+    "failed": "f",
 }
 _STATUS_OF: dict[str, Status] = {
     "a": "active",
@@ -73,6 +74,7 @@ _STATUS_OF: dict[str, Status] = {
     "c": "completed",
     "v": "converted",
     "x": "exited",
+    "f": "failed",
 }
 #: ``<run>|x`` names of the rarely set fields.
 _RARE = {

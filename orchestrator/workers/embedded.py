@@ -99,6 +99,8 @@ class Embedded:
             in_process=in_process,
         )
         self.actors.use(self.runtime)
+        # The outbox stamps ``sent_at`` from this clock: the simulated time in ``loyaloop demo``.
+        plugins.use_clock(self.runtime.delivery.channels, clock)
         self.api = Loyaloop(
             self.actors,
             self.client,

@@ -7,10 +7,12 @@ import subprocess
 import sys
 import textwrap
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 from channels import outbox
 from channels.outbox import FIELDS, OutboxChannel
+from orchestrator import plugins
 from orchestrator.settings import Settings
 from tests.channels import factories
 
@@ -111,3 +113,19 @@ def test_writer_recovers_when_the_file_is_removed(tmp_path: Path) -> None:
     receipt = channel.send(factories.email())
     assert "duplicate" not in receipt.details
     assert len(lines(path)) == 1
+
+
+def test_a_channel_given_a_clock_stamps_sent_at_from_it(tmp_path: Path) -> None:
+    """Under the demo's simulated clock a line says when in the story the message went, not when
+    the machine wrote it; ``plugins.use_clock`` hands the clock to every channel that takes one."""
+    path = tmp_path / "outbox.jsonl"
+    simulated = datetime(2026, 2, 3, 20, 15, tzinfo=UTC)
+    channel = OutboxChannel("email", path)
+
+    class NoClock:  # a plugin's channel without ``use_clock``: left alone
+        name = "sms"
+
+    assert plugins.use_clock({"email": channel, "sms": NoClock()}, lambda: simulated) == 1  # type: ignore[dict-item]
+    receipt = channel.send(factories.email())
+    [line] = lines(path)
+    assert line["sent_at"] == "2026-02-03T20:15:00+00:00" == receipt.details["sent_at"]

@@ -106,7 +106,7 @@ def test_welcome_sends_email_push_then_sms_offer_to_a_customer_who_did_not_order
     sms = only(walk.decision, SendAction)
     assert (sms.step_id, sms.on_capped) == ("first_order_sms", "defer")
     walk.deliver()
-    assert only(walk.decision, Finish) == Finish("exited", "exit_step")
+    assert only(walk.decision, Finish) == Finish("completed", "exit_step")
     assert walk.decision.enrollment.sent == 3
 
 

@@ -169,8 +169,34 @@ def test_update_of_another_profile_does_not_touch_the_local_copy() -> None:
 # Exit.
 
 
-def test_exit_step_without_reason_says_exit_step() -> None:
-    """``exit: true`` ends the run with the reason ``exit_step``."""
+def test_exit_step_without_reason_is_the_designed_end_completed() -> None:
+    """``exit: true`` is the journey's designed end: ``completed`` (reason ``exit_step``), not the
+    ``exited`` of an exit rule, which reads as drop-off."""
     d = start(journey([{"id": "stop", "exit": True}, {"id": "never", "send": "email", "template": "x"}]))
-    assert only(d, Finish) == Finish("exited", "exit_step")
+    assert only(d, Finish) == Finish("completed", "exit_step")
+    assert d.enrollment.status == "completed"
     assert not of_type(d, SendAction)
+
+
+def test_exit_step_with_a_reason_is_an_early_exit() -> None:
+    """``exit: <reason>`` names why the customer left early: ``exited`` under that reason."""
+    d = start(journey([{"id": "stop", "exit": "not_interested"}]))
+    assert only(d, Finish) == Finish("exited", "not_interested")
+
+
+@pytest.mark.parametrize("end", [[], [{"id": "stop", "exit": True}]])
+def test_a_run_whose_last_send_failed_ends_failed(end: list[dict[str, object]]) -> None:
+    """A failed last send (template, provider, after fallbacks) ends the run ``failed``, whether
+    the journey ends after it or at an ``exit: true`` step — never ``completed``."""
+    flow = journey([{"id": "apology", "send": "push", "template": "sorry", "fallback": ["email"]}, *end])
+    d = deliver(flow, start(flow), "failed")
+    assert only(d, Finish) == Finish("failed", "send_failed")
+    assert d.enrollment.status == "failed" and d.enrollment.finished
+    assert Record("apology", "failed") in d.actions
+
+
+def test_only_the_last_send_decides_failed() -> None:
+    """An earlier failed send followed by one that went out ends ``completed``; the reverse ``failed``."""
+    flow = journey([{"id": "a", "send": "email", "template": "x"}, {"id": "b", "send": "email", "template": "y"}])
+    assert only(deliver(flow, deliver(flow, start(flow), "failed"), "sent"), Finish).status == "completed"
+    assert only(deliver(flow, deliver(flow, start(flow), "sent"), "failed"), Finish).status == "failed"

@@ -50,7 +50,7 @@ SEND_FIGURES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("deferred", ("deferred",)),
     ("no consent", ("no_consent", "suppressed")),
     ("no address", ("no_address",)),
-    ("failed", ("failed",)),
+    ("failed", ("failed", "template_error", "voucher_empty")),
 )
 
 
@@ -84,7 +84,9 @@ def step_figures(
         TRIGGER: NodeFigures(
             TRIGGER, (("entered", journey_stats.get("entered", 0)), ("held", journey_stats.get("holdout", 0)))
         ),
-        END: NodeFigures(END, (("completed", journey_stats.get("completed", 0)),)),
+        END: NodeFigures(
+            END, (("completed", journey_stats.get("completed", 0)), ("failed", journey_stats.get("failed", 0)))
+        ),
         EXIT: NodeFigures(
             EXIT, (("converted", journey_stats.get("converted", 0)), ("exited", journey_stats.get("exited", 0)))
         ),

@@ -85,3 +85,11 @@ def test_svg_has_step_ids_and_shows_conditions_as_text() -> None:
     assert "<script>" not in svg
     assert "&lt;script&gt;" in svg
     assert "sent 7 · capped 1 · deferred 4" in svg
+
+
+def test_template_errors_count_as_failed_and_failed_runs_show_at_the_end() -> None:
+    """A template that could not render is a failed send; a run whose last send failed ends ``failed``."""
+    stats = {"hello:template_error:push": 2, "hello:failed:email": 1, "_journey:failed": 4, "_journey:completed": 5}
+    figures = step_figures(JOURNEY, stats)
+    assert figures["hello"].get("failed") == 3
+    assert figures["_end"].figures == (("completed", 5), ("failed", 4))
