@@ -1,6 +1,8 @@
 """A reference receiver for action calls, written the way a shop would: it checks the signature and
 its age, applies each Idempotency-Key once (a repeat gets the first answer again), and answers
-with a reward code.  Tests run it on loopback; docs/actions.md shows the same checks.
+with a reward code.  Tests run it on loopback; docs/actions.md shows the same checks.  A request
+whose body ends before its ``Content-Length`` (a sender killed between headers and body) is answered
+400 and counted as ``incomplete``, never verified or applied.
 
 Faults are scripted: ``fail_next`` answers the next calls with a status (and ``Retry-After``).
 """
@@ -41,6 +43,8 @@ class Receiver:
     #: What was applied, once per idempotency key.
     applied: dict[str, dict[str, Any]] = field(default_factory=dict)
     refused: int = 0
+    #: Requests whose body ended before its Content-Length (the sender died mid-request): not a call.
+    incomplete: int = 0
     faults: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -50,6 +54,9 @@ class Receiver:
 
     def handle(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
         with self.lock:
+            if len(body) < int(headers.get("content-length", len(body))):
+                self.incomplete += 1
+                return 400, {"Connection": "close"}, b'{"error": "incomplete body"}'
             if self.faults:
                 status, extra = self.faults.pop(0)
                 return status, extra, b'{"error": "scripted"}'
@@ -69,6 +76,10 @@ def running(secret: bytes) -> Iterator[Receiver]:
     receiver = Receiver(secret)
 
     class Handler(BaseHTTPRequestHandler):
+        # Keep-alive, as a shop's server would: a worker's session reuses its connections rather
+        # than opening one (and a server thread) per call.
+        protocol_version = "HTTP/1.1"
+
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length)

@@ -121,6 +121,7 @@ class LedgerTally:
     keys: int = 0  # distinct Idempotency-Keys among them
     applied: int = 0  # credits applied by the receiver (once per key)
     refused: int = 0  # calls whose signature the receiver refused
+    incomplete: int = 0  # requests cut off mid-body by a kill (answered 400, never applied)
     missing: list[str] = field(default_factory=list)  # customers whose call never arrived
     applied_twice: list[str] = field(default_factory=list)  # customers credited under more than one key
     wrong_body: list[str] = field(default_factory=list)  # keys whose body was not this drill's credit
@@ -142,7 +143,8 @@ class LedgerTally:
         return (
             f"ledger calls {self.calls:,} for {self.customers:,} customers: applied {self.applied:,}, "
             f"repeats absorbed {self.repeats:,} (keys by arrivals {dict(sorted(self.arrivals.items()))}), "
-            f"signatures refused {self.refused}, missing {len(self.missing)}, applied twice "
+            f"signatures refused {self.refused}, requests cut off by a kill {self.incomplete}, "
+            f"missing {len(self.missing)}, applied twice "
             f"{len(self.applied_twice)}, wrong body {len(self.wrong_body)}, second message without the "
             f"saved answer {len(self.answer_not_shown)}"
         )
@@ -154,13 +156,14 @@ def check(started: Receiver, outbox: Path, ids: Iterable[str]) -> LedgerTally:
     with started.lock:
         calls = list(started.calls)
         applied = dict(started.applied)
-        refused = started.refused
+        refused, incomplete = started.refused, started.incomplete
     first_body: dict[str, dict[str, Any]] = {}
     arrived: Counter[str] = Counter()
     for key, body in calls:
         first_body.setdefault(key, body)
         arrived[key] += 1
     result = LedgerTally(len(wanted), calls=len(calls), keys=len(arrived), applied=len(applied), refused=refused)
+    result.incomplete = incomplete
     result.arrivals = dict(Counter(arrived.values()))
     credited: dict[str, list[str]] = {}
     for key, body in first_body.items():
