@@ -76,9 +76,11 @@ def running(secret: bytes) -> Iterator[Receiver]:
     receiver = Receiver(secret)
 
     class Handler(BaseHTTPRequestHandler):
-        # Keep-alive, as a shop's server would: a worker's session reuses its connections rather
-        # than opening one (and a server thread) per call.
+        # Keep-alive and TCP_NODELAY, as a shop's server would have: a worker's session reuses its
+        # connections, and the answer's body is not held back by Nagle waiting for a delayed ACK
+        # of its headers (40 ms a call on Linux loopback).
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
