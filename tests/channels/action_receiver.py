@@ -9,6 +9,7 @@ Faults are scripted: ``fail_next`` answers the next calls with a status (and ``R
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -86,12 +87,13 @@ def running(secret: bytes) -> Iterator[Receiver]:
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length)
             status, extra, answer = receiver.handle({k.lower(): v for k, v in self.headers.items()}, body)
-            self.send_response(status)
-            for name, value in extra.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
+            with contextlib.suppress(ConnectionError):  # the sender died mid-request: no one to answer
+                self.send_response(status)
+                for name, value in extra.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
