@@ -42,6 +42,17 @@ def test_a_call_reaches_the_reference_receiver_signed_and_keyed() -> None:
     assert len(receiver.applied) == 1
 
 
+def test_the_reference_receiver_refuses_a_body_cut_off_by_a_dead_sender_without_counting_a_bad_signature() -> None:
+    """A sender killed between a request's headers and its body: not a call, not a forged one."""
+    body, now = b'{"points":250}', int(time.time())
+    headers = {"loyaloop-signature": sign(SECRET.encode(), now, body), "idempotency-key": "run-1:credit"}
+    with running(SECRET.encode()) as receiver:
+        status, _, _ = receiver.handle({**headers, "content-length": str(len(body))}, body[:5])
+        assert (status, receiver.incomplete, receiver.refused, receiver.calls) == (400, 1, 0, [])
+        status, _, _ = receiver.handle({**headers, "content-length": str(len(body))}, body)
+    assert (status, receiver.incomplete, len(receiver.applied)) == (200, 1, 1)
+
+
 @pytest.mark.parametrize(
     ("reply", "error", "retry_after"),
     [

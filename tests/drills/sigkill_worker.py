@@ -1,4 +1,4 @@
-"""Drill: SIGKILL the worker three times while customers run a three-step journey.
+"""Drill: SIGKILL the worker three times while customers run a journey of three messages and a ledger call.
 
 Run: ``python -m tests.drills.sigkill_worker [--customers 10000] [--kills 3] [--processes 1] [--threads 8]``
 
@@ -8,7 +8,11 @@ reaches evenly spaced fractions of the expected messages, and a fresh worker is 
 (what a process supervisor does).  A scheduler process fires the journey's waits throughout.
 
 Passes when every customer received exactly the journey's three messages (checked from the outbox:
-zero lost, zero duplicated), every enrollment finished, no worker error was logged, and the exact
+zero lost, zero duplicated), the journey's action step credited every customer in the loyalty
+ledger exactly once (the reference receiver, on loopback in this process, checks each signature and
+applies each ``Idempotency-Key`` once; a repeat after a kill is counted and absorbed) and the second
+message shows the ledger's answer (see ``tests/drills/ledger.py``), every enrollment finished, no
+worker error was logged, and the exact
 measurement record (``Store.version_figures``) says what happened, no more and no less: one entrant
 per customer, each step reached once per customer, each send counted once on its channel, and the
 one order every customer places during the kills counted once with its value.  It also
@@ -29,7 +33,8 @@ from orchestrator.store import Store, keys
 from orchestrator.store.connect import open_redis
 from orchestrator.store.run_codec import split_runs
 from orchestrator.workers.client import connect
-from tests.drills import support
+from tests.channels.action_receiver import Receiver
+from tests.drills import ledger, support
 
 
 @dataclass
@@ -56,11 +61,13 @@ class SigkillResult:
     orphaned: dict[str, int] = field(default_factory=dict)  # messages left in dead workers' Dramatiq ack sets
     #: Figures of the measurement record that differ from the ground truth: name → (found, expected).
     miscounted: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: What the ledger endpoint received, against one credit per customer.
+    actions: ledger.LedgerTally | None = None
 
     @property
     def exact(self) -> bool:
         clean = self.lost == 0 and self.duplicated == 0 and self.unexpected == 0 and self.live_left == 0
-        return clean and not self.miscounted
+        return clean and not self.miscounted and self.actions is not None and self.actions.exact
 
 
 #: The order every drill customer places right after entering (a KPI event: it ends no run).
@@ -77,9 +84,9 @@ def miscounted_figures(client: Any, customers: int) -> dict[str, tuple[float, fl
     treated = arms.get("treated")
     found["orders"] = treated.orders if treated else 0
     found["order revenue"] = treated.order_revenue_sum if treated else 0
-    for step_id in ("first", "pause_one", "second", "pause_two", "third", "done"):
+    for step_id in ledger.STEPS:
         found[f"{step_id} reached"] = steps.get(step_id, {}).get("reached", 0)
-    for step_id, channel in support.THREE_STEP_SENDS:
+    for step_id, channel in (*support.THREE_STEP_SENDS, ("credit", "action")):
         found[f"{step_id} sent"] = steps.get(step_id, {}).get("sent", 0)
         found[f"{step_id} sent:{channel}"] = steps.get(step_id, {}).get(f"sent:{channel}", 0)
     expected: dict[str, float] = {name: customers for name in found}
@@ -122,36 +129,49 @@ def run(
     broker_url: str | None = None,
 ) -> SigkillResult:
     """``state_url``/``broker_url``: the state elsewhere (``redis+cluster://…``) and the queue on a
-    given broker (``redis://…`` or ``amqp://…``); by default both on a Redis started here."""
-    if state_url is not None:
-        options = {"kills": kills, "processes": processes, "threads": threads, "wait": wait, "log": log,
-                   "heartbeat_ms": heartbeat_ms, "module": module, "send_lease": send_lease, "timeout": timeout,
-                   "timer_lease": timer_lease, "maintenance_chance": maintenance_chance}  # fmt: skip
-        return _run_elsewhere(state_url, broker_url, customers, **options)
-    redis = support.start_redis()
-    env = {"LOYALOOP_HEARTBEAT_MS": str(heartbeat_ms), "LOYALOOP_TIMER_LEASE": str(timer_lease)}
-    if send_lease is not None:
-        env["LOYALOOP_SEND_LEASE"] = str(send_lease)
-    if maintenance_chance is not None:
-        env["LOYALOOP_MAINTENANCE_CHANCE"] = str(maintenance_chance)
-    space = support.make_workspace(redis.url, {"drill": support.THREE_STEP.format(wait=wait)}, extra_env=env)
-    try:
-        return _drill(space, redis.client, lambda: support.api(redis.url), customers, kills, processes, threads,
-                      module, timer_lease, timeout, log)  # fmt: skip
-    finally:
-        redis.close()
+    given broker (``redis://…`` or ``amqp://…``); by default both on a Redis started here.
+    The ledger's reference receiver runs in this process on loopback for the whole drill."""
+    with ledger.receiver() as receiver:
+        if state_url is not None:
+            options = {"kills": kills, "processes": processes, "threads": threads, "wait": wait, "log": log,
+                       "heartbeat_ms": heartbeat_ms, "module": module, "send_lease": send_lease, "timeout": timeout,
+                       "timer_lease": timer_lease, "maintenance_chance": maintenance_chance}  # fmt: skip
+            return _run_elsewhere(state_url, broker_url, customers, receiver, **options)
+        redis = support.start_redis()
+        env = {"LOYALOOP_HEARTBEAT_MS": str(heartbeat_ms), "LOYALOOP_TIMER_LEASE": str(timer_lease)}
+        env.update(ledger.environment(receiver))
+        if send_lease is not None:
+            env["LOYALOOP_SEND_LEASE"] = str(send_lease)
+        if maintenance_chance is not None:
+            env["LOYALOOP_MAINTENANCE_CHANCE"] = str(maintenance_chance)
+        space = _workspace(redis.url, wait, env)
+        try:
+            return _drill(space, redis.client, lambda: support.api(redis.url), receiver, customers, kills, processes,
+                          threads, module, timer_lease, timeout, log)  # fmt: skip
+        finally:
+            redis.close()
 
 
-def _run_elsewhere(state_url: str, broker_url: str | None, customers: int, **options: Any) -> SigkillResult:
+def _workspace(state_url: str, wait: str, env: dict[str, str]) -> support.Workspace:
+    """The drill's folder: its journey (three messages and the ledger call), templates and settings."""
+    space = support.make_workspace(state_url, {"drill": ledger.journey(wait)}, settings=ledger.SETTINGS, extra_env=env)
+    ledger.add_templates(space)
+    return space
+
+
+def _run_elsewhere(
+    state_url: str, broker_url: str | None, customers: int, receiver: Receiver, **options: Any
+) -> SigkillResult:
     """:func:`run` with the state at ``state_url`` and the queue at ``broker_url``."""
     env = {"LOYALOOP_HEARTBEAT_MS": str(options["heartbeat_ms"]), "LOYALOOP_TIMER_LEASE": str(options["timer_lease"])}
+    env.update(ledger.environment(receiver))
     if options["send_lease"] is not None:
         env["LOYALOOP_SEND_LEASE"] = str(options["send_lease"])
     if options["maintenance_chance"] is not None:
         env["LOYALOOP_MAINTENANCE_CHANCE"] = str(options["maintenance_chance"])
     if broker_url:
         env["LOYALOOP_BROKER_URL"] = broker_url
-    space = support.make_workspace(state_url, {"drill": support.THREE_STEP.format(wait=options["wait"])}, extra_env=env)
+    space = _workspace(state_url, options["wait"], env)
     settings = space.settings()
     client = open_redis(settings)
 
@@ -159,8 +179,9 @@ def _run_elsewhere(state_url: str, broker_url: str | None, customers: int, **opt
         return connect(settings)  # its own client: the drill closes it once the events are in
 
     try:
-        return _drill(space, client, producer, customers, options["kills"], options["processes"], options["threads"],
-                      options["module"], options["timer_lease"], options["timeout"], options["log"])  # fmt: skip
+        return _drill(space, client, producer, receiver, customers, options["kills"], options["processes"],
+                      options["threads"], options["module"], options["timer_lease"], options["timeout"],
+                      options["log"])  # fmt: skip
     finally:
         client.close()
 
@@ -169,6 +190,7 @@ def _drill(
     space: Any,
     client: Any,
     producer: Any,
+    receiver: Receiver,
     customers: int,
     kills: int,
     processes: int,
@@ -232,6 +254,7 @@ def _drill(
         result.channel_calls = sum(int(v) for k, v in stats.items() if ":sent:" in k)
         result.live_left = live_enrollments(client, ids)
         result.miscounted = miscounted_figures(client, customers)
+        result.actions = ledger.check(receiver, space.outbox, ids)
         if result.timed_out and not result.orphaned:
             result.orphaned = orphaned_messages(client)
         return result
@@ -256,13 +279,16 @@ def report(result: SigkillResult) -> str:
         )
     tail, total = result.tail_after_last_kill, result.total_seconds
     lines.append(f"  last message {tail:.1f} s after the last kill; whole run {total:.1f} s")
+    if result.actions is not None:
+        lines.append(f"  {result.actions.summary()}")
     if result.miscounted:
         lines.append(f"  measurement record off (found, expected): {result.miscounted}")
     else:
         lines.append("  measurement record exact: entrants, steps reached, sends per channel, orders and revenue")
     if result.timed_out:
         lines.append(f"  {result.timed_out}; messages still in Dramatiq ack sets: {result.orphaned or 'none'}")
-    lines.append("  PASS: every customer got exactly the journey's messages" if result.exact else "  FAIL")
+    passed = "  PASS: every customer got exactly the journey's messages and one ledger credit"
+    lines.append(passed if result.exact else "  FAIL")
     return "\n".join(lines)
 
 

@@ -20,8 +20,9 @@ def broker_url(request: pytest.FixtureRequest, redis_url: str) -> str:
 def test_three_sigkills_on_a_cluster_lose_and_duplicate_nothing(
     redis_cluster: RedisClusterServers, cluster_url: str, broker_url: str
 ) -> None:
-    """1,000 customers, a three-step journey, the worker group SIGKILLed three times: exactly three
-    messages per customer and every enrollment finished, with either broker.  On RabbitMQ a killed
+    """1,000 customers, a journey of three messages and a ledger call, the worker group SIGKILLed
+    three times: exactly three messages per customer, every enrollment finished, and one ledger
+    credit per customer (repeats absorbed by its Idempotency-Key), with either broker.  On RabbitMQ a killed
     worker's unacknowledged messages come back as soon as its connection drops (no sweep needed)."""
     if broker_url.startswith("amqp"):
         # RabbitMQ's queues outlive a test: this run's queues are its own.
@@ -43,3 +44,4 @@ def test_three_sigkills_on_a_cluster_lose_and_duplicate_nothing(
     assert (result.lost, result.duplicated, result.unexpected, result.timed_out) == (0, 0, 0, ""), text
     assert result.received == 3_000, text
     assert result.live_left == 0, text
+    assert result.actions is not None and result.actions.exact, text  # one ledger credit per customer, shown
