@@ -17,11 +17,14 @@ Cluster slots than the customer's keys, so this cannot be one script; the order 
 failure leave an extra member (a crash, a lost compare-and-set), never a missing one, and the
 planner checks each member against the profile it reads anyway.  The one way to lose a member is
 a date changed and changed back by two writers within the same milliseconds (the first writer's
-removal landing after the second's addition); ``loyaloop dates reindex`` repairs any doubt.
+removal landing after the second's addition); deleting ``lp:dates:ready`` repairs any doubt.
 
-**Backfill.**  Profiles written before the index existed are added by :func:`reindex` (a SCAN of
-the profiles, adding only), run by the planner when ``lp:dates:ready`` is missing and by
-``loyaloop dates reindex``.
+**Backfill (the migration).**  Profiles written before the index existed are added by
+:func:`reindex` (a SCAN of the profiles, adding only), which the planning pass runs by itself
+when ``lp:dates:ready`` is missing: the first pass after an upgrade costs one scan, as every pass
+did before.  Writers keep the index whether or not it is ready, so a profile written during the
+scan is in it either way (upgrade every worker before the scheduler, or delete the mark once
+they all run this version).
 """
 
 from __future__ import annotations
