@@ -18,6 +18,7 @@ from orchestrator.language.journey import DateTrigger, ScheduleTrigger
 from orchestrator.language.profile import Profile
 
 __all__ = [
+    "as_date",
     "aware",
     "local_instant",
     "next_date_fire",
@@ -126,7 +127,8 @@ def _second_occurrence(instant: datetime, zone: ZoneInfo) -> bool:
     return first != second and instant == second and first < second
 
 
-def _as_date(value: Any) -> date | None:
+def as_date(value: Any) -> date | None:
+    """A date read from a profile value (a date, a datetime, or ISO text of either); None otherwise."""
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
@@ -162,7 +164,7 @@ def next_date_fire(trigger: DateTrigger, profile: Profile, after: datetime, sett
     raw = (
         getattr(profile, trigger.date) if trigger.date in Profile.model_fields else profile.attributes.get(trigger.date)
     )
-    original = _as_date(raw)
+    original = as_date(raw)
     if original is None:
         return None
     zone = resolve_zone(profile.timezone, settings_timezone)

@@ -15,7 +15,8 @@ see docs/architecture.md).
 This module is the store's public face (:class:`Store`); each concern lives in its own module:
 ``profiles`` (profiles, consent, seen events), ``enrollments`` (compare-and-set, live runs, pending
 updates), ``deliveries`` (claims, provider ids), ``stats`` (journey versions, counters),
-``figures`` (the exact measurement record, sharded per slot), ``codec`` (record formats),
+``figures`` (the exact measurement record, sharded per slot), ``date_index`` (customers by the
+month-day of their date attributes, for the daily planning of date triggers), ``codec`` (record formats),
 ``run_codec`` (the compact layout of a run: a waiting customer is one small listpack hash),
 ``scripts`` (the store's Lua, in ``scripts.*.lua``), ``lua`` (reading ``.lua`` files) and ``batch``
 (the one pipeline packer).  No module of this package imports this face.

@@ -188,6 +188,18 @@ def date_plan(day: str) -> str:
     return f"{PREFIX}:dateplan:{day}"
 
 
+def date_day(attribute: str, month_day: str) -> str:
+    """Set of the ids of customers whose date ``attribute`` falls on ``month_day`` (``MM-DD``): the
+    index the daily date-trigger planning reads (:mod:`orchestrator.store.date_index`).  One key
+    per attribute and month-day, untagged, so the days spread over a Cluster's nodes."""
+    return f"{PREFIX}:dates:{attribute}:{month_day}"
+
+
+def date_index_ready() -> str:
+    """String set once the date index holds every profile (after its backfill)."""
+    return f"{PREFIX}:dates:ready"
+
+
 def scheduler_state() -> str:
     """Hash of scheduler bookkeeping (last cron check per journey, last date-plan day)."""
     return f"{PREFIX}:scheduler"

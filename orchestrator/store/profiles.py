@@ -15,7 +15,7 @@ from typing import Any, Literal
 import redis
 
 from orchestrator.language.profile import Profile
-from orchestrator.store import keys
+from orchestrator.store import date_index, keys
 from orchestrator.store.base import StoreBase
 from orchestrator.store.codec import (
     EventState,
@@ -112,10 +112,14 @@ class ProfileStore(StoreBase):
                     if changed is None:
                         return current
                     changes = consent_changes(current.consent, changed.consent)
+                    written = profile_json(changed)
+                    dates = date_index.change(customer_id, raw, written)
+                    date_index.join(self, [dates])
                     pipe.multi()
-                    pipe.set(key, profile_json(changed))
+                    pipe.set(key, written)
                     queue_consent(pipe, customer_id, changes, source=source, at=time.time())
                     pipe.execute()
+                    date_index.leave(self, [dates])
                     return changed.model_copy(update={"consent": {**current.consent, **changed.consent}})
                 except redis.WatchError:
                     continue
@@ -155,12 +159,16 @@ class ProfileStore(StoreBase):
                 if changed != current:  # a first event of an unknown customer: the profile is created
                     changed = self.change_profile(customer_id, change)
                 return EventState("new", changed, lua_pairs(live), entries, windows=open_)
+            written = profile_json(changed)
+            dates = date_index.change(customer_id, raw, written)
+            date_index.join(self, [dates])
             result = self._script(
                 "apply",
                 [keys.profile(customer_id), keys.seen_events(customer_id)],
-                [raw or "", profile_json(changed), event_id, SEEN_TTL],
+                [raw or "", written, event_id, SEEN_TTL],
             )
             if result == "new":
+                date_index.leave(self, [dates])
                 return EventState("new", changed, lua_pairs(live), entries, windows=open_)
 
     def read_events(self, items: list[tuple[str, str]], now: float | None = None) -> list[EventState]:
@@ -191,11 +199,19 @@ class ProfileStore(StoreBase):
         """Write many profiles (consent apart) in one round trip, each only if its stored JSON is
         still the one read (``""``: none); False for those that changed meanwhile."""
 
-        def build(pipe: Any) -> None:
-            for profile, raw in items:
-                self.evalsha(pipe, "set_profile", [keys.profile(profile.id)], [raw, profile_json(profile)])
+        if not items:
+            return []
+        written = [profile_json(profile) for profile, _raw in items]
+        dates = [date_index.change(p.id, raw, text) for (p, raw), text in zip(items, written, strict=True)]
+        date_index.join(self, dates)
 
-        return [bool(ok) for ok in self.run(build)] if items else []
+        def build(pipe: Any) -> None:
+            for (profile, raw), text in zip(items, written, strict=True):
+                self.evalsha(pipe, "set_profile", [keys.profile(profile.id)], [raw, text])
+
+        done = [bool(ok) for ok in self.run(build)]
+        date_index.leave(self, [change for change, ok in zip(dates, done, strict=True) if ok])
+        return done
 
     def finish_event(self, customer_id: str, event_id: str, pipe: Any = None) -> None:
         """Phase two done: a redelivered copy of this event is now a pure duplicate."""
@@ -216,3 +232,17 @@ class ProfileStore(StoreBase):
                 batch = []
         if batch:
             yield batch
+
+    def reindex_dates(self) -> int:
+        """Add every profile to the date index (the backfill; see :mod:`orchestrator.store.date_index`)
+        and mark the index ready; returns the profiles read."""
+        read = date_index.reindex(self, self.scan_customers())
+        self.redis.set(keys.date_index_ready(), "1")
+        return read
+
+    def customers_on_days(self, attributes: Iterable[str], days: Iterable[str]) -> set[str]:
+        """The customers whose date ``attributes`` fall on any of ``days`` (``MM-DD``), backfilling
+        the index first when it was never built."""
+        if not self.redis.exists(keys.date_index_ready()):
+            self.reindex_dates()
+        return date_index.customers_on(self, attributes, days)

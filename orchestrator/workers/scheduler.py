@@ -6,10 +6,11 @@ so two schedulers never hand out the same one; a cron fire is claimed with HSETN
 time, so a broadcast starts once; date triggers are planned once per UTC day (SET NX).
 
 Date triggers (birthdays) are a daily planning pass rather than a standing timer per customer:
-once a day the pass scans profiles and puts a timer for every anniversary falling in the next
+once a day the pass reads the customers whose date falls near the day (the date index,
+:mod:`orchestrator.store.date_index`) and puts a timer for every anniversary falling in the next
 36 hours (at the customer's local time).  A standing timer per customer would have to be moved on
-every profile edit and journey edit; the daily pass reads the truth each day, costs one profile
-scan per day, and the timer wheel still fires each one on the minute.  The entry run id is
+every profile edit and journey edit; the daily pass reads the truth each day, costs a week's
+worth of birthdays per day, and the timer wheel still fires each one on the minute.  The entry run id is
 derived from the journey and year, so a timer planned twice (overlapping passes, two schedulers)
 still enters once.
 """
@@ -30,7 +31,7 @@ from orchestrator.engine.run_ids import date_timer_run
 from orchestrator.language.journey import DateTrigger, ScheduleTrigger
 from orchestrator.runtime.compose import SchedulerParts
 from orchestrator.runtime.event_queue import EventQueue
-from orchestrator.store import keys
+from orchestrator.store import date_index, keys
 from orchestrator.store.timers import Timer
 
 log = logging.getLogger(__name__)
@@ -200,26 +201,46 @@ class Scheduler:
 
     # --- anniversaries -------------------------------------------------------------------------
     def plan_dates(self, now: datetime) -> int:
+        """Once per UTC day, put a timer for every anniversary in the next :data:`DATE_HORIZON`.
+
+        The customers come from the date index (:mod:`orchestrator.store.date_index`): those whose
+        date falls within a few days of today (time zones, 29 February), about 7/365 of them.  A
+        date trigger on an attribute the index does not hold is planned by a scan of every profile.
+        Every candidate's profile is read and its fire computed, so a member left over in the
+        index plans nothing.
+        """
         journeys = [j for j in self.parts.journeys.current.values() if isinstance(j.trigger, DateTrigger)]
         if not journeys:
             return 0
-        day = now.astimezone(UTC).date().isoformat()
-        if not self.redis.set(keys.date_plan(day), self.id, nx=True, ex=3 * 86400):
+        today = now.astimezone(UTC).date()
+        if not self.redis.set(keys.date_plan(today.isoformat()), self.id, nx=True, ex=3 * 86400):
             return 0
+        triggers = [(j.id, j.trigger) for j in journeys if isinstance(j.trigger, DateTrigger)]
+        on_index = [(jid, t) for jid, t in triggers if date_index.indexed(t.date)]
+        scanned = [(jid, t) for jid, t in triggers if not date_index.indexed(t.date)]
         planned = 0
+        if on_index:
+            store = self.parts.store
+            found = sorted(store.customers_on_days({t.date for _j, t in on_index}, date_index.near_days(today)))
+            for start in range(0, len(found), self.cohort_chunk):
+                planned += self._plan(found[start : start + self.cohort_chunk], on_index, now)
+        if scanned:
+            for ids in self.parts.store.scan_customers(self.cohort_chunk):
+                planned += self._plan(ids, scanned, now)
+        return planned
+
+    def _plan(self, ids: list[str], triggers: list[tuple[str, DateTrigger]], now: datetime) -> int:
+        """Timers for the anniversaries of ``triggers`` these customers have within the horizon."""
         tz = self.parts.settings.default_timezone
         horizon = now + DATE_HORIZON
-        for ids in self.parts.store.scan_customers(self.cohort_chunk):
-            entries: list[tuple[str, str, int, float]] = []
-            for profile in self.parts.store.get_profiles(ids).values():
-                for journey in journeys:
-                    assert isinstance(journey.trigger, DateTrigger)
-                    fire = engine.next_date_fire(journey.trigger, profile, now - DATE_LOOKBACK, tz)
-                    if fire is not None and fire <= horizon:
-                        entries.append((profile.id, date_timer_run(journey.id, fire.year), 0, fire.timestamp()))
-            self.parts.timers.schedule_many(entries)
-            planned += len(entries)
-        return planned
+        entries: list[tuple[str, str, int, float]] = []
+        for profile in self.parts.store.get_profiles(ids).values():
+            for journey_id, trigger in triggers:
+                fire = engine.next_date_fire(trigger, profile, now - DATE_LOOKBACK, tz)
+                if fire is not None and fire <= horizon:
+                    entries.append((profile.id, date_timer_run(journey_id, fire.year), 0, fire.timestamp()))
+        self.parts.timers.schedule_many(entries)
+        return len(entries)
 
     # --- running -------------------------------------------------------------------------------
     def run_forever(
