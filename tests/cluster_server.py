@@ -121,6 +121,19 @@ class RedisClusterServers:
                 return node
         return None
 
+    def slots_of(self, master: RedisServer) -> set[int]:
+        """The hash slots ``master`` serves, as it says itself."""
+        client = redis.Redis.from_url(master.url, decode_responses=True)
+        try:
+            table = client.execute_command("CLUSTER", "SLOTS")  # type: ignore[no-untyped-call]
+        finally:
+            client.close()
+        owned: set[int] = set()
+        for start, end, owner, *_replicas in table:
+            if int(owner[1]) == master.port:
+                owned.update(range(int(start), int(end) + 1))
+        return owned
+
     def kill(self, node: RedisServer) -> None:
         """SIGKILL one node: no shutdown, no last write to its replica."""
         node.stop(kill=True)

@@ -90,11 +90,14 @@ class Canary:
 
 
 class LagSampler:
-    """Samples a master's ``INFO replication`` every ``interval`` seconds: the bytes its replica had
-    not yet acknowledged (``master_repl_offset`` minus the replica's offset)."""
+    """Samples, every ``interval`` seconds, the master's ``master_repl_offset`` and then the replica's
+    own ``slave_repl_offset`` (what it has applied): the bytes the replica was behind.  The
+    replica's offset as the master reports it (``slave0``) is only refreshed by the replica's
+    once-a-second ``REPLCONF ACK``, so it would measure the ACK period, not the lag."""
 
-    def __init__(self, node: RedisServer, interval: float = 0.02) -> None:
-        self.client = redis_lib.Redis.from_url(node.url, decode_responses=True, socket_timeout=1)
+    def __init__(self, master: RedisServer, replica: RedisServer, interval: float = 0.02) -> None:
+        self.master = redis_lib.Redis.from_url(master.url, decode_responses=True, socket_timeout=1)
+        self.replica = redis_lib.Redis.from_url(replica.url, decode_responses=True, socket_timeout=1)
         self.interval = interval
         self.samples: list[int] = []
         self.stop = threading.Event()
@@ -107,18 +110,18 @@ class LagSampler:
     def _run(self) -> None:
         while not self.stop.is_set():
             try:
-                info = self.client.info("replication")
+                written = int(self.master.info("replication")["master_repl_offset"])
+                applied = int(self.replica.info("replication")["slave_repl_offset"])
             except redis_lib.RedisError:
                 return
-            replica = info.get("slave0")
-            if isinstance(replica, dict):
-                self.samples.append(max(0, int(info["master_repl_offset"]) - int(replica["offset"])))
+            self.samples.append(max(0, written - applied))
             time.sleep(self.interval)
 
     def halt(self) -> None:
         self.stop.set()
         self.thread.join(timeout=5)
-        self.client.close()
+        self.master.close()
+        self.replica.close()
 
 
 @dataclass
@@ -309,9 +312,9 @@ def _drill(
         replica = cluster.replica_of(victim)
         assert replica is not None, "the cluster was started without replicas"
         result.killed_port, result.promoted_port = victim.port, replica.port
-        doomed = _slots_of(client, victim.port)
+        doomed = cluster.slots_of(victim)
         canary_key = _key_on(doomed)
-        sampler = LagSampler(victim).start()
+        sampler = LagSampler(victim, replica).start()
         canary = Canary(victim, canary_key).start()
 
         mark = int(expected * kill_at)
@@ -323,14 +326,15 @@ def _drill(
         cluster.kill(victim)
         killed = time.monotonic()
         canary.halt()
-        log(f"SIGKILL master :{victim.port} at {result.at_messages:,}/{expected:,} messages")
+        log(f"{time.strftime('%H:%M:%S')} SIGKILL master :{victim.port} at {result.at_messages:,}/{expected:,} messages")
         result.promoted_after = cluster.wait_promoted(victim)
-        log(f"replica :{replica.port} promoted, cluster ok {result.promoted_after:.2f} s after the kill")
+        log(f"{time.strftime('%H:%M:%S')} replica :{replica.port} promoted, cluster ok {result.promoted_after:.2f} s after the kill")
         result.window = _window(sampler, canary, replica, canary_key)
         support.wait_for(support.outbox_reaches(space.outbox, result.at_messages + 1), timeout, interval=0.05,
                          what="sending resumed")  # fmt: skip
         result.resumed_after = time.monotonic() - killed
-        http.join(timeout=60 + http_customers)
+        log(f"sending resumed {result.resumed_after:.2f} s after the kill; workspace {space.root}")
+        http.join(timeout=timeout)
         result.http_statuses = dict(http.statuses)
         result.http_accepted = len(http.accepted)
         result.http_slowest = http.slowest
@@ -360,15 +364,6 @@ def _ready(base: str) -> bool:
         return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
     except httpx.TransportError:
         return False
-
-
-def _slots_of(client: Any, port: int) -> set[int]:
-    """The hash slots the master on ``port`` serves."""
-    owned: set[int] = set()
-    for start, end, master, *_replicas in client.execute_command("CLUSTER SLOTS", target_nodes="random"):
-        if int(master[1]) == port:
-            owned.update(range(int(start), int(end) + 1))
-    return owned
 
 
 def _key_on(slots: set[int]) -> str:
@@ -419,15 +414,16 @@ def wait_cost(cluster: RedisClusterServers, calls: int = 2000) -> tuple[float, f
     (the write is on the replica before the caller goes on), measured alternately in one loop."""
     master = cluster.primaries()[0]
     client = redis_lib.Redis.from_url(master.url)
+    key = _key_on(cluster.slots_of(master))
     plain: list[float] = []
     waited: list[float] = []
     try:
         for n in range(calls):
             began = time.perf_counter()
-            client.set("drill:wait:plain", n)
+            client.set(key, n)
             plain.append(time.perf_counter() - began)
             began = time.perf_counter()
-            client.set("drill:wait:waited", n)
+            client.set(key, n)
             acked = client.execute_command("WAIT", 1, 1000)  # type: ignore[no-untyped-call]
             waited.append(time.perf_counter() - began)
             assert int(acked) >= 1, "WAIT timed out: the replica did not acknowledge"
@@ -481,6 +477,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--wait", default="2s", help="the journey's two waits")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for every message")
     args = parser.parse_args()
     result = run(
         args.customers,
@@ -489,6 +486,7 @@ def main() -> None:
         processes=args.processes,
         threads=args.threads,
         wait=args.wait,
+        timeout=args.timeout,
     )
     print(report(result))
     assert result.ridden_through and result.explained and not result.timed_out, "the failover was not ridden through"
