@@ -326,9 +326,10 @@ def _drill(
         cluster.kill(victim)
         killed = time.monotonic()
         canary.halt()
-        log(f"{time.strftime('%H:%M:%S')} SIGKILL master :{victim.port} at {result.at_messages:,}/{expected:,} messages")
+        clock = time.strftime("%H:%M:%S")
+        log(f"{clock} SIGKILL master :{victim.port} at {result.at_messages:,}/{expected:,} messages")
         result.promoted_after = cluster.wait_promoted(victim)
-        log(f"{time.strftime('%H:%M:%S')} replica :{replica.port} promoted, cluster ok {result.promoted_after:.2f} s after the kill")
+        log(f"replica :{replica.port} promoted, cluster ok {result.promoted_after:.2f} s after the kill")
         result.window = _window(sampler, canary, replica, canary_key)
         support.wait_for(support.outbox_reaches(space.outbox, result.at_messages + 1), timeout, interval=0.05,
                          what="sending resumed")  # fmt: skip
@@ -385,7 +386,9 @@ def _window(sampler: LagSampler, canary: Canary, replica: RedisServer, key: str)
     return Window(len(samples), statistics.median(samples), max(samples), samples[-1], canary.acked, found)
 
 
-def _count(result: FailoverResult, space: support.Workspace, client: Any, everyone: list[str], doomed: set[int]) -> None:
+def _count(
+    result: FailoverResult, space: support.Workspace, client: Any, everyone: list[str], doomed: set[int]
+) -> None:
     counted = support.tally(space.outbox, everyone, support.THREE_STEP_SENDS)
     result.received = counted.received
     result.lost, result.duplicated, result.unexpected = (
@@ -441,9 +444,10 @@ def report(result: FailoverResult) -> str:
         f"  lost {result.lost}, duplicated {result.duplicated}, unexpected {result.unexpected}, "
         f"enrollments left live {result.live_left}",
         f"  SIGKILL master :{result.killed_port} at {result.at_messages:,} messages; replica :{result.promoted_port} "
-        f"promoted and cluster ok after {result.promoted_after:.2f} s; sending resumed after {result.resumed_after:.2f} s",
-        f"  replication window before the kill: lag median {window.lag_median_bytes:.0f} B, max {window.lag_max_bytes} B, "
-        f"last {window.lag_last_bytes} B ({window.lag_samples} samples, 20 ms apart)",
+        f"promoted and cluster ok after {result.promoted_after:.2f} s; "
+        f"sending resumed after {result.resumed_after:.2f} s",
+        f"  replication window before the kill: lag median {window.lag_median_bytes:.0f} B, "
+        f"max {window.lag_max_bytes} B, last {window.lag_last_bytes} B ({window.lag_samples} samples, 20 ms apart)",
         f"  canary: {window.canary_acked:,} INCRs acknowledged by the killed master, {window.canary_found:,} on the "
         f"promoted replica: {window.canary_lost} acknowledged writes lost",
         f"  HTTP: {result.http_accepted}/{result.http_customers} tracks accepted, answers {result.http_statuses}, "
