@@ -42,10 +42,10 @@ def per_core(us_per_unit: float, load: float = 1.0) -> float:
 
 
 def per_primary(costs: Costs, load: float, *, per_entrant: bool = False) -> float:
-    """Events (or entrants) a second one primary carries at ``load`` with the work split evenly over
-    the run's primaries (:func:`plan` adds the measured unevenness)."""
-    total = costs.redis_per_entrant if per_entrant else costs.redis_per_event
-    return per_core(total / costs.primaries, load)
+    """Events (or entrants) a second each primary adds at ``load``: every event costs the cluster
+    ``redis_per_event`` µs in all, wherever its slots live, so a primary's 70 % of a core carries
+    0.7e6 / that many, with the work split evenly (:func:`plan` adds the measured unevenness)."""
+    return per_core(costs.redis_per_entrant if per_entrant else costs.redis_per_event, load)
 
 
 @dataclass(frozen=True)
