@@ -1,7 +1,7 @@
 """``python -m tests.benchmarks [--quick] [--only NAME ...] [--plots DIR] [--markdown FILE]``
 
 Starts its own redis-server on a loopback port, runs each scenario (caps, event, cohort, workers,
-timers, http), and prints one table: figure, value, baseline measured in the same run, ratio,
+timers, cluster, http), and prints one table: figure, value, baseline measured in the same run, ratio,
 target, pass/fail.  ``--quick`` runs every scenario at a size that finishes in under a minute.
 A scenario that cannot run here (``wrk`` missing, no ``redis-server``) is reported as
 ``skipped: <why>`` and the table still prints.  Exit status 1 when a figure misses its target or a

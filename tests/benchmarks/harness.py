@@ -4,9 +4,12 @@ A scenario is a function ``run(quick: bool, redis_url: str | None = None) -> lis
 area modules (``bench_caps``, ``bench_runtime``, ``bench_http``) are asked first: when one exposes
 ``run`` with that signature the harness uses it, otherwise it falls back to its own implementation
 in ``scenarios_<name>.py``, written against the same public APIs.  Each figure carries the baseline
-measured in the same run (a bare Dramatiq no-op actor, a plain ``INCR`` loop, a hello-world ASGI
-app...), so the ratio means something on whatever machine it ran; absolute targets come from the
-issues.
+measured in the same run, so the ratio means something on whatever machine it ran; absolute
+targets come from the issues.  Two kinds of baseline: the *naive design* a user would otherwise
+write (one bare Dramatiq no-op message per event, a plain ``INCR`` loop, a hello-world ASGI app),
+and the *physical limit* of the same work (pipelined ``INCR``: what one Redis core does when
+nothing but the command itself costs), against which the gate's rate and the event path's Redis
+CPU per event are set.
 
 Scenarios that share the harness's Redis flush it before they start; a scenario that needs a
 differently configured server (AOF, a private one) starts its own.
@@ -160,6 +163,12 @@ SCENARIOS: tuple[Scenario, ...] = (
         "timers at N waiting customers",
         ("tests.benchmarks.bench_runtime", "run_timers"),
         ("tests.benchmarks.scenarios_timers", "run"),
+    ),
+    Scenario(
+        "cluster",
+        "event path and cohort: 3-master cluster vs one Redis",
+        None,
+        ("tests.benchmarks.scenarios_cluster", "run"),
     ),
     Scenario(
         "http",

@@ -7,19 +7,24 @@ outbox channel; the baseline is ``dramatiq tests.benchmarks.noop_worker`` (an ac
 nothing) with the same process and thread counts on the same Redis, measured in the same run.
 
 Rates are taken from the outbox's own ``sent_at`` stamps (first to last message), so worker
-start-up is not counted against Loyaloop; the no-op rate is taken from the queue draining.
+start-up is not counted against Loyaloop; the no-op rate is taken from the queue draining.  The
+no-op message per event is the *naive design* (what a user would write without Loyaloop's
+batching); beside it the event path's Redis CPU per event is set against pipelined ``INCR``'s, the
+physical limit of one Redis core.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import redis
 
 from orchestrator.store.timers import Timers
+from tests.benchmarks.cpu_meters import redis_cpu
 from tests.benchmarks.harness import Figure, add_plot_point
 from tests.drills import support
 
@@ -27,6 +32,8 @@ THREADS = 8
 #: Where ``tests.benchmarks.noop_worker`` listens (not imported: it sets the global broker).
 NOOP_NAMESPACE, NOOP_QUEUE = "loyaloop-noop", "noop"
 LATENCY_RATE = 200.0
+#: The naive design's baseline: one bare Dramatiq no-op message per event (or per customer).
+NAIVE = "no-op msg/s (naive: 1 msg each)"
 
 
 def noop_rate(redis_url: str, messages: int, processes: int, threads: int = THREADS) -> float:
@@ -57,21 +64,52 @@ def _stamps(path: Any) -> list[float]:
     return sorted(datetime.fromisoformat(line["sent_at"]).timestamp() for line in support.outbox_lines(path))
 
 
+def pipelined_incr(redis_url: str, count: int, batch: int = 1_000) -> tuple[float, float]:
+    """``INCR`` in pipelines of ``batch``: commands per second, and Redis CPU µs per command (its
+    ``INFO cpu``) — the physical limit of one Redis core, where a call costs only itself."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        before, started = redis_cpu([redis_url]), time.perf_counter()
+        for start in range(0, count, batch):
+            pipe = client.pipeline(transaction=False)
+            for _ in range(min(batch, count - start)):
+                pipe.incr("bench:incr")
+            pipe.execute()
+        elapsed = time.perf_counter() - started
+        return count / elapsed, (redis_cpu([redis_url]) - before) / count * 1e6
+    finally:
+        client.delete("bench:incr")
+        client.close()
+
+
+@dataclass(frozen=True)
+class EventRun:
+    rate: float  # events per second, first to last send
+    redis_us: float  # Redis CPU per event, from the first track to the last send (intake and drain)
+
+
 def event_rate(redis_url: str, events: int, processes: int, threads: int = THREADS) -> float:
     """Events per second through track → handle_event → deliver → outbox, pre-queued."""
+    return event_run(redis_url, events, processes, threads).rate
+
+
+def event_run(redis_url: str, events: int, processes: int, threads: int = THREADS) -> EventRun:
+    """:func:`event_rate`, with the Redis CPU the events cost."""
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     client.flushall()
     space = support.make_workspace(redis_url, {"ping": support.ONE_STEP})
     ids = support.customer_ids(events)
     support.seed_profiles(client, ids)
     lp = support.api(redis_url)
+    before = redis_cpu([redis_url])
     for customer_id in ids:
         lp.track(customer_id, "ping.sent", {})
     worker = support.start_worker(space, processes=processes, threads=threads)
     try:
         support.wait_for(lambda: support.count_lines(space.outbox) >= events, 600, interval=0.05, what="all sends")
+        redis_us = (redis_cpu([redis_url]) - before) / events * 1e6
         stamps = _stamps(space.outbox)
-        return (len(stamps) - 1) / max(stamps[-1] - stamps[0], 1e-6)
+        return EventRun((len(stamps) - 1) / max(stamps[-1] - stamps[0], 1e-6), redis_us)
     finally:
         worker.stop()
         client.close()
@@ -122,18 +160,28 @@ def run_event(quick: bool, redis_url: str | None = None) -> list[Figure]:
     assert redis_url
     events, seconds = (3_000, 15.0) if quick else (20_000, 30.0)  # p99 over at least 3,000 paced events
     baseline = noop_rate(redis_url, events, 1)
-    rate = event_rate(redis_url, events, 1)
+    found = event_run(redis_url, events, 1)
+    incr_rate, incr_us = pipelined_incr(redis_url, 100_000 if quick else 500_000)
     latencies = track_latency(redis_url, seconds)
     return [
         Figure(
             "event",
             f"track → outbox, {events:,} events, 1x{THREADS}",
-            rate,
+            found.rate,
             "events/s",
             baseline,
-            "no-op msg/s",
+            NAIVE,
             0.5,
             "ratio>=",
+        ),
+        Figure(
+            "event",
+            "Redis CPU per event (track + drain + send)",
+            found.redis_us,
+            "µs",
+            incr_us,
+            "µs/pipelined INCR",
+            note=f"{1e6 / found.redis_us:,.0f} events/s per Redis core; pipelined INCR {incr_rate:,.0f}/s wall",
         ),
         Figure(
             "event",
@@ -181,7 +229,7 @@ def run_cohort(quick: bool, redis_url: str | None = None) -> list[Figure]:
             rate,
             "customers/s",
             baseline,
-            "no-op msg/s",
+            NAIVE,
             5.0,
             "ratio>=",
         )
@@ -222,7 +270,7 @@ def run_workers(quick: bool, redis_url: str | None = None) -> list[Figure]:
                 rate,
                 "events/s",
                 baseline,
-                "no-op msg/s",
+                NAIVE,
             )
         )
     return figures

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 import types
 
 import pytest
@@ -142,3 +143,43 @@ def test_a_scenario_that_exits_is_an_error_row_not_the_end_of_the_run(monkeypatc
     monkeypatch.setattr(harness, "SCENARIOS", (Scenario("x", "exits", None, (module.__name__, "exits")),))
     [outcome] = harness.run_all(None, True, log=lambda line: None)
     assert outcome.error == "SystemExit: boom" and harness.exit_status([outcome]) == harness.EXIT_FAILED
+
+
+def test_the_cluster_scenario_sets_the_cluster_beside_one_redis_at_a_tiny_size(redis_url: str) -> None:
+    """Both set-ups measured in one run: rates and CPU per event and per entrant, one Redis the baseline."""
+    from tests.benchmarks import scenarios_cluster
+
+    assert [s.name for s in harness.SCENARIOS if s.name == "cluster"] == ["cluster"]
+    figures = scenarios_cluster.run(True, redis_url=redis_url, size=40, warm_up=5)
+    by_name = {figure.name: figure for figure in figures}
+    for name in (
+        "events drained",
+        "worker CPU per event (drain)",
+        "state Redis CPU per event (intake + drain, all primaries)",
+        "cohort entered",
+        "worker CPU per cohort entrant",
+        "state Redis CPU per cohort entrant",
+    ):
+        figure = next(figure for figure in figures if figure.name.startswith(name))
+        assert figure.value > 0 and figure.baseline is not None and figure.baseline > 0, name
+        assert figure.baseline_name == "one Redis" and figure.passed is None
+    assert 100 / 3 - 1 <= by_name["busiest primary's share of the state CPU"].value <= 100
+    assert "| cluster | cohort entered, 40 customers |" in harness.markdown(
+        [harness.Outcome(harness.SCENARIOS[0], "here", figures)]
+    )
+
+
+def test_pipelined_incr_is_the_physical_limit_a_round_trip_loop_is_not(redis_url: str) -> None:
+    """The event path's Redis CPU is set against pipelined INCR's: a few µs of Redis CPU per call."""
+    import redis
+
+    from tests.benchmarks.scenarios_runtime import pipelined_incr
+
+    rate, redis_us = pipelined_incr(redis_url, 20_000)
+    assert 0 < redis_us < 10
+    client = redis.Redis.from_url(redis_url)
+    started = time.perf_counter()
+    for _ in range(2_000):
+        client.incr("loop")
+    client.close()
+    assert rate > 2 * 2_000 / (time.perf_counter() - started)
