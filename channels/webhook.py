@@ -76,7 +76,7 @@ class Webhook:
         url = self._env.get(url_env, "").strip()
         secret = self._env.get(secret_env, "")
         if not url:
-            raise ConfigurationError(f"{url_env} is not set; it holds the endpoint's URL (https://…)")
+            raise ConfigurationError(f"{url_env} is not set; export {url_env}=https://… (the endpoint's URL)")
         parts = urlsplit(url)
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise ConfigurationError(f"{url_env} is not an http(s) URL")
