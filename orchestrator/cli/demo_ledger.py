@@ -106,9 +106,10 @@ def ledger_lines(record: LedgerRecord | None, pools: list[VoucherRecord]) -> lis
             f"{record.repeats} repeats, {record.refused} refused)"
         )
         reasons = Counter(str(credit.body.get("reason", "-")) for credit in record.credits)
-        points: Counter[str] = Counter()
+        points: dict[str, float] = {}
         for credit in record.credits:
-            points[str(credit.body.get("reason", "-"))] += credit.points
+            reason = str(credit.body.get("reason", "-"))
+            points[reason] = points.get(reason, 0) + credit.points
         for reason, count in sorted(reasons.items()):
             lines.append(f"  {reason:<20} {count:>4} credits {points[reason]:>8,g} points")
         for credit in record.credits[:SHOWN]:
