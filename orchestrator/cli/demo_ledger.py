@@ -111,7 +111,8 @@ def ledger_lines(record: LedgerRecord | None, pools: list[VoucherRecord]) -> lis
             reason = str(credit.body.get("reason", "-"))
             points[reason] = points.get(reason, 0) + credit.points
         for reason, count in sorted(reasons.items()):
-            lines.append(f"  {reason:<20} {count:>4} credits {points[reason]:>8,g} points")
+            plural = "s" if count != 1 else " "
+            lines.append(f"  {reason:<20} {count:>4} credit{plural} {points[reason]:>8,g} points")
         for credit in record.credits[:SHOWN]:
             lines.append(f"  {credit.code}  +{credit.points:g} to {credit.body.get('customer', '?')}  ({_why(credit)})")
         if len(record.credits) > SHOWN:
