@@ -16,10 +16,12 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import click
+import dramatiq
 import redis
+from pika.exceptions import AMQPError
 
 from orchestrator.errors import ConfigurationError
-from orchestrator.runtime.event_queue import EVENT_SHARDS, EventQueue
+from orchestrator.runtime.event_queue import EventQueue
 from orchestrator.runtime.readiness import Readiness, check_startup, is_outbox
 from orchestrator.runtime.unknown_events import unknown_events
 from orchestrator.settings import Settings, load_settings
@@ -28,6 +30,7 @@ from orchestrator.store.connect import open_redis
 from orchestrator.store.vouchers import Vouchers
 from orchestrator.workers.actors import QUEUES
 from orchestrator.workers.broker import build_broker
+from orchestrator.workers.queue_broker import dead_letter_counts, is_amqp, queue_name, queue_url
 
 Status = Literal["ok", "warn", "fail"]
 #: Clock skew between this machine and Redis: above WARN a timer fires visibly early or late,
@@ -35,7 +38,6 @@ Status = Literal["ok", "warn", "fail"]
 SKEW_WARN, SKEW_FAIL = 0.5, 5.0
 #: Seconds to wait for Redis before calling it unreachable.
 TIMEOUT = 3.0
-NAMESPACE = "loyaloop"
 
 
 @dataclass(frozen=True)
@@ -80,19 +82,30 @@ def redis_checks(client: redis.Redis, now: Callable[[], float] = time.time) -> l
     return found
 
 
-def broker_check(settings: Settings) -> Check:
-    """The Dramatiq broker on ``REDIS_URL`` answers (its own connection, as workers make it)."""
+def broker_check(settings: Settings) -> tuple[Check, dict[str, int]]:
+    """The queue broker answers (its own connection, as workers make it: a Redis or RabbitMQ
+    broker probes itself when built), and its dead letters per queue."""
+    queues = tuple(queue_name(queue, settings.namespace) for queue in QUEUES)
     try:
-        broker: Any = build_broker(settings)
+        broker = build_broker(settings)
         try:
-            broker.client.ping()
+            dead = dead_letter_counts(broker, queues)
         finally:
             broker.close()
-    except redis.RedisError as exc:
-        return Check("broker", "fail", f"the Dramatiq broker cannot reach Redis ({type(exc).__name__}: {exc})")
-    except ConfigurationError as exc:  # the queue broker's own start-up probe (Redis or RabbitMQ)
-        return Check("broker", "fail", str(exc))
-    return Check("broker", "ok", f"Dramatiq broker reachable (namespace {NAMESPACE!r})")
+    except ConfigurationError as exc:  # the broker's own start-up probe (Redis or RabbitMQ)
+        return Check("broker", "fail", str(exc)), {}
+    except (redis.RedisError, OSError, AMQPError, dramatiq.errors.ConnectionError) as exc:
+        return Check("broker", "fail", f"the queue broker cannot be read ({type(exc).__name__}: {exc})"), {}
+    kind = "RabbitMQ" if is_amqp(queue_url(settings)) else "Redis"
+    return Check("broker", "ok", f"{kind} queue broker reachable (queues {', '.join(queues)})"), dead
+
+
+def dead_letter_check(dead: dict[str, int]) -> Check:
+    total = sum(dead.values())
+    shown = ", ".join(f"{queue}={count}" for queue, count in dead.items() if count)
+    if total:
+        return Check("dead letters", "warn", f"{total} Dramatiq messages gave up after their retries ({shown})")
+    return Check("dead letters", "ok", "none")
 
 
 def startup_checks(found: Readiness) -> list[Check]:
@@ -108,7 +121,7 @@ def startup_checks(found: Readiness) -> list[Check]:
 
 
 def queue_checks(client: redis.Redis, store: Store, settings: Settings) -> list[Check]:
-    """Pending and stalled event shards, Dramatiq dead letters, events kept aside, unknown events."""
+    """Pending and stalled event shards, events kept aside, unknown events."""
     try:
         return _queue_checks(client, store, settings)
     except redis.RedisError as exc:
@@ -118,14 +131,13 @@ def queue_checks(client: redis.Redis, store: Store, settings: Settings) -> list[
 def _queue_checks(client: redis.Redis, store: Store, settings: Settings) -> list[Check]:
     checks: list[Check] = []
     events = EventQueue(client)
+    depths = events.depths()
     pipe = client.pipeline(transaction=False)
-    for shard in range(EVENT_SHARDS):
-        pipe.llen(keys.event_queue(shard))
+    for shard in range(events.shards):
         pipe.exists(keys.event_drain(shard))
-    replies = pipe.execute()
-    depths, leased = replies[0::2], replies[1::2]
-    stalled = [shard for shard in range(EVENT_SHARDS) if depths[shard] and not leased[shard]]
-    pending = sum(int(depth) for depth in depths)
+    leased = pipe.execute()
+    stalled = [shard for shard in range(events.shards) if depths[shard] and not leased[shard]]
+    pending = sum(depths)
     if stalled:
         checks.append(
             Check(
@@ -137,14 +149,6 @@ def _queue_checks(client: redis.Redis, store: Store, settings: Settings) -> list
         )
     else:
         checks.append(Check("event shards", "ok", f"{pending} events pending, none stalled"))
-    dead_letters = {queue: int(client.zcard(f"{NAMESPACE}:{queue}.XQ")) for queue in QUEUES}
-    total = sum(dead_letters.values())
-    shown = ", ".join(f"{queue}={count}" for queue, count in dead_letters.items() if count)
-    checks.append(
-        Check("dead letters", "warn", f"{total} Dramatiq messages gave up after their retries ({shown})")
-        if total
-        else Check("dead letters", "ok", "none")
-    )
     kept = events.dead()
     checks.append(
         Check(
@@ -174,7 +178,10 @@ def run_checks(settings: Settings, now: Callable[[], float] = time.time) -> list
         live = redis_checks(client, now)
         checks += live
         if live[0].status == "ok":
-            checks.append(broker_check(settings))
+            broker, dead = broker_check(settings)
+            checks.append(broker)
+            if broker.status == "ok":
+                checks.append(dead_letter_check(dead))
             checks += queue_checks(client, Store(client), settings)
             checks += voucher_checks(client, settings)
     finally:

@@ -2,7 +2,8 @@
 
 Nothing is sent and no credential is read; the output folder gets ``messages.jsonl`` (every
 message that would have gone out), ``decisions.jsonl`` (every send that did not, and why),
-``runs.jsonl`` (entries and ends) and ``calendar.json`` (the fatigue calendar).  See docs/simulate.md.
+``runs.jsonl`` (entries and ends), ``calendar.json`` (the fatigue calendar) and the proof-of-effect
+report of the simulated period (``report.txt``, ``report.json``, ``report.html``).  See docs/simulate.md.
 """
 
 from __future__ import annotations
@@ -194,7 +195,10 @@ def _summary(console: Console, result: Result, calendar: dict[str, Any], out: Pa
         for week, counts in busiest:
             table.add_row(week, *(f"{counts.get(name, 0):,}" for name in channels))
         console.print(table)
-    console.print(f"Written to {out}/: messages.jsonl, decisions.jsonl, runs.jsonl, calendar.json")
+    console.print(
+        f"Written to {out}/: messages.jsonl, decisions.jsonl, runs.jsonl, calendar.json, "
+        "report.txt, report.json and report.html (proof of effect of the simulated period)"
+    )
 
 
 def _comparison(console: Console, diff: dict[str, Any], other: Path, out: Path) -> None:

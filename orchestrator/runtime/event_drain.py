@@ -38,8 +38,18 @@ log = logging.getLogger(__name__)
 #: Seconds one drain message works before it hands its shard to a fresh message.
 DRAIN_BUDGET = 2.0
 
-#: Failures that are Redis's, not the event's: retried, never kept aside.
-OUTAGE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.ReadOnlyError)
+#: Failures that are Redis's, not the event's: retried, never kept aside.  On a Redis Cluster a
+#: failover adds its own: a slot with no master yet (``CLUSTERDOWN``), a key mid-move (``TRYAGAIN``),
+#: a redirection redis-py gave up following, no node reachable (see docs/reliability.md, failover).
+OUTAGE = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.AskError,
+    redis.exceptions.RedisClusterException,
+)
 
 
 def drain(

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,10 @@ from orchestrator import plugins
 from orchestrator.language.catalogue import Catalogue
 from orchestrator.language.journey import Journey
 from orchestrator.language.loader import load_catalogue_for, load_journeys
+from orchestrator.measure.figures import VersionFigures
+from orchestrator.measure.render_html import render_html
+from orchestrator.measure.render_text import render_json, render_table
+from orchestrator.measure.report import build_report
 from orchestrator.runtime.compose import build_runtime, freeze_startup_objects
 from orchestrator.settings import Settings, load_settings
 from orchestrator.simulate.backend import Backend, private_redis
@@ -47,6 +51,10 @@ class Setup:
 class Result:
     recorder: Recorder
     stats: RunStats
+    #: The measurement record the runtime kept during the run (what ``loyaloop report`` reads).
+    figures: list[VersionFigures] = field(default_factory=list)
+    #: The simulated period's first and last UTC days (the report's entry days).
+    period: tuple[date, date] | None = None
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -130,9 +138,11 @@ def _simulate(
     try:
         pump = DirectPump(runtime, client, clock, plugins.consent_channels(runtime.delivery.channels))
         stats = Driver(pump, clock, setup.journeys, warn=warn).run(lines, until=until, progress=progress)
+        figures = runtime.store.version_figures()
     finally:
         runtime.close()
-    return Result(recorder, stats)
+    first = lines[0].at if lines else until
+    return Result(recorder, stats, figures, (first.astimezone(UTC).date(), until.astimezone(UTC).date()))
 
 
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
@@ -145,7 +155,9 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
 
 
 def write_output(out: Path, result: Result) -> dict[str, Any]:
-    """``messages.jsonl``, ``decisions.jsonl``, ``runs.jsonl`` and ``calendar.json`` in ``out``."""
+    """``messages.jsonl``, ``decisions.jsonl``, ``runs.jsonl``, ``calendar.json`` and the proof-of-effect
+    report of the simulated period (``report.txt``, ``report.json``, ``report.html``: what ``loyaloop report`` shows
+    for production) in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     messages, decisions = result.messages, result.decisions
     write_jsonl(out / "messages.jsonl", messages)
@@ -153,4 +165,8 @@ def write_output(out: Path, result: Result) -> dict[str, Any]:
     write_jsonl(out / "runs.jsonl", result.recorder.sorted_runs())
     cal = calendar(messages, decisions)
     (out / "calendar.json").write_text(json.dumps(cal, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    report = build_report(result.figures, *(result.period or (None, None)))
+    (out / "report.txt").write_text(render_table(report), encoding="utf-8")
+    (out / "report.json").write_text(render_json(report), encoding="utf-8")
+    (out / "report.html").write_text(render_html(report), encoding="utf-8")
     return cal

@@ -26,6 +26,8 @@ class StoreBase:
         self.redis: Any = client
         #: On a Redis Cluster a script may only touch keys of one hash slot (see slot_groups).
         self.cluster = isinstance(client, redis.RedisCluster)
+        #: Figures shards this store listed in the index itself (a Cluster's, see ``index_figures``).
+        self.listed_shards: set[str] = set()
         for script in SCRIPTS.values():
             self.redis.script_load(script.source)
 

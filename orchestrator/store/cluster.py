@@ -18,6 +18,9 @@ and from every ``register_script`` on this client.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from typing import Any
 
 import redis
@@ -29,6 +32,15 @@ from orchestrator.store.batch import read_from_pool, script_source, write_to_poo
 
 #: Replies that mean "this command did not run on that node; ask the cluster again".
 REDIRECTED = (redis.exceptions.MovedError, redis.exceptions.AskError, redis.exceptions.TryAgainError)
+
+#: A node that cannot be reached: it may have died and its replica taken over its slots.
+UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+#: Fewest seconds between two slot-map refreshes asked for by unreachable nodes (every thread of a
+#: worker meets the dead node at once; one refresh answers them all).
+REFRESH_EVERY = 0.25
+
+log = logging.getLogger(__name__)
 
 #: Commands whose first argument is not a key (they go through redis-py's routing).
 _KEYLESS = frozenset({"SCRIPT", "TIME", "INFO", "PING", "CLUSTER", "FLUSHALL", "FLUSHDB", "DBSIZE", "KEYS", "SCAN"})
@@ -61,6 +73,8 @@ class ScriptingCluster(redis.RedisCluster):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sources: dict[str, str] = {}
+        self._refresh_lock = threading.Lock()
+        self._refreshed_at = 0.0
 
     def register_script(self, script: Any) -> RedisScript:
         registered = super().register_script(script)
@@ -78,6 +92,21 @@ class ScriptingCluster(redis.RedisCluster):
 
     def source_of(self, sha: str) -> str | None:
         return self.sources.get(sha) or script_source(sha)
+
+    def refresh_slots(self) -> None:
+        """Read the slot map again, at most every :data:`REFRESH_EVERY` seconds: the packer reaches
+        nodes from the map redis-py keeps, and only redis-py's own commands refresh it on an error,
+        so after a master died every batch would go on knocking at its port (the failover drill
+        saw the scheduler fail every pass for minutes).  A refresh that reaches no node is logged;
+        the caller's retry asks again."""
+        with self._refresh_lock:
+            if time.monotonic() - self._refreshed_at < REFRESH_EVERY:
+                return
+            self._refreshed_at = time.monotonic()
+            try:
+                self.nodes_manager.initialize()
+            except (redis.exceptions.RedisError, redis.exceptions.RedisClusterException) as exc:
+                log.warning("could not read the cluster's slot map again (%s); the next retry asks again", exc)
 
     def route_commands(self, commands: list[tuple[Any, ...]]) -> tuple[list[Any], list[int]]:
         """:meth:`route_stage` in two stages when the pipeline schedules timers among other writes.
@@ -103,6 +132,17 @@ class ScriptingCluster(redis.RedisCluster):
         return replies, [i for i, reply in enumerate(replies) if isinstance(reply, Exception)]
 
     def route_stage(self, commands: list[tuple[Any, ...]]) -> tuple[list[Any], list[int]]:
+        """:meth:`pack_stage`, with the slot map read again when a node cannot be reached (its
+        replica may be taking over); the error goes on to the caller, whose retry (Dramatiq's, the
+        scheduler's next pass) finds the new master.  Nothing is resent here: a node that dropped
+        the connection may have run part of its share."""
+        try:
+            return self.pack_stage(commands)
+        except UNREACHABLE:
+            self.refresh_slots()
+            raise
+
+    def pack_stage(self, commands: list[tuple[Any, ...]]) -> tuple[list[Any], list[int]]:
         """The store's packer on a cluster (:func:`orchestrator.store.batch.pipeline` calls it): each
         command goes to the primary of its key's slot, each node's share packed and written as on a
         single Redis.  Measured on three local masters with 300 single-key scripts: 1.06 ms a batch,

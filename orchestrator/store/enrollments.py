@@ -114,9 +114,22 @@ class EnrollmentStore(StoreBase):
         )
 
     def index_figures(self, pipe: Any, members: set[str]) -> None:
-        """List figures shards in the index before the scripts on the same pipeline count in them."""
-        if members:
+        """List figures shards in the index before the scripts on the same pipeline count in them.
+
+        One Redis runs a pipeline in order, so the ``SADD`` queued first always lands first.  A
+        Cluster pipeline sends each node its share apart, and a process killed in between could
+        leave a shard counted on one node and unlisted on another: there, a shard this store has
+        not listed yet is listed at once, in a round trip of its own, before the pipeline is built
+        further — once per shard and process (at most one per journey version and slot)."""
+        if not members:
+            return
+        if not self.cluster:
             pipe.sadd(keys.figures_index(), *sorted(members))
+            return
+        new = members - self.listed_shards
+        if new:
+            self.redis.sadd(keys.figures_index(), *sorted(new))
+            self.listed_shards.update(new)
 
     def figures_member(self, enrollment: Enrollment) -> str:
         """The figures index member of the enrollment's shard (see :mod:`orchestrator.store.figures`)."""

@@ -125,3 +125,19 @@ def queue_depths(broker: dramatiq.Broker, queues: Iterable[str]) -> dict[str, in
         else:
             depths[queue] = sum(len(broker.queues.get(name, ())) for name in (queue, f"{queue}.DQ"))
     return depths
+
+
+def dead_letter_counts(broker: dramatiq.Broker, queues: Iterable[str]) -> dict[str, int]:
+    """Messages that gave up after their retries, per queue, where the broker keeps them: a Redis
+    broker in its namespace's ``<queue>.XQ`` sorted set, RabbitMQ in the ``<queue>.XQ`` queue, the
+    embedded broker in memory."""
+    counts: dict[str, int] = {}
+    for queue in queues:
+        if isinstance(broker, RabbitmqBroker):
+            _ready, _delayed, dead = broker.get_queue_message_counts(queue)
+            counts[queue] = dead
+        elif isinstance(broker, RedisBroker):
+            counts[queue] = int(broker.client.zcard(f"{broker.namespace}:{queue}.XQ"))
+        else:
+            counts[queue] = len(getattr(broker, "dead_letters_by_queue", {}).get(queue, ()))
+    return counts

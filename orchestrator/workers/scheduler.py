@@ -30,6 +30,7 @@ from orchestrator import engine, metrics
 from orchestrator.engine.run_ids import date_timer_run
 from orchestrator.language.journey import DateTrigger, ScheduleTrigger
 from orchestrator.runtime.compose import SchedulerParts
+from orchestrator.runtime.event_drain import OUTAGE
 from orchestrator.runtime.event_queue import EventQueue
 from orchestrator.store import date_index, keys
 from orchestrator.store.timers import Timer
@@ -42,6 +43,8 @@ COHORT_CHUNK = 500
 DATE_HORIZON = timedelta(hours=36)
 DATE_LOOKBACK = timedelta(hours=12)
 SWEEP_EVERY = 5.0
+#: Longest pause between two scheduler passes that failed on a Redis outage (see outage_pause).
+OUTAGE_PAUSE_MAX = 5.0
 
 FireTimers = Callable[[list[str]], object]
 EnterBatch = Callable[[str, list[str], str, dict[str, Any]], object]
@@ -257,18 +260,33 @@ class Scheduler:
         seconds so the messages a killed worker had prefetched go back to their queues.
         """
         next_sweep = 0.0
+        failures = 0
         while not stop.is_set():
             try:
                 if sweep is not None and time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + sweep_every
                     sweep()
                 report = self.tick()
-            except Exception:  # a Redis blip must not end the scheduler
-                log.exception("scheduler pass failed; retrying")
-                stop.wait(1.0)
+            except OUTAGE as exc:  # Redis down or failing over: one line, no traceback, back off
+                failures += 1
+                pause = outage_pause(failures)
+                log.warning("scheduler pass met a Redis outage (%s); retrying in %.2f s", type(exc).__name__, pause)
+                stop.wait(pause)
                 continue
+            except Exception:  # a bug in one pass must not end the scheduler either
+                failures += 1
+                log.exception("scheduler pass failed; retrying")
+                stop.wait(outage_pause(failures))
+                continue
+            failures = 0
             if report.fired == 0:
                 stop.wait(idle)
+
+
+def outage_pause(failures: int) -> float:
+    """Seconds to wait after ``failures`` failed passes in a row: 0.25 s doubling up to 5 s, so a
+    Redis Cluster failover (a few seconds) is retried promptly and a long outage is not hammered."""
+    return float(min(OUTAGE_PAUSE_MAX, 0.25 * 2 ** min(failures - 1, 8)))
 
 
 def customer_chunks(items: list[Timer], size: int) -> Iterable[list[Timer]]:

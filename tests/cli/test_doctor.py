@@ -8,18 +8,29 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
-from orchestrator.cli.doctor import Check, broker_check, queue_checks, redis_checks, run_checks, voucher_checks
+from orchestrator.cli.doctor import (
+    Check,
+    broker_check,
+    dead_letter_check,
+    queue_checks,
+    redis_checks,
+    run_checks,
+    voucher_checks,
+)
 from orchestrator.language.vouchers import VoucherPool
 from orchestrator.runtime.event_queue import BUG, EventQueue
 from orchestrator.settings import Settings, load_settings
 from orchestrator.store import Store, keys
+from orchestrator.store.connect import open_redis
 from orchestrator.store.vouchers import Vouchers
+from orchestrator.workers.actors import QUEUES as QUEUE_NAMES
 from tests.redis_server import free_port
 from tests.runtime.harness import write_templates
 
@@ -94,18 +105,49 @@ def test_clock_skew_against_redis_time(redis_client: redis.Redis) -> None:
 
 
 def test_the_broker_reachable_and_not(redis_url: str) -> None:
-    assert broker_check(Settings(redis_url=redis_url)).status == "ok"
+    assert broker_check(Settings(redis_url=redis_url))[0].status == "ok"
     url = f"redis://127.0.0.1:{free_port()}/0?socket_connect_timeout=1"
-    assert broker_check(Settings(redis_url=url)).status == "fail"
+    assert broker_check(Settings(redis_url=url))[0].status == "fail"
+
+
+def test_dead_letters_are_read_where_the_queue_lives_in_its_namespace(redis_url: str, tmp_path: Path) -> None:
+    """A queue on a Redis of its own (``LOYALOOP_BROKER_URL``) under a namespace: the dead letters
+    are read there, under that namespace's queue names, not on the state Redis."""
+    queue_url = f"{redis_url.rsplit('/', 1)[0]}/2"
+    queue = redis.Redis.from_url(queue_url, decode_responses=True)
+    queue.flushdb()
+    settings = Settings(redis_url=redis_url, broker_url=queue_url, namespace="brand2")
+    check, dead = broker_check(settings)
+    assert (
+        check.status == "ok" and "Redis queue broker" in check.detail and "loyaloop-brand2-deliveries" in check.detail
+    )
+    assert sum(dead.values()) == 0
+    queue.zadd("loyaloop-brand2:loyaloop-brand2-deliveries.XQ", {"m1": 1, "m2": 2})
+    _check, dead = broker_check(settings)
+    assert dead["loyaloop-brand2-deliveries"] == 2
+    assert "loyaloop-brand2-deliveries=2" in dead_letter_check(dead).detail
+    queue.close()
+
+
+def test_dead_letters_on_rabbitmq(redis_url: str, rabbitmq_server: Any) -> None:
+    """With RabbitMQ as the queue the broker's own dead-letter queues are counted (the Redis keys
+    the Redis broker uses do not exist there)."""
+    settings = Settings(redis_url=redis_url, broker_url=rabbitmq_server.url)
+    check, dead = broker_check(settings)
+    assert check.status == "ok" and check.detail.startswith("RabbitMQ queue broker"), check
+    assert set(dead) == set(QUEUE_NAMES) and sum(dead.values()) == 0
+    down = Settings(redis_url=redis_url, broker_url=f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F")
+    refused = broker_check(down)[0]
+    assert refused.status == "fail" and "Traceback" not in refused.detail
 
 
 def test_queues_clean_then_stalled_dead_lettered_kept_aside_and_unknown(env: Path, redis_client: redis.Redis) -> None:
     settings = load_settings()
     store = Store(redis_client)
     clean = _by_name(queue_checks(redis_client, store, settings))
+    assert dead_letter_check(broker_check(settings)[1]).status == "ok"
     assert {name: check.status for name, check in clean.items()} == {
         "event shards": "ok",
-        "dead letters": "ok",
         "kept aside": "ok",
         "unknown events": "ok",
     }
@@ -115,7 +157,8 @@ def test_queues_clean_then_stalled_dead_lettered_kept_aside_and_unknown(env: Pat
     redis_client.hset(keys.unknown_events(), "signup", 2)
     found = _by_name(queue_checks(redis_client, store, settings))
     assert found["event shards"].status == "warn" and "shards [3]" in found["event shards"].detail
-    assert found["dead letters"].status == "warn" and "loyaloop-deliveries=1" in found["dead letters"].detail
+    dead = dead_letter_check(broker_check(settings)[1])
+    assert dead.status == "warn" and "loyaloop-deliveries=1" in dead.detail
     assert found["kept aside"].status == "warn" and found["kept aside"].detail.startswith("1 events kept aside")
     assert found["unknown events"].status == "warn" and "'signup': 2" in found["unknown events"].detail
     redis_client.set(keys.event_drain(3), "queued")  # a drain is on its way: pending, not stalled
@@ -209,3 +252,17 @@ def test_an_action_endpoint_without_its_url_fails_the_report_in_one_line(
     assert "export SHOP_LEDGER_URL=" in failed[0].detail
     monkeypatch.setenv("SHOP_LEDGER_URL", "https://shop.example/ledger")
     assert not [check for check in run_checks(load_settings()) if check.status == "fail"]
+
+
+def test_on_a_cluster_every_event_shard_is_checked(cluster_url: str, redis_url: str) -> None:
+    """A cluster has 64 event shards by default, not one Redis' 16: a stalled shard past the
+    sixteenth is found too, and the queue's dead letters are read on its own broker."""
+    settings = Settings(redis_url=cluster_url, broker_url=redis_url)
+    client = open_redis(settings)
+    try:
+        client.rpush(keys.event_queue(40), "{}")
+        found = _by_name(queue_checks(client, Store(client), settings))
+        assert found["event shards"].status == "warn" and "shards [40]" in found["event shards"].detail
+        assert broker_check(settings)[0].status == "ok"
+    finally:
+        client.close()

@@ -177,3 +177,37 @@ def test_from_and_until_bound_the_run_and_earlier_profiles_still_count(
     assert early & {row["customer_id"] for row in rows if row["channel"] == "email"}
     code, output = _run([str(small_history), "--from", "2031-01-01", "--out", str(out)], capsys)
     assert code == 1 and "no event falls between --from and --until" in output
+
+
+def test_the_output_holds_the_proof_of_effect_report_of_the_simulated_period(
+    small_history: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``report.txt``, ``report.json`` and ``report.html`` come from the measurement record the
+    runtime kept during the simulation: each journey's entrants (all arms) equal its entries in
+    ``runs.jsonl`` (``entered``; a held-out entry also has an ``entered_holdout`` row), and its
+    holdout arm's entrants its held-out entries."""
+    out = tmp_path / "out"
+    code, output = _run([str(small_history), "--out", str(out), "--seed", "3"], capsys)
+    assert code == 0 and "report.html" in output
+    entered: dict[str, int] = {}
+    held: dict[str, int] = {}
+    for line in (out / "runs.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if row["what"] == "entered":
+            entered[row["journey_id"]] = entered.get(row["journey_id"], 0) + 1
+        if row["what"] == "entered_holdout":
+            held[row["journey_id"]] = held.get(row["journey_id"], 0) + 1
+    report = json.loads((out / "report.json").read_text())
+    reported = {v["journey_id"]: v["entrants"] for v in report["versions"]}
+    holdouts = {
+        v["journey_id"]: arm["counts"]["entrants"]
+        for v in report["versions"]
+        for arm in v["arms"]
+        if arm["arm"] == "holdout"
+    }
+    assert entered and reported == entered
+    assert {j: n for j, n in holdouts.items() if n} == held
+    assert "Proof of effect" in (out / "report.txt").read_text()
+    page = (out / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") or page.lstrip().lower().startswith("<!doctype html>")
+    assert all(journey_id in page for journey_id in entered)

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.cli.reference_receiver import Receiver
+from orchestrator.runtime.event_queue import EventQueue
 from orchestrator.store import Store, keys
 from orchestrator.store.connect import open_redis
 from orchestrator.store.run_codec import split_runs
@@ -61,6 +62,9 @@ class SigkillResult:
     orphaned: dict[str, int] = field(default_factory=dict)  # messages left in dead workers' Dramatiq ack sets
     #: Figures of the measurement record that differ from the ground truth: name → (found, expected).
     miscounted: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: Seconds the tracked events took to be all handled after the last run finished (a killed
+    #: drainer's shard waits for its lease to run out and the scheduler's re-drive).
+    events_waited: float = 0.0
     #: What the ledger endpoint received, against one credit per customer.
     actions: ledger.LedgerTally | None = None
 
@@ -204,6 +208,7 @@ def _drill(
     ids = support.customer_ids(customers)
     support.seed_profiles(client, ids)
     expected = customers * len(support.THREE_STEP_SENDS)
+    events = EventQueue(client)
     worker = support.start_worker(space, processes=processes, threads=threads, module=module)
     scheduler = support.start_scheduler(space, lease=timer_lease)
     machine = support.describe_machine(client if hasattr(client, "connection_pool") else None)
@@ -238,6 +243,12 @@ def _drill(
             support.wait_for(lambda: support.count_lines(space.outbox) >= expected, timeout, what="every message")
             result.tail_after_last_kill = time.monotonic() - last_kill if last_kill else 0.0
             support.wait_for(lambda: live_enrollments(client, ids) == 0, timeout, interval=0.5, what="finished")
+            # Every run can finish while a killed drainer's shard still holds later events (its lease
+            # runs out, then the scheduler re-drives it): the orders are only all counted once every
+            # tracked event was handled.
+            waited = time.monotonic()
+            support.wait_for(lambda: events.depth() == 0, timeout, interval=0.2, what="every tracked event handled")
+            result.events_waited = time.monotonic() - waited
             time.sleep(1.0)  # anything still re-driving would land now
         except TimeoutError as exc:
             result.timed_out = str(exc)
@@ -279,6 +290,7 @@ def report(result: SigkillResult) -> str:
         )
     tail, total = result.tail_after_last_kill, result.total_seconds
     lines.append(f"  last message {tail:.1f} s after the last kill; whole run {total:.1f} s")
+    lines.append(f"  every tracked event handled {result.events_waited:.1f} s after the last run finished")
     if result.actions is not None:
         lines.append(f"  {result.actions.summary()}")
     if result.miscounted:

@@ -35,11 +35,11 @@ def render_sms(tmp_path: Path, source: str, event: dict[str, Any] | None = None)
 def refused_quickly(tmp_path: Path, source: str, event: dict[str, Any] | None = None) -> str:
     """Render and expect a refusal within a second, with less than 20 MB allocated on the way."""
     tracemalloc.start()
-    started = time.monotonic()
+    started = time.process_time()  # CPU time: a busy machine does not move it
     try:
         with pytest.raises(TemplateError) as refused:
             render_sms(tmp_path, source, event)
-        elapsed = time.monotonic() - started
+        elapsed = time.process_time() - started
         _current, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -125,10 +125,10 @@ COSTLY_CONDITIONS = {
 
 @pytest.mark.parametrize("expression", COSTLY_CONDITIONS.values(), ids=COSTLY_CONDITIONS.keys())
 def test_a_costly_condition_is_refused(expression: str) -> None:
-    started = time.monotonic()
+    started = time.process_time()  # CPU time: a busy machine does not move it
     with pytest.raises(TemplateError, match="too costly"):
         conditions.evaluate(expression, CONTEXT)
-    assert time.monotonic() - started < 1.0
+    assert time.process_time() - started < 1.0
 
 
 STATIC = {

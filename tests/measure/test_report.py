@@ -158,6 +158,17 @@ def test_html_is_self_contained_and_escapes_every_value() -> None:
     assert "adds 4.0 pp conversion" in page
 
 
+def test_html_of_a_report_with_nothing_to_chart_renders() -> None:
+    """No comparison (no holdout, no control), no sends, no gate outcomes: the page says so instead
+    of failing on the charts it cannot draw (once: 'dict object' has no attribute 'lift')."""
+    treated_only = VersionFigures(
+        journey_id="all", version="v1", arms={"treated": {"2026-11-01": ArmCounts(entrants=5)}}
+    )
+    for figures in ([], [treated_only]):
+        page = render_html(build_report(figures))
+        assert "<svg" not in page and "lift-chart" not in page
+
+
 def test_a_dollar_in_a_name_is_not_math() -> None:
     """matplotlib would read ``$…$`` as mathtext; a journey name is plain text."""
     figures = welcome().model_copy(update={"name": "Save $5 now, $10 later"})

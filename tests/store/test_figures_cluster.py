@@ -45,3 +45,34 @@ def test_every_counting_script_keeps_to_the_customers_slot(cluster_node: RedisSe
     assert (treated.entrants, treated.converters, treated.revenue_sum) == (5, 5, 10.0)
     assert found.step_totals()["hello"] == {"reached": 5, "deferred": 5}
     client.close()
+
+
+def test_on_a_cluster_a_shard_is_listed_before_the_pipeline_that_counts_in_it_is_sent(
+    cluster_client: redis.RedisCluster,
+) -> None:
+    """A Cluster pipeline sends each node its share apart: a process killed between the node with
+    the counting script and the node with the index would leave counts unlisted.  So a shard new
+    to this store is listed in its own round trip, before the pipeline is even sent; listed once."""
+    store = Store(cluster_client)
+    member = store.figures_member(run("ann"))
+    pipe = store.redis.pipeline(transaction=False)
+    store.index_figures(pipe, {member})
+    assert store.redis.smembers(keys.figures_index()) == {member}  # listed though the pipeline never ran
+    assert len(pipe.command_stack) == 0  # nothing left to the pipeline
+    store.redis.delete(keys.figures_index())
+    store.index_figures(pipe, {member})
+    assert store.redis.smembers(keys.figures_index()) == set()  # known to this store: no second SADD
+
+
+def test_on_one_redis_the_shard_is_listed_by_the_same_pipeline_first(cluster_node: RedisServer) -> None:
+    """One Redis runs a pipeline in order, so the listing rides on it (no extra round trip)."""
+    client = redis.Redis.from_url(cluster_node.url, decode_responses=True)
+    client.flushall()
+    store = Store(client)
+    member = store.figures_member(run("ann"))
+    pipe = client.pipeline(transaction=False)
+    store.index_figures(pipe, {member})
+    assert client.smembers(keys.figures_index()) == set()
+    pipe.execute()
+    assert client.smembers(keys.figures_index()) == {member}
+    client.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from orchestrator.workers.scheduler import Scheduler
+from orchestrator.workers.scheduler import OUTAGE_PAUSE_MAX, Scheduler, outage_pause
 from tests.runtime.harness import journey, running
 
 BROADCAST = journey(
@@ -96,3 +96,10 @@ def test_a_local_time_broadcast_reaches_each_zone_at_ten_on_its_own_clock(redis_
         assert len(h.outbox()) == 1
         h.tick(minutes=10)  # 09:05 UTC = 10:05 in Amsterdam
         assert [m["customer_id"] for m in h.outbox()] == ["nyc", "ams"]
+
+
+def test_an_outage_backs_the_scheduler_off_from_a_quarter_second_to_five_seconds() -> None:
+    """A failover lasts seconds: the first retries come quickly, a long outage is not hammered."""
+    pauses = [outage_pause(failures) for failures in range(1, 12)]
+    assert pauses[:5] == [0.25, 0.5, 1.0, 2.0, 4.0]
+    assert pauses[5:] == [OUTAGE_PAUSE_MAX] * 6 == [5.0] * 6

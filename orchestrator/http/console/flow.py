@@ -69,9 +69,11 @@ def step_figures(
     journey: Journey, stats: Mapping[str, int], reached: Mapping[str, int] | None = None
 ) -> dict[str, NodeFigures]:
     """Per node id, its figures from the stats: the trigger's entries and holdouts, each send's
-    outcomes summed over channels (plus ``held`` for the holdout group and ``failed`` counting
-    undeliverable sends), every other step's own counters (``timeout``, ``event``, ``branch:…``,
-    ``split:…``, ``updated``) as recorded.  A step that recorded nothing shows nothing.
+    outcomes summed over channels (plus ``held`` for the holdout group; a send that found no
+    channel to reach the customer, ``undeliverable``, shows through its channels' own reasons —
+    no consent, suppressed, no address — never as failed), every other step's own counters
+    (``timeout``, ``event``, ``branch:…``, ``split:…``, ``updated``) as recorded.  A step that
+    recorded nothing shows nothing.
 
     ``reached`` (step → runs that reached it, from the measurement records) puts a ``reached``
     figure first on every step; the journey stats alone do not count it."""
@@ -100,7 +102,6 @@ def step_figures(
                 if outcome is not None:
                     per_outcome[outcome.outcome] = per_outcome.get(outcome.outcome, 0) + count
             figures = [(label, sum(per_outcome.get(name, 0) for name in names)) for label, names in SEND_FIGURES]
-            figures[-1] = ("failed", figures[-1][1] + own.get("undeliverable", 0))
             figures.append(("held", own.get("holdout", 0)))
             found[item.id] = NodeFigures(item.id, _with_reached(reached, item.id, figures))
         else:

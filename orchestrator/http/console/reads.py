@@ -113,8 +113,6 @@ def journey_rows(store: Store, journeys: Mapping[str, Journey]) -> list[JourneyR
                 row.outcomes[outcome.outcome] += count
                 if outcome.outcome == "sent":
                     row.sends[outcome.channel] = row.sends.get(outcome.channel, 0) + count
-            elif rest == "undeliverable":
-                row.outcomes["failed"] += count
         rows.append(row)
     return rows
 
