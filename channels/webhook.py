@@ -6,7 +6,7 @@ Every request carries what the shop needs to trust it and to apply it once:
 - ``Loyaloop-Signature: t=<unix seconds>,v1=<hex>``: HMAC-SHA256 under the endpoint's secret of
   ``<t>.<raw body>``, so the receiver checks origin and freshness (refuse a ``t`` more than five
   minutes away) the way Loyaloop checks SendGrid's and Twilio's webhooks (docs/actions.md shows
-  the receiving side, and ``tests/channels/action_receiver.py`` is a reference receiver).
+  the receiving side, and ``orchestrator/cli/reference_receiver.py`` is the reference receiver).
 
 Timeouts, connection failures, ``429`` and ``5xx`` are transient (retried with back-off,
 honouring ``Retry-After``); any other ``4xx`` is permanent, recorded with its status only (a body
@@ -76,7 +76,7 @@ class Webhook:
         url = self._env.get(url_env, "").strip()
         secret = self._env.get(secret_env, "")
         if not url:
-            raise ConfigurationError(f"{url_env} is not set; it holds the endpoint's URL (https://…)")
+            raise ConfigurationError(f"{url_env} is not set; export {url_env}=https://… (the endpoint's URL)")
         parts = urlsplit(url)
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise ConfigurationError(f"{url_env} is not an http(s) URL")

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import redis
 
+from orchestrator.cli.reference_receiver import Receiver, running
 from orchestrator.store import layout
 from orchestrator.store.connect import cluster_client as open_cluster
 from tests.cluster_server import RedisClusterServers
@@ -26,6 +27,21 @@ def default_key_layout() -> Iterator[None]:
     layout.use(layout.Layout())
     yield
     layout.use(layout.Layout())
+
+
+#: The signing secret tests give the shipped ``ledger`` endpoint (journeys/settings.yaml).
+LEDGER_SECRET = "test-ledger-signing-secret-0123456789abcdef"
+
+
+@pytest.fixture
+def shop_ledger(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
+    """The reference receiver on loopback as the shop's ledger: the shipped referral journeys call
+    the ``ledger`` endpoint, so a test that starts workers on them sets its URL and secret, as ops
+    would (a worker refuses to start without them)."""
+    with running(LEDGER_SECRET.encode()) as receiver:
+        monkeypatch.setenv("LOYALTY_LEDGER_URL", receiver.url)
+        monkeypatch.setenv("LOYALTY_LEDGER_SECRET", LEDGER_SECRET)
+        yield receiver
 
 
 @pytest.fixture(scope="session")

@@ -354,6 +354,7 @@ def render(
         event=event,
         now=now,
         vouchers=settings.vouchers,
+        endpoints=settings.endpoints,
         channel=used_channel,
         locale=chosen_locale,
         public_url=settings.public_url,

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from orchestrator.cli.demo_ledger import ledger_lines
 from orchestrator.cli.demo_run import SEND_HEADINGS, default_outbox, default_state, journey_row, run_demo, step_rows
 from orchestrator.cli.report import DEFAULT_HTML, FORMATS, produce_report
 from orchestrator.cli.status_table import JOURNEY_COLUMNS, LEGEND, counts_table
@@ -99,6 +100,8 @@ def demo(
     sends = [([j.id], step_rows(j, result.stats[j.id])) for j in ordered]
     console.print(counts_table("Sends and the gate's decisions", SEND_HEADINGS, sends))
     console.print(LEGEND, style="dim")
+    for line in ledger_lines(result.ledger, result.vouchers):
+        console.print(line, highlight=False)
     if outbox is None:
         # A few megabytes per run: not left behind in the temp folder unless asked for.
         result.outbox.unlink(missing_ok=True)

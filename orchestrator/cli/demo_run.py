@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from orchestrator.cli.demo_ledger import LedgerRecord, VoucherRecord, demo_ledger, ledger_record, voucher_records
 from orchestrator.cli.demo_response import Happening, Responder, merge
 from orchestrator.cli.status_table import COLUMNS, COUNTED_AS, JOURNEY_COLUMNS, channel_stat
 from orchestrator.engine.enrollment import ChannelOutcome, ChannelOutcomeName
@@ -68,6 +69,10 @@ class DemoResult:
     messages: int
     #: The exact measurement record of every journey version (for ``loyaloop report``'s figures).
     figures: list[VersionFigures] = field(default_factory=list)
+    #: The rewards the reference ledger applied (None: no journey endpoint to stand in for).
+    ledger: LedgerRecord | None = None
+    #: Each voucher pool's codes after the run.
+    vouchers: list[VoucherRecord] = field(default_factory=list)
 
 
 def synthetic_story(customers: int, days: int, start: datetime, rng: random.Random) -> list[Happening]:
@@ -83,6 +88,7 @@ def synthetic_story(customers: int, days: int, start: datetime, rng: random.Rand
     span = timedelta(days=days)
     for index in range(customers):
         cid = f"cust-{index:04d}"
+        code = f"REF-{index:04d}"
         zone = rng.choice(ZONES)
         locale = "nl" if zone == "Europe/Amsterdam" and rng.random() < 0.8 else "en"
         joined = start + span * (0.4 * rng.random())
@@ -97,6 +103,7 @@ def synthetic_story(customers: int, days: int, start: datetime, rng: random.Rand
             "tier": rng.choice(("bronze", "bronze", "silver", "gold", "platinum")),
             "points": rng.randrange(0, 2000),
             "consent": {"email": rng.random() < 0.9, "sms": rng.random() < 0.6, "push": rng.random() < 0.7},
+            "referral_code": code,
         }
         if rng.random() < 0.7:
             attributes["phone"] = f"+3161{index:07d}" if zone.startswith("Europe") else f"+1212555{index:04d}"
@@ -127,12 +134,39 @@ def synthetic_story(customers: int, days: int, start: datetime, rng: random.Rand
             score = rng.choice((6, 8, 9, 10, 10))
             answered = joined + timedelta(days=rng.uniform(5, 40))
             add(answered, "nps.answered", cid, {"score": score})
-            if score >= 9 and index > 0 and rng.random() < 0.6:
-                friend = f"cust-{rng.randrange(0, index):04d}"
-                converted = {"referrer_id": cid, "friend_id": friend, "friend_first_name": rng.choice(FIRST_NAMES)}
-                add(answered + timedelta(days=rng.uniform(3, 20)), "referral.converted", cid, converted)
+            if score >= 9 and rng.random() < 0.6:
+                # A promoter's friend signs up with the promoter's code and orders: Loyaloop
+                # attributes the first order and rewards both sides (runtime/referrals.py).
+                friend = f"{cid}-friend"
+                arrived = answered + timedelta(days=rng.uniform(1, 10))
+                add(arrived, "identify", friend, _friend_attributes(friend, rng.choice(FIRST_NAMES), zone, locale))
+                add(
+                    arrived + timedelta(seconds=1),
+                    "customer.signed_up",
+                    friend,
+                    {"source": "web", "referral_code": code},
+                )
+                item = dict(rng.choice(PRODUCTS), quantity=1)
+                first_order = {
+                    "order_id": f"O-{counter}",
+                    "total": float(item["price"]),
+                    "currency": "EUR",
+                    "items": [item],
+                }
+                add(arrived + timedelta(days=rng.uniform(1, 12)), "order.placed", friend, first_order)
     story.sort()
     return story
+
+
+def _friend_attributes(friend: str, first_name: str, zone: str, locale: str) -> dict[str, Any]:
+    """A referred friend: reachable by e-mail (their welcome reward goes there), no birthday."""
+    return {
+        "email": f"{friend}@example.com",
+        "timezone": zone,
+        "locale": locale,
+        "first_name": first_name,
+        "consent": {"email": True, "sms": False, "push": False},
+    }
 
 
 def _safe_date(day: date) -> date:
@@ -161,7 +195,10 @@ def run_demo(
     end = start + timedelta(days=days)
     began = time.perf_counter()
     responder = Responder(settings.outbox_path)
-    with Embedded(settings, journeys=journeys, clock=clock, threads=DEMO_THREADS) as system:
+    with (
+        demo_ledger(settings) as receiver,
+        Embedded(settings, journeys=journeys, clock=clock, threads=DEMO_THREADS) as system,
+    ):
         system.runtime.send_lease = 7 * 86400.0  # simulated time: a send never outlives its lease
         load_demo_vouchers(settings, Vouchers(system.runtime.store.redis), customers)
         position = 0
@@ -188,6 +225,8 @@ def run_demo(
                 progress(clock.now, position)
         stats = {journey_id: system.runtime.store.stats(journey_id) for journey_id in journeys}
         figures = system.runtime.store.version_figures()
+        pools = voucher_records(settings, Vouchers(system.runtime.store.redis))
+        ledger = ledger_record(receiver)
         if state is not None and not settings.redis_url:
             snapshot.dump(system.client, state, {"now": clock.now.isoformat()})
     outbox = settings.outbox_path
@@ -196,7 +235,7 @@ def run_demo(
         with outbox.open(encoding="utf-8") as handle:
             messages = sum(1 for _ in handle)
     took = time.perf_counter() - began
-    return DemoResult(journeys, stats, outbox, customers, days, len(story), took, messages, figures)
+    return DemoResult(journeys, stats, outbox, customers, days, len(story), took, messages, figures, ledger, pools)
 
 
 def _reaction_order(customer_id: str, number: int) -> dict[str, Any]:

@@ -10,11 +10,12 @@ from typing import Any
 
 from orchestrator.engine.walkthrough import walk
 from orchestrator.errors import TemplateError
-from orchestrator.language.journey import Journey, SendStep
-from orchestrator.language.preview import sample_voucher
+from orchestrator.language.journey import ActionStep, Journey, SendStep
+from orchestrator.language.preview import sample_saved, sample_voucher
 from orchestrator.language.profile import Profile
 from orchestrator.language.render import RenderedContent, Renderer, build_context
 from orchestrator.message import sms_segments
+from orchestrator.runtime.actions import body_of
 from orchestrator.settings import Settings
 
 
@@ -33,6 +34,7 @@ def walk_text(
         f"# {journey.id}: every step for profile {profile.id!r} (locale {chosen}), entering {start:%Y-%m-%d %H:%M %Z}",
         "# sends are taken as sent and waits as timed out; caps, quiet hours and consent are not applied",
     ]
+    saved = sample_saved(journey, settings.endpoints)
     for item in walk(journey, profile, trigger=event, start=start, settings_timezone=settings.default_timezone):
         offset = _offset(item.at - start)
         lines.append(f"{offset:>9}  {item.step_id or '':<22} {item.kind:<7} {item.detail}")
@@ -48,10 +50,14 @@ def walk_text(
                 step_id=item.send.step_id,
                 now=item.at,
                 voucher=voucher,
+                saved=saved,
             )
             try:
-                content = renderer.render(item.send.channels[0], item.send.template, chosen, ctx)
-                text = format_content(content, html=False)
+                if isinstance(step, ActionStep):  # the body the shop's endpoint would get (nothing is called)
+                    text = f"calls {step.action!r} with {json.dumps(body_of(step, ctx), ensure_ascii=False)}"
+                else:
+                    content = renderer.render(item.send.channels[0], item.send.template, chosen, ctx)
+                    text = format_content(content, html=False)
             except TemplateError as exc:
                 text = f"cannot render: {exc}"
             lines.append(textwrap.indent(text, " " * 11 + "│ ", lambda line: True))

@@ -16,7 +16,7 @@ from orchestrator import plugins
 from orchestrator.errors import InputError
 from orchestrator.language.journey import EventTrigger, SendStep
 from orchestrator.language.loader import load_catalogue_for, load_journeys
-from orchestrator.language.preview import sample_voucher
+from orchestrator.language.preview import sample_saved, sample_voucher
 from orchestrator.language.render import Renderer
 from orchestrator.language.seedlist import read_seed_list
 from orchestrator.runtime.seed_sends import send_tests
@@ -91,6 +91,7 @@ def send_test(
         default_locale=settings.default_locale,
         voucher=sample_voucher(settings.vouchers, pools[0]) if pools else None,
         channel=channel,
+        saved=sample_saved(journey, settings.endpoints),
     )
     for result in results:
         where = result.channel or "-"

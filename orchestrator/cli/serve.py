@@ -73,7 +73,7 @@ def serve(host: str, port: int, workers: int, log_level: str, access_log: bool) 
     # Refuse bad configuration here, once, rather than in every worker process.
     settings = load_settings()
     require_redis(settings)
-    require_ready(settings, command="serve", need_channels=False, need_journeys=False)
+    require_ready(settings, command="serve", need_channels=False, need_journeys=False, need_endpoints=False)
     http = load_http_config()
     if console_users():  # a malformed user list, or no key to sign sessions, is refused here
         session_key(os.environ)

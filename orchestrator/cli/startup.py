@@ -18,10 +18,17 @@ def require_ready(
     need_secret: bool = True,
     need_channels: bool = True,
     need_journeys: bool = True,
+    need_endpoints: bool = True,
 ) -> Readiness:
     """Run :func:`~orchestrator.runtime.readiness.check_startup`; print warnings, and on any problem
     print them all (``error: …``, one a line) and exit 1.  A clean start names the journeys served."""
-    found = check_startup(settings, need_secret=need_secret, need_channels=need_channels, need_journeys=need_journeys)
+    found = check_startup(
+        settings,
+        need_secret=need_secret,
+        need_channels=need_channels,
+        need_journeys=need_journeys,
+        need_endpoints=need_endpoints,
+    )
     for warning in found.warnings:
         click.echo(f"warning: {warning}", err=True)
     if not found.ok:

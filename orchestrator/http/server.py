@@ -91,7 +91,8 @@ def build_app() -> Starlette:
     console = None
     if console_users():
         # The console's "remove from journey" ends runs through the runtime's own exit path.
-        runtime = build_runtime(settings, client)
+        # It runs no step, so the journeys' endpoints need no URL here (workers check them).
+        runtime = build_runtime(settings, client, check_endpoints=False)
         console = console_from_environment(settings, client, journeys=runtime.journeys.current, end_run=runtime.end_run)
     aredis = async_redis(url, timeout=config.redis_timeout)
     return create_app(settings, intake, client, config=config, aredis=aredis, console=console)

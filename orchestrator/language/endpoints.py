@@ -7,7 +7,7 @@ call an arbitrary host, and a committed settings file holds no secret.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,3 +31,7 @@ class Endpoint(BaseModel):
     rate_limit: Annotated[float, Field(gt=0)] | None = None
     #: The largest response body read (bytes); a larger one is a permanent failure.
     max_response: Annotated[int, Field(ge=1024, le=1_048_576)] = 65_536
+    #: The answer previews (``render``, ``send-test``, the console) and ``simulate`` use in place of
+    #: a real call, so templates reading ``step.<save_as>`` show something shaped like the shop's
+    #: answer; nothing is ever called to preview or simulate a journey (None: an empty answer).
+    example: dict[str, Any] | None = None

@@ -4,7 +4,8 @@ A preview renders a step's template for a profile (a real one, or the sample bui
 examples in ``catalogue.yaml``) with the trigger event (given, or the catalogue's example), through
 the same :class:`~orchestrator.language.render.Renderer` the workers use, so what a marketer
 previews is what a customer gets.  A voucher step shows a code shaped like the pool's real ones
-(a generated pool's format under a throw-away key), never a code taken from a pool.
+(a generated pool's format under a throw-away key), never a code taken from a pool; an answer an
+``action`` step keeps (``step.<save_as>``) is the endpoint's declared ``example``, never a call.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from orchestrator.language.catalogue import Catalogue
-from orchestrator.language.journey import EventTrigger, Journey, SendStep
+from orchestrator.language.endpoints import Endpoint
+from orchestrator.language.journey import ActionStep, EventTrigger, Journey, SendStep
 from orchestrator.language.profile import Profile
 from orchestrator.language.render import RenderedContent, Renderer, build_context
 from orchestrator.language.vouchers import VoucherPool, generated_code
@@ -45,6 +47,16 @@ def sample_voucher(vouchers: Mapping[str, VoucherPool], pool: str | None) -> dic
     return {"code": "SAMPLE-CODE"}
 
 
+def sample_saved(journey: Journey, endpoints: Mapping[str, Endpoint]) -> dict[str, Any]:
+    """What a preview shows for ``{{ step.<save_as> }}``: each saving step's endpoint ``example``."""
+    saved: dict[str, Any] = {}
+    for step in journey.steps:
+        if isinstance(step, ActionStep) and step.save_as is not None:
+            spec = endpoints.get(step.action)
+            saved[step.save_as] = dict(spec.example) if spec is not None and spec.example is not None else {}
+    return saved
+
+
 def render_step(
     renderer: Renderer,
     journey: Journey,
@@ -57,6 +69,7 @@ def render_step(
     channel: str | None = None,
     locale: str | None = None,
     public_url: str = "",
+    endpoints: Mapping[str, Endpoint] | None = None,
 ) -> RenderedContent:
     """The message ``profile`` would get from ``step`` on ``channel`` (default: its first) in ``locale``
     (default: the profile's, then the renderer's default).  A marketing journey's unsubscribe link
@@ -72,6 +85,7 @@ def render_step(
         now=now,
         unsubscribe_url=f"{public_url.rstrip('/')}/u/PREVIEW-TOKEN" if journey.category == "marketing" else "",
         voucher=sample_voucher(vouchers, step.voucher),
+        saved=sample_saved(journey, endpoints or {}),
     )
     chosen = locale or profile.locale or renderer.default_locale
     return renderer.render(channel or step.send, step.template, chosen, context)

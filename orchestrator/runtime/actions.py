@@ -84,6 +84,46 @@ def _rendered(value: Any, ctx: dict[str, Any]) -> Any:
     return render_value(value, ctx)
 
 
+def endpoint_problems(journeys: dict[str, Journey], settings: Settings, kinds: dict[str, ActionKind]) -> list[str]:
+    """One line per endpoint the journeys call that could not be called now, naming the journey and
+    step that call it, the endpoint, and what to set (the environment variable with its URL or
+    secret): a process that would make those calls refuses to start on any of them, so a missing
+    ``LOYALTY_LEDGER_URL`` is found at deploy time, not as failed calls days later.
+
+    Checked once per endpoint (the kind's ``target``, when it has one, reads its configuration);
+    every step calling a broken endpoint is named on its one line."""
+    callers: dict[str, list[tuple[str, str]]] = {}
+    for journey in sorted(journeys.values(), key=lambda j: j.id):
+        for step in journey.steps:
+            if isinstance(step, ActionStep):
+                callers.setdefault(step.action, []).append((journey.id, step.id))
+    problems = []
+    for endpoint, steps in sorted(callers.items()):
+        try:
+            _configured(endpoint, settings, kinds)
+        except ConfigurationError as exc:
+            (journey_id, step_id), others = steps[0], steps[1:]
+            also = f" (also {', '.join(f'{j}/{s}' for j, s in others)})" if others else ""
+            problems.append(
+                f"journey {journey_id!r} step {step_id!r}{also} calls endpoint {endpoint!r}, which cannot be "
+                f"called: {exc}"
+            )
+    return problems
+
+
+def _configured(endpoint: str, settings: Settings, kinds: dict[str, ActionKind]) -> None:
+    spec = settings.endpoints.get(endpoint)
+    if spec is None:
+        raise ConfigurationError("it is not declared in settings.yaml under 'endpoints:'")
+    kind = kinds.get(spec.kind)
+    if kind is None:
+        known = ", ".join(sorted(kinds)) or "none"
+        raise ConfigurationError(f"its kind {spec.kind!r} is provided by no plugin (installed kinds: {known})")
+    target = getattr(kind, "target", None)
+    if callable(target):
+        target(spec.model_dump())
+
+
 class ActionCaller:
     """Calls the endpoints of one worker process; safe to share between its threads."""
 
@@ -108,13 +148,9 @@ class ActionCaller:
     def check(self, journeys: dict[str, Journey]) -> None:
         """Every endpoint a journey calls is declared, of a known kind, and configured (its
         environment set): a worker refuses to start otherwise, rather than fail at the first call."""
-        for journey in journeys.values():
-            for step in journey.steps:
-                if isinstance(step, ActionStep):
-                    kind = self._kind(step.action)
-                    target = getattr(kind, "target", None)
-                    if callable(target):
-                        target(self._config(step.action))
+        problems = endpoint_problems(journeys, self.settings, self.kinds)
+        if problems:
+            raise ConfigurationError("\n".join(problems))
 
     def _config(self, endpoint: str) -> dict[str, Any]:
         spec = self.settings.endpoints.get(endpoint)

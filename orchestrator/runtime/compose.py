@@ -17,6 +17,7 @@ from orchestrator.gate.policy import Gate
 from orchestrator.language.journey import Journey
 from orchestrator.language.loader import load_journeys
 from orchestrator.language.render import Renderer
+from orchestrator.message import ActionKind
 from orchestrator.runtime.batch import sender_pool
 from orchestrator.runtime.delivery import Delivery, signing_secret
 from orchestrator.runtime.drain_slots import DrainSlots
@@ -80,6 +81,8 @@ def build_runtime(
     send_lease: float | None = None,
     timer_shards: int | None = None,
     in_process: bool = False,
+    action_kinds: dict[str, ActionKind] | None = None,
+    check_endpoints: bool = True,
 ) -> Runtime:
     """Wire a runtime from settings and a Redis client (``decode_responses=True``).
 
@@ -88,6 +91,12 @@ def build_runtime(
     allowed (see :func:`orchestrator.runtime.delivery.signing_secret`); nor is it needed when no
     journey builds an unsubscribe link (no marketing journey sends).  The runtime owns its drain
     slots and sender threads: whoever builds it calls ``Runtime.close`` when done.
+
+    ``action_kinds``: what ``action`` steps call (default: the plugins' kinds; ``loyaloop demo``
+    points them at its own loopback receiver, ``simulate`` records instead of calling).  Every
+    endpoint the journeys call must be configured before work starts (ConfigurationError naming
+    journey, step and variable), unless ``check_endpoints`` is False: a process that never runs a
+    step (the console ending runs, ``serve``) needs no endpoint's URL.
     """
     timer_lease = settings.timer_lease if timer_lease is None else timer_lease
     send_lease = settings.send_lease if send_lease is None else send_lease
@@ -116,9 +125,9 @@ def build_runtime(
         ratelimiter=RateLimiter.for_channels(client, settings) if settings.rate_limits else None,
         secret=secret,
         claim_lease=send_lease,
-        action_kinds=plugins.build_action_kinds(settings, manager),
+        action_kinds=plugins.build_action_kinds(settings, manager) if action_kinds is None else action_kinds,
     )
-    if delivery.caller is not None:
+    if check_endpoints and delivery.caller is not None:
         delivery.caller.check(journeys)  # an endpoint a journey calls must be configured before work starts
     return Runtime(
         settings=settings,

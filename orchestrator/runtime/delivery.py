@@ -354,7 +354,9 @@ class Delivery:
             now=now,
             unsubscribe_url=link,
             voucher=voucher.context() if voucher is not None else None,
-            saved=self.saved.for_run(profile.id, enrollment.run_id) if _saves(journey) else None,
+            # The run's own answers, kept under the run's customer: a message sent `to:` another
+            # customer (the referred friend) reads them too.
+            saved=self.saved.for_run(enrollment.customer_id, enrollment.run_id) if _saves(journey) else None,
         )
         locale = profile.locale or self.settings.default_locale
         content = self.renderer.render(channel.name, send.template, locale, ctx)

@@ -12,7 +12,11 @@ settings the loaded journeys make necessary:
   machine (the default points at this machine's loopback, which no customer can reach; with Redis on
   loopback too it is a trial run, and only warned about);
 - each channel's own variables (SendGrid's sender, Twilio's sender or messaging service, FCM's
-  service account), as its plugin's ``loyaloop_configure`` hook checks them.
+  service account), as its plugin's ``loyaloop_configure`` hook checks them;
+- every endpoint an ``action`` step calls: declared, of a kind a plugin provides, and configured
+  (its URL and signing secret in the environment), one line per endpoint naming the journey, the
+  step and the variable to set.  A worker or scheduler refuses to start on it rather than record
+  failed calls later (the scheduler fires the timers that lead to those calls).
 
 The result is a list of one-line problems, each naming the fix, plus warnings that do not stop a
 start (a channel writing to the outbox file on a production Redis).  Nothing here raises for bad
@@ -34,6 +38,7 @@ from orchestrator.gate.unsubscribe import SECRET_HINT, secret_bytes
 from orchestrator.language.journey import Journey, SendStep
 from orchestrator.language.loader import load_journeys
 from orchestrator.message import Channel
+from orchestrator.runtime.actions import endpoint_problems
 from orchestrator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -81,6 +86,7 @@ def check_startup(
     need_secret: bool = True,
     need_channels: bool = True,
     need_journeys: bool = True,
+    need_endpoints: bool = True,
 ) -> Readiness:
     """Every problem that would stop this process from doing its work, before it takes any.
 
@@ -90,6 +96,8 @@ def check_startup(
     only a warning (the scheduler's machine need not hold the providers' secrets).
     ``need_journeys``: the process runs journeys; elsewhere (``serve``) a missing journeys folder is
     a warning and the checks that depend on the journeys are skipped.
+    ``need_endpoints``: the process leads to action calls (workers make them, schedulers fire the
+    timers before them); elsewhere (``serve``) an endpoint that cannot be called is only a warning.
     """
     found = Readiness()
     if need_redis and not settings.redis_url:
@@ -128,6 +136,12 @@ def check_startup(
         found.problems.extend(str(problem) for problem in exc.problems)
     except (ConfigurationError, OSError) as exc:
         found.problems.append(f"journeys in {settings.journeys_dir} cannot be loaded: {exc}")
+    if found.journeys:
+        try:
+            unreachable = endpoint_problems(found.journeys, settings, plugins.build_action_kinds(settings, manager))
+        except ConfigurationError as exc:  # two plugins registering one kind
+            unreachable = [str(exc)]
+        (found.problems if need_endpoints else found.warnings).extend(unreachable)
     senders = marketing_senders(found.journeys)
     if senders and need_secret:
         try:

@@ -64,9 +64,11 @@ def send_tests(
     default_locale: str,
     voucher: dict[str, str] | None = None,
     channel: str | None = None,
+    saved: dict[str, Any] | None = None,
 ) -> list[TestSendResult]:
     """Every step's message to every seed, on ``channel`` or the first of the step's channels
-    the seed has an address for."""
+    the seed has an address for.  ``saved`` stands for what the journey's ``action`` steps keep
+    (``step.<save_as>``): a test send calls no endpoint."""
     allowed = seeds.addresses()
     results: list[TestSendResult] = []
     for seed in seeds.seeds:
@@ -87,6 +89,7 @@ def send_tests(
                     default_locale,
                     voucher,
                     channel,
+                    saved,
                 )
             )
     return results
@@ -106,6 +109,7 @@ def _one(
     default_locale: str,
     voucher: dict[str, str] | None,
     only: str | None,
+    saved: dict[str, Any] | None,
 ) -> TestSendResult:
     names = [only] if only is not None else list(step.channels)
     chosen = next((channels[n] for n in names if n in channels and profile.address(channels[n].address_field)), None)
@@ -124,6 +128,7 @@ def _one(
         step_id=step.id,
         now=now,
         voucher=voucher if step.voucher else None,
+        saved=saved,
     )
     try:
         content = renderer.render(chosen.name, step.template, profile.locale or default_locale, ctx)

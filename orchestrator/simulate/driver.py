@@ -30,7 +30,8 @@ from typing import Any, Protocol
 
 from orchestrator.errors import InputError
 from orchestrator.language.journey import DateTrigger, Journey, ScheduleTrigger
-from orchestrator.runtime.event_queue import DRAIN_BATCH, QueuedEvent
+from orchestrator.runtime.event_drain import drain
+from orchestrator.runtime.event_queue import DRAIN_BATCH, EventQueue, QueuedEvent
 from orchestrator.runtime.intake import Loyaloop
 from orchestrator.runtime.runtime import Runtime
 from orchestrator.simulate.source import Line
@@ -75,12 +76,20 @@ class DirectPump:
         self.runtime = runtime
         self.api = Loyaloop(_DirectNudges(runtime), client, clock=clock, consent_channels=consent_channels)
         self.scheduler = Scheduler(runtime, self._fire, runtime.enter_batch)
+        # Events the runtime queues itself (``referral.converted`` when a referred friend first
+        # orders) are drained here, at once, as a worker's drain message would in production.
+        self.queue = EventQueue(client)
+        self.queued: set[int] = set()
+        if runtime.referrals is not None:
+            runtime.referrals.nudge = self.queued.add
 
     def _fire(self, members: list[str]) -> None:
         fire_claimed(self.runtime, [parse_member(member) for member in members])
 
     def track(self, events: list[QueuedEvent]) -> None:
         self.runtime.handle_events(events)
+        while self.queued:
+            drain(self.runtime, self.queue, self.queued.pop(), self.queued.add)
 
     def identify(self, customer_id: str, attributes: dict[str, Any]) -> None:
         self.api.identify(customer_id, attributes)

@@ -13,14 +13,15 @@ order in which worker threads happened to finish never shows in the files.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
 from orchestrator.engine.enrollment import Decision, Enrollment, Finish, Record, SendAction
+from orchestrator.language.endpoints import Endpoint
 from orchestrator.language.journey import Journey
-from orchestrator.message import Channel, Message, Receipt
+from orchestrator.message import ActionCall, ActionKind, ActionReply, Channel, Message, Receipt
 from orchestrator.runtime.attempts import AttemptResult
 from orchestrator.runtime.runtime import Runtime
 
@@ -112,6 +113,10 @@ class Recorder:
     def channels(self, names: Iterable[str] = BUILTIN_CHANNELS) -> dict[str, Channel]:
         """A recorder channel for each built-in channel name."""
         return {name: RecorderChannel(name, *BUILTIN_CHANNELS[name], keep=self._keep) for name in names}
+
+    def action_kinds(self, endpoints: Mapping[str, Endpoint]) -> dict[str, ActionKind]:
+        """A stand-in for the kind of every declared endpoint: a simulation never calls the shop."""
+        return {spec.kind: RecordedAction(spec.kind) for spec in endpoints.values()}
 
     def attach(self, runtime: Runtime) -> None:
         """Replace the runtime's channels with recorders and watch its decisions."""
@@ -226,3 +231,16 @@ def _message_key(row: MessageRow) -> tuple[str, ...]:
 
 def _decision_key(row: DecisionRow) -> tuple[str, ...]:
     return (row.at, row.customer_id, row.journey_id, row.step_id, row.channel, row.outcome, row.until)
+
+
+class RecordedAction:
+    """An action kind in a simulation: nothing is called, and the endpoint's declared ``example``
+    is the answer (kept when the step says ``save_as``, so later templates render as in previews).
+    The call is counted as the real one would be (``sent:action``)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def call(self, call: ActionCall, config: dict[str, Any]) -> ActionReply:
+        example = config.get("example")
+        return ActionReply(200, dict(example) if isinstance(example, dict) else None)

@@ -131,6 +131,7 @@ def _simulate(
         channels=recorder.channels(),
         timer_shards=EMBEDDED_SHARDS,
         in_process=True,
+        action_kinds=recorder.action_kinds(setup.settings.endpoints),
     )
     runtime.delivery.observer = recorder
     freeze_startup_objects()  # as a worker does: journeys and templates live as long as the run

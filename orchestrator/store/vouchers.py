@@ -58,6 +58,10 @@ class Vouchers:
         code = self.redis.hget(keys.voucher_given(pool), key)
         return str(code) if code else None
 
+    def codes_given(self, pool: str) -> list[str]:
+        """Every code handed out from the pool, one per run and step (for the demo's account)."""
+        return [str(code) for code in self.redis.hvals(keys.voucher_given(pool))]
+
     def stock(self, pool: str) -> Stock:
         pipe = self.redis.pipeline(transaction=False)
         pipe.llen(keys.voucher_free(pool))

@@ -27,6 +27,7 @@ from dramatiq.brokers.stub import StubBroker
 
 from orchestrator import plugins
 from orchestrator.language.journey import Journey
+from orchestrator.message import ActionKind
 from orchestrator.runtime.compose import build_runtime
 from orchestrator.runtime.intake import Loyaloop
 from orchestrator.runtime.runtime import Runtime
@@ -71,6 +72,7 @@ class Embedded:
         clock: Callable[[], datetime] = utc_now,
         threads: int = 4,
         client: redis.Redis | None = None,
+        action_kinds: dict[str, ActionKind] | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -97,6 +99,7 @@ class Embedded:
             clock=clock,
             timer_shards=EMBEDDED_SHARDS if not settings.redis_url else None,
             in_process=in_process,
+            action_kinds=action_kinds,
         )
         self.actors.use(self.runtime)
         # The outbox stamps ``sent_at`` from this clock: the simulated time in ``loyaloop demo``.

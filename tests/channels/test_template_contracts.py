@@ -24,6 +24,7 @@ from orchestrator.gate import unsubscribe
 from orchestrator.language.catalogue import CATALOGUE_FILE, load_catalogue
 from orchestrator.language.journey import EventTrigger, Journey
 from orchestrator.language.loader import load_journeys
+from orchestrator.language.preview import sample_saved
 from orchestrator.language.profile import Profile
 from orchestrator.language.render import Renderer, build_context
 from orchestrator.message import Channel, Message
@@ -105,6 +106,7 @@ def message(case: Case, locale: str, renderer: Renderer) -> Message:
         now=NOW,
         unsubscribe_url=link,
         voucher={"code": "DEMO-BIRTHDAY-00001"} if getattr(case.journey.step(case.step_id), "voucher", None) else None,
+        saved=sample_saved(case.journey, load_settings(JOURNEYS, env={}).endpoints),
     )
     content = renderer.render(case.channel, case.template, locale, context)
     run = "run-contract"

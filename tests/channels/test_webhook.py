@@ -10,9 +10,9 @@ import pytest
 import requests
 
 from channels.webhook import Webhook, sign
+from orchestrator.cli.reference_receiver import running, verify
 from orchestrator.errors import PermanentError, TransientError
 from orchestrator.message import ActionCall, ActionReply
-from tests.channels.action_receiver import running, verify
 from tests.channels.loopback import LoopbackServer, Reply
 
 SECRET = "a-secret-of-at-least-thirty-two-chars!"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,6 +14,7 @@ from click.testing import CliRunner
 
 from orchestrator.cli import cli
 from orchestrator.cli.demo_run import journey_row, step_rows
+from orchestrator.cli.reference_receiver import running
 from orchestrator.language.journey import Journey
 
 
@@ -159,14 +162,16 @@ def test_one_seed_tells_one_story_stamped_in_simulated_time(tmp_path: Path, monk
     not the machine's clock."""
     monkeypatch.delenv("REDIS_URL", raising=False)
     monkeypatch.delenv("LOYALOOP_SECRET_KEY", raising=False)
-    runs = []
+    runs, rewards = [], []
     for name in ("one", "two"):
         outbox = tmp_path / f"{name}.jsonl"
         args = ["demo", "--customers", "60", "--days", "40", "--seed", "3", "--outbox", str(outbox)]
         result = CliRunner().invoke(cli, [*args, "--report", "none", "--state", str(tmp_path / f"{name}.json")])
         assert result.exit_code == 0, result.output
         runs.append(_outbox_lines(outbox))
+        rewards.append(_rewards(result.output))
     assert runs[0] == runs[1] and len(runs[0]) > 50
+    assert rewards[0] == rewards[1] and "RWD-0001" in rewards[0]  # the ledger's account too
     stamps = [datetime.fromisoformat(str(line["sent_at"])) for line in runs[0]]
     start = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)
     assert all(start <= stamp <= start + timedelta(days=40) for stamp in stamps)
@@ -187,3 +192,51 @@ def test_without_outbox_the_demo_leaves_no_file_in_the_temp_folder(
     assert result.exit_code == 0, result.output
     assert list(scratch.iterdir()) == []
     assert "Outbox: not kept" in " ".join(result.output.split())
+
+
+def _rewards(output: str) -> str:
+    """The demo's account of the rewards: from the ledger's heading to the vouchers' line."""
+    text = output[output.index("Rewards at the reference ledger") :]
+    return text[: text.index("\n", text.index("Vouchers birthday"))]
+
+
+@pytest.mark.slow
+def test_the_demo_shows_the_rewards_as_the_reference_ledger_recorded_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Referrals are attributed by Loyaloop (friends sign up with a promoter's code and order), both
+    sides are credited through the ledger endpoint — answered by the reference receiver on loopback,
+    which verified every signature and applied one credit per run and step — and each side's
+    message carries the code the ledger answered.  A ledger URL already in the environment is
+    never called by the demo's synthetic customers, and is put back afterwards."""
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("LOYALOOP_SECRET_KEY", raising=False)
+    outbox = tmp_path / "outbox.jsonl"
+    with running(b"the-shops-real-ledger-secret-0123456789") as real_ledger:
+        monkeypatch.setenv("LOYALTY_LEDGER_URL", real_ledger.url)
+        args = ["demo", "--customers", "60", "--days", "45", "--outbox", str(outbox), "--report", "none"]
+        result = CliRunner().invoke(cli, [*args, "--state", str(tmp_path / "state.json")])
+        assert result.exit_code == 0, result.output
+        assert real_ledger.calls == [] and real_ledger.refused == 0
+        assert os.environ["LOYALTY_LEDGER_URL"] == real_ledger.url
+    assert "LOYALTY_LEDGER_SECRET" not in os.environ
+    rewards = _rewards(result.output)
+    found = re.search(r"(\d+) credits, one per Idempotency-Key \((\d+) signed calls, 0 repeats, 0 refused\)", rewards)
+    assert found is not None, rewards
+    credits = int(found.group(1))
+    assert credits >= 4 and credits == int(found.group(2))
+    per_reason = dict(re.findall(r"(referral_referrer|referral_friend)\s+(\d+) credit", rewards))
+    assert per_reason["referral_referrer"] == per_reason["referral_friend"] == str(credits // 2)
+    assert re.search(r"Vouchers birthday: [1-9]\d* codes handed out \(all unique\)", rewards), rewards
+    # Each side's message shows the code the ledger answered for that side (a message may be held
+    # by a cap: a credit is not a message, and is not held with it).
+    credited_to = dict(re.findall(r"(RWD-\d{4})\s+\+500 to (\S+)", rewards))
+    told: dict[str, str] = {}
+    for line in outbox.read_text(encoding="utf-8").splitlines():
+        message = json.loads(line)
+        if message["step_id"] in ("thank_referrer", "welcome_friend"):
+            (code,) = re.findall(r"(?:reference|kenmerk) (RWD-\d{4})", message["body"])
+            told[code] = message["customer_id"]
+    assert told and all(credited_to.get(code, customer) == customer for code, customer in told.items())
+    assert set(told) <= {f"RWD-{n:04d}" for n in range(1, credits + 1)}
+    assert {code for code in told if code in credited_to}, "a listed credit's message reached its customer"

@@ -231,6 +231,29 @@ def test_voucher_pools_full_low_and_empty(redis_client: redis.Redis) -> None:
     assert "loyaloop vouchers load low FILE" in found["vouchers low"].detail
 
 
+def test_an_action_endpoint_without_its_url_fails_the_report_in_one_line(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """doctor reports what would stop a worker: the journey, step, endpoint and variable to set."""
+    (env / "journeys" / "credit.yaml").write_text(
+        "id: credit\nname: Credit\ntrigger: {event: review.posted}\ncategory: transactional\nsteps:\n"
+        '  - {id: give_points, action: ledger, body: {customer: "{{ profile.id }}"}}\n',
+        encoding="utf-8",
+    )
+    (env / "journeys" / "settings.yaml").write_text(
+        "endpoints:\n  ledger: {kind: webhook, url_env: SHOP_LEDGER_URL, secret_env: SHOP_LEDGER_SECRET}\n",
+        encoding="utf-8",
+    )
+    monkeypatch.delenv("SHOP_LEDGER_URL", raising=False)
+    monkeypatch.setenv("SHOP_LEDGER_SECRET", "x" * 40)
+    failed = [check for check in run_checks(load_settings()) if check.status == "fail"]
+    assert [check.name for check in failed] == ["config"]
+    assert failed[0].detail.startswith("journey 'credit' step 'give_points' calls endpoint 'ledger'")
+    assert "export SHOP_LEDGER_URL=" in failed[0].detail
+    monkeypatch.setenv("SHOP_LEDGER_URL", "https://shop.example/ledger")
+    assert not [check for check in run_checks(load_settings()) if check.status == "fail"]
+
+
 def test_on_a_cluster_every_event_shard_is_checked(cluster_url: str, redis_url: str) -> None:
     """A cluster has 64 event shards by default, not one Redis' 16: a stalled shard past the
     sixteenth is found too, and the queue's dead letters are read on its own broker."""

@@ -59,6 +59,7 @@ def test_explain_a_customer_that_is_not_in_the_simulation(tmp_path: Path, capsys
     ) or "does not exist" in output
 
 
+@pytest.mark.usefixtures("shop_ledger")  # workers on the shipped journeys need the ledger endpoint's URL
 def test_explain_a_production_customer_shows_live_runs_and_consent_not_addresses(
     tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

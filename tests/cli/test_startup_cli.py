@@ -85,3 +85,33 @@ def test_scheduler_starts_and_names_the_journeys_it_serves(redis_url: str, tmp_p
     finally:
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=20)
+
+
+CREDIT = """\
+id: credit
+name: Points for a review
+trigger: {event: review.posted}
+category: transactional
+steps:
+  - id: give_points
+    action: ledger
+    body: {customer: "{{ profile.id }}", points: "{{ 50 }}"}
+"""
+LEDGER = "endpoints:\n  ledger: {kind: webhook, url_env: SHOP_LEDGER_URL, secret_env: SHOP_LEDGER_SECRET}\n"
+
+
+def test_worker_and_scheduler_refuse_an_endpoint_without_its_url_in_one_line(redis_url: str, tmp_path: Path) -> None:
+    """Fail fast, at start-up: not a worker that starts and then fails every call to the ledger."""
+    env = _env(tmp_path, REDIS_URL=redis_url, LOYALOOP_SECRET_KEY="k" * 40, SHOP_LEDGER_SECRET="x" * 40)
+    env.pop("SHOP_LEDGER_URL", None)
+    (tmp_path / "journeys" / "credit.yaml").write_text(CREDIT, encoding="utf-8")
+    (tmp_path / "journeys" / "settings.yaml").write_text(LEDGER, encoding="utf-8")
+    for command in (["worker", "-p", "1", "-t", "1"], ["scheduler"]):
+        result = _run(command, env)
+        assert result.returncode == 1, result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+        assert errors == [
+            "error: journey 'credit' step 'give_points' calls endpoint 'ledger', which cannot be called: "
+            "SHOP_LEDGER_URL is not set; export SHOP_LEDGER_URL=https://… (the endpoint's URL)"
+        ], result.stderr
+        assert "not started (1 problem(s) above)" in result.stderr and "Traceback" not in result.stderr

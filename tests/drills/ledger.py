@@ -1,7 +1,7 @@
 """The action step of the SIGKILL drill: a loyalty ledger credited once per customer, whatever dies.
 
 The drill's journey calls the ``ledger`` endpoint between its first and second message; the
-reference receiver (``tests/channels/action_receiver.py``) runs in the drill process on loopback,
+reference receiver (``orchestrator/cli/reference_receiver.py``) runs in the drill process on loopback,
 checks every signature and applies each ``Idempotency-Key`` once.  The worker processes get its URL
 and secret through their environment, as ops would set them.
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.channels.action_receiver import Receiver, running
+from orchestrator.cli.reference_receiver import Receiver, running
 from tests.drills import support
 
 URL_ENV = "DRILL_LEDGER_URL"

@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from orchestrator.cli.reference_receiver import Receiver
 from orchestrator.runtime.event_queue import EventQueue
 from orchestrator.store import Store, keys
 from orchestrator.store.connect import open_redis
 from orchestrator.store.run_codec import split_runs
 from orchestrator.workers.client import connect
-from tests.channels.action_receiver import Receiver
 from tests.drills import ledger, support
 
 

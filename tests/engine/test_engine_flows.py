@@ -204,7 +204,8 @@ def test_winback_order_during_countdown_restarts() -> None:
 
 @pytest.mark.parametrize("name", ["referral", "referral_third_order"])
 def test_referral_rewards_both_sides(name: str) -> None:
-    """referral: invite → the friend converts → both get 500 points and a message each."""
+    """referral: invite → the friend converts → both get 500 points (Loyaloop's copy, then the shop's
+    ledger through two action steps, each its own run-and-step key) and a message each."""
     flow = shipped(name)
     who = Profile(id="c1", orders_count=3)
     trigger = {"score": 10} if name == "referral" else {"order_id": "o3", "total": 20}
@@ -221,6 +222,11 @@ def test_referral_rewards_both_sides(name: str) -> None:
         UpdateProfile("c1", set={"referral_rewarded": True}, increment={"points": 500.0}),
         UpdateProfile("f9", set={"referrer_id": "c1"}, increment={"points": 500.0}),
     ]
+    for step_id in ("credit_referrer", "credit_friend"):
+        call = only(walk.decision, SendAction)
+        assert (call.step_id, call.channels, call.template) == (step_id, ("action",), "ledger")
+        assert call.recipient_id == "c1" and call.idempotency_key == f"run:{step_id}"
+        walk.deliver()
     assert walk.sent_step == "thank_referrer"
     walk.deliver()
     friend = only(walk.decision, SendAction)

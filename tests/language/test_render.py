@@ -16,8 +16,10 @@ from orchestrator.errors import TemplateError
 from orchestrator.language.catalogue import load_catalogue
 from orchestrator.language.journey import SendStep
 from orchestrator.language.loader import load_journeys
+from orchestrator.language.preview import sample_saved
 from orchestrator.language.profile import Profile
 from orchestrator.language.render import Renderer, build_context, sms_segments, template_files
+from orchestrator.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)
@@ -197,6 +199,7 @@ def test_an_extension_character_is_not_split_across_parts() -> None:
 
 CATALOGUE = load_catalogue(ROOT / "journeys" / "catalogue.yaml")
 JOURNEYS = load_journeys(ROOT / "journeys", ROOT / "templates")
+SETTINGS = load_settings(ROOT / "journeys", env={})
 SENDS = [
     (journey.id, step.id, channel, step.template)
     for journey in JOURNEYS.values()
@@ -235,6 +238,7 @@ def test_every_shipped_template_renders_in_both_locales(
         now=NOW,
         unsubscribe_url="https://example.test/u/token",
         voucher={"code": "B-0001"} if pool else None,
+        saved=sample_saved(JOURNEYS[journey_id], SETTINGS.endpoints),  # what action steps keep (step.<save_as>)
     )
     content = renderer.render(channel, template, locale, ctx)
     assert content.locale == locale

@@ -12,10 +12,10 @@ import pluggy
 import pytest
 
 import channels.webhook
+from orchestrator.cli.reference_receiver import Receiver, running
 from orchestrator.errors import ConfigurationError
 from orchestrator.language.endpoints import Endpoint
 from orchestrator.plugins import get_plugin_manager
-from tests.channels.action_receiver import Receiver, running
 from tests.runtime import harness as harness_module
 from tests.runtime.harness import Harness, journey
 

@@ -130,3 +130,74 @@ def test_channels_without_credentials_on_redis_are_warned_about(
     env["REDIS_URL"] = "redis://127.0.0.1:6379/0"
     warnings = check_startup(load_settings(env=env)).warnings
     assert [w.split("'")[1] for w in warnings] == ["email", "sms"]
+
+
+CREDIT = """\
+id: credit
+name: Points for a review
+trigger: {event: review.posted}
+category: transactional
+steps:
+  - id: give_points
+    action: ledger
+    body: {customer: "{{ profile.id }}", points: "{{ 50 }}"}
+  - {id: thanks, send: email, template: hello}
+"""
+LEDGER = "endpoints:\n  ledger: {kind: webhook, url_env: SHOP_LEDGER_URL, secret_env: SHOP_LEDGER_SECRET}\n"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _with_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = _folder(tmp_path, credit=CREDIT)
+    (tmp_path / "journeys" / "settings.yaml").write_text(LEDGER, encoding="utf-8")
+    env["REDIS_URL"] = "redis://127.0.0.1:6379/0"
+    monkeypatch.delenv("SHOP_LEDGER_URL", raising=False)  # the endpoint kind reads the process' environment
+    monkeypatch.setenv("SHOP_LEDGER_SECRET", "x" * 40)
+    return env
+
+
+def test_an_endpoint_without_its_url_is_one_line_naming_journey_step_endpoint_and_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that would call an unconfigured endpoint refuses to start (never a failed call later):
+    one line says which journey and step call which endpoint, and the variable to set."""
+    env = _with_ledger(tmp_path, monkeypatch)
+    problems = check_startup(load_settings(env=env)).problems
+    assert len(problems) == 1, problems
+    line = problems[0]
+    assert "\n" not in line
+    assert line.startswith("journey 'credit' step 'give_points' calls endpoint 'ledger'")
+    assert "SHOP_LEDGER_URL is not set; export SHOP_LEDGER_URL=https://" in line
+    # Where no step runs (serve), the same line is a warning.
+    found = check_startup(load_settings(env=env), need_endpoints=False)
+    assert found.problems == [] and line in found.warnings
+    # Set, the check passes; a short secret is the next line.
+    monkeypatch.setenv("SHOP_LEDGER_URL", "https://shop.example/ledger")
+    assert check_startup(load_settings(env=env)).problems == []
+    monkeypatch.setenv("SHOP_LEDGER_SECRET", "short")
+    (problem,) = check_startup(load_settings(env=env)).problems
+    assert "endpoint 'ledger'" in problem and "SHOP_LEDGER_SECRET must be set to a secret of at least 32" in problem
+
+
+def test_the_shipped_journeys_need_the_ledger_url_once_for_all_their_calls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shipped referral journeys credit both sides through ``ledger``: without
+    LOYALTY_LEDGER_URL a worker refuses with one line naming every step that calls it."""
+    monkeypatch.delenv("LOYALTY_LEDGER_URL", raising=False)
+    monkeypatch.setenv("LOYALTY_LEDGER_SECRET", "y" * 40)
+    env = {
+        "LOYALOOP_JOURNEYS": str(ROOT / "journeys"),
+        "LOYALOOP_TEMPLATES": str(ROOT / "templates"),
+        "LOYALOOP_OUTBOX": str(tmp_path / "outbox.jsonl"),
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "LOYALOOP_SECRET_KEY": "k" * 40,
+    }
+    problems = [p for p in check_startup(load_settings(env=env)).problems if "endpoint" in p]
+    assert problems == [
+        "journey 'referral' step 'credit_referrer' (also referral/credit_friend, referral_third_order/credit_referrer, "
+        "referral_third_order/credit_friend) calls endpoint 'ledger', which cannot be called: LOYALTY_LEDGER_URL is "
+        "not set; export LOYALTY_LEDGER_URL=https://… (the endpoint's URL)"
+    ]
+    monkeypatch.setenv("LOYALTY_LEDGER_URL", "http://127.0.0.1:9/ledger")  # loopback: plain http allowed
+    assert not [p for p in check_startup(load_settings(env=env)).problems if "endpoint" in p]

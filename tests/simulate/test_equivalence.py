@@ -42,6 +42,7 @@ def _history(tmp_path: Path, customers: int = 60, orders: int = 160, months: int
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("shop_ledger")  # the workers' referral journeys call the ledger endpoint
 def test_simulate_and_real_workers_on_a_real_redis_agree(tmp_path: Path, redis_url: str) -> None:
     """Every message (time, customer, journey, step, channel, template, rendered subject and first
     line) and every held send (capped by which rule, deferred until when, no consent, holdout…)."""

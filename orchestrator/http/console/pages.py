@@ -128,6 +128,7 @@ class Pages:
                 event=sample_event(self.c.catalogue, journey),
                 now=self.c.clock(),
                 vouchers=self.c.settings.vouchers,
+                endpoints=self.c.settings.endpoints,
                 channel=channel,
                 locale=locale,
                 public_url=self.c.settings.public_url,

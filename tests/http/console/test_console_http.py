@@ -252,14 +252,16 @@ def calendar_cells(page: str, marker: str) -> dict[tuple[str, str], int]:
 
 def test_calendar_shows_the_recorded_sends_and_gate_outcomes_per_day(site: Site) -> None:
     """With the records' reader, each cell equals the records' ``sent:<channel>``, ``capped`` and
-    ``deferred`` counts of that day, over every journey, version and step."""
+    ``deferred`` counts of that day, over every journey, version and step.  The calendar shows
+    messages (what the fatigue policy is about): a call to the shop's ledger (``sent:action``, the
+    referral journeys' credits) is none."""
     sends: dict[tuple[str, str], int] = {}
     gate: dict[tuple[str, str], int] = {}
     for version in Store(site.redis).version_figures():
         for days in version.steps.values():
             for day, outcomes in days.items():
                 for outcome, count in outcomes.items():
-                    if outcome.startswith("sent:"):
+                    if outcome.startswith("sent:") and outcome != "sent:action":
                         sends[day, outcome[5:]] = sends.get((day, outcome[5:]), 0) + count
                     elif outcome in ("capped", "deferred"):
                         gate[day, outcome] = gate.get((day, outcome), 0) + count

@@ -1,10 +1,16 @@
-"""A reference receiver for action calls, written the way a shop would: it checks the signature and
-its age, applies each Idempotency-Key once (a repeat gets the first answer again), and answers
-with a reward code.  Tests run it on loopback; docs/actions.md shows the same checks.  A request
-whose body ends before its ``Content-Length`` (a sender killed between headers and body) is answered
-400 and counted as ``incomplete``, never verified or applied.
+"""The reference receiver of action calls: the example endpoint docs/actions.md describes, written
+the way a shop would write its own.
 
-Faults are scripted: ``fail_next`` answers the next calls with a status (and ``Retry-After``).
+It checks the ``Loyaloop-Signature`` and its age against the raw body, applies each
+``Idempotency-Key`` once (a repeat gets the first answer again) and answers with a reward code and
+the points credited.  ``loyaloop demo`` runs it on loopback as the shop's loyalty ledger, so the
+rewards its journeys credit are visible where a shop would see them; the tests and the SIGKILL
+drill run the same one.  It lives in the package, not in ``tests/``, because the demo needs it: one
+implementation, so what the demo shows is what the tests check.
+
+A request whose body ends before its ``Content-Length`` (a sender killed between headers and body)
+is answered 400 and counted as ``incomplete``, never verified or applied.  Faults can be scripted
+for tests and drills: ``fail_next`` answers the next calls with a status (and ``Retry-After``).
 """
 
 from __future__ import annotations
@@ -35,14 +41,30 @@ def verify(secret: bytes, header: str, body: bytes, now: float, tolerance: int =
     return hmac.compare_digest(expected, given)
 
 
+@dataclass(frozen=True)
+class Credit:
+    """One credit the receiver applied: its key, the code it answered with, and the request's body."""
+
+    key: str
+    code: str
+    body: dict[str, Any]
+
+    @property
+    def points(self) -> int | float:
+        value = self.body.get("points", 0)
+        return value if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
 @dataclass
 class Receiver:
     secret: bytes
     url: str = ""
     #: Every call that passed the checks: (idempotency key, body), in arrival order, repeats included.
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    #: What was applied, once per idempotency key.
+    #: What was applied, once per idempotency key: the answer given (and given again to a repeat).
     applied: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The body each key was applied with (the first arrival's).
+    bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
     refused: int = 0
     #: Requests whose body ended before its Content-Length (the sender died mid-request): not a call.
     incomplete: int = 0
@@ -69,11 +91,18 @@ class Receiver:
             self.calls.append((key, payload))
             if key not in self.applied:
                 self.applied[key] = {"code": f"RWD-{len(self.applied) + 1:04d}", "credited": payload.get("points", 0)}
+                self.bodies[key] = payload
             return 200, {"Content-Type": "application/json"}, json.dumps(self.applied[key]).encode()
+
+    def credits(self) -> list[Credit]:
+        """Every credit applied, in the order applied (one per idempotency key)."""
+        with self.lock:
+            return [Credit(key, str(answer["code"]), self.bodies[key]) for key, answer in self.applied.items()]
 
 
 @contextmanager
 def running(secret: bytes) -> Iterator[Receiver]:
+    """The receiver listening on a free loopback port (``receiver.url``) until the block ends."""
     receiver = Receiver(secret)
 
     class Handler(BaseHTTPRequestHandler):
