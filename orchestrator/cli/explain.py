@@ -103,9 +103,14 @@ def _production(console: Console, customer_id: str) -> None:
             finished = Table(title="finished runs")
             for header in ("journey", "version", "run", "entered", "ended", "how"):
                 finished.add_column(header)
-            for run in told.ended:
+            for ended in told.ended:
                 finished.add_row(
-                    run.journey_id, run.version, run.run_id, _when(run.entered_at), _when(run.ended_at), run.how
+                    ended.journey_id,
+                    ended.version,
+                    ended.run_id,
+                    _when(ended.entered_at),
+                    _when(ended.ended_at),
+                    ended.how,
                 )
             console.print(finished)
         console.print(_table(f"{customer_id}: timeline", told.moments))

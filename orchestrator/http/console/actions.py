@@ -4,8 +4,9 @@ Consent goes through the one consent writer (:func:`orchestrator.gate.consent.se
 keeps the history entry beside the flag; its ``source`` names the console user (``console:ana``),
 so the customer's consent history says who changed it.  Removing a customer from a journey ends the
 run through the runtime's own exit path (``Runtime.end_run``: a compare-and-set on the run, the
-way a restart ends one).  Both are logged by :func:`~orchestrator.http.console.web.audit` (who, when, what; never an address)
-and written to the customer's journal, so they show on the customer's timeline.
+way a restart ends one).  Both are logged by :func:`~orchestrator.http.console.web.audit` (who,
+when, what; never an address) and written to the customer's journal, so they show on the
+customer's timeline.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from orchestrator.http.console.web import (
 from orchestrator.runtime.story import REMOVED
 from orchestrator.store import journal
 from orchestrator.store.ratelimit import retry_after
-
 
 
 class Actions:

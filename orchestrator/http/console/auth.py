@@ -15,9 +15,9 @@ back, so every request also checks, on the server: the user and role against the
 (removing a user or lowering a role takes effect at once); the password mark (a keyed digest of
 the user's password hash: changing a password in ``LOYALOOP_CONSOLE_USERS`` ends that user's older
 sessions); the expiry; and the session id against the revoked sessions in Redis
-(:class:`Revocations`: logging out ends the session there and then, on every server process).  The CSRF token of a form is the session's own
-random token (the synchronizer pattern); the login form, which has no session yet, carries the
-token of a short-lived signed pre-login cookie.
+(:class:`Revocations`: logging out ends the session there and then, on every server process).
+The CSRF token of a form is the session's own random token (the synchronizer pattern); the login
+form, which has no session yet, carries the token of a short-lived signed pre-login cookie.
 """
 
 from __future__ import annotations
