@@ -1,4 +1,4 @@
-"""The runtime's witness in production: every entry, end of a run and held send goes into the
+"""The runtime's witness in production: every end of a run and every held send goes into the
 customer's journal (:mod:`orchestrator.store.journal`), which the console's customer page and
 ``loyaloop explain`` read back as a timeline.
 
@@ -59,7 +59,8 @@ def _fallback(outcome: str, channel: str) -> str:
 
 
 def decision_entries(decision: Decision, now: datetime) -> list[dict[str, str]]:
-    """The journal entries of a stored decision: entries, holdout steps and the run's end."""
+    """The journal entries of a stored decision: holdout steps and the run's end.  Entries into a
+    journey are not written: the run keeps its entry time (and a waiting customer no journal)."""
     run = decision.enrollment
     at = now.isoformat()
     base = {"at": at, "journey": run.journey_id, "run": run.run_id}
@@ -74,8 +75,6 @@ def decision_entries(decision: Decision, now: datetime) -> list[dict[str, str]]:
                     "reason": "the customer is in the journey's holdout group: nothing is sent",
                 }
             )
-        elif isinstance(action, Record) and action.step_id is None and action.stat in ("entered", "holdout"):
-            entries.append(base | {"kind": "entered" if action.stat == "entered" else "entered_holdout"})
         elif isinstance(action, Finish):
             entries.append(base | {"kind": "ended", "outcome": action.status, "reason": action.reason or ""})
     return entries

@@ -2,9 +2,9 @@
 page shows, built by one piece of code for every place a story is kept.
 
 * :class:`StoreStory` reads it from Redis (production, and ``loyaloop console`` after ``loyaloop
-  demo``): the customer's journal (entries, ends of runs, every held send with its reason, support
-  staff's actions; :mod:`orchestrator.store.journal`), the frequency-cap send log with each
-  message's provider feedback, and the consent history.
+  demo``): the customer's journal (ends of runs, every held send with its reason, support staff's
+  actions; :mod:`orchestrator.store.journal`), the runs it names and the live ones (their entry
+  times), the frequency-cap send log with each message's provider feedback, and the consent history.
 * :class:`FolderStory` reads it from a simulation's output (``loyaloop simulate --out DIR``):
   ``runs.jsonl``, ``decisions.jsonl``, ``messages.jsonl``, plus the simulated events when given.
 
@@ -30,6 +30,7 @@ from orchestrator.gate.caps import SEP
 from orchestrator.gate.consent import consent_history
 from orchestrator.runtime.journal import ENDINGS
 from orchestrator.store import Store, journal, keys
+from orchestrator.store.run_codec import split_runs
 
 #: Why a run ended when support staff removed the customer (``Runtime.end_run``'s reason).
 REMOVED = "removed"
@@ -153,14 +154,28 @@ class StoreStory:
 
     def read(self, customer_id: str) -> Told:
         pipe = self.client.pipeline(transaction=False)
-        pipe.xrevrange(keys.journal(customer_id), count=journal.MAX_ENTRIES)
+        pipe.lrange(keys.journal(customer_id), -journal.MAX_ENTRIES, -1)
         pipe.zrange(keys.send_log(customer_id), -MAX_SENDS, -1, withscores=True)
-        newest_first, sends = pipe.execute()
-        entries: list[dict[str, str]] = [dict(fields) for _id, fields in reversed(newest_first)]
-        return Told(self._moments(customer_id, entries, sends), self._ended(customer_id, entries))
+        pipe.hgetall(keys.runs(customer_id))
+        raw, sends, runs_hash = pipe.execute()
+        entries = journal.parse(raw)
+        ended = list(dict.fromkeys(e["run"] for e in reversed(entries) if e.get("kind") == "ended" and e.get("run")))
+        live = sorted(split_runs(runs_hash)[0])
+        runs = [stored.enrollment for stored in self.store.get_enrollments(customer_id, [*live, *ended])]
+        return Told(self._moments(customer_id, entries, sends, runs), self._ended(runs, entries))
 
-    def _moments(self, customer_id: str, entries: list[dict[str, str]], sends: list[tuple[str, float]]) -> list[Moment]:
+    def _moments(
+        self,
+        customer_id: str,
+        entries: list[dict[str, str]],
+        sends: list[tuple[str, float]],
+        runs: list[Enrollment],
+    ) -> list[Moment]:
         rows = [journal_moment(entry) for entry in entries]
+        for run in runs:  # entries into journeys: the runs keep their entry time
+            at = run.entered_at.isoformat()
+            for kind in ("entered", "entered_holdout") if run.holdout else ("entered",):
+                rows.append((1, Moment(at, kind, run.journey_id, "", f"run {run.run_id}")))
         rows.extend(self._sends(sends))
         for change in consent_history(self.client, customer_id):
             source = change.get("source", "")
@@ -192,15 +207,13 @@ class StoreStory:
             rows.append((3, Moment(_iso(score / 1000), "sent", journey, step_id, text)))
         return rows
 
-    def _ended(self, customer_id: str, entries: list[dict[str, str]]) -> list[EndedRun]:
-        ended = list(dict.fromkeys(e["run"] for e in reversed(entries) if e.get("kind") == "ended" and e.get("run")))
+    def _ended(self, runs: list[Enrollment], entries: list[dict[str, str]]) -> list[EndedRun]:
         by = {
             e["run"]: e.get("user", "")
             for e in entries
             if e.get("kind") == "staff" and e.get("action") == "journey.remove" and e.get("run")
         }
-        runs = self.store.get_enrollments(customer_id, ended)
-        found = [stored.enrollment for stored in runs if stored.enrollment.finished]
+        found = [run for run in runs if run.finished]
         return sorted((_ended(run, by.get(run.run_id, "")) for run in found), key=_newest, reverse=True)
 
 

@@ -77,8 +77,8 @@ def consent_history(customer_id: str) -> str:
 
 
 def journal(customer_id: str) -> str:
-    """Stream of what happened to the customer that no other key keeps: entries and ends of runs,
-    every send the gate held with its reason, and support staff's actions (``store.journal``)."""
+    """List of what happened to the customer that no other key keeps: ends of runs, every send the
+    gate held with its reason, and support staff's actions (``store.journal``)."""
     return _customer(customer_id, "journal")
 
 
