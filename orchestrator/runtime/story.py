@@ -36,8 +36,6 @@ from orchestrator.store.run_codec import split_runs
 REMOVED = "removed"
 #: Sends read back from the send log (the newest) for a timeline.
 MAX_SENDS = 100
-#: Order of moments at the same instant: events, entries, decisions, messages, ends, the rest.
-_ORDER = {"event": 0, "identify": 0, "entered": 1, "entered_holdout": 1, "sent": 3, "staff": 5, "consent": 5}
 
 
 @dataclass(frozen=True)
