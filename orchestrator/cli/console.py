@@ -3,7 +3,10 @@
 With ``REDIS_URL`` it reads that Redis (what ``loyaloop serve`` mounts under ``/console`` too);
 without it, it loads the state ``loyaloop demo`` left (``--state``, default
 ``loyaloop-demo-state.json`` in the temp folder) into an in-process Redis, so the demo's customers,
-runs and counts can be looked at after the demo ended.  Changes made there stay in that process.
+runs and counts can be looked at after the demo ended.  With ``--simulation DIR`` it loads the
+state ``loyaloop simulate --out DIR`` kept there instead, and tells each customer's story from that
+simulation's files (the same reading as ``loyaloop explain --simulation DIR``).  Changes made
+there stay in that process.
 
 Users come from ``LOYALOOP_CONSOLE_USERS`` (``loyaloop console hash-password`` makes a hash).  On
 loopback with no users configured, a one-time ``support`` user with a random password is made and
@@ -32,7 +35,11 @@ from orchestrator.errors import ConfigurationError, InputError
 from orchestrator.http.console.auth import User, hash_password, random_key
 from orchestrator.http.console.startup import console_from_environment, console_users
 from orchestrator.runtime.compose import build_runtime
+from orchestrator.runtime.story import FolderStory, Story
 from orchestrator.settings import load_settings
+from orchestrator.simulate.simulation import STATE_FILE
+from orchestrator.simulate.source import parse_mapping, read_history
+from orchestrator.simulate.timeline import events_of
 from orchestrator.store import snapshot
 from orchestrator.store.connect import open_redis
 from orchestrator.workers.embedded import in_process_redis
@@ -56,6 +63,12 @@ def _loopback(host: str) -> bool:
     default=None,
     help="State file written by `loyaloop demo` (used without REDIS_URL).",
 )
+@click.option(
+    "--simulation",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The --out folder of `loyaloop simulate` (used without REDIS_URL).",
+)
 @click.option("--journeys", "journeys_dir", type=click.Path(file_okay=False, path_type=Path), help="Journeys folder.")
 @click.option(
     "--now",
@@ -65,7 +78,13 @@ def _loopback(host: str) -> bool:
 )
 @click.pass_context
 def console(
-    ctx: click.Context, host: str, port: int, state: Path | None, journeys_dir: Path | None, now_text: str | None
+    ctx: click.Context,
+    host: str,
+    port: int,
+    state: Path | None,
+    simulation: Path | None,
+    journeys_dir: Path | None,
+    now_text: str | None,
 ) -> None:
     """Serve the console (journeys as flows with their counts, customers, the calendar) on HOST:PORT.
 
@@ -75,6 +94,16 @@ def console(
     import redis
 
     settings = load_settings(journeys_dir)
+    story: Story | None = None
+    if simulation is not None:
+        if state is not None or settings.redis_url:
+            raise ConfigurationError("--simulation reads its own state: leave out --state and unset REDIS_URL")
+        state = simulation / STATE_FILE
+        if not state.is_file():
+            raise ConfigurationError(
+                f"no simulation state at {str(state)!r}: run `loyaloop simulate --out {simulation}` (it keeps it)"
+            )
+        story = simulation_story(simulation, snapshot.meta(state))
     if settings.redis_url:
         client: redis.Redis = open_redis(settings)  # a single Redis or a Cluster, as the workers
         in_process = False
@@ -111,6 +140,7 @@ def console(
         fallback_key=random_key(),
         journeys=runtime.journeys.current,
         end_run=runtime.end_run,
+        timeline=story,
         clock=(lambda: now) if now is not None else None,
     )
     assert app is not None
@@ -125,6 +155,15 @@ def console(
     finally:
         runtime.close()
         client.close()
+
+
+def simulation_story(folder: Path, meta: dict[str, str]) -> Story:
+    """A simulation's story: its files, with the simulated history's events when that file is still there."""
+    events = Path(meta.get("events", ""))
+    if meta.get("events") and events.is_file():
+        lines = read_history(events, mapping=parse_mapping(meta.get("map") or None)).lines
+        return FolderStory(folder, events_of(lines))
+    return FolderStory(folder)
 
 
 def _moment(text: str) -> datetime:

@@ -4,8 +4,10 @@ With ``--simulation DIR`` it reads a simulation's files (``loyaloop simulate --o
 (with ``--events``, the history that was simulated), entries, each step's decision with its reason,
 and the messages.  Against production (``REDIS_URL``) it shows what Redis holds now: the profile's
 consent and addresses (whether each channel has one, never the address itself), the live runs
-with their step, status and next timer, and the last entry into each journey.  Production keeps
-no per-customer log of past decisions, so the gate's past reasons are only in a simulation.
+with their step, status and next timer, the finished runs still kept, and the timeline from the
+customer's journal (entries, ends, every held send with its reason, staff actions), send log (with
+provider feedback) and consent history.  Both timelines are built by
+:mod:`orchestrator.runtime.story`, the code the console's customer page uses.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from rich.table import Table
 
 from orchestrator.errors import ConfigurationError
 from orchestrator.gate.consent import read_consent
+from orchestrator.runtime.story import Moment, StoreStory
 from orchestrator.settings import load_settings
 from orchestrator.simulate.source import parse_mapping, read_history
 from orchestrator.simulate.timeline import timeline
@@ -46,12 +49,16 @@ def _simulated(console: Console, customer_id: str, folder: Path, events: Path | 
     if not moments:
         console.print(f"{customer_id!r} does not appear in the simulation at {folder}")
         return
-    table = Table(title=f"{customer_id} in the simulation at {folder}")
+    console.print(_table(f"{customer_id} in the simulation at {folder}", moments))
+
+
+def _table(title: str, moments: list[Moment]) -> Table:
+    table = Table(title=title)
     for header in ("time (UTC)", "what", "journey", "step", "details"):
         table.add_column(header, overflow="fold")
     for moment in moments:
         table.add_row(moment.at[:19].replace("T", " "), moment.kind, moment.journey_id, moment.step_id, moment.text)
-    console.print(table)
+    return table
 
 
 def _production(console: Console, customer_id: str) -> None:
@@ -91,7 +98,25 @@ def _production(console: Console, customer_id: str) -> None:
         last = store.last_entries(customer_id)
         if last:
             console.print("last entries: " + ", ".join(f"{j} {at:%Y-%m-%d %H:%M}" for j, at in sorted(last.items())))
-        console.print("past decisions and their reasons are not kept per customer in production; "
-                      "`loyaloop simulate` and `loyaloop explain --simulation` show them")  # fmt: skip
+        told = StoreStory(client, store).read(customer_id)
+        if told.ended:
+            finished = Table(title="finished runs")
+            for header in ("journey", "version", "run", "entered", "ended", "how"):
+                finished.add_column(header)
+            for ended in told.ended:
+                finished.add_row(
+                    ended.journey_id,
+                    ended.version,
+                    ended.run_id,
+                    _when(ended.entered_at),
+                    _when(ended.ended_at),
+                    ended.how,
+                )
+            console.print(finished)
+        console.print(_table(f"{customer_id}: timeline", told.moments))
     finally:
         client.close()
+
+
+def _when(moment: datetime | None) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M}" if moment is not None else ""

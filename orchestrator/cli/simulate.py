@@ -25,7 +25,7 @@ from orchestrator.language.timeparse import parse_duration
 from orchestrator.simulate.backend import BACKENDS, Backend
 from orchestrator.simulate.calendar import weekly_channel_totals
 from orchestrator.simulate.compare import compare, write_comparison
-from orchestrator.simulate.simulation import Result, Setup, load_setup, simulate, write_output
+from orchestrator.simulate.simulation import STATE_FILE, Result, Setup, load_setup, simulate, write_output
 from orchestrator.simulate.source import (
     History,
     Line,
@@ -54,6 +54,13 @@ SHOWN_WARNINGS = 20
 @click.option("--tolerance", default="1h", show_default=True, help="How far out of time order a line may be.")
 @click.option("--compare", "other", type=click.Path(file_okay=False, path_type=Path), help="A second journeys folder.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help="The private Redis.")
+@click.option(
+    "--state/--no-state",
+    "keep_state",
+    default=True,
+    show_default=True,
+    help=f"Keep the simulated Redis in OUT/{STATE_FILE} for `loyaloop console --simulation OUT`.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def simulate_command(
     events: Path,
@@ -68,6 +75,7 @@ def simulate_command(
     tolerance: str,
     other: Path | None,
     backend: Backend,
+    keep_state: bool,
     quiet: bool,
 ) -> None:
     """Run the EVENTS history (JSONL as `loyaloop import` reads it, or CSV with --map) through
@@ -94,7 +102,9 @@ def simulate_command(
             f"[yellow]warning[/yellow]: {events}: event {name!r} ({count} lines) is not in the catalogue and no "
             "journey uses it; simulated all the same"
         )
-    result = _run(console, setup, lines, end, backend, quiet, "simulating")
+    meta = {"events": str(events.resolve()), "map": mapping or ""}
+    state = out / STATE_FILE if keep_state else None
+    result = _run(console, setup, lines, end, backend, quiet, "simulating", state=state, meta=meta)
     calendar = write_output(out, result)
     _summary(console, result, calendar, out)
     if other is not None:
@@ -107,7 +117,16 @@ def simulate_command(
 
 
 def _run(
-    console: Console, setup: Setup, lines: list[Line], end: datetime, backend: Backend, quiet: bool, what: str
+    console: Console,
+    setup: Setup,
+    lines: list[Line],
+    end: datetime,
+    backend: Backend,
+    quiet: bool,
+    what: str,
+    *,
+    state: Path | None = None,
+    meta: dict[str, str] | None = None,
 ) -> Result:
     began = time.perf_counter()
     columns = (
@@ -125,7 +144,14 @@ def _run(
             bar.update(task, completed=fed, day=f"{now:%Y-%m-%d}", rate=f"{rate:,.0f}")
 
         result = simulate(
-            setup, lines, until=end, backend=backend, progress=progress, warn=lambda text: console.print(text)
+            setup,
+            lines,
+            until=end,
+            backend=backend,
+            progress=progress,
+            warn=lambda text: console.print(text),
+            state=state,
+            meta=meta,
         )
         bar.update(task, completed=len(lines))
     return result
@@ -199,6 +225,8 @@ def _summary(console: Console, result: Result, calendar: dict[str, Any], out: Pa
         f"Written to {out}/: messages.jsonl, decisions.jsonl, runs.jsonl, calendar.json, "
         "report.txt, report.json and report.html (proof of effect of the simulated period)"
     )
+    if (out / STATE_FILE).is_file():
+        console.print(f"See it in the browser: loyaloop console --simulation {out}")
 
 
 def _comparison(console: Console, diff: dict[str, Any], other: Path, out: Path) -> None:

@@ -1,7 +1,7 @@
 """What one attempt at a send comes to (:class:`AttemptResult`), and the optional witness told of
-every attempt and every stored decision (:class:`Observer`: ``loyaloop simulate`` sets one,
-production runs with none).  Kept apart from :mod:`orchestrator.runtime.delivery`, which carries
-the attempts out and re-exports these names."""
+every attempt and every stored decision (:class:`Observer`: production writes each customer's
+journal through one, ``loyaloop simulate`` puts its recorder in its place).  Kept apart from
+:mod:`orchestrator.runtime.delivery`, which carries the attempts out and re-exports these names."""
 
 from __future__ import annotations
 
@@ -53,9 +53,10 @@ class AttemptResult:
 
 
 class Observer(Protocol):
-    """An optional witness of what the runtime decides (``loyaloop simulate`` sets one; production
-    runs with none).  It is told after the fact, from the calls production makes, and must neither
-    raise nor mutate what it is given; a worker's threads share it, so it must be thread-safe.
+    """A witness of what the runtime decides (production's is the customer journal,
+    :class:`orchestrator.runtime.journal.Journal`; ``loyaloop simulate`` sets its recorder).  It is
+    told after the fact, from the calls production makes, and must neither raise nor mutate what it
+    is given; a worker's threads share it, so it must be thread-safe.
 
     :meth:`attempted` follows each channel's attempt at a send (``result.gate`` says why the gate
     stopped or deferred it); :meth:`stored` follows each decision whose compare-and-set won (its

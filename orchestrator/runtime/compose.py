@@ -22,6 +22,7 @@ from orchestrator.runtime.batch import sender_pool
 from orchestrator.runtime.delivery import Delivery, signing_secret
 from orchestrator.runtime.drain_slots import DrainSlots
 from orchestrator.runtime.event_queue import EventQueue
+from orchestrator.runtime.journal import Journal
 from orchestrator.runtime.journey_book import JourneyBook
 from orchestrator.runtime.readiness import marketing_senders
 from orchestrator.runtime.referrals import Referrals
@@ -127,6 +128,7 @@ def build_runtime(
         claim_lease=send_lease,
         action_kinds=plugins.build_action_kinds(settings, manager) if action_kinds is None else action_kinds,
     )
+    delivery.observer = Journal(client)  # each customer's story, for the console and `loyaloop explain`
     if check_endpoints and delivery.caller is not None:
         delivery.caller.check(journeys)  # an endpoint a journey calls must be configured before work starts
     return Runtime(

@@ -117,7 +117,7 @@ class Delivery:
             )
         )
         self.saved = SavedResponses(store.redis)
-        #: Told of every attempt when set (see :class:`Observer`); None in production.
+        #: Told of every attempt when set (see :class:`Observer`): ``build_runtime`` sets the journal.
         self.observer: Observer | None = None
 
     def attempt(

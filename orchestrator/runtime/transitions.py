@@ -270,7 +270,8 @@ class DecisionRunner:
             self._bookkeeping(build)
 
     def observe_stored(self, decisions: Iterable[Decision]) -> None:
-        """Tell the delivery's observer (``loyaloop simulate``; none in production) of stored decisions."""
+        """Tell the delivery's observer (the customer journal, or ``loyaloop simulate``'s recorder)
+        of stored decisions."""
         observer = self.delivery.observer
         if observer is not None:
             now = self.clock()

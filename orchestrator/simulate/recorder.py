@@ -23,6 +23,7 @@ from orchestrator.language.endpoints import Endpoint
 from orchestrator.language.journey import Journey
 from orchestrator.message import ActionCall, ActionKind, ActionReply, Channel, Message, Receipt
 from orchestrator.runtime.attempts import AttemptResult
+from orchestrator.runtime.journal import HELD, held
 from orchestrator.runtime.runtime import Runtime
 
 #: The built-in channels' shapes (name → address field, consent key), as their plugins register
@@ -33,8 +34,6 @@ BUILTIN_CHANNELS: dict[str, tuple[str, str]] = {
     "push": ("push_token", "push"),
     "outbox": ("email", "email"),
 }
-#: Attempt outcomes that are a decision not to send (now): written to ``decisions.jsonl``.
-HELD = frozenset({"capped", "deferred", "suppressed", "no_consent", "no_address", "failed"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,14 +156,9 @@ class Recorder:
             return
         if result.outcome not in HELD:
             return  # retry / busy / rate-limited: tried again, and recorded then
-        gate = result.gate
-        reason = gate.reason if gate is not None else _reason(result.outcome, channel)
-        rule = gate.reason if gate is not None and gate.rule is not None else ""
-        until = result.retry_at.isoformat() if result.retry_at is not None else ""
-        if result.outcome == "deferred" and gate is not None and gate.outcome == "quiet":
-            reason = f"quiet hours ({gate.reason})" if gate.reason else "quiet hours"
+        why = held(result, channel)
         decision = DecisionRow(
-            at, send.recipient_id, journey.id, send.step_id, channel, result.outcome, reason, rule, until
+            at, send.recipient_id, journey.id, send.step_id, channel, result.outcome, why.reason, why.rule, why.until
         )
         with self._lock:
             self.decisions.append(decision)
@@ -215,14 +209,6 @@ class Recorder:
 
     def sorted_runs(self) -> list[dict[str, Any]]:
         return [asdict(row) for row in sorted(self.runs, key=lambda r: (r.at, r.customer_id, r.journey_id, r.what))]
-
-
-def _reason(outcome: str, channel: str) -> str:
-    if outcome == "failed":
-        return "the template failed to render for this customer"
-    if outcome == "no_address":
-        return f"no channel named {channel!r} is installed"
-    return outcome
 
 
 def _message_key(row: MessageRow) -> tuple[str, ...]:

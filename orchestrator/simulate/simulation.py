@@ -34,6 +34,7 @@ from orchestrator.simulate.calendar import calendar
 from orchestrator.simulate.driver import DirectPump, Driver, Progress, RunStats
 from orchestrator.simulate.recorder import Recorder
 from orchestrator.simulate.source import Line
+from orchestrator.store import snapshot
 from orchestrator.workers.embedded import EMBEDDED_SHARDS, SimClock
 
 
@@ -105,10 +106,19 @@ def simulate(
     backend: Backend = "auto",
     progress: Progress | None = None,
     warn: Callable[[str], None] = lambda text: None,
+    state: Path | None = None,
+    meta: dict[str, str] | None = None,
 ) -> Result:
-    """Run ``lines`` (sorted by time) through the production runtime on a private Redis."""
+    """Run ``lines`` (sorted by time) through the production runtime on a private Redis.
+
+    ``state``: where to keep that Redis's keys when the run ends (with ``meta`` beside them), so
+    ``loyaloop console --simulation DIR`` can show the simulated customers after the run."""
     with private_redis(backend) as client:
-        return _simulate(setup, lines, client, until=until, progress=progress, warn=warn)
+        result = _simulate(setup, lines, client, until=until, progress=progress, warn=warn)
+        if state is not None:
+            state.parent.mkdir(parents=True, exist_ok=True)
+            snapshot.dump(client, state, {"now": until.isoformat(), **(meta or {})})
+        return result
 
 
 def _simulate(
@@ -154,10 +164,14 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
     return count
 
 
+#: The file in a simulation's ``--out`` folder that keeps its private Redis for ``loyaloop console``.
+STATE_FILE = "state.json"
+
+
 def write_output(out: Path, result: Result) -> dict[str, Any]:
-    """``messages.jsonl``, ``decisions.jsonl``, ``runs.jsonl``, ``calendar.json`` and the proof-of-effect
-    report of the simulated period (``report.txt``, ``report.json``, ``report.html``: what ``loyaloop report`` shows
-    for production) in ``out``."""
+    """``messages.jsonl``, ``decisions.jsonl``, ``runs.jsonl``, ``calendar.json`` and the
+    proof-of-effect report of the simulated period (``report.txt``, ``report.json``,
+    ``report.html``: what ``loyaloop report`` shows for production) in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     messages, decisions = result.messages, result.decisions
     write_jsonl(out / "messages.jsonl", messages)

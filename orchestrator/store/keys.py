@@ -76,6 +76,12 @@ def consent_history(customer_id: str) -> str:
     return _customer(customer_id, "consent-history")
 
 
+def journal(customer_id: str) -> str:
+    """List of what happened to the customer that no other key keeps: ends of runs, every send the
+    gate held with its reason, and support staff's actions (``store.journal``)."""
+    return _customer(customer_id, "journal")
+
+
 def delivered(customer_id: str) -> str:
     """Hash idempotency key → ``claimed:<lease expiry>`` or ``done:<outcome>``: a send is carried
     out once; ``<key>#attempts`` counts transient failures."""
@@ -165,6 +171,12 @@ def auth_failures(address_digest: str) -> str:
     Named by a keyed digest of the address, never the address itself (see ``orchestrator.http.auth_failures``).
     """
     return f"{PREFIX}:http:authfail:{address_digest}"
+
+
+def console_revoked(session_digest: str) -> str:
+    """Marker of a console session ended by logging out, kept until the session would have
+    expired anyway; named by a digest of the session id, never the id itself."""
+    return f"{PREFIX}:console:revoked:{session_digest}"
 
 
 def webhook_seen(provider: str, digest: str) -> str:

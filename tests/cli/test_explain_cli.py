@@ -87,3 +87,6 @@ def test_explain_a_production_customer_shows_live_runs_and_consent_not_addresses
     assert "addresses: email yes, sms none, push none" in output
     assert "consent: email yes, sms no" in output
     assert "anna@example.com" not in output
+    timeline = output[output.index("anna: timeline") :]
+    entered = [line for line in timeline.splitlines() if "│ entered" in line]
+    assert len(entered) == 1 and "winback" in entered[0]  # the journal's entry, as the console shows it

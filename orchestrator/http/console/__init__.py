@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from orchestrator.http.console.actions import Actions
-from orchestrator.http.console.auth import Sessions, User
+from orchestrator.http.console.auth import Revocations, Sessions, User
 from orchestrator.http.console.caching import Memo
 from orchestrator.http.console.extensions import LiftSource, Panel, RunEnder, TimelineSource
 from orchestrator.http.console.measured import FiguresSource
@@ -31,6 +31,7 @@ from orchestrator.http.console.web import COOKIE, HEADERS, Console, environment,
 from orchestrator.language.journey import Journey
 from orchestrator.language.loader import load_catalogue_for
 from orchestrator.language.render import Renderer
+from orchestrator.runtime.story import StoreStory
 from orchestrator.settings import Settings
 from orchestrator.store import Store
 from orchestrator.store.ratelimit import RateLimiter
@@ -67,6 +68,7 @@ def create_console(
     """The console as an ASGI app, to be mounted (``Mount("/console", app=...)``) or served alone.
 
     ``client`` decodes responses; ``users`` come from :func:`~orchestrator.http.console.auth.parse_users`;
+    ``timeline`` tells each customer's story (default: from ``client``, the customer journals);
     ``end_run`` (``Runtime.end_run``) enables removing customers from journeys; ``figures``
     (``Store.version_figures``) adds recorded entrants per day, conversion per arm and a calendar
     from the measurement records;
@@ -78,11 +80,11 @@ def create_console(
         client=client,
         store=Store(client),
         journeys=dict(journeys),
-        sessions=Sessions(users, session_key),
+        sessions=Sessions(users, session_key, revoked=Revocations(client)),
         renderer=renderer,
         catalogue=load_catalogue_for(settings.journeys_dir),
         templates=environment(),
-        timeline=timeline,
+        timeline=timeline if timeline is not None else StoreStory(client),
         end_run=end_run,
         figures=Memo(figures) if figures is not None else None,
         lift=Memo(lift) if lift is not None else None,

@@ -4,7 +4,9 @@ Consent goes through the one consent writer (:func:`orchestrator.gate.consent.se
 keeps the history entry beside the flag; its ``source`` names the console user (``console:ana``),
 so the customer's consent history says who changed it.  Removing a customer from a journey ends the
 run through the runtime's own exit path (``Runtime.end_run``: a compare-and-set on the run, the
-way a restart ends one).  Both are logged by :func:`~orchestrator.http.console.web.audit`.
+way a restart ends one).  Both are logged by :func:`~orchestrator.http.console.web.audit` (who,
+when, what; never an address) and written to the customer's journal, so they show on the
+customer's timeline.
 """
 
 from __future__ import annotations
@@ -21,11 +23,20 @@ from orchestrator.errors import InputError
 from orchestrator.gate.consent import set_consent
 from orchestrator.http.console.auth import Session
 from orchestrator.http.console.reads import CHANNELS
-from orchestrator.http.console.web import COOKIE, LOGIN_COOKIE, Console, audit, audit_log, read_form, redirect, refused
+from orchestrator.http.console.web import (
+    COOKIE,
+    LOGIN_COOKIE,
+    Console,
+    audit,
+    audit_log,
+    read_form,
+    redirect,
+    refused,
+    staff_entry,
+)
+from orchestrator.runtime.story import REMOVED
+from orchestrator.store import journal
 from orchestrator.store.ratelimit import retry_after
-
-#: Why a run ended when support staff removed the customer (counted as ``_journey:removed``).
-REMOVED = "removed"
 
 
 class Actions:
@@ -95,6 +106,8 @@ class Actions:
         audit_log.warning("console login refused user=%s", name)
 
     async def logout(self, request: Request, session: Session) -> Response:
+        """Ends the session on the server (a copy of the cookie kept elsewhere is refused too)."""
+        await run_in_threadpool(self.c.sessions.revoke, session)
         response = redirect(request, "/login")
         response.delete_cookie(COOKIE, path=request.scope.get("root_path", "") or "/")
         audit(session, "logout")
@@ -116,7 +129,10 @@ class Actions:
             )
         except InputError as exc:
             return refused(400, str(exc))
-        audit(session, "consent.restore" if granted else "consent.withdraw", customer=customer_id, channel=channel)
+        action = "consent.restore" if granted else "consent.withdraw"
+        audit(session, action, customer=customer_id, channel=channel)
+        entry = staff_entry(session, action, channel=channel)
+        await run_in_threadpool(journal.write, self.c.client, customer_id, [entry])
         done = "consent-restored" if granted else "consent-withdrawn"
         return redirect(request, f"/customers/{quote(customer_id, safe='')}?done={done}")
 
@@ -129,4 +145,7 @@ class Actions:
             return refused(404, "That run is not live any more.")
         ended = await run_in_threadpool(self.c.end_run, customer_id, run_id, REMOVED)
         audit(session, "journey.remove", customer=customer_id, run=run_id, journey=live[run_id], ended=str(ended))
+        if ended:
+            entry = staff_entry(session, "journey.remove", run=run_id, journey=live[run_id])
+            await run_in_threadpool(journal.write, self.c.client, customer_id, [entry])
         return redirect(request, f"/customers/{quote(customer_id, safe='')}?done=removed")

@@ -9,11 +9,15 @@ customer's consent and removes customers from journeys).  A list in the environm
 console usable on a laptop after ``loyaloop demo`` and in a container alike, with no proxy to
 configure, and the hashes may sit in a secret store because they are not the passwords.
 
-A session is a cookie holding ``name|role|expiry|csrf`` signed with HMAC-SHA256 under a key of the
-console's own (:func:`session_key`); the role is looked up again on every request, so removing a
-user or lowering a role takes effect at once.  The CSRF token of a form is the session's own
-random token (the synchronizer pattern); the login form, which has no session yet, carries the
-token of a short-lived signed pre-login cookie.
+A session is a cookie holding ``name|role|expiry|csrf|id|password mark`` signed with HMAC-SHA256
+under a key of the console's own (:func:`session_key`).  A signed cookie alone cannot be taken
+back, so every request also checks, on the server: the user and role against the current user list
+(removing a user or lowering a role takes effect at once); the password mark (a keyed digest of
+the user's password hash: changing a password in ``LOYALOOP_CONSOLE_USERS`` ends that user's older
+sessions); the expiry; and the session id against the revoked sessions in Redis
+(:class:`Revocations`: logging out ends the session there and then, on every server process).
+The CSRF token of a form is the session's own random token (the synchronizer pattern); the login
+form, which has no session yet, carries the token of a short-lived signed pre-login cookie.
 """
 
 from __future__ import annotations
@@ -27,9 +31,12 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
+
+import redis
 
 from orchestrator.errors import ConfigurationError
+from orchestrator.store import keys
 
 Role = Literal["viewer", "support"]
 ROLES: tuple[Role, ...] = ("viewer", "support")
@@ -58,6 +65,8 @@ class Session:
     role: Role
     expires: int
     csrf: str
+    #: Names the session for revocation (:class:`Revocations`); random, never shown.
+    id: str = ""
 
     @property
     def may_act(self) -> bool:
@@ -170,13 +179,50 @@ class Signer:
         return value if hmac.compare_digest(given, expected) else None
 
 
-class Sessions:
-    """Issues and reads session and login-form cookies against the current user list."""
+class Revoked(Protocol):
+    """The sessions ended before their expiry (by logging out)."""
 
-    def __init__(self, users: Mapping[str, User], key: bytes, *, lifetime: int = SESSION_SECONDS) -> None:
+    def revoke(self, session_id: str, until: int) -> None:
+        """End ``session_id`` now; it would have expired at epoch ``until`` anyway."""
+
+    def is_revoked(self, session_id: str) -> bool: ...
+
+
+class Revocations:
+    """Revoked session ids in Redis, shared by every server process: one key per revoked session
+    (named by a digest of its id), expiring when the session would have; one GET per request."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    @staticmethod
+    def _key(session_id: str) -> str:
+        return keys.console_revoked(hashlib.sha256(session_id.encode()).hexdigest()[:32])
+
+    def revoke(self, session_id: str, until: int) -> None:
+        self.client.set(self._key(session_id), "1", exat=max(until, int(time.time()) + 1))
+
+    def is_revoked(self, session_id: str) -> bool:
+        return bool(self.client.exists(self._key(session_id)))
+
+
+class Sessions:
+    """Issues and reads session and login-form cookies against the current user list and, when
+    given, the revoked sessions (``revoked``; the console always gives its Redis one)."""
+
+    def __init__(
+        self,
+        users: Mapping[str, User],
+        key: bytes,
+        *,
+        lifetime: int = SESSION_SECONDS,
+        revoked: Revoked | None = None,
+    ) -> None:
         self.users = dict(users)
         self._signer = Signer(key)
+        self._key = key
         self.lifetime = lifetime
+        self.revoked = revoked
         # Verified against when the name is unknown, so a wrong name costs as long as a wrong password.
         self._decoy = hash_password(secrets.token_urlsafe(16))
 
@@ -185,26 +231,43 @@ class Sessions:
         ok = verify_password(password, user.password_hash if user else self._decoy)
         if user is None or not ok:
             return None
-        return Session(user.name, user.role, int(time.time()) + self.lifetime, secrets.token_urlsafe(24))
+        expires = int(time.time()) + self.lifetime
+        return Session(user.name, user.role, expires, secrets.token_urlsafe(24), secrets.token_urlsafe(18))
+
+    def password_mark(self, user: User) -> str:
+        """A keyed digest of the user's password hash: a new password (a new hash) changes it."""
+        return _b64(hmac.new(self._key, f"password|{user.password_hash}".encode(), hashlib.sha256).digest()[:12])
 
     def cookie(self, session: Session) -> str:
-        return self._signer.sign("session", f"{session.user}|{session.role}|{session.expires}|{session.csrf}")
+        user = self.users[session.user]
+        fields = (session.user, session.role, str(session.expires), session.csrf, session.id, self.password_mark(user))
+        return self._signer.sign("session", "|".join(fields))
 
     def read(self, cookie: str | None) -> Session | None:
-        """The session a cookie proves, or None (unsigned, expired, user gone, role changed)."""
+        """The session a cookie proves, or None: unsigned, expired, user gone, role or password
+        changed since it was issued, or revoked (logged out)."""
         if not cookie:
             return None
         value = self._signer.unsign("session", cookie)
         if value is None:
             return None
         fields = value.split("|")
-        if len(fields) != 4 or not fields[2].isdigit():
+        if len(fields) != 6 or not fields[2].isdigit() or not fields[4]:
             return None
-        name, role, expires, csrf = fields[0], fields[1], int(fields[2]), fields[3]
+        name, role, expires, csrf, session_id, mark = fields[0], fields[1], int(fields[2]), *fields[3:]
         user = self.users.get(name)
         if user is None or user.role != role or expires < time.time():
             return None
-        return Session(name, user.role, expires, csrf)
+        if not hmac.compare_digest(mark.encode(), self.password_mark(user).encode()):
+            return None
+        if self.revoked is not None and self.revoked.is_revoked(session_id):
+            return None
+        return Session(name, user.role, expires, csrf, session_id)
+
+    def revoke(self, session: Session) -> None:
+        """End ``session`` on the server (logging out): its cookie is refused from now on."""
+        if self.revoked is not None:
+            self.revoked.revoke(session.id, session.expires)
 
     def login_token(self) -> tuple[str, str]:
         """A fresh (cookie, form token) pair for the login form."""

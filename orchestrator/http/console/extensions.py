@@ -7,18 +7,23 @@ the page says what will appear there rather than showing a made-up number:
 * :class:`LiftSource` — per journey, the measured effect (conversion per arm, lift with its
   interval, entrants per day) from the measurement report (``orchestrator.measure``): the
   overview's lift, keep/change flag and sparkline columns and the journey page's KPI panel.
-* :class:`TimelineSource` — per customer, the ``explain`` timeline (events, entries, every step's
-  decision with its reason, provider feedback) for the customer page.
+* :class:`TimelineSource` — per customer, the ``explain`` timeline (entries, every step's decision
+  with its reason, messages with provider feedback, staff actions; events from a simulation) and
+  the finished runs, for the customer page: :class:`orchestrator.runtime.story.Story`, read from
+  Redis (:class:`~orchestrator.runtime.story.StoreStory`, the default) or from a simulation's
+  files (:class:`~orchestrator.runtime.story.FolderStory`).
 * :class:`RunEnder` — ends a live run (``Runtime.end_run``), for the ``support`` role's "remove
   from journey" action; without it the button is not offered.
 
-Each returns plain data the templates show as they are (escaped): a :class:`Panel` of titled rows.
+Each returns plain data the templates show as they are (escaped).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from orchestrator.runtime.story import Story
 
 
 @dataclass(frozen=True)
@@ -39,9 +44,8 @@ class LiftSource(Protocol):
         nothing is measured yet."""
 
 
-class TimelineSource(Protocol):
-    def __call__(self, customer_id: str) -> Panel | None:
-        """The customer's explain timeline, newest first; None when there is none."""
+#: The customer's story (timeline and finished runs), as ``loyaloop explain`` reads it.
+TimelineSource = Story
 
 
 class RunEnder(Protocol):

@@ -170,14 +170,15 @@ class Pages:
             return self.c.page(
                 request, "missing.html", session, status=404, what=f"customer {customer_id}", title="Not found"
             )
-        timeline = self.c.timeline(customer_id) if self.c.timeline is not None else None
+        told = await run_in_threadpool(self.c.timeline.read, customer_id) if self.c.timeline is not None else None
         return self.c.page(
             request,
             "customer.html",
             session,
             **template_context(
                 view=view,
-                timeline=timeline,
+                told=told,
+                timeline=list(reversed(told.moments)) if told is not None else None,
                 can_end=self.c.end_run is not None,
                 title=f"Customer {customer_id}",
                 notice=request.query_params.get("done", ""),

@@ -12,11 +12,12 @@ from starlette.applications import Starlette
 
 from orchestrator.http.console import create_console
 from orchestrator.http.console.auth import USERS_VARIABLE, User, parse_users, session_key
-from orchestrator.http.console.extensions import LiftSource, RunEnder
+from orchestrator.http.console.extensions import LiftSource, RunEnder, TimelineSource
 from orchestrator.http.console.lift import lift_source
 from orchestrator.http.console.measured import FiguresSource
 from orchestrator.language.journey import Journey
 from orchestrator.language.loader import load_journeys
+from orchestrator.runtime.story import StoreStory
 from orchestrator.settings import Settings
 from orchestrator.store import Store
 
@@ -39,11 +40,14 @@ def console_from_environment(
     end_run: RunEnder | None = None,
     figures: FiguresSource | None = None,
     lift: LiftSource | None = None,
+    timeline: TimelineSource | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> Starlette | None:
     """The console app, or None (with a warning) when no user is configured: a console nobody may
     open is not mounted at all.  Cookies are ``Secure`` when ``LOYALOOP_PUBLIC_URL`` is https.
-    ``figures`` reads the measurement records (``Store.version_figures`` on ``client`` by default)."""
+    ``figures`` reads the measurement records (``Store.version_figures`` on ``client`` by default),
+    ``timeline`` each customer's story (from ``client``'s journals by default; a simulation's
+    files for ``loyaloop console --simulation``)."""
     env = environ if environ is not None else os.environ
     if figures is None:
         figures = Store(client).version_figures
@@ -65,6 +69,7 @@ def console_from_environment(
         end_run=end_run,
         figures=figures,
         lift=lift,
+        timeline=timeline if timeline is not None else StoreStory(client),
         secure_cookies=settings.public_url.startswith("https://"),
         clock=clock or (lambda: datetime.now(UTC)),
     )

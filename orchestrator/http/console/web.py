@@ -152,6 +152,12 @@ def guarded(console: Console, handler: Handler, *, role: Role = "viewer", post: 
 
 
 def audit(session: Session, action: str, **details: str) -> None:
-    """One line per support action: who, what, on which customer or run; never an address."""
+    """One line per support action: who, when, what, on which customer or run; never an address."""
     fields = " ".join(f"{name}={value}" for name, value in sorted(details.items()))
-    audit_log.info("console action user=%s action=%s %s", session.user, action, fields)
+    at = datetime.now(UTC).isoformat(timespec="seconds")
+    audit_log.info("console action at=%s user=%s action=%s %s", at, session.user, action, fields)
+
+
+def staff_entry(session: Session, action: str, **details: str) -> dict[str, str]:
+    """The customer journal's entry for a support action (shown on the customer's timeline)."""
+    return {"at": datetime.now(UTC).isoformat(), "kind": "staff", "user": session.user, "action": action, **details}

@@ -7,9 +7,11 @@ import hashlib
 import time
 
 import pytest
+import redis
 
 from orchestrator.errors import ConfigurationError
 from orchestrator.http.console.auth import (
+    Revocations,
     Session,
     Sessions,
     Signer,
@@ -104,8 +106,48 @@ def test_sessions_follow_the_current_user_list() -> None:
     demoted = Sessions({"ana": User("ana", users["ana"].password_hash, "viewer")}, b"k" * 32)
     assert demoted.read(cookie) is None  # the role changed: log in again
     assert Sessions({}, b"k" * 32).read(cookie) is None  # the user was removed
-    expired = Session("ana", "support", int(time.time()) - 1, "t")
+    expired = Session("ana", "support", int(time.time()) - 1, "t", "s")
     assert sessions.read(sessions.cookie(expired)) is None
+
+
+def test_a_new_password_ends_the_users_older_sessions() -> None:
+    """The cookie carries a keyed mark of the password hash it was issued under: a user whose
+    password was changed in LOYALOOP_CONSOLE_USERS (a new hash) must log in again; the mark is
+    not the hash."""
+    old = User("ana", hash_password("a long passphrase", n=FAST), "support")
+    sessions = Sessions({"ana": old}, b"k" * 32)
+    session = sessions.login("ana", "a long passphrase")
+    assert session is not None
+    cookie = sessions.cookie(session)
+    assert Sessions({"ana": old}, b"k" * 32).read(cookie) == session  # same list, another process
+    renewed = Sessions({"ana": User("ana", hash_password("another passphrase", n=FAST), "support")}, b"k" * 32)
+    assert renewed.read(cookie) is None
+    value = Signer(b"k" * 32).unsign("session", cookie)
+    assert value is not None and old.password_hash.split("$")[-1] not in value
+
+
+def test_logging_out_revokes_the_session_on_the_server(redis_client: redis.Redis) -> None:
+    """A revoked session's cookie is refused by every process sharing the Redis, until it would
+    have expired anyway; the user's other sessions stay open; Redis holds a digest, not the id."""
+    users = {"ana": User("ana", hash_password("a long passphrase", n=FAST), "support")}
+    sessions = Sessions(users, b"k" * 32, revoked=Revocations(redis_client))
+    other_process = Sessions(users, b"k" * 32, revoked=Revocations(redis_client))
+    first, second = sessions.login("ana", "a long passphrase"), sessions.login("ana", "a long passphrase")
+    assert first is not None and second is not None and first.id != second.id
+    sessions.revoke(first)
+    assert other_process.read(sessions.cookie(first)) is None
+    assert other_process.read(sessions.cookie(second)) == second
+    names = list(redis_client.scan_iter(match="lp:console:revoked:*"))
+    assert len(names) == 1 and first.id not in names[0]
+    assert 0 < redis_client.ttl(names[0]) <= sessions.lifetime
+
+
+def test_a_cookie_without_a_session_id_is_refused() -> None:
+    """Cookies of the earlier four-field format (no id, no password mark) cannot be revoked, so
+    they are not accepted."""
+    sessions = Sessions({"ana": User("ana", hash_password("a long passphrase", n=FAST), "support")}, b"k" * 32)
+    old = Signer(b"k" * 32).sign("session", f"ana|support|{int(time.time()) + 60}|csrf")
+    assert sessions.read(old) is None
 
 
 def test_login_form_tokens_and_csrf_comparison() -> None:

@@ -23,6 +23,7 @@ from orchestrator.gate.consent import read_consent
 from orchestrator.store import Store
 from tests.http.console.conftest import PASSWORDS, Site
 from tests.http.console.test_console_http import customer_with_email_consent
+from tests.http.console.test_console_story import richest_customer
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [
@@ -204,3 +205,53 @@ def test_pages_fit_a_phone(browser: object, site: Site, shots: Path) -> None:
         assert overflow <= 0, f"{path} is {overflow}px wider than a phone"
     page.goto("/console/")  # type: ignore[attr-defined]
     snap(page, shots, "phone")
+
+
+def test_the_customer_timeline_in_the_browser_is_the_stores_story(browser: object, site: Site, shots: Path) -> None:
+    """The rendered timeline (newest first) and finished runs hold exactly the store's story of
+    the customer, the one ``loyaloop explain`` prints; then a staff action lands on top of it."""
+    customer, told = richest_customer(site)
+    page = new_page(browser, site)
+    log_in(page, "ana")
+    page.goto(f"/console/customers/{customer}")  # type: ignore[attr-defined]
+    rows = page.eval_on_selector_all(  # type: ignore[attr-defined]
+        "#timeline tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.innerText.trim()))"
+    )
+    assert rows == [
+        [m.at[:19].replace("T", " "), m.kind.replace("_", " "), m.journey_id, m.step_id, m.text]
+        for m in reversed(told.moments)
+    ]
+    finished = page.eval_on_selector_all(  # type: ignore[attr-defined]
+        "#finished tbody tr", "rows => rows.map(r => [r.dataset.run, r.cells[4].innerText.trim()])"
+    )
+    assert finished == [[run.run_id, run.how] for run in told.ended]
+    page.locator("#timeline").scroll_into_view_if_needed()  # type: ignore[attr-defined]
+    snap(page, shots, "timeline")
+    channel = page.locator("tr[data-channel] button").first  # type: ignore[attr-defined]
+    label = channel.get_attribute("aria-label")
+    channel.click()
+    page.wait_for_url("**?done=consent-*")  # type: ignore[attr-defined]
+    top = page.eval_on_selector("#timeline tbody tr", "r => [r.dataset.kind, r.cells[4].innerText]")  # type: ignore[attr-defined]
+    assert top[0] == "staff" and top[1].startswith("ana: consent.") and label.split()[1] in top[1]
+    # Put the consent back as it was, for the other tests on this store.
+    page.locator("tr[data-channel] button").first.click()  # type: ignore[attr-defined]
+    page.wait_for_url("**?done=consent-*")  # type: ignore[attr-defined]
+
+
+def test_a_revoked_cookie_is_refused_in_the_browser(browser: object, site: Site) -> None:
+    """Log out in one browser context, then replay its session cookie in a fresh one: the console
+    shows the log-in page, not the overview."""
+    page = new_page(browser, site)
+    log_in(page, "vic")
+    cookies = page.context.cookies()  # type: ignore[attr-defined]
+    session = [c for c in cookies if c["name"] == "loyaloop_console"]
+    assert session
+    page.get_by_role("button", name="Log out").click()  # type: ignore[attr-defined]
+    page.wait_for_url("**/console/login")  # type: ignore[attr-defined]
+    replay = browser.new_context(viewport=DESKTOP, base_url=site.base_url)  # type: ignore[attr-defined]
+    replay.add_cookies(session)
+    other = replay.new_page()
+    other.goto("/console/")
+    assert other.url.endswith("/console/login")
+    assert other.get_by_label("Password").count() == 1
+    replay.close()
