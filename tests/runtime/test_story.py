@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 import redis
 
 from orchestrator.engine.enrollment import Enrollment
@@ -37,6 +38,7 @@ def _example_lines() -> list:
     return read_profiles(EXAMPLE / "profiles.jsonl", lines[0].at) + lines
 
 
+@pytest.mark.usefixtures("shop_ledger")  # the workers' referral journeys call the ledger endpoint
 def test_production_journal_tells_what_the_simulation_tells(tmp_path: Path, redis_url: str) -> None:
     """The worked example of docs/simulate.md run twice: simulated (its files) and by production's
     workers on a real Redis (the journal).  Every held send, with its reason and until when, every
