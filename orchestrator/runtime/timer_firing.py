@@ -44,7 +44,7 @@ class TimerRunner(EntryRunner):
                 journey, current.enrollment, profile, TimerFired(revision), now=now, settings_timezone=self.tz
             )
 
-        return "advanced" if self._decide_and_store(customer_id, run_id, decide) else "stale"
+        return "advanced" if self._decide_and_store(customer_id, run_id, decide, profile=profile) else "stale"
 
     def _fire_date(self, customer_id: str, run_id: str) -> str:
         _, journey_id, year = run_id.split(":", 2)

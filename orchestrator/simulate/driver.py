@@ -89,7 +89,7 @@ class DirectPump:
         self.scheduler.tick(now)
 
     def fire_due(self, now: datetime) -> None:
-        self.scheduler.fire_due(now)
+        self.scheduler.fire_claim(now)
 
 
 class WorkerPump:
@@ -176,13 +176,17 @@ class Driver:
             start = position
             while position < total and lines[position].at <= now:
                 position += 1
-            self._feed(lines[start:position], stats)
-            stats.lines = position
-            due = timers.next_due()
+            if position > start:  # only lines can have moved the timers since the last look
+                self._feed(lines[start:position], stats)
+                stats.lines = position
+                due = timers.next_due()
             if self._pass_needed(now):
                 self._tick(now)
                 due = timers.next_due()
-            elif due is not None and due <= now.timestamp():
+            # Firing can make more timers due now (a send retried at once, a zero wait): fire until
+            # none is, as the scheduler's claim loop would (the next due time tells when to stop,
+            # so no claim comes back empty).
+            while due is not None and due <= now.timestamp():
                 self.pump.fire_due(now)
                 due = timers.next_due()
             if progress is not None:
