@@ -289,5 +289,5 @@ def fire_claimed(runtime: Runtime, members: list[tuple[str, str, int]]) -> None:
     with runtime.closing_pipeline() as closing:
         closing.append(lambda pipe: runtime.timers.ack_members(handled, pipe=pipe))
         for timer in due_order(runtime, members):
-            runtime.fire_timer(timer.customer_id, timer.run_id, timer.revision)
+            runtime.fire_timer(timer.customer_id, timer.run_id, timer.revision, read=timer.stored)
             handled.append((timer.customer_id, timer.run_id, timer.revision))
