@@ -19,9 +19,7 @@ from orchestrator.store import StoredEnrollment
 class TimerRunner(EntryRunner):
     """Due timers."""
 
-    def fire_timer(
-        self, customer_id: str, run_id: str, revision: int, *, read: StoredEnrollment | None = None
-    ) -> str:
+    def fire_timer(self, customer_id: str, run_id: str, revision: int, *, read: StoredEnrollment | None = None) -> str:
         """A timer came due: advance a wait, re-drive a send, or enter a date-triggered journey.
 
         ``read`` is the run as the caller read it moments ago (a batch of fired timers reads its
