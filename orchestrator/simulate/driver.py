@@ -6,7 +6,9 @@ broadcast journey, the next UTC midnight when a journey has a date trigger (the 
 anniversaries once a day), and ``until``.  At each stop it feeds the history's lines for that moment,
 then asks production's :class:`~orchestrator.workers.scheduler.Scheduler` for what a pass at that
 moment would do — a whole pass when a cron fire or a new UTC day is due, else only the due timers
-(fired through production's :func:`~orchestrator.workers.actors.fire_claimed`), else nothing.
+(fired through production's :func:`~orchestrator.workers.actors.fire_claimed`, one claim at a time
+until the next due time is later than now), else nothing.  It reads the next due time only after
+something that can move the timers (lines fed, a pass, a firing): one round trip per stop saved.
 
 What carries the work is a :class:`Pump`:
 
@@ -52,7 +54,10 @@ class Pump(Protocol):
     def track(self, events: list[QueuedEvent]) -> None: ...
     def identify(self, customer_id: str, attributes: dict[str, Any]) -> None: ...
     def tick(self, now: datetime) -> None: ...
-    def fire_due(self, now: datetime) -> None: ...
+    def fire_due(self, now: datetime) -> None:
+        """Fire (at least) one claim of the timers due at ``now``; the driver calls it again while
+        the next due time is not later than ``now``."""
+        ...
 
 
 class _DirectNudges:

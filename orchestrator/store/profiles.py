@@ -75,7 +75,7 @@ class ProfileStore(StoreBase):
         ids = list(customer_ids)
         if not ids:
             return {}
-        pipe = Batch(self.redis)  # the packer: a timer's or a send's single read is a hot path
+        pipe: Any = Batch(self.redis)  # the packer: a timer's or a send's single read is a hot path
         for customer_id in ids:
             pipe.get(keys.profile(customer_id))
             pipe.hgetall(keys.consent(customer_id))

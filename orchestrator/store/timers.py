@@ -137,7 +137,7 @@ class Timers:
             by_shard.setdefault(self.shard_of(customer_id), []).append(member(customer_id, run_id, revision))
         if not by_shard:
             return
-        batch = pipe if pipe is not None else Batch(self.redis)
+        batch: Any = pipe if pipe is not None else Batch(self.redis)
         for shard, names in by_shard.items():
             batch.zrem(keys.timer_leases(shard), *names)
         if pipe is None:
@@ -164,7 +164,7 @@ class Timers:
         """The earliest due epoch over all shards (the demo and ``loyaloop simulate`` jump their
         clock there, the latter once or twice per virtual moment: hence the packer, not redis-py's
         pipeline)."""
-        batch = Batch(self.redis)
+        batch: Any = Batch(self.redis)  # typed loosely, as every pipeline here (redis-py stubs)
         for shard in range(self.shards):
             batch.zrange(keys.timers(shard), 0, 0, withscores=True)
         dues = [_first_score(entries) for entries in batch.execute() if entries]
