@@ -4,7 +4,7 @@ The gate decides one send at a time, so when several of one customer's sends com
 moment (quiet hours deferring several journeys' messages to 08:00, waits that end together, capped
 sends retried when the same slot frees) the first one to reach the gate takes the free slot.
 Firing timers in arrival order would hand it to whichever timer the claim returned first.  So a
-worker first reads the batch's enrollments (one pipelined round trip), then fires each customer's
+worker first reads the batch's enrollments (one pipelined round trip; firing reuses them), then fires each customer's
 timers in order of (due time, journey priority high first, journey id, step id): the highest
 priority journey reaches the gate first, every time, whatever order the timers were written in.
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from orchestrator.engine.run_ids import DATE_RUN_PREFIX, UPDATE_RUN_PREFIX
 from orchestrator.runtime.runtime import Runtime
@@ -35,6 +35,8 @@ class DueTimer:
     priority: int
     journey_id: str
     step_id: str
+    #: The run as read to order the batch (None for pseudo runs and gone runs): firing reuses it.
+    stored: StoredEnrollment | None = field(default=None, compare=False, repr=False)
 
     def key(self) -> tuple[float, int, str, str, str, int]:
         return (self.due, -self.priority, self.journey_id, self.step_id, self.run_id, self.revision)
@@ -72,4 +74,4 @@ def _describe(
     due = found.timer[1] if found.timer is not None and found.timer[0] == revision else math.inf
     step = found.send.step_id if found.send is not None else (enrollment.step_id or "")
     priority = journey.priority if journey is not None else 0
-    return DueTimer(customer_id, run_id, revision, due, priority, enrollment.journey_id, step)
+    return DueTimer(customer_id, run_id, revision, due, priority, enrollment.journey_id, step, found)

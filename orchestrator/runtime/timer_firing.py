@@ -19,14 +19,22 @@ from orchestrator.store import StoredEnrollment
 class TimerRunner(EntryRunner):
     """Due timers."""
 
-    def fire_timer(self, customer_id: str, run_id: str, revision: int) -> str:
-        """A timer came due: advance a wait, re-drive a send, or enter a date-triggered journey."""
+    def fire_timer(self, customer_id: str, run_id: str, revision: int, *, read: StoredEnrollment | None = None) -> str:
+        """A timer came due: advance a wait, re-drive a send, or enter a date-triggered journey.
+
+        ``read`` is the run as the caller read it moments ago (a batch of fired timers reads its
+        runs together to order them): used when it is at the timer's revision and still going,
+        else the run is read again.  Should it have moved on since, the compare-and-set finds out,
+        and the run read afresh is decided only if it is still at the timer's revision.
+        """
         if run_id.startswith(DATE_RUN_PREFIX):
             return self._fire_date(customer_id, run_id)
         if run_id.startswith(UPDATE_RUN_PREFIX):
             return self.redrive_updates(customer_id, run_id[len(UPDATE_RUN_PREFIX) :], revision)
-        stored = self.store.get_enrollment(customer_id, run_id)
-        if stored is None or stored.enrollment.revision != revision or stored.enrollment.finished:
+        stored = read if read is not None and _current(read, revision) else None
+        if stored is None:
+            stored = self.store.get_enrollment(customer_id, run_id)
+        if stored is None or not _current(stored, revision):
             return "stale"
         if stored.enrollment.status == "sending":
             return self.deliver(customer_id, run_id, revision)
@@ -35,7 +43,7 @@ class TimerRunner(EntryRunner):
 
         def decide(current: StoredEnrollment) -> Decision | None:
             journey = self.journey_of(current.enrollment)
-            if journey is None:
+            if journey is None or not _current(current, revision):
                 return None
             exit_decision = engine.check_exit(journey, current.enrollment, profile, None, now=now)
             if exit_decision is not None:
@@ -44,7 +52,8 @@ class TimerRunner(EntryRunner):
                 journey, current.enrollment, profile, TimerFired(revision), now=now, settings_timezone=self.tz
             )
 
-        return "advanced" if self._decide_and_store(customer_id, run_id, decide) else "stale"
+        written = self._decide_and_store(customer_id, run_id, decide, first=stored, profile=profile)
+        return "advanced" if written else "stale"
 
     def _fire_date(self, customer_id: str, run_id: str) -> str:
         _, journey_id, year = run_id.split(":", 2)
@@ -59,3 +68,8 @@ class TimerRunner(EntryRunner):
             journey, profile, run_id=run_id_for(journey_id, customer_id, f"date:{year}"), trigger=trigger
         )
         return "entered" if entered else "stale"
+
+
+def _current(stored: StoredEnrollment, revision: int) -> bool:
+    """Whether a timer of ``revision`` still concerns the run: at that revision and not finished."""
+    return stored.enrollment.revision == revision and not stored.enrollment.finished

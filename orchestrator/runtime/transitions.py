@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -278,6 +279,31 @@ class DecisionRunner:
             for decision in decisions:
                 observer.stored(decision, now)
 
+    @contextmanager
+    def closing_pipeline(self) -> Iterator[list[Callable[[Any], None]]]:
+        """Queue the bookkeeping (stats, replaced-timer clean-up) of everything done inside, and
+        write it at the end in one round trip with whatever the caller adds to the yielded list
+        (also after an exception: what was done stays counted).  A batch of fired timers closes
+        with its acknowledgement there (:func:`orchestrator.workers.actors.fire_claimed`) instead
+        of a round trip per timer.  Inside another closing pipeline it joins that one."""
+        outer: list[Callable[[Any], None]] | None = getattr(self._local, "deferred", None)
+        if outer is not None:
+            yield outer
+            return
+        closing: list[Callable[[Any], None]] = []
+        self._local.deferred = closing
+        try:
+            yield closing
+        finally:
+            self._local.deferred = None
+
+            def close(pipe: Any) -> None:
+                for build in closing:
+                    build(pipe)
+
+            if closing:
+                self.store.run(close)
+
     def _bookkeeping(self, build: Callable[[Any], None]) -> None:
         """Writes that may be lost in a crash (stats, clean-up): on the caller's closing pipeline
         when there is one, else one round trip now."""
@@ -317,11 +343,15 @@ class DecisionRunner:
         first: StoredEnrollment | None = None,
         notes: Iterable[tuple[str, str | None, str, int]] = (),
         before: Callable[[Any], None] | None = None,
+        profile: Profile | None = None,
     ) -> bool:
         """Decide and store; re-read and decide again when a compare-and-set loses (bounded).
 
         ``notes`` (stats already earned, e.g. by a delivery) are counted exactly once either way,
         and ``before`` (unconditional writes) runs exactly once, with the first write or alone.
+        ``profile`` is the profile ``decide`` sees: a send the decision starts inline uses it
+        instead of reading it again, unless the decision also updates the profile (the send must
+        see the update, so it reads the profile after it).
         """
         stored = first
         pending = list(notes)
@@ -336,7 +366,8 @@ class DecisionRunner:
                     return False
                 once, before = before, None
                 try:
-                    written = self.carry_out(stored, decision, notes=pending, before=once)
+                    seen = profile if profile is not None and not pending_updates(decision) else None
+                    written = self.carry_out(stored, decision, notes=pending, before=once, profile=seen)
                     pending = []
                     return written
                 except StateConflict:

@@ -6,7 +6,9 @@ broadcast journey, the next UTC midnight when a journey has a date trigger (the 
 anniversaries once a day), and ``until``.  At each stop it feeds the history's lines for that moment,
 then asks production's :class:`~orchestrator.workers.scheduler.Scheduler` for what a pass at that
 moment would do — a whole pass when a cron fire or a new UTC day is due, else only the due timers
-(fired through production's :func:`~orchestrator.workers.actors.fire_claimed`), else nothing.
+(fired through production's :func:`~orchestrator.workers.actors.fire_claimed`, one claim at a time
+until the next due time is later than now), else nothing.  It reads the next due time only after
+something that can move the timers (lines fed, a pass, a firing): one round trip per stop saved.
 
 What carries the work is a :class:`Pump`:
 
@@ -53,7 +55,10 @@ class Pump(Protocol):
     def track(self, events: list[QueuedEvent]) -> None: ...
     def identify(self, customer_id: str, attributes: dict[str, Any]) -> None: ...
     def tick(self, now: datetime) -> None: ...
-    def fire_due(self, now: datetime) -> None: ...
+    def fire_due(self, now: datetime) -> None:
+        """Fire (at least) one claim of the timers due at ``now``; the driver calls it again while
+        the next due time is not later than ``now``."""
+        ...
 
 
 class _DirectNudges:
@@ -98,7 +103,7 @@ class DirectPump:
         self.scheduler.tick(now)
 
     def fire_due(self, now: datetime) -> None:
-        self.scheduler.fire_due(now)
+        self.scheduler.fire_claim(now)
 
 
 class WorkerPump:
@@ -185,13 +190,17 @@ class Driver:
             start = position
             while position < total and lines[position].at <= now:
                 position += 1
-            self._feed(lines[start:position], stats)
-            stats.lines = position
-            due = timers.next_due()
+            if position > start:  # only lines can have moved the timers since the last look
+                self._feed(lines[start:position], stats)
+                stats.lines = position
+                due = timers.next_due()
             if self._pass_needed(now):
                 self._tick(now)
                 due = timers.next_due()
-            elif due is not None and due <= now.timestamp():
+            # Firing can make more timers due now (a send retried at once, a zero wait): fire until
+            # none is, as the scheduler's claim loop would (the next due time tells when to stop,
+            # so no claim comes back empty).
+            while due is not None and due <= now.timestamp():
                 self.pump.fire_due(now)
                 due = timers.next_due()
             if progress is not None:

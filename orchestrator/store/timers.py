@@ -129,17 +129,19 @@ class Timers:
     def ack_member(self, customer_id: str, run_id: str, revision: int) -> None:
         self.redis.zrem(keys.timer_leases(self.shard_of(customer_id)), member(customer_id, run_id, revision))
 
-    def ack_members(self, handled: Iterable[tuple[str, str, int]]) -> None:
-        """Acknowledge many handled timers (customer, run, revision) with one ZREM per shard."""
+    def ack_members(self, handled: Iterable[tuple[str, str, int]], pipe: Any = None) -> None:
+        """Acknowledge many handled timers (customer, run, revision) with one ZREM per shard (on
+        ``pipe`` when given, else one round trip)."""
         by_shard: dict[int, list[str]] = {}
         for customer_id, run_id, revision in handled:
             by_shard.setdefault(self.shard_of(customer_id), []).append(member(customer_id, run_id, revision))
         if not by_shard:
             return
-        pipe = self.redis.pipeline(transaction=False)
+        batch: Any = pipe if pipe is not None else Batch(self.redis)
         for shard, names in by_shard.items():
-            pipe.zrem(keys.timer_leases(shard), *names)
-        pipe.execute()
+            batch.zrem(keys.timer_leases(shard), *names)
+        if pipe is None:
+            batch.execute()
 
     def reap(self, now: float, limit: int = 1000) -> int:
         """Put timers whose lease expired back as due now (their worker died); returns how many."""
@@ -159,11 +161,13 @@ class Timers:
         return sum(int(n) for n in pipe.execute())
 
     def next_due(self) -> float | None:
-        """The earliest due epoch over all shards (the demo jumps its clock there)."""
-        pipe = self.redis.pipeline(transaction=False)
+        """The earliest due epoch over all shards (the demo and ``loyaloop simulate`` jump their
+        clock there, the latter once or twice per virtual moment: hence the packer, not redis-py's
+        pipeline)."""
+        batch: Any = Batch(self.redis)  # typed loosely, as every pipeline here (redis-py stubs)
         for shard in range(self.shards):
-            pipe.zrange(keys.timers(shard), 0, 0, withscores=True)
-        dues = [entries[0][1] for entries in pipe.execute() if entries]
+            batch.zrange(keys.timers(shard), 0, 0, withscores=True)
+        dues = [_first_score(entries) for entries in batch.execute() if entries]
         return min(dues) if dues else None
 
     def due_count(self, now: float) -> int:
@@ -171,6 +175,13 @@ class Timers:
         for shard in range(self.shards):
             pipe.zcount(keys.timers(shard), "-inf", now)
         return sum(int(n) for n in pipe.execute())
+
+
+def _first_score(reply: list[Any]) -> float:
+    """The score of a ``ZRANGE … WITHSCORES`` reply's first member as the packer reads it: a flat
+    ``[member, score]`` (RESP2) or ``[[member, score]]`` (RESP3)."""
+    first = reply[0]
+    return float(first[1] if isinstance(first, list) else reply[1])
 
 
 def _text(value: str | bytes) -> str:

@@ -281,11 +281,13 @@ def fire_claimed(runtime: Runtime, members: list[tuple[str, str, int]]) -> None:
 
     Each customer's timers fire in priority order (:func:`orchestrator.runtime.fire_order.due_order`), so
     the highest-priority journey reaches the fatigue gate first.  ``loyaloop simulate`` fires its
-    virtual timers through this same function."""
+    virtual timers through this same function.
+
+    The timers' bookkeeping (stats, replaced timers cancelled) rides on the acknowledgement's
+    round trip, as an event batch's rides on its closing pipeline."""
     handled: list[tuple[str, str, int]] = []
-    try:
+    with runtime.closing_pipeline() as closing:
+        closing.append(lambda pipe: runtime.timers.ack_members(handled, pipe=pipe))
         for timer in due_order(runtime, members):
-            runtime.fire_timer(timer.customer_id, timer.run_id, timer.revision)
+            runtime.fire_timer(timer.customer_id, timer.run_id, timer.revision, read=timer.stored)
             handled.append((timer.customer_id, timer.run_id, timer.revision))
-    finally:
-        runtime.timers.ack_members(handled)

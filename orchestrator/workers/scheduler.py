@@ -105,16 +105,25 @@ class Scheduler:
     def fire_due(self, now: datetime, report: TickReport | None = None) -> int:
         """Claim every due timer (in batches) and hand them to workers in chunks."""
         report = report or TickReport()
+        while self.fire_claim(now, report):
+            pass
+        return report.fired
+
+    def fire_claim(self, now: datetime, report: TickReport | None = None) -> int:
+        """One claim of due timers (up to ``claim_batch`` per shard), handed to workers in chunks;
+        how many were claimed.  ``loyaloop simulate`` calls it alone: it knows from the timers'
+        next due time whether another claim would find anything, and saves the empty one."""
+        report = report or TickReport()
         epoch = now.timestamp()
-        while True:
-            claimed = self.parts.timers.claim_due(epoch, self.claim_batch)
-            if not claimed:
-                return report.fired
-            report.fired += len(claimed)
-            report.max_lateness = max(report.max_lateness, epoch - claimed[0].due)
-            metrics.timers_fired(len(claimed), epoch - claimed[0].due)
-            for chunk in customer_chunks(claimed, self.fire_chunk):
-                self.fire_timers([timer.member for timer in chunk])
+        claimed = self.parts.timers.claim_due(epoch, self.claim_batch)
+        if not claimed:
+            return 0
+        report.fired += len(claimed)
+        report.max_lateness = max(report.max_lateness, epoch - claimed[0].due)
+        metrics.timers_fired(len(claimed), epoch - claimed[0].due)
+        for chunk in customer_chunks(claimed, self.fire_chunk):
+            self.fire_timers([timer.member for timer in chunk])
+        return len(claimed)
 
     def redrive_events(self) -> int:
         """Send a drain message to every event shard that has events and nobody draining it: its

@@ -58,3 +58,20 @@ def test_a_malformed_member_is_counted_and_the_rest_of_the_batch_fires(redis_url
         assert [m["journey_id"] for m in h.outbox()] == ["alpha"]
         assert h.runtime.store.refused_counts() == {"message:timers:InputError": 1}
         assert h.runtime.timers.leased() == 0
+
+
+def test_a_run_read_before_it_moved_fires_nothing_twice(redis_url: str, tmp_path: Path) -> None:
+    """A fired timer reuses the run its batch read; when that read is out of date (the run moved
+    since), the compare-and-set finds out and the timer is stale: no second message."""
+    with running(redis_url, tmp_path, [_waiter("alpha", 50, "1h")]) as h:
+        h.api.identify("c1", {"email": "c1@example.com", "consent": {"email": True}})
+        h.api.track("c1", "signup")
+        h.settle()
+        h.clock.advance(hours=1, minutes=1)
+        (timer,) = h.runtime.timers.claim_due(h.clock().timestamp())
+        read = h.runtime.store.get_enrollment("c1", timer.run_id)
+        assert read is not None and read.enrollment.revision == timer.revision
+        assert h.runtime.fire_timer("c1", timer.run_id, timer.revision, read=read) == "advanced"
+        assert h.runtime.fire_timer("c1", timer.run_id, timer.revision, read=read) == "stale"
+        h.settle()
+        assert [m["journey_id"] for m in h.outbox()] == ["alpha"]
