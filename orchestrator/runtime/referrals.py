@@ -4,17 +4,22 @@ The friend arrives with the referrer's code (``referral_code`` on their sign-up 
 event); the code is resolved to the referrer (codes reach Loyaloop with ``identify``), and the
 friend's profile remembers ``referred_by`` and ``referred_at``.  When the friend's first order
 arrives within the window (``referrals.window`` in settings, 30 days by default), Loyaloop tracks
-``referral.converted`` on the referrer (``friend_id``, ``referrer_id``, ``friend_first_name``), so
-the referral journeys reward both sides without the shop working anything out.
+``referral.converted`` on the referrer (``friend_id``, ``referrer_id``, ``friend_first_name``: the
+goal of the journeys that invite) and ``referral.reward_due`` on the friend (the same properties:
+the trigger of the journey that rewards both sides), so the shop works nothing out.  The reward
+hangs on the friend, who converts once, so every friend a referrer brings is rewarded in a run of
+its own — however many convert at once, and whether or not the referrer was in an invitation's
+holdout.
 
 Fraud basics: a code is refused for the customer who owns it, and for a friend whose e-mail
 address or phone number is the referrer's (one person, two accounts); a friend is attributed and
 converted once (``referral_converted_at``), whatever is replayed.  Each refusal is counted
 (``referral_self``, ``referral_unknown_code``, ``referral_expired``).
 
-Exactly once: ``referral.converted`` carries the event id ``referral:<friend id>``, so queueing it
-again after a crash is dropped by the referrer's seen-event marks; it is queued before the friend
-is marked converted, so a crash in between loses nothing.
+Exactly once: ``referral.converted`` carries the event id ``referral:<friend id>`` and
+``referral.reward_due`` ``referral-reward:<friend id>``, so queueing them again after a crash is
+dropped by the seen-event marks; both are queued before the friend is marked converted, so a crash
+in between loses nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from orchestrator.runtime.event_queue import EventQueue, encode
 from orchestrator.store import Store, keys
 
 CONVERTED = "referral.converted"
+#: Queued on the friend: what the reward journey enters on (once per friend).
+REWARD_DUE = "referral.reward_due"
 #: Property of an event carrying the code the customer arrived with.
 CODE_PROPERTY = "referral_code"
 DEFAULT_WINDOW = timedelta(days=30)
@@ -94,10 +101,13 @@ class Referrals:
             "friend_id": friend_id,
             "friend_first_name": profile.attributes.get("first_name", ""),
         }
-        record = encode(referrer_id, CONVERTED, properties, f"referral:{friend_id}", at)
-        shard = self.events.push(referrer_id, record)
-        if shard is not None and self.nudge is not None:
-            self.nudge(shard)
+        for customer_id, name, event_id in (
+            (referrer_id, CONVERTED, f"referral:{friend_id}"),
+            (friend_id, REWARD_DUE, f"referral-reward:{friend_id}"),
+        ):
+            shard = self.events.push(customer_id, encode(customer_id, name, properties, event_id, at))
+            if shard is not None and self.nudge is not None:
+                self.nudge(shard)
 
         def converted(current: Profile) -> Profile | None:
             if "referral_converted_at" in current.attributes:

@@ -32,7 +32,7 @@ def test_validate_the_shipped_journeys_succeeds() -> None:
     assert code == 0, out
     assert out == ""
     count = len(list((ROOT / "templates").rglob("*.j2")))
-    assert f"9 journeys and {count} template files valid" in err
+    assert f"10 journeys and {count} template files valid" in err
 
 
 def test_validate_checks_templates_no_journey_uses_yet(tmp_path: Path) -> None:

@@ -195,9 +195,9 @@ def test_the_shipped_journeys_need_the_ledger_url_once_for_all_their_calls(
     }
     problems = [p for p in check_startup(load_settings(env=env)).problems if "endpoint" in p]
     assert problems == [
-        "journey 'referral' step 'credit_referrer' (also referral/credit_friend, referral_third_order/credit_referrer, "
-        "referral_third_order/credit_friend) calls endpoint 'ledger', which cannot be called: LOYALTY_LEDGER_URL is "
-        "not set; export LOYALTY_LEDGER_URL=https://… (the endpoint's URL)"
+        "journey 'referral_reward' step 'credit_referrer' (also referral_reward/credit_friend) calls endpoint "
+        "'ledger', which cannot be called: LOYALTY_LEDGER_URL is not set; export LOYALTY_LEDGER_URL=https://… "
+        "(the endpoint's URL)"
     ]
     monkeypatch.setenv("LOYALTY_LEDGER_URL", "http://127.0.0.1:9/ledger")  # loopback: plain http allowed
     assert not [p for p in check_startup(load_settings(env=env)).problems if "endpoint" in p]

@@ -55,7 +55,11 @@ def test_the_referral_credits_are_simulated_not_called(monkeypatch: pytest.Monke
         monkeypatch.setenv("LOYALTY_LEDGER_SECRET", "a-real-ledger-secret-0123456789abcdef")
         result = simulate(setup, lines, until=START + timedelta(days=5), backend="fakeredis")
     assert ledger.calls == [] and ledger.refused == 0
-    sent = {(row["step_id"], row["customer_id"]): row for row in result.messages if row["journey_id"] == "referral"}
+    sent = {
+        (row["step_id"], row["customer_id"]): row
+        for row in result.messages
+        if row["journey_id"] in ("referral", "referral_reward")
+    }
     assert set(sent) == {("invite", "ann"), ("thank_referrer", "ann"), ("welcome_friend", "sam")}
     # The subjects read the kept answer (step.referrer_credit.credited): the endpoint's example, 500.
     assert sent["thank_referrer", "ann"]["subject"] == "Your friend joined: 500 points for you"
