@@ -291,7 +291,7 @@ class BatchRunner(EventRunner, TimerRunner):
         answers = iter(self.delivery.gate.check_many(asked, now=now) if asked else [])
         decided = [next(answers) if request is not None else None for *_rest, request in ready]
         results = _concurrently(
-            self.senders,
+            None if self.serial_sends else self.senders,
             self.slots,
             [
                 self._attempt(stored, journey, profile, claimed, gate)
@@ -376,7 +376,7 @@ def sender_pool() -> ThreadPoolExecutor:
 
 
 def _concurrently(
-    senders: ThreadPoolExecutor, slots: DrainSlots, jobs: list[tuple[str, Callable[[], AttemptResult]]]
+    senders: ThreadPoolExecutor | None, slots: DrainSlots, jobs: list[tuple[str, Callable[[], AttemptResult]]]
 ) -> list[AttemptResult]:
     """Run a batch's send attempts (channel name, attempt), results in order.
 
@@ -385,11 +385,12 @@ def _concurrently(
     that just turned slow in this batch) go to the process's sender threads, so a slow or hanging
     provider holds up only its own sends, as with one event per worker thread.  While the drain
     waits on them it gives its slot back (:meth:`orchestrator.runtime.drain_slots.DrainSlots.waiting`).
+    Without ``senders`` (a runtime on a simulated clock) every attempt runs in turn.
     """
     futures: dict[int, Future[AttemptResult]] = {}
     results: dict[int, AttemptResult] = {}
     for index, (channel, job) in enumerate(jobs):
-        if _took.get(channel, 0.0) > SLOW_SEND:
+        if senders is not None and _took.get(channel, 0.0) > SLOW_SEND:
             futures[index] = senders.submit(_timed, channel, job)
         else:
             results[index] = _timed(channel, job)

@@ -89,7 +89,9 @@ def build_runtime(
 
     The leases are the settings' unless given.  ``in_process`` says the client is a Redis private
     to this process (the embedded mode's), the one case where a missing ``LOYALOOP_SECRET_KEY`` is
-    allowed (see :func:`orchestrator.runtime.delivery.signing_secret`); nor is it needed when no
+    allowed (see :func:`orchestrator.runtime.delivery.signing_secret`), and every send runs in turn
+    (the demo and the simulator run on a simulated clock: no machine's speed may order their sends);
+    nor is it needed when no
     journey builds an unsubscribe link (no marketing journey sends).  The runtime owns its drain
     slots and sender threads: whoever builds it calls ``Runtime.close`` when done.
 
@@ -142,6 +144,7 @@ def build_runtime(
         send_lease=send_lease,
         slots=DrainSlots(settings.batch_slots),
         senders=sender_pool(),
+        serial_sends=in_process,
         referrals=Referrals(
             store,
             EventQueue(client),

@@ -339,7 +339,9 @@ class Delivery:
         headers: dict[str, str] = {}
         link = ""
         if journey.category == "marketing":
-            token = unsubscribe.make_token(self.secret, profile.id, channel.name, journey.id)
+            # Issued at the runtime's moment: production's now, the simulated one in a demo or
+            # simulation (so the same story renders byte for byte the same).
+            token = unsubscribe.make_token(self.secret, profile.id, channel.name, journey.id, issued_at=now)
             link = unsubscribe.unsubscribe_url(self.settings.public_url, token)
             if channel.address_field == "email":
                 headers = unsubscribe.unsubscribe_headers(self.settings.public_url, token)
