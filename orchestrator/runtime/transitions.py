@@ -80,8 +80,7 @@ class DecisionRunner:
     #: owned here so ``Runtime.close`` can stop the threads (nothing module-level, nothing leaked).
     slots: DrainSlots = field(kw_only=True, repr=False)
     senders: ThreadPoolExecutor = field(kw_only=True, repr=False)
-    #: Every send in turn, never on the sender threads: a demo or simulation on a simulated clock
-    #: must not let the machine's speed (how slow a channel seemed) decide the order of sends.
+    #: Sends in turn, never on the sender threads (a simulated clock: see compose.build_runtime).
     serial_sends: bool = field(default=False, kw_only=True, repr=False)
     #: Referral attribution (runtime/referrals.py); None leaves referral codes to the shop.
     referrals: Referrals | None = field(default=None, kw_only=True, repr=False)
