@@ -100,7 +100,8 @@ def simulate_command(
     for name, count in sorted(unknown_events(lines, setup.known_events).items()):
         console.print(
             f"[yellow]warning[/yellow]: {events}: event {name!r} ({count} lines) is not in the catalogue and no "
-            "journey uses it; simulated all the same"
+            "journey uses it; simulated all the same",
+            soft_wrap=True,
         )
     meta = {"events": str(events.resolve()), "map": mapping or ""}
     state = out / STATE_FILE if keep_state else None
@@ -186,7 +187,8 @@ def _window(lines: list[Line], start: datetime | None, end: datetime | None) -> 
 
 def _warn_lines(console: Console, history: History) -> None:
     for text in history.warnings[:SHOWN_WARNINGS]:
-        console.print(f"[yellow]warning[/yellow]: {text}", highlight=False)
+        # A warning is never folded: its ``file:line:`` stays whole for a reader's search or an editor's jump.
+        console.print(f"[yellow]warning[/yellow]: {text}", highlight=False, soft_wrap=True)
     if len(history.warnings) > SHOWN_WARNINGS:
         console.print(f"[yellow]warning[/yellow]: … and {len(history.warnings) - SHOWN_WARNINGS} more lines skipped")
 
