@@ -1,5 +1,6 @@
 """Shared fixtures: a real redis-server per test session, flushed before each test that uses it; a real
-three-master Redis Cluster and a real RabbitMQ node for the scale-out tests, started only when a test asks."""
+three-master Redis Cluster and a real RabbitMQ node for the scale-out tests, and a master with its
+replica for the intake's replica waits, started only when a test asks."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from orchestrator.store.connect import cluster_client as open_cluster
 from tests.cluster_server import RedisClusterServers
 from tests.rabbitmq_server import RabbitMQServer, unavailable_reason
 from tests.redis_server import RedisServer
+from tests.replicated_server import ReplicatedRedis
 from tests.runtime.harness import STATE_URL_VARIABLE
 
 
@@ -95,6 +97,21 @@ def cluster_client(cluster_url: str, redis_cluster: RedisClusterServers) -> Iter
     client = redis_cluster.client()
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def replicated_session() -> Iterator[ReplicatedRedis]:
+    """A real master with one replica for the session (well under a second to start)."""
+    servers = ReplicatedRedis().start()
+    yield servers
+    servers.cleanup()
+
+
+@pytest.fixture
+def replicated(replicated_session: ReplicatedRedis) -> ReplicatedRedis:
+    """The master and its replica, emptied, the master's command statistics reset."""
+    replicated_session.flush()
+    return replicated_session
 
 
 @pytest.fixture(scope="session")
