@@ -14,7 +14,6 @@ import redis
 
 from tests.redis_server import RedisServer
 
-
 #: Redis 7 waits 5 s for more replicas before a diskless full sync; one replica need not wait.
 FAST_SYNC = ("--repl-diskless-sync-delay", "0")
 
