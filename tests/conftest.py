@@ -5,6 +5,7 @@ replica for the intake's replica waits, started only when a test asks."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +18,7 @@ from orchestrator.store.connect import cluster_client as open_cluster
 from tests.cluster_server import RedisClusterServers
 from tests.rabbitmq_server import RabbitMQServer, unavailable_reason
 from tests.redis_server import RedisServer
-from tests.replicated_server import ReplicatedRedis
+from tests.replicated_server import FAST_SYNC, ReplicatedRedis
 from tests.runtime.harness import STATE_URL_VARIABLE
 
 
@@ -112,6 +113,24 @@ def replicated(replicated_session: ReplicatedRedis) -> ReplicatedRedis:
     """The master and its replica, emptied, the master's command statistics reset."""
     replicated_session.flush()
     return replicated_session
+
+
+@pytest.fixture(scope="session")
+def replicated_cluster() -> Iterator[RedisClusterServers]:
+    """Three masters with one replica each (the failover drill's shape, a few seconds to start),
+    every replica linked to its master."""
+    servers = RedisClusterServers(replicas=1)
+    for node in servers.nodes:
+        node.extra_args += FAST_SYNC
+    servers.start()
+    deadline = time.monotonic() + 20
+    while not all(int(servers.role(node).get("connected_slaves", 0)) for node in servers.primaries()):
+        if time.monotonic() > deadline:
+            servers.cleanup()
+            raise RuntimeError("a master's replica did not link in time")
+        time.sleep(0.05)
+    yield servers
+    servers.cleanup()
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,8 @@ from orchestrator.cli.doctor import replica_check
 from orchestrator.runtime.event_queue import PUSH_SCRIPT, EventQueue, decode
 from orchestrator.settings import Settings
 from orchestrator.store import keys
+from orchestrator.store.connect import cluster_client
+from tests.cluster_server import RedisClusterServers
 from tests.replicated_server import ReplicatedRedis
 
 
@@ -128,3 +130,16 @@ def test_doctor_fails_when_a_master_has_fewer_replicas_than_asked(replicated: Re
     assert (on.status, too_many.status, off.status, nobody.status) == ("ok", "fail", "ok", "fail")
     assert "the Redis has 1 connected" in too_many.detail and "LOYALOOP_INTAKE_REPLICAS=2" in too_many.detail
     assert off.detail.startswith("off (LOYALOOP_INTAKE_REPLICAS=0; every master has 1 or more")
+
+
+def test_doctor_reads_every_master_of_a_cluster(replicated_cluster: RedisClusterServers) -> None:
+    client = cluster_client(replicated_cluster.url, decode_responses=True)
+    try:
+        ok = replica_check(client, Settings(intake_replicas=1))
+        short = replica_check(client, Settings(intake_replicas=2))
+    finally:
+        client.close()
+    assert ok.status == "ok" and "every master has 1 or more connected" in ok.detail
+    assert short.status == "fail"
+    for node in replicated_cluster.primaries():  # each master named with what it lacks
+        assert f"127.0.0.1:{node.port} has 1" in short.detail

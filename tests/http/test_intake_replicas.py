@@ -21,7 +21,9 @@ from orchestrator.runtime.event_queue import PUSH_SCRIPT, EventQueue, decode
 from orchestrator.runtime.intake import Loyaloop
 from orchestrator.settings import Settings
 from orchestrator.store import keys
+from orchestrator.store.connect import cluster_client
 from orchestrator.store.replication import ReplicaWait
+from tests.cluster_server import RedisClusterServers
 from tests.http.conftest import bearer, make_config, make_settings
 from tests.http.helpers import SendGridSigner, serve
 from tests.replicated_server import ReplicatedRedis
@@ -132,3 +134,30 @@ def test_a_replica_wait_the_redis_timeout_would_cut_short_is_refused_at_start() 
     check_replica_timeout(Settings(intake_replica_timeout_ms=60_000), config)  # off: nothing to fit
     with pytest.raises(ConfigurationError, match=r"TIMEOUT_MS=451 does not fit .* at most 450"):
         check_replica_timeout(Settings(intake_replicas=1, intake_replica_timeout_ms=451), config)
+
+
+def test_on_a_cluster_a_batch_waits_once_on_each_master_and_a_track_on_its_own(
+    replicated_cluster: RedisClusterServers,
+) -> None:
+    replicated_cluster.flush()
+    client: Any = cluster_client(replicated_cluster.url, decode_responses=True)
+    for node in replicated_cluster.primaries():
+        direct = redis.Redis.from_url(node.url)
+        direct.script_load(PUSH_SCRIPT)  # a first NOSCRIPT would send the push, and its WAIT, again
+        direct.config_resetstat()
+        direct.close()
+    intake = Loyaloop(Nudges(), client, replicas=ReplicaWait(1, TIMEOUT_MS))
+    app = create_app(make_settings(), intake, client, config=make_config(SendGridSigner()))
+    queue = EventQueue(client)
+    owner = {n: client.get_node_from_key(keys.event_queue(queue.shard_of(f"c-{n}"))).port for n in range(30)}
+    assert len(set(owner.values())) == 3  # the batch spans every master
+    items = [{"type": "track", "customer_id": f"c-{n}", "event": "signup", "event_id": f"e-{n}"} for n in range(30)]
+    with serve(app) as base_url, httpx.Client(base_url=base_url, timeout=10) as http:
+        batch = http.post("/v1/batch", json={"batch": items}, headers=bearer())
+        assert batch.status_code == 202, batch.text
+        assert replicated_cluster.waits() == dict.fromkeys(set(owner.values()), 1)
+        track = http.post("/v1/track", json={"customer_id": "c-0", "event": "signup"}, headers=bearer())
+        assert track.status_code == 202, track.text
+    after = replicated_cluster.waits()
+    assert after[owner[0]] == 2 and sum(after.values()) == 4  # the track waited on its own master only
+    client.close()

@@ -18,7 +18,7 @@ from orchestrator.store.batch import Batch, Script, pipeline
 from orchestrator.store.connect import cluster_client
 from orchestrator.store.replication import ReplicaWait
 from tests.cluster_server import RedisClusterServers
-from tests.replicated_server import FAST_SYNC, ReplicatedRedis
+from tests.replicated_server import ReplicatedRedis
 
 ONE = ReplicaWait(1, 1000)
 
@@ -88,31 +88,6 @@ def test_scripts_sent_again_after_noscript_are_waited_for_on_their_connection(
     replica.close()
 
 
-@pytest.fixture(scope="module")
-def replicated_cluster() -> Iterator[RedisClusterServers]:
-    """Three masters with one replica each (the failover drill's shape, a few seconds to start)."""
-    servers = RedisClusterServers(replicas=1)
-    for node in servers.nodes:
-        node.extra_args += FAST_SYNC
-    servers.start()
-    deadline = time.monotonic() + 20
-    while not all(int(servers.role(node).get("connected_slaves", 0)) for node in servers.primaries()):
-        assert time.monotonic() < deadline, "a master's replica did not link in time"
-        time.sleep(0.05)
-    yield servers
-    servers.cleanup()
-
-
-def master_waits(servers: RedisClusterServers) -> dict[int, int]:
-    found = {}
-    for node in servers.primaries():
-        client = redis.Redis.from_url(node.url, decode_responses=True)
-        stats: dict[str, Any] = client.info("commandstats")
-        found[node.port] = int(stats.get("cmdstat_wait", {}).get("calls", 0))
-        client.close()
-    return found
-
-
 def test_on_a_cluster_a_batch_waits_once_on_each_master_it_wrote_to(replicated_cluster: RedisClusterServers) -> None:
     replicated_cluster.flush()
     for node in replicated_cluster.primaries():
@@ -130,7 +105,7 @@ def test_on_a_cluster_a_batch_waits_once_on_each_master_it_wrote_to(replicated_c
         owners[shard] = client.get_node_from_key(keys.event_queue(shard)).port
     assert len(set(owners.values())) == 3  # the batch spans every master
     queue.push_many(items, wait=ONE)
-    assert master_waits(replicated_cluster) == dict.fromkeys(set(owners.values()), 1)  # one per master, not per event
+    assert replicated_cluster.waits() == dict.fromkeys(set(owners.values()), 1)  # one per master, not per event
     for node in replicated_cluster.primaries():  # each master's replica has that master's events
         replica = replicated_cluster.replica_of(node)
         assert replica is not None
@@ -142,6 +117,6 @@ def test_on_a_cluster_a_batch_waits_once_on_each_master_it_wrote_to(replicated_c
         reader.close()
     one = items[0][0]
     queue.push_many([(one, encode(one, "page.viewed", {}, "again", now))], wait=ONE)
-    after = master_waits(replicated_cluster)
+    after = replicated_cluster.waits()
     assert after[owners[queue.shard_of(one)]] == 2 and sum(after.values()) == 4  # only the master written to
     client.close()
