@@ -42,9 +42,10 @@ from starlette.responses import JSONResponse, Response
 from orchestrator.errors import InputError, NotReplicated
 from orchestrator.http.auth import KeyRing
 from orchestrator.http.auth_failures import FailedAuth
+from orchestrator.http.availability import warn_limited
 from orchestrator.http.config import HttpConfig
 from orchestrator.http.limits import read_body
-from orchestrator.http.observability import AUTH_FAILURES, EVENTS_ACCEPTED, RATE_LIMITED
+from orchestrator.http.observability import AUTH_FAILURES, EVENTS_ACCEPTED, RATE_LIMITED, UNAVAILABLE
 from orchestrator.http.offload import Offload
 from orchestrator.http.protocol import AsyncIntake, Intake
 from orchestrator.http.responses import error
@@ -252,7 +253,17 @@ def _arguments(call: TrackCall) -> dict[str, Any]:
 
 
 def _not_confirmed(exc: NotReplicated, extra: dict[str, Any]) -> Response:
-    """503: the events reached Redis, too few replicas confirmed them in time; resend with these ids."""
+    """503: the events reached Redis, too few replicas confirmed them in time; resend with these ids.
+    Counted with the other 503s (``reason="not_replicated"``) and logged like them: one line, no
+    customer data, at most every 10 s."""
+    UNAVAILABLE.labels(reason="not_replicated").inc()
+    warn_limited(
+        "answering 503: %d of %d replica(s) confirmed an intake write within %d ms (LOYALOOP_INTAKE_REPLICAS); "
+        "the client is told to resend its events by id",
+        exc.acknowledged,
+        exc.wanted,
+        exc.timeout_ms,
+    )
     return error(
         503,
         f"the event(s) may or may not have been kept: {exc.acknowledged} of the {exc.wanted} replica(s) "

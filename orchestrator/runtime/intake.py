@@ -17,7 +17,6 @@ profile's attributes are the producer's current values, sent again by its next i
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,8 +46,6 @@ from orchestrator.runtime.event_queue import EventQueue, encode
 from orchestrator.runtime.referrals import register_code
 from orchestrator.store import Store, keys
 from orchestrator.store.replication import ReplicaWait
-
-log = logging.getLogger(__name__)
 
 #: Events an import queues per round trip.
 IMPORT_CHUNK = 500
@@ -150,18 +147,12 @@ class Loyaloop:
 
     def unconfirmed(self, error: NotReplicated, door: str, event_ids: list[str], shards: list[int]) -> NotReplicated:
         """Nudge the shards the unconfirmed writes asked for (the events are on the master, and
-        most likely stay), count and log the refusal (no customer data), and name the events."""
+        most likely stay), count the refusal and name the events.  The caller says it in one line:
+        the CLI's error, the front door's rate-limited warning (a replica that is down would
+        otherwise log every request)."""
         for shard in shards:
             self.nudges.nudge_drain(shard)
         metrics.not_replicated(door)
-        log.warning(
-            "%s: %d of %d replica(s) confirmed %d event(s) within %d ms; the caller is told to resend them",
-            door,
-            error.acknowledged,
-            error.wanted,
-            len(event_ids),
-            error.timeout_ms,
-        )
         error.event_ids = tuple(event_ids)
         return error
 
