@@ -118,13 +118,14 @@ def replicated(replicated_session: ReplicatedRedis) -> ReplicatedRedis:
 @pytest.fixture(scope="session")
 def replicated_cluster() -> Iterator[RedisClusterServers]:
     """Three masters with one replica each (the failover drill's shape, a few seconds to start),
-    every replica linked to its master."""
+    every replica online (synced) with its master."""
     servers = RedisClusterServers(replicas=1)
     for node in servers.nodes:
         node.extra_args += FAST_SYNC
     servers.start()
     deadline = time.monotonic() + 20
-    while not all(int(servers.role(node).get("connected_slaves", 0)) for node in servers.primaries()):
+    # A replica counts as connected while its first sync still runs; WAIT counts it only once online.
+    while not all(servers.role(node).get("slave0", {}).get("state") == "online" for node in servers.primaries()):
         if time.monotonic() > deadline:
             servers.cleanup()
             raise RuntimeError("a master's replica did not link in time")

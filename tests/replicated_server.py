@@ -42,14 +42,15 @@ class ReplicatedRedis:
         return self
 
     def wait_linked(self, timeout: float = 15.0) -> None:
-        """Until the master counts its replica connected and the replica's link is up."""
+        """Until the master counts its replica online and the replica's link is up."""
         master = redis.Redis.from_url(self.master.url, decode_responses=True)
         replica = redis.Redis.from_url(self.replica.url, decode_responses=True)
         deadline = time.monotonic() + timeout
         try:
             while True:
                 linked = replica.info("replication").get("master_link_status") == "up"
-                if linked and int(master.info("replication").get("connected_slaves", 0)) >= 1:
+                online = master.info("replication").get("slave0", {}).get("state") == "online"
+                if linked and online:  # (a replica still in its first sync counts as connected)
                     return
                 if time.monotonic() > deadline:
                     raise RuntimeError("the replica did not link to its master in time")

@@ -191,14 +191,20 @@ def run_checks(settings: Settings, now: Callable[[], float] = time.time) -> list
 
 
 def masters_replicas(client: Any) -> dict[str, int]:
-    """Connected replicas of every master of the state store (``INFO replication``), by node."""
+    """Online replicas of every master of the state store (``INFO replication``), by node: a
+    replica still in its first sync is connected but confirms nothing to ``WAIT``."""
     if isinstance(client, redis.RedisCluster):
         found: dict[str, Any] = client.info("replication", target_nodes=redis.RedisCluster.PRIMARIES)
         if "role" in found:  # one primary: redis-py answers with its info alone
             found = {client.get_primaries()[0].name: found}  # type: ignore[no-untyped-call]
-        return {name: int(info.get("connected_slaves", 0)) for name, info in sorted(found.items())}
-    info: dict[str, Any] = client.info("replication")
-    return {"the Redis": int(info.get("connected_slaves", 0))}
+        return {name: _online(info) for name, info in sorted(found.items())}
+    return {"the Redis": _online(client.info("replication"))}
+
+
+def _online(info: dict[str, Any]) -> int:
+    """``slave0``, ``slave1``… whose ``state`` is ``online``."""
+    replicas = [value for name, value in info.items() if name.startswith("slave") and name[5:].isdigit()]
+    return sum(1 for value in replicas if isinstance(value, dict) and value.get("state") == "online")
 
 
 def replica_check(client: Any, settings: Settings) -> Check:
@@ -223,14 +229,14 @@ def replica_check(client: Any, settings: Settings) -> Check:
         return Check(
             "intake replicas",
             "fail",
-            f"LOYALOOP_INTAKE_REPLICAS={wanted} but {', '.join(short)} connected replica(s): every intake call "
+            f"LOYALOOP_INTAKE_REPLICAS={wanted} but {', '.join(short)} online replica(s): every intake call "
             f"there waits {settings.intake_replica_timeout_ms} ms and is refused; start the replicas or lower "
             "LOYALOOP_INTAKE_REPLICAS",
         )
     return Check(
         "intake replicas",
         "ok",
-        f"{wanted} asked, within {settings.intake_replica_timeout_ms} ms; every master has {fewest} or more connected",
+        f"{wanted} asked, within {settings.intake_replica_timeout_ms} ms; every master has {fewest} or more online",
     )
 
 

@@ -128,7 +128,7 @@ def test_doctor_fails_when_a_master_has_fewer_replicas_than_asked(replicated: Re
     client.close()
     alone.close()
     assert (on.status, too_many.status, off.status, nobody.status) == ("ok", "fail", "ok", "fail")
-    assert "the Redis has 1 connected" in too_many.detail and "LOYALOOP_INTAKE_REPLICAS=2" in too_many.detail
+    assert "the Redis has 1 online" in too_many.detail and "LOYALOOP_INTAKE_REPLICAS=2" in too_many.detail
     assert off.detail.startswith("off (LOYALOOP_INTAKE_REPLICAS=0; every master has 1 or more")
 
 
@@ -139,7 +139,7 @@ def test_doctor_reads_every_master_of_a_cluster(replicated_cluster: RedisCluster
         short = replica_check(client, Settings(intake_replicas=2))
     finally:
         client.close()
-    assert ok.status == "ok" and "every master has 1 or more connected" in ok.detail
+    assert ok.status == "ok" and "every master has 1 or more online" in ok.detail
     assert short.status == "fail"
     for node in replicated_cluster.primaries():  # each master named with what it lacks
         assert f"127.0.0.1:{node.port} has 1" in short.detail
