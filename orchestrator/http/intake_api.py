@@ -210,16 +210,16 @@ class IntakeApi:
                 continue
             try:
                 self._track_together(calls, tracks, results)
-            except InputError as exc:
-                at = tracks[exc.index or 0]
-                where = f"batch[{at}].{exc.field}" if exc.field else f"batch[{at}]"
-                # The runtime refused an item our checks let through: say how many before it went in.
-                return error(400, str(exc), field=where, extra={"accepted": tracks[0]})
+            except InputError as exc:  # nothing of these tracks went in
+                return _refused_by_runtime(exc, tracks[exc.index or 0], tracks[0])
             except NotReplicated as exc:
                 return _not_confirmed(exc, {"results": results})
             tracks.clear()
             if isinstance(call, IdentifyCall):
-                self._intake.identify(call.customer_id, call.attributes)
+                try:
+                    self._intake.identify(call.customer_id, call.attributes)
+                except InputError as exc:
+                    return _refused_by_runtime(exc, index, index)
                 EVENTS_ACCEPTED.labels(kind="identify").inc()
                 results[index] = {"customer_id": call.customer_id}
         return JSONResponse({"accepted": len(results), "results": results}, status_code=202)
@@ -239,6 +239,13 @@ class IntakeApi:
         for i, event_id in zip(tracks, ids, strict=True):
             results[i] = {"event_id": event_id}
         EVENTS_ACCEPTED.labels(kind="track").inc(len(ids))
+
+
+def _refused_by_runtime(exc: InputError, at: int, accepted: int) -> Response:
+    """400 for an item the runtime refused though our checks let it through (it should not happen):
+    the item to blame, and how many at the start of the batch went in."""
+    where = f"batch[{at}].{exc.field}" if exc.field else f"batch[{at}]"
+    return error(400, str(exc), field=where, extra={"accepted": accepted})
 
 
 def _arguments(call: TrackCall) -> dict[str, Any]:

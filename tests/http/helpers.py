@@ -129,6 +129,8 @@ class RecordingIntake:
         return [self.track(**item) for item in events]
 
     def identify(self, customer_id: str, attributes: dict[str, Any]) -> None:
+        if customer_id in self.refuse_customers:
+            raise InputError("customer refused by the runtime", field="customer_id")
         self.identified.append((customer_id, attributes))
 
     def clear(self) -> None:
