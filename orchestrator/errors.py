@@ -12,6 +12,7 @@ Callers catch the branch they can act on; nobody has to catch ``Exception``::
     │   └── UnsubscribeTokenError   a signed token was tampered with or is malformed
     ├── StateConflict               a compare-and-set on an enrollment lost the race (harmless, re-read)
     ├── ServiceUnavailable          a request cannot be served now (a shared resource is busy); carries retry_after
+    │   └── NotReplicated           written on the master, not confirmed by enough replicas in time
     └── DeliveryError               a channel could not deliver a message
         ├── TransientError          try again later (429, 5xx, timeout); carries retry_after seconds
         └── PermanentError          never retry (bad address, unsubscribed); may ask to suppress the address
@@ -77,10 +78,13 @@ class TemplateError(LoyaloopError):
 
 
 class InputError(LoyaloopError):
-    """Something from the outside (event, profile, request body) is malformed; it was not stored."""
+    """Something from the outside (event, profile, request body) is malformed; it was not stored.
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    ``index`` is the position of the input to blame when several came together (``track_many``)."""
+
+    def __init__(self, message: str, *, field: str | None = None, index: int | None = None) -> None:
         self.field = field
+        self.index = index
         super().__init__(message)
 
 
@@ -100,6 +104,37 @@ class ServiceUnavailable(LoyaloopError):
         self.reason = reason
         self.retry_after = retry_after
         super().__init__(f"{reason} (retry after {retry_after}s)")
+
+
+class NotReplicated(ServiceUnavailable):
+    """An intake write reached its master, but fewer replicas than ``LOYALOOP_INTAKE_REPLICAS`` confirmed
+    it within ``LOYALOOP_INTAKE_REPLICA_TIMEOUT_MS``: it stands unless that master fails before a
+    replica catches up, so the caller is told "not confirmed" instead of "accepted" and resends with
+    the same event ids (an event is handled once per id, however often it is queued).
+
+    ``replies`` are the replies to the commands that were sent (the caller may still act on them,
+    e.g. nudge a drain); ``event_ids`` the events concerned, once the intake knows them."""
+
+    def __init__(
+        self, wanted: int, acknowledged: int, timeout_ms: int, *, replies: tuple[object, ...] = (), retry_after: int = 1
+    ) -> None:
+        self.wanted = wanted
+        self.acknowledged = acknowledged
+        self.timeout_ms = timeout_ms
+        self.replies = replies
+        self.event_ids: tuple[str, ...] = ()
+        #: Where it happened, said before the reason (``import stopped at line 12: ``).
+        self.where = ""
+        super().__init__(
+            f"the write reached Redis but {acknowledged} of the {wanted} replica(s) asked for "
+            f"(LOYALOOP_INTAKE_REPLICAS) confirmed it within {timeout_ms} ms; it may or may not have been kept: "
+            "send it again with the same event id (events are handled once per id)",
+            retry_after=retry_after,
+        )
+
+    def __str__(self) -> str:
+        shown = f" (event id {self.event_ids[0]})" if len(self.event_ids) == 1 else ""
+        return f"{self.where}{self.reason}{shown}"
 
 
 class DeliveryError(LoyaloopError):

@@ -28,6 +28,12 @@ def _build() -> dict[str, Any]:
         ),
         "retries": Counter("loyaloop_send_retries_total", "Transient send failures retried later.", ["channel"]),
         "timers": Counter("loyaloop_timers_fired_total", "Durable timers claimed by schedulers."),
+        "not_replicated": Counter(
+            "loyaloop_intake_not_replicated_total",
+            "Intake calls told 'not confirmed' (resend with the same ids): too few replicas confirmed "
+            "their writes within LOYALOOP_INTAKE_REPLICA_TIMEOUT_MS.",
+            ["door"],
+        ),
         "lag": Histogram(
             "loyaloop_timer_lag_seconds",
             "How late a timer was claimed after its due time.",
@@ -60,6 +66,11 @@ def send(journey_id: str, channel: str, outcome: str) -> None:
 
 def retry(channel: str) -> None:
     get("retries").labels(channel).inc()
+
+
+def not_replicated(door: str) -> None:
+    """An intake call (``door``: ``track``, ``batch``, ``import``) whose writes too few replicas confirmed."""
+    get("not_replicated").labels(door).inc()
 
 
 def timers_fired(count: int, lag_seconds: float) -> None:

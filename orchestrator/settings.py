@@ -201,6 +201,13 @@ class Settings(BaseModel):
     send_lease: float = Field(60.0, gt=0, allow_inf_nan=False, description="a number of seconds above 0")
     #: Event drains one worker process runs at once (see orchestrator/runtime/drain_slots.py).
     batch_slots: int = Field(2, ge=1, description="a whole number of drains, at least 1")
+    #: Replicas that must confirm an intake write (``WAIT``) before a caller is told it is accepted;
+    #: 0 is off (docs/reliability.md §6: where the replication window is worth closing).
+    intake_replicas: int = Field(0, ge=0, le=100, description="a whole number of replicas from 0 (off) to 100")
+    #: Milliseconds an intake write waits for those replicas before the caller is told "not confirmed".
+    intake_replica_timeout_ms: int = Field(
+        250, ge=1, le=60_000, description="a whole number of milliseconds from 1 to 60000"
+    )
 
     @field_validator("redis_url")
     @classmethod
@@ -242,6 +249,8 @@ ENVIRONMENT: dict[str, str] = {
     "LOYALOOP_TIMER_LEASE": "timer_lease",
     "LOYALOOP_SEND_LEASE": "send_lease",
     "LOYALOOP_BATCH_SLOTS": "batch_slots",
+    "LOYALOOP_INTAKE_REPLICAS": "intake_replicas",
+    "LOYALOOP_INTAKE_REPLICA_TIMEOUT_MS": "intake_replica_timeout_ms",
 }
 #: Fields ``settings.yaml`` may not set: ops' (connections, secrets, tuning), never committed with
 #: the journeys.  ``public_url`` may come from either.

@@ -164,6 +164,18 @@ class RedisClusterServers:
                 raise RuntimeError(f"no replica took over from the master on port {killed.port} in {timeout:.0f} s")
             time.sleep(0.02)
 
+    def waits(self) -> dict[int, int]:
+        """``WAIT`` calls per master (by port) since its statistics were last reset (``INFO commandstats``)."""
+        found = {}
+        for node in self.primaries():
+            client = redis.Redis.from_url(node.url, decode_responses=True)
+            try:
+                stats: dict[str, Any] = client.info("commandstats")
+            finally:
+                client.close()
+            found[node.port] = int(stats.get("cmdstat_wait", {}).get("calls", 0))
+        return found
+
     def client(self, *, decode_responses: bool = True) -> redis.RedisCluster:
         return redis.RedisCluster(host="127.0.0.1", port=self.nodes[0].port, decode_responses=decode_responses)
 

@@ -1,9 +1,11 @@
 """Shared fixtures: a real redis-server per test session, flushed before each test that uses it; a real
-three-master Redis Cluster and a real RabbitMQ node for the scale-out tests, started only when a test asks."""
+three-master Redis Cluster and a real RabbitMQ node for the scale-out tests, and a master with its
+replica for the intake's replica waits, started only when a test asks."""
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +18,7 @@ from orchestrator.store.connect import cluster_client as open_cluster
 from tests.cluster_server import RedisClusterServers
 from tests.rabbitmq_server import RabbitMQServer, unavailable_reason
 from tests.redis_server import RedisServer
+from tests.replicated_server import FAST_SYNC, ReplicatedRedis
 from tests.runtime.harness import STATE_URL_VARIABLE
 
 
@@ -95,6 +98,40 @@ def cluster_client(cluster_url: str, redis_cluster: RedisClusterServers) -> Iter
     client = redis_cluster.client()
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def replicated_session() -> Iterator[ReplicatedRedis]:
+    """A real master with one replica for the session (well under a second to start)."""
+    servers = ReplicatedRedis().start()
+    yield servers
+    servers.cleanup()
+
+
+@pytest.fixture
+def replicated(replicated_session: ReplicatedRedis) -> ReplicatedRedis:
+    """The master and its replica, emptied, the master's command statistics reset."""
+    replicated_session.flush()
+    return replicated_session
+
+
+@pytest.fixture(scope="session")
+def replicated_cluster() -> Iterator[RedisClusterServers]:
+    """Three masters with one replica each (the failover drill's shape, a few seconds to start),
+    every replica online (synced) with its master."""
+    servers = RedisClusterServers(replicas=1)
+    for node in servers.nodes:
+        node.extra_args += FAST_SYNC
+    servers.start()
+    deadline = time.monotonic() + 20
+    # A replica counts as connected while its first sync still runs; WAIT counts it only once online.
+    while not all(servers.role(node).get("slave0", {}).get("state") == "online" for node in servers.primaries()):
+        if time.monotonic() > deadline:
+            servers.cleanup()
+            raise RuntimeError("a master's replica did not link in time")
+        time.sleep(0.05)
+    yield servers
+    servers.cleanup()
 
 
 @pytest.fixture(scope="session")

@@ -182,11 +182,62 @@ def run_checks(settings: Settings, now: Callable[[], float] = time.time) -> list
             checks.append(broker)
             if broker.status == "ok":
                 checks.append(dead_letter_check(dead))
+            checks.append(replica_check(client, settings))
             checks += queue_checks(client, Store(client), settings)
             checks += voucher_checks(client, settings)
     finally:
         client.close()
     return checks
+
+
+def masters_replicas(client: Any) -> dict[str, int]:
+    """Online replicas of every master of the state store (``INFO replication``), by node: a
+    replica still in its first sync is connected but confirms nothing to ``WAIT``."""
+    if isinstance(client, redis.RedisCluster):
+        found: dict[str, Any] = client.info("replication", target_nodes=redis.RedisCluster.PRIMARIES)
+        if "role" in found:  # one primary: redis-py answers with its info alone
+            found = {client.get_primaries()[0].name: found}  # type: ignore[no-untyped-call]
+        return {name: _online(info) for name, info in sorted(found.items())}
+    return {"the Redis": _online(client.info("replication"))}
+
+
+def _online(info: dict[str, Any]) -> int:
+    """``slave0``, ``slave1``… whose ``state`` is ``online``."""
+    replicas = [value for name, value in info.items() if name.startswith("slave") and name[5:].isdigit()]
+    return sum(1 for value in replicas if isinstance(value, dict) and value.get("state") == "online")
+
+
+def replica_check(client: Any, settings: Settings) -> Check:
+    """``LOYALOOP_INTAKE_REPLICAS`` against the replicas each master has now: asked for more than a
+    master has, every intake call would wait out the timeout and be refused."""
+    wanted = settings.intake_replicas
+    try:
+        masters = masters_replicas(client)
+    except redis.RedisError as exc:
+        return Check("intake replicas", "fail" if wanted else "warn", f"cannot read INFO replication ({exc})")
+    fewest = min(masters.values(), default=0)
+    if not wanted:
+        have = f"every master has {fewest} or more replica(s)" if fewest else "a master has no replica"
+        return Check(
+            "intake replicas",
+            "ok",
+            f"off (LOYALOOP_INTAKE_REPLICAS=0; {have}): an event accepted and not yet replicated is lost "
+            "if its master fails; see docs/runtime.md, replicas at the intake",
+        )
+    short = [f"{name} has {count}" for name, count in masters.items() if count < wanted]
+    if short:
+        return Check(
+            "intake replicas",
+            "fail",
+            f"LOYALOOP_INTAKE_REPLICAS={wanted} but {', '.join(short)} online replica(s): every intake call "
+            f"there waits {settings.intake_replica_timeout_ms} ms and is refused; start the replicas or lower "
+            "LOYALOOP_INTAKE_REPLICAS",
+        )
+    return Check(
+        "intake replicas",
+        "ok",
+        f"{wanted} asked, within {settings.intake_replica_timeout_ms} ms; every master has {fewest} or more online",
+    )
 
 
 def voucher_checks(client: Any, settings: Settings) -> list[Check]:
@@ -217,7 +268,8 @@ MARK = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (for monitoring).")
 def doctor(as_json: bool) -> None:
     """Check a deployment: settings, journeys, channels, Redis (version, AOF, clock skew), the
-    broker, pending and stalled event shards, dead letters, events kept aside and unknown events.
+    broker, the replicas the intake waits for, pending and stalled event shards, dead letters,
+    events kept aside and unknown events.
 
     Exit status 0 when nothing failed (warnings allowed), 1 otherwise.
 

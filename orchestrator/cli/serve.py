@@ -17,7 +17,7 @@ from orchestrator.http.config import load_http_config
 from orchestrator.http.connections import GuardedHttpProtocol
 from orchestrator.http.console.auth import session_key
 from orchestrator.http.console.startup import console_users
-from orchestrator.http.server import FACTORY, require_redis, run_uvicorn
+from orchestrator.http.server import FACTORY, check_replica_timeout, require_redis, run_uvicorn
 from orchestrator.settings import load_settings
 from orchestrator.store.connect import open_redis
 
@@ -75,6 +75,7 @@ def serve(host: str, port: int, workers: int, log_level: str, access_log: bool) 
     require_redis(settings)
     require_ready(settings, command="serve", need_channels=False, need_journeys=False, need_endpoints=False)
     http = load_http_config()
+    check_replica_timeout(settings, http)
     if console_users():  # a malformed user list, or no key to sign sessions, is refused here
         session_key(os.environ)
     try:

@@ -151,6 +151,11 @@ class _Warnings:
 _warnings = _Warnings()
 
 
+def warn_limited(message: str, *args: object) -> None:
+    """Log a warning about answering 503, at most one per ``LOG_EVERY`` seconds in the process."""
+    _warnings.warn(message, *args)
+
+
 async def unavailable(request: Request, exc: Exception) -> Response:
     """The exception handler for :data:`UNAVAILABLE_ERRORS`: ``503`` with ``Retry-After``.
 

@@ -21,6 +21,12 @@ without end.  A Redis that does not answer in time makes the request a 503
 An event whose ``event_id`` the runtime has already handled answers 202 with ``"duplicate":
 true`` and is not enqueued again; one repeated before the first copy was handled is enqueued again
 and dropped by the runtime's own de-duplication, so the answer is the same either way.
+
+With ``LOYALOOP_INTAKE_REPLICAS``, 202 also means that many replicas have the events.  When too few
+confirmed in time (:class:`~orchestrator.errors.NotReplicated`) the answer is 503 with
+``Retry-After`` and the ids of the events concerned: they may or may not have been kept, and
+sending them again with those ids is safe (an event is handled once per id).  A batch's tracks are
+queued together (one ``WAIT`` per Redis node written to), between its identifies.
 """
 
 from __future__ import annotations
@@ -33,12 +39,13 @@ import redis.asyncio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from orchestrator.errors import InputError
+from orchestrator.errors import InputError, NotReplicated
 from orchestrator.http.auth import KeyRing
 from orchestrator.http.auth_failures import FailedAuth
+from orchestrator.http.availability import warn_limited
 from orchestrator.http.config import HttpConfig
 from orchestrator.http.limits import read_body
-from orchestrator.http.observability import AUTH_FAILURES, EVENTS_ACCEPTED, RATE_LIMITED
+from orchestrator.http.observability import AUTH_FAILURES, EVENTS_ACCEPTED, RATE_LIMITED, UNAVAILABLE
 from orchestrator.http.offload import Offload
 from orchestrator.http.protocol import AsyncIntake, Intake
 from orchestrator.http.responses import error
@@ -183,33 +190,95 @@ class IntakeApi:
             )
         except InputError as exc:
             return error(400, str(exc), field=exc.field)
+        except NotReplicated as exc:
+            return _not_confirmed(exc, {"event_id": exc.event_ids[0] if exc.event_ids else None})
         EVENTS_ACCEPTED.labels(kind="track").inc()
         return JSONResponse({"accepted": True, "event_id": event_id}, status_code=202)
 
     def _hand_over_batch(self, calls: list[Call], duplicates: list[bool]) -> Response:
-        """Hand every item over in order (in a thread: the runtime's client blocks on Redis)."""
-        results: list[dict[str, Any]] = []
-        for index, (call, duplicate) in enumerate(zip(calls, duplicates, strict=True)):
+        """Hand every item over in order (in a thread: the runtime's client blocks on Redis): the
+        tracks between two identifies together, so they share one round trip (and one ``WAIT`` per
+        node with ``LOYALOOP_INTAKE_REPLICAS``)."""
+        results: list[dict[str, Any] | None] = [None] * len(calls)
+        tracks: list[int] = []  # the tracks waiting for the next identify or the end
+        for index, (call, duplicate) in enumerate([*zip(calls, duplicates, strict=True), (None, False)]):
+            if isinstance(call, TrackCall) and not duplicate:
+                tracks.append(index)
+                continue
+            if isinstance(call, TrackCall):
+                results[index] = {"event_id": call.event_id, "duplicate": True}
+                continue
             try:
-                results.append(self._hand_over(call, duplicate))
-            except InputError as exc:
-                where = f"batch[{index}].{exc.field}" if exc.field else f"batch[{index}]"
-                # The runtime refused an item our checks let through: say how many before it went in.
-                return error(400, str(exc), field=where, extra={"accepted": index})
+                self._track_together(calls, tracks, results)
+            except InputError as exc:  # nothing of these tracks went in
+                return _refused_by_runtime(exc, tracks[exc.index or 0], tracks[0])
+            except NotReplicated as exc:
+                return _not_confirmed(exc, {"results": results})
+            tracks.clear()
+            if isinstance(call, IdentifyCall):
+                try:
+                    self._intake.identify(call.customer_id, call.attributes)
+                except InputError as exc:
+                    return _refused_by_runtime(exc, index, index)
+                EVENTS_ACCEPTED.labels(kind="identify").inc()
+                results[index] = {"customer_id": call.customer_id}
         return JSONResponse({"accepted": len(results), "results": results}, status_code=202)
 
-    def _hand_over(self, call: Call, duplicate: bool) -> dict[str, Any]:
-        if isinstance(call, IdentifyCall):
-            self._intake.identify(call.customer_id, call.attributes)
-            EVENTS_ACCEPTED.labels(kind="identify").inc()
-            return {"customer_id": call.customer_id}
-        if duplicate:
-            return {"event_id": call.event_id, "duplicate": True}
-        event_id = self._intake.track(
-            call.customer_id, call.event, call.properties, event_id=call.event_id, timestamp=call.timestamp
-        )
-        EVENTS_ACCEPTED.labels(kind="track").inc()
-        return {"event_id": event_id}
+    def _track_together(self, calls: list[Call], tracks: list[int], results: list[dict[str, Any] | None]) -> None:
+        """Queue the tracks at these positions in one call and put their results in place (on
+        :class:`NotReplicated` too: the 503 names the ids to send again)."""
+        if not tracks:
+            return
+        chosen = [calls[i] for i in tracks]
+        try:
+            ids = self._intake.track_many([_arguments(call) for call in chosen if isinstance(call, TrackCall)])
+        except NotReplicated as exc:
+            for i, event_id in zip(tracks, exc.event_ids, strict=True):
+                results[i] = {"event_id": event_id}
+            raise
+        for i, event_id in zip(tracks, ids, strict=True):
+            results[i] = {"event_id": event_id}
+        EVENTS_ACCEPTED.labels(kind="track").inc(len(ids))
+
+
+def _refused_by_runtime(exc: InputError, at: int, accepted: int) -> Response:
+    """400 for an item the runtime refused though our checks let it through (it should not happen):
+    the item to blame, and how many at the start of the batch went in."""
+    where = f"batch[{at}].{exc.field}" if exc.field else f"batch[{at}]"
+    return error(400, str(exc), field=where, extra={"accepted": accepted})
+
+
+def _arguments(call: TrackCall) -> dict[str, Any]:
+    """A track call as ``Intake.track_many`` takes it."""
+    return {
+        "customer_id": call.customer_id,
+        "event": call.event,
+        "properties": call.properties,
+        "event_id": call.event_id,
+        "timestamp": call.timestamp,
+    }
+
+
+def _not_confirmed(exc: NotReplicated, extra: dict[str, Any]) -> Response:
+    """503: the events reached Redis, too few replicas confirmed them in time; resend with these ids.
+    Counted with the other 503s (``reason="not_replicated"``) and logged like them: one line, no
+    customer data, at most every 10 s."""
+    UNAVAILABLE.labels(reason="not_replicated").inc()
+    warn_limited(
+        "answering 503: %d of %d replica(s) confirmed an intake write within %d ms (LOYALOOP_INTAKE_REPLICAS); "
+        "the client is told to resend its events by id",
+        exc.acknowledged,
+        exc.wanted,
+        exc.timeout_ms,
+    )
+    return error(
+        503,
+        f"the event(s) may or may not have been kept: {exc.acknowledged} of the {exc.wanted} replica(s) "
+        f"required confirmed them within {exc.timeout_ms} ms; send them again with the same event_id "
+        "after Retry-After seconds (an event is handled once per id)",
+        headers={"Retry-After": str(exc.retry_after)},
+        extra=extra,
+    )
 
 
 def _too_many_failures(wait: float) -> Response:

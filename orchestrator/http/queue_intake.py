@@ -14,6 +14,12 @@ the shard is queued or running, so under load it is rare.  If it cannot be sent 
 is still durably queued and its shard marked: the scheduler re-drives a marked shard whose mark
 expired (:meth:`~orchestrator.runtime.event_queue.EventQueue.stalled`), so the request is still
 answered 202 and only that shard's drain waits.
+
+With ``LOYALOOP_INTAKE_REPLICAS`` the ``WAIT`` rides in the track's own batch, on its connection
+(:mod:`orchestrator.store.replication`); a track that too few replicas confirmed raises
+:class:`~orchestrator.errors.NotReplicated` (the front door answers 503).  On a Redis Cluster a
+waiting track goes through the thread pool instead, where the store's packer sends the ``WAIT`` to
+the node that took the write (redis-py's asyncio cluster pipeline cannot put it on that connection).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import redis
 import redis.asyncio
 
 from orchestrator import metrics
-from orchestrator.errors import InputError, ServiceUnavailable
+from orchestrator.errors import InputError, NotReplicated, ServiceUnavailable
 from orchestrator.http.offload import Offload
 from orchestrator.http.protocol import AsyncIntake, Intake
 from orchestrator.runtime.event_queue import DRAIN_LEASE, PUSH_SCRIPT
@@ -63,7 +69,12 @@ class QueueIntake:
             raise
         batch = AsyncBatch(self._redis, scripts=(PUSH_SCRIPT,))
         shard = self._client.events.queue_push(batch, customer_id, record)
-        [nudge] = await batch.execute()
+        try:
+            [nudge] = await batch.execute(wait=self._client.replicas)
+        except NotReplicated as error:
+            if error.replies and error.replies[0]:
+                await self._nudge(shard)
+            raise self._client.unconfirmed(error, "track", [ident], []) from None
         if nudge:
             await self._nudge(shard)
         metrics.event("queued")
@@ -118,9 +129,9 @@ class ThreadedIntake:
 
 def async_intake(intake: Intake, aredis: redis.asyncio.Redis, offload: Offload, *, timeout: float) -> AsyncIntake:
     """The runtime's client on a real Redis queues on the event loop; anything else (an embedded
-    client, a test double) runs in the thread pool."""
+    client, a test double, a client that waits for replicas on a cluster) runs in the thread pool."""
     if isinstance(intake, Loyaloop) and (
-        streams(intake.store.redis) or isinstance(intake.store.redis, redis.RedisCluster)
+        streams(intake.store.redis) or (isinstance(intake.store.redis, redis.RedisCluster) and intake.replicas is None)
     ):
         return QueueIntake(intake, aredis, offload, timeout=timeout)
     return ThreadedIntake(intake, offload)

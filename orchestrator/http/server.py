@@ -34,6 +34,7 @@ from orchestrator.http.config import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
+    HttpConfig,
     load_http_config,
 )
 from orchestrator.http.console.startup import console_from_environment, console_users
@@ -59,6 +60,24 @@ def require_redis(settings: Settings) -> str:
     return settings.redis_url
 
 
+#: Milliseconds of ``LOYALOOP_REDIS_TIMEOUT`` a track's round trip needs besides its ``WAIT``.
+ROUND_TRIP_MS = 50
+
+
+def check_replica_timeout(settings: Settings, config: HttpConfig) -> None:
+    """Refuse a replica wait the front door's Redis timeout would cut short: the socket would give
+    up first and the request get the 503 for an unreachable Redis, not the one that names its ids."""
+    if not settings.intake_replicas:
+        return
+    room = int(config.redis_timeout * 1000) - ROUND_TRIP_MS
+    if settings.intake_replica_timeout_ms > room:
+        raise ConfigurationError(
+            f"LOYALOOP_INTAKE_REPLICA_TIMEOUT_MS={settings.intake_replica_timeout_ms} does not fit in "
+            f"LOYALOOP_REDIS_TIMEOUT={config.redis_timeout:g} s with {ROUND_TRIP_MS} ms for the round trip; "
+            f"lower it to at most {max(room, 0)} or raise LOYALOOP_REDIS_TIMEOUT"
+        )
+
+
 def with_timeouts(url: str, timeout: float) -> str:
     """``url`` with redis-py's ``socket_timeout`` and ``socket_connect_timeout`` in its query
     (unless it sets its own): the only way to bound the Dramatiq broker's client, which is built
@@ -75,6 +94,7 @@ def build_app() -> Starlette:
     settings = load_settings()
     config = load_http_config()
     url = require_redis(settings)
+    check_replica_timeout(settings, config)
     # A Redis that stops answering must fail the request (503) after a bounded wait, in a thread
     # as on the event loop, and never hold either for long.
     client = open_redis(

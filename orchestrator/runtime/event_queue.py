@@ -36,6 +36,7 @@ from orchestrator.language.inputs import (
 )
 from orchestrator.store import keys, layout, lua
 from orchestrator.store.batch import Batch
+from orchestrator.store.replication import ReplicaWait
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,11 @@ class QueuedEvent:
     properties: dict[str, Any]
     event_id: str
     timestamp: datetime
+
+
+def nudged(shards: list[int], replies: Iterable[Any]) -> list[int]:
+    """The shards whose push replied 1 (no drain queued or running), from each push's shard and reply."""
+    return sorted({shard for shard, nudge in zip(shards, replies, strict=True) if nudge})
 
 
 def encode(customer_id: str, name: str, properties: dict[str, Any], event_id: str, timestamp: datetime) -> str:
@@ -138,10 +144,13 @@ class EventQueue:
         return [keys.event_queue(shard), keys.event_drain(shard)]
 
     # --- producing ------------------------------------------------------------------------------
-    def push(self, customer_id: str, record: str) -> int | None:
-        """Append one event (durable when this returns); the shard to nudge, or None."""
+    def push(self, customer_id: str, record: str, *, wait: ReplicaWait | None = None) -> int | None:
+        """Append one event (durable when this returns); the shard to nudge, or None.  With ``wait``
+        the ``WAIT`` rides in the same round trip, and too few replicas raise
+        :class:`~orchestrator.errors.NotReplicated` (the event is on the master: its replies say
+        whether to nudge)."""
         shard = self.shard_of(customer_id)
-        return shard if self._run(self._push, self._keys(shard), [self.lease_ms, record]) else None
+        return shard if self._run(self._push, self._keys(shard), [self.lease_ms, record], wait) else None
 
     def queue_push(self, pipe: Any, customer_id: str, record: str) -> int:
         """Queue :meth:`push` on a pipeline of the caller's (the HTTP front door's asyncio batch) and
@@ -151,28 +160,30 @@ class EventQueue:
         pipe.evalsha(self._push.sha, 2, *self._keys(shard), self.lease_ms, record)
         return shard
 
-    def _run(self, script: Any, keys_: list[str], args: list[Any]) -> Any:
+    def _run(self, script: Any, keys_: list[str], args: list[Any], wait: ReplicaWait | None = None) -> Any:
         """One script call through the store's packer (``track``'s whole cost is this call, and
         redis-py's command path is most of it), which loads the script again after a Redis restart."""
         batch: Any = Batch(self.redis)  # (redis-py's stubs type evalsha for clients only)
         batch.evalsha(script.sha, len(keys_), *keys_, *args)
-        return batch.execute()[0]
+        return batch.execute(wait=wait)[0]
 
-    def push_many(self, items: Iterable[tuple[str, str]]) -> list[int]:
-        """Append many events (customer id, record) in one round trip; the shards to nudge."""
+    def push_many(self, items: Iterable[tuple[str, str]], *, wait: ReplicaWait | None = None) -> list[int]:
+        """Append many events (customer id, record) in one round trip through the store's packer
+        (on a cluster, each node's shards on that node's connection); the shards to nudge.  With
+        ``wait``, one ``WAIT`` per connection written to (each node touched), as :meth:`push`."""
         by_shard: dict[int, list[str]] = {}
         for customer_id, record in items:
             by_shard.setdefault(self.shard_of(customer_id), []).append(record)
         if not by_shard:
             return []
-        pipe = self.redis.pipeline(transaction=False)
+        batch: Any = Batch(self.redis)
         calls: list[int] = []
         for shard, records in by_shard.items():
             for start in range(0, len(records), PUSH_CHUNK):
                 chunk = records[start : start + PUSH_CHUNK]
-                self._push(keys=self._keys(shard), args=[self.lease_ms, *chunk], client=pipe)
+                batch.evalsha(self._push.sha, 2, *self._keys(shard), self.lease_ms, *chunk)
                 calls.append(shard)
-        return sorted({shard for shard, nudge in zip(calls, pipe.execute(), strict=True) if nudge})
+        return nudged(calls, batch.execute(wait=wait))
 
     # --- draining -------------------------------------------------------------------------------
     def take(self, shard: int, token: str) -> list[str] | None:

@@ -6,12 +6,19 @@ queued or running: when it returns, the event is in Redis (durable), and the eve
 the one a retry of the same call must reuse so the event is counted once.  Nothing here touches
 journeys; a worker does that.  Both calls are cheap and thread-safe, so the HTTP front door can
 call them from any request thread.
+
+With ``LOYALOOP_INTAKE_REPLICAS`` (``replicas``) a call is answered only once that many replicas
+have its writes: one ``WAIT`` rides in the call's own round trip (one per Redis node a batch or an
+import chunk wrote to), and when too few replicas confirm in time the call raises
+:class:`~orchestrator.errors.NotReplicated` carrying its event ids, so the caller resends them
+rather than believing them kept (docs/reliability.md §6).  ``identify`` is not waited for: a
+profile's attributes are the producer's current values, sent again by its next identify.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +27,7 @@ from typing import Any, Protocol
 import redis
 
 from orchestrator import metrics
-from orchestrator.errors import InputError
+from orchestrator.errors import InputError, NotReplicated
 from orchestrator.gate import consent as consent_store
 from orchestrator.language.inputs import (
     MAX_FUTURE,
@@ -38,6 +45,7 @@ from orchestrator.language.timeparse import parse_timezone
 from orchestrator.runtime.event_queue import EventQueue, encode
 from orchestrator.runtime.referrals import register_code
 from orchestrator.store import Store, keys
+from orchestrator.store.replication import ReplicaWait
 
 #: Events an import queues per round trip.
 IMPORT_CHUNK = 500
@@ -73,8 +81,11 @@ class Loyaloop:
         clock: Any = None,
         max_future: timedelta = MAX_FUTURE,
         consent_channels: frozenset[str] | None = None,
+        replicas: ReplicaWait | None = None,
     ) -> None:
         self.nudges = nudges
+        #: The replicas every accepted event must reach first (``LOYALOOP_INTAKE_REPLICAS``); None: off.
+        self.replicas = replicas
         #: The channels consent may be given for (their ``consent_key``); None accepts any channel name.
         self.consent_channels = consent_channels
         #: How far ahead a timestamp may be; the HTTP intake sets its own (``max_future_seconds``).
@@ -98,11 +109,57 @@ class Loyaloop:
     ) -> str:
         """Queue an event durably and return its id (generated when not given)."""
         ident, record = self._prepare(customer_id, event, properties, event_id, timestamp)
-        shard = self.events.push(customer_id, record)
+        try:
+            shard = self.events.push(customer_id, record, wait=self.replicas)
+        except NotReplicated as error:
+            to_nudge = [self.events.shard_of(customer_id)] if error.replies and error.replies[0] else []
+            raise self.unconfirmed(error, "track", [ident], to_nudge) from None
         if shard is not None:
             self.nudges.nudge_drain(shard)
         metrics.event("queued")  # in-process only: a Redis counter here would cost every track a round trip
         return ident
+
+    def track_many(self, events: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Queue many events in one round trip (with ``replicas``, one ``WAIT`` per node written
+        to) and return their ids; each event is ``track``'s arguments by name (``customer_id``,
+        ``event``, ``properties``, ``event_id``, ``timestamp``).  Nothing is queued when one is
+        refused: the :class:`InputError` says which by its ``index``."""
+        prepared: list[tuple[str, str, str]] = []
+        for index, item in enumerate(events):
+            try:
+                ident, record = self._prepare(
+                    item["customer_id"],
+                    item["event"],
+                    item.get("properties"),
+                    item.get("event_id"),
+                    item.get("timestamp"),
+                )
+            except InputError as error:
+                error.index = index
+                raise
+            prepared.append((ident, str(item["customer_id"]), record))
+        items = [(customer_id, record) for _ident, customer_id, record in prepared]
+        try:
+            self._queue_many(items)
+        except NotReplicated as error:
+            raise self.unconfirmed(error, "batch", [ident for ident, _c, _r in prepared], self._nudged(items)) from None
+        return [ident for ident, _c, _r in prepared]
+
+    def unconfirmed(self, error: NotReplicated, door: str, event_ids: list[str], shards: list[int]) -> NotReplicated:
+        """Nudge the shards the unconfirmed writes asked for (the events are on the master, and
+        most likely stay), count the refusal and name the events.  The caller says it in one line:
+        the CLI's error, the front door's rate-limited warning (a replica that is down would
+        otherwise log every request)."""
+        for shard in shards:
+            self.nudges.nudge_drain(shard)
+        metrics.not_replicated(door)
+        error.event_ids = tuple(event_ids)
+        return error
+
+    def _nudged(self, items: list[tuple[str, str]]) -> list[int]:
+        """The shards an unconfirmed :meth:`_queue_many` nudges: every one it wrote to (a drain of a
+        shard already queued or running finds the lease taken and stops)."""
+        return sorted({self.events.shard_of(customer_id) for customer_id, _record in items})
 
     def _prepare(
         self,
@@ -149,7 +206,7 @@ class Loyaloop:
         """Queue prepared events (customer id, record) in one round trip, in order per customer."""
         if not items:
             return
-        for shard in self.events.push_many(items):
+        for shard in self.events.push_many(items, wait=self.replicas):
             self.nudges.nudge_drain(shard)
         for _ in items:
             metrics.event("queued")
@@ -207,7 +264,7 @@ class Loyaloop:
             task = bar.add_task("import", total=total)
             # Events are queued IMPORT_CHUNK at a time (one round trip each chunk); an identify line
             # first queues what came before it, so the file's order holds.
-            pending: list[tuple[str, str]] = []
+            pending = _Pending(self)
             for number, raw in enumerate(handle, start=1):
                 bar.advance(task, len(raw))
                 if not raw.strip():
@@ -219,14 +276,11 @@ class Loyaloop:
                     report.refused.append((number, str(error)))
                     continue
                 if queued is not None:
-                    pending.append(queued)
-                    if len(pending) >= IMPORT_CHUNK:
-                        self._queue_many(pending)
-                        pending.clear()
-            self._queue_many(pending)
+                    pending.add(number, queued)
+            pending.flush()
         return report
 
-    def _import_line(self, raw: bytes, pending: list[tuple[str, str]]) -> tuple[str, str] | None:
+    def _import_line(self, raw: bytes, pending: _Pending) -> tuple[str, str] | None:
         """Apply an identify line now (after queueing ``pending``) or prepare a track line: the
         (customer id, record) to queue with its chunk."""
         try:
@@ -234,8 +288,7 @@ class Loyaloop:
         except InputError as error:
             raise self._refuse(error) from None
         if record.get("type", "track") == "identify":
-            self._queue_many(pending)
-            pending.clear()
+            pending.flush()
             if not isinstance(record.get("attributes"), dict):
                 raise self._refuse(
                     InputError("'attributes' is required: an object of profile fields", field="attributes")
@@ -246,6 +299,37 @@ class Loyaloop:
         fields = (record.get(name) for name in ("event", "properties", "event_id", "timestamp"))
         _ident, queued = self._prepare(customer_id, *fields)
         return str(customer_id), queued  # (_prepare checked the id)
+
+
+class _Pending:
+    """An import's events waiting for their round trip, with the file line of the first one: an
+    unconfirmed chunk (``LOYALOOP_INTAKE_REPLICAS``) stops the import and says from which line on to
+    import again (every line before it was confirmed)."""
+
+    def __init__(self, client: Loyaloop) -> None:
+        self._client = client
+        self._items: list[tuple[str, str]] = []
+        self._first = 0
+
+    def add(self, line: int, item: tuple[str, str]) -> None:
+        if not self._items:
+            self._first = line
+        self._items.append(item)
+        if len(self._items) >= IMPORT_CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        items, self._items = self._items, []
+        try:
+            self._client._queue_many(items)
+        except NotReplicated as error:
+            self._client.unconfirmed(error, "import", [], self._client._nudged(items))
+            error.where = (
+                f"import stopped: the {len(items)} event(s) from line {self._first} on are not confirmed; "
+                f"import the file again from line {self._first} (lines without an event_id get a new id "
+                "each time: give them one so a second import cannot count them twice): "
+            )
+            raise error from None
 
 
 def _created(profile: Profile, now: datetime) -> Profile:

@@ -18,6 +18,11 @@ FLUSH``) the packer loads it and sends again only the commands that were refused
 the pipeline runs twice.  A connection found dead before any reply arrived (a pooled connection
 to a server that restarted) is replaced once and the pipeline written again; any other failure
 leaves the connection closed (replies may be in flight) and is raised.
+
+A write that must survive a failover asks for ``wait`` (:mod:`orchestrator.store.replication`): a
+``WAIT`` goes at the end of what each connection wrote -- the one connection on a single Redis,
+each node's on a cluster, and again after scripts sent once more after NOSCRIPT -- and the replies
+are checked once every command's reply is read.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import islice
+from itertools import chain, islice
 from typing import Any
 
 import redis
@@ -33,6 +38,9 @@ import redis.asyncio
 from hiredis import pack_command as _pack
 from redis.commands.core import CoreCommands
 from redis.connection import AbstractConnection
+
+from orchestrator.errors import ConfigurationError
+from orchestrator.store.replication import ReplicaWait
 
 #: Commands packed and written per socket write.
 CHUNK = 128
@@ -78,33 +86,63 @@ def streams(client: Any) -> bool:
     return pool is not None and issubclass(pool.connection_class, AbstractConnection)
 
 
-def pipeline(client: Any, commands: Iterable[tuple[Any, ...]]) -> list[Any]:
+def pipeline(client: Any, commands: Iterable[tuple[Any, ...]], *, wait: ReplicaWait | None = None) -> list[Any]:
     """Run every command (a one-word name first, then its arguments) as one non-transactional
     pipeline; the replies in order, error replies in place as exceptions.
 
     ``commands`` may be a lazy iterator: on a real server each chunk is written as soon as it is
-    produced, so the caller prepares the next commands while Redis runs the first ones.
+    produced, so the caller prepares the next commands while Redis runs the first ones.  With
+    ``wait``, raises :class:`~orchestrator.errors.NotReplicated` when too few replicas confirmed.
     """
-    return _exchange(client, commands)[0]
+    confirmed: list[Any] = []
+    replies = _exchange(client, commands, wait=wait, confirmed=confirmed)[0]
+    if wait is not None:
+        wait.check(confirmed, replies)
+    return replies
 
 
-def _exchange(client: Any, commands: Iterable[tuple[Any, ...]], *, reload: bool = True) -> tuple[list[Any], list[int]]:
+def _exchange(
+    client: Any,
+    commands: Iterable[tuple[Any, ...]],
+    *,
+    reload: bool = True,
+    wait: ReplicaWait | None = None,
+    confirmed: list[Any] | None = None,
+) -> tuple[list[Any], list[int]]:
     """:func:`pipeline`, with the positions of the error replies (so no caller scans the replies);
-    ``reload=False`` leaves NOSCRIPT errors as they are (the commands sent again after a reload)."""
+    ``reload=False`` leaves NOSCRIPT errors as they are (the commands sent again after a reload).
+    With ``wait``, the reply to each connection's ``WAIT`` is appended to ``confirmed``."""
     pool = getattr(client, "connection_pool", None)
     if pool is not None and issubclass(pool.connection_class, AbstractConnection):  # streams(client)
+        if wait is not None:
+            commands = [*commands, wait.command()] if isinstance(commands, list) else chain(commands, [wait.command()])
         replies, errors, sent = _stream(pool, commands)
+        if wait is not None:
+            _take_last(replies, errors, confirmed)
     elif (route := getattr(client, "route_commands", None)) is not None:  # orchestrator.store.cluster
         sent = [list(commands)]
-        replies, errors = route(sent[0])
+        replies, errors = route(sent[0], wait=wait, confirmed=confirmed) if wait is not None else route(sent[0])
     else:
+        if wait is not None:
+            raise ConfigurationError(
+                "LOYALOOP_INTAKE_REPLICAS needs the store's own cluster client (orchestrator.store.connect)"
+            )
         sent = [list(commands)]
         replies, errors = _redis_py_pipeline(client, sent[0])
     if errors and reload:
         missing = [i for i in errors if isinstance(replies[i], redis.exceptions.NoScriptError)]
         if missing:
-            _reload(client, replies, errors, sent, missing)
+            _reload(client, replies, errors, sent, missing, wait, confirmed)
     return replies, errors
+
+
+def _take_last(replies: list[Any], errors: list[int], confirmed: list[Any] | None) -> None:
+    """Move the last reply (a ``WAIT``'s) from ``replies`` to ``confirmed``."""
+    if errors and errors[-1] == len(replies) - 1:
+        errors.pop()
+    reply = replies.pop()
+    if confirmed is not None:
+        confirmed.append(reply)
 
 
 def _stream(pool: Any, commands: Iterable[tuple[Any, ...]]) -> tuple[list[Any], list[int], list[list[tuple[Any, ...]]]]:
@@ -210,17 +248,26 @@ def _redis_py_pipeline(client: Any, commands: list[tuple[Any, ...]]) -> tuple[li
 
 
 def _reload(
-    client: Any, replies: list[Any], errors: list[int], sent: list[list[tuple[Any, ...]]], missing: list[int]
+    client: Any,
+    replies: list[Any],
+    errors: list[int],
+    sent: list[list[tuple[Any, ...]]],
+    missing: list[int],
+    wait: ReplicaWait | None = None,
+    confirmed: list[Any] | None = None,
 ) -> None:
     """Load the scripts Redis answered NOSCRIPT for and send those commands once more, putting
-    their replies in place (a script this process does not know keeps its error)."""
+    their replies in place (a script this process does not know keeps its error); with ``wait``,
+    those commands are waited for again (they may have gone out on another connection)."""
     commands = [command for chunk in sent for command in chunk] if len(sent) > 1 else sent[0]
     again = [i for i in missing if commands[i][0] == "EVALSHA" and commands[i][1] in _SOURCES]
     if not again:
         return
     for sha in dict.fromkeys(commands[i][1] for i in again):
         client.script_load(_SOURCES[sha])
-    retried, retried_errors = _exchange(client, [commands[i] for i in again], reload=False)
+    retried, retried_errors = _exchange(
+        client, [commands[i] for i in again], reload=False, wait=wait, confirmed=confirmed
+    )
     for i, reply in zip(again, retried, strict=True):
         replies[i] = reply
     done = set(again).difference(again[j] for j in retried_errors)
@@ -258,16 +305,21 @@ class Batch(CoreCommands):
     def __bool__(self) -> bool:
         return True  # an empty batch is still a pipeline: ``pipe or client`` must pick it
 
-    def execute(self) -> list[Any]:
+    def execute(self, *, wait: ReplicaWait | None = None) -> list[Any]:
+        """The replies; with ``wait``, :class:`~orchestrator.errors.NotReplicated` when too few
+        replicas confirmed the writes (raised after any error reply, which comes first)."""
         if not self._commands:
             return []
-        replies, errors = _exchange(self._client, self._commands)
+        confirmed: list[Any] = []
+        replies, errors = _exchange(self._client, self._commands, wait=wait, confirmed=confirmed)
         for i in self._maps:
             reply = replies[i]
             if isinstance(reply, list):
                 replies[i] = dict(zip(reply[0::2], reply[1::2], strict=True))
         if errors:
             raise replies[errors[0]]
+        if wait is not None:
+            wait.check(confirmed, replies)
         return replies
 
 
@@ -285,6 +337,10 @@ class AsyncBatch(CoreCommands):
     them (a restart empties its script cache whole, so every EVALSHA of the batch failed and none
     ran) they are loaded and the batch is sent once more; its other commands then run twice, so
     they must be reads.
+
+    ``execute(wait=...)`` appends a ``WAIT`` on the batch's connection (a single Redis only: on a
+    cluster the intake that waits goes through the blocking packer, which routes a ``WAIT`` to each
+    node it wrote to).
     """
 
     _event_dispatcher: Any = None  # CoreCommands declares it; nothing here emits events
@@ -303,17 +359,31 @@ class AsyncBatch(CoreCommands):
     def __bool__(self) -> bool:
         return True
 
-    async def execute(self) -> list[Any]:
+    async def execute(self, *, wait: ReplicaWait | None = None) -> list[Any]:
         if not self._commands:
             return []
         try:
-            return await self._send()
+            return await self._confirmed(wait)
         except redis.exceptions.NoScriptError:
             if not self._scripts:
                 raise
         for source in self._scripts:
             await self._client.script_load(source)
-        return await self._send()
+        return await self._confirmed(wait)
+
+    async def _confirmed(self, wait: ReplicaWait | None) -> list[Any]:
+        if wait is None:
+            return await self._send()
+        if isinstance(self._client, redis.asyncio.RedisCluster):
+            raise ConfigurationError("an asyncio batch waits for replicas on a single Redis only")
+        self._commands.append(wait.command())
+        try:
+            replies = await self._send()
+        finally:
+            self._commands.pop()
+        confirmed = replies.pop()
+        wait.check([confirmed], replies)
+        return replies
 
     async def _send(self) -> list[Any]:
         if isinstance(self._client, redis.asyncio.RedisCluster):

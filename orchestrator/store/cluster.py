@@ -29,6 +29,7 @@ from redis.commands.core import Script as RedisScript
 
 from orchestrator.store import keys
 from orchestrator.store.batch import read_from_pool, script_source, write_to_pool
+from orchestrator.store.replication import ReplicaWait
 
 #: Replies that mean "this command did not run on that node; ask the cluster again".
 REDIRECTED = (redis.exceptions.MovedError, redis.exceptions.AskError, redis.exceptions.TryAgainError)
@@ -108,7 +109,13 @@ class ScriptingCluster(redis.RedisCluster):
             except (redis.exceptions.RedisError, redis.exceptions.RedisClusterException) as exc:
                 log.warning("could not read the cluster's slot map again (%s); the next retry asks again", exc)
 
-    def route_commands(self, commands: list[tuple[Any, ...]]) -> tuple[list[Any], list[int]]:
+    def route_commands(
+        self,
+        commands: list[tuple[Any, ...]],
+        *,
+        wait: ReplicaWait | None = None,
+        confirmed: list[Any] | None = None,
+    ) -> tuple[list[Any], list[int]]:
         """:meth:`route_stage` in two stages when the pipeline schedules timers among other writes.
 
         The runtime queues a run's timer before its compare-and-set ("timers first": a timer
@@ -118,38 +125,58 @@ class ScriptingCluster(redis.RedisCluster):
         run's state written on one node and its timer unwritten on another -- the CI SIGKILL drill
         lost a few runs of 3,000 that way.  So the timer ``ZADD``s go first, acknowledged, and the
         rest after them: one more round trip, only for pipelines that schedule timers.
+
+        ``wait`` (:mod:`orchestrator.store.replication`) ends every node's share with a ``WAIT``,
+        whose replies go to ``confirmed``.
         """
         first = [i for i, command in enumerate(commands) if _schedules_timer(command)]
         if not first or len(first) == len(commands):
-            return self.route_stage(commands)
+            return self.route_stage(commands, wait=wait, confirmed=confirmed)
         chosen = set(first)
         rest = [i for i in range(len(commands)) if i not in chosen]
         replies: list[Any] = [None] * len(commands)
         for stage in (first, rest):
-            stage_replies, _errors = self.route_stage([commands[i] for i in stage])
+            stage_replies, _errors = self.route_stage([commands[i] for i in stage], wait=wait, confirmed=confirmed)
             for i, reply in zip(stage, stage_replies, strict=True):
                 replies[i] = reply
         return replies, [i for i, reply in enumerate(replies) if isinstance(reply, Exception)]
 
-    def route_stage(self, commands: list[tuple[Any, ...]]) -> tuple[list[Any], list[int]]:
+    def route_stage(
+        self,
+        commands: list[tuple[Any, ...]],
+        *,
+        wait: ReplicaWait | None = None,
+        confirmed: list[Any] | None = None,
+    ) -> tuple[list[Any], list[int]]:
         """:meth:`pack_stage`, with the slot map read again when a node cannot be reached (its
         replica may be taking over); the error goes on to the caller, whose retry (Dramatiq's, the
         scheduler's next pass) finds the new master.  Nothing is resent here: a node that dropped
         the connection may have run part of its share."""
         try:
-            return self.pack_stage(commands)
+            return self.pack_stage(commands, wait=wait, confirmed=confirmed)
         except UNREACHABLE:
             self.refresh_slots()
             raise
 
-    def pack_stage(self, commands: list[tuple[Any, ...]]) -> tuple[list[Any], list[int]]:
+    def pack_stage(
+        self,
+        commands: list[tuple[Any, ...]],
+        *,
+        wait: ReplicaWait | None = None,
+        confirmed: list[Any] | None = None,
+    ) -> tuple[list[Any], list[int]]:
         """The store's packer on a cluster (:func:`orchestrator.store.batch.pipeline` calls it): each
         command goes to the primary of its key's slot, each node's share packed and written as on a
         single Redis.  Measured on three local masters with 300 single-key scripts: 1.06 ms a batch,
         against 2.8 ms through redis-py's cluster pipeline (docs/scaling.md).  Commands a node redirects
         (``MOVED``/``ASK`` after a resharding or failover: they did not run) are sent again through
         redis-py's pipeline, which follows the redirection and refreshes the slot map; so is a command
-        whose key cannot be read here.  Replies are Redis' own, as on a single Redis."""
+        whose key cannot be read here.  Replies are Redis' own, as on a single Redis.
+
+        With ``wait``, each node's share ends with a ``WAIT`` on the connection that wrote it, and
+        its reply goes to ``confirmed``.  A command sent through redis-py's pipeline instead cannot
+        be waited for on its own connection: it counts as confirmed by no replica (0), so the caller
+        hears "not confirmed" and resends -- rare (a resharding, a failover) and safe by event id."""
         by_node: dict[str, tuple[Any, list[tuple[Any, ...]], list[int]]] = {}
         elsewhere: list[int] = []
         for i, command in enumerate(commands):
@@ -173,16 +200,19 @@ class ScriptingCluster(redis.RedisCluster):
         try:
             for node, share, positions in by_node.values():
                 pool = self.get_redis_connection(node).connection_pool
-                written.append((pool, write_to_pool(pool, share), share, positions))
+                packed = share if wait is None else [*share, wait.command()]
+                written.append((pool, write_to_pool(pool, packed), share, positions))
         except BaseException:
             _abandon(written)
             raise
         for index, (pool, connection, share, positions) in enumerate(written):
             try:
-                node_replies, _errors = read_from_pool(pool, connection, len(share))
+                node_replies, _errors = read_from_pool(pool, connection, len(share) + (wait is not None))
             except BaseException:
                 _abandon(written[index + 1 :])
                 raise
+            if wait is not None:
+                (confirmed if confirmed is not None else []).append(node_replies.pop())
             for i, reply in zip(positions, node_replies, strict=True):
                 replies[i] = reply
                 if isinstance(reply, REDIRECTED):
@@ -194,6 +224,8 @@ class ScriptingCluster(redis.RedisCluster):
                 pipe.execute_command(*commands[i])
             for i, reply in zip(elsewhere, pipe.execute(raise_on_error=False), strict=True):
                 replies[i] = reply
+            if wait is not None and confirmed is not None:
+                confirmed.append(0)
         return replies, [i for i, reply in enumerate(replies) if isinstance(reply, Exception)]
 
 

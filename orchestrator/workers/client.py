@@ -13,6 +13,7 @@ from orchestrator.language.inputs import MAX_FUTURE
 from orchestrator.runtime.intake import Loyaloop
 from orchestrator.settings import Settings, load_settings
 from orchestrator.store.connect import open_redis
+from orchestrator.store.replication import ReplicaWait
 from orchestrator.workers.broker import setup
 
 
@@ -20,7 +21,8 @@ def connect(
     settings: Settings | None = None, *, client: redis.Redis | None = None, max_future: timedelta = MAX_FUTURE
 ) -> Loyaloop:
     """A client sending to the workers; ``client`` is the Redis it writes to (one on ``REDIS_URL``
-    when not given), ``max_future`` how far ahead an event's timestamp may be."""
+    when not given), ``max_future`` how far ahead an event's timestamp may be.  Every event it
+    accepts has reached ``LOYALOOP_INTAKE_REPLICAS`` replicas first (0: no wait)."""
     settings = settings or load_settings()
     if not settings.redis_url:
         raise ConfigurationError(
@@ -30,4 +32,5 @@ def connect(
     _broker, actors = setup(settings)
     redis_client = client if client is not None else open_redis(settings)
     known = plugins.consent_channels(plugins.build_channels(settings))
-    return Loyaloop(actors, redis_client, max_future=max_future, consent_channels=known)
+    replicas = ReplicaWait.from_settings(settings)
+    return Loyaloop(actors, redis_client, max_future=max_future, consent_channels=known, replicas=replicas)

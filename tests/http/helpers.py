@@ -7,7 +7,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -120,7 +120,17 @@ class RecordingIntake:
         )
         return event_id
 
+    def track_many(self, events: Sequence[Mapping[str, Any]]) -> list[str]:
+        if self.broken:
+            raise ConnectionError("the queue is unreachable")
+        for index, item in enumerate(events):
+            if item["customer_id"] in self.refuse_customers:
+                raise InputError("customer refused by the runtime", field="customer_id", index=index)
+        return [self.track(**item) for item in events]
+
     def identify(self, customer_id: str, attributes: dict[str, Any]) -> None:
+        if customer_id in self.refuse_customers:
+            raise InputError("customer refused by the runtime", field="customer_id")
         self.identified.append((customer_id, attributes))
 
     def clear(self) -> None:

@@ -187,6 +187,29 @@ def test_a_runtime_refusal_becomes_a_400_with_its_field(served: Served) -> None:
     assert response.json()["field"] == "customer_id"
 
 
+def test_a_runtime_refusal_in_a_batch_says_which_item_and_how_many_went_in(served: Served) -> None:
+    """A batch's tracks between two identifies go in together or not at all; the 400 names the item
+    the runtime refused and how many items at the start of the batch went in."""
+    served.intake.refuse_customers.add("banned")
+    track = {"type": "track", "event": "e"}
+    items = [
+        {**track, "customer_id": "c-1"},
+        {"type": "identify", "customer_id": "c-1", "attributes": {"tier": "gold"}},
+        {**track, "customer_id": "c-2"},
+        {**track, "customer_id": "banned"},
+    ]
+    response = served.client.post("/v1/batch", json={"batch": items}, headers=bearer())
+    assert response.status_code == 400
+    assert (response.json()["field"], response.json()["accepted"]) == ("batch[3].customer_id", 2)
+    assert [item["customer_id"] for item in served.intake.tracked] == ["c-1"]  # c-2 went in with banned: not at all
+    served.intake.clear()
+    served.intake.refuse_customers.add("banned")
+    items[1] = {"type": "identify", "customer_id": "banned", "attributes": {"tier": "gold"}}
+    response = served.client.post("/v1/batch", json={"batch": items[:2]}, headers=bearer())
+    assert response.status_code == 400
+    assert (response.json()["field"], response.json()["accepted"]) == ("batch[1].customer_id", 1)
+
+
 @pytest.mark.parametrize("path", ["/v1/track", "/v1/batch"])
 def test_bodies_over_the_limit_are_refused_with_413(served: Served, path: str) -> None:
     """413 whether the size is declared (Content-Length) or only discovered while streaming (chunked)."""

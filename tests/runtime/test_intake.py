@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,9 +88,9 @@ def test_an_import_queues_events_in_chunks_in_file_order(harness: Harness, tmp_p
     pushes: list[int] = []
     original = harness.api.events.push_many
 
-    def counted(items: list[tuple[str, str]]) -> list[int]:
+    def counted(items: list[tuple[str, str]], **options: Any) -> list[int]:
         pushes.append(len(items))
-        return original(items)
+        return original(items, **options)
 
     harness.api.events.push_many = counted  # type: ignore[method-assign,assignment]
     report = harness.api.import_file(path, progress=False)

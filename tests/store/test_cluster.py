@@ -4,6 +4,8 @@ Redis does."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 
 from orchestrator.store.batch import Batch, Script, pipeline
@@ -82,9 +84,9 @@ def test_timers_are_scheduled_before_the_rest_of_a_pipeline_is_written(cluster_u
     stages: list[list[str]] = []
     route = cluster.route_stage
 
-    def recording(commands: list[tuple[object, ...]]) -> tuple[list[object], list[int]]:
+    def recording(commands: list[tuple[object, ...]], **options: Any) -> tuple[list[object], list[int]]:
         stages.append([str(command[0]) for command in commands])
-        return route(commands)
+        return route(commands, **options)
 
     cluster.route_stage = recording  # type: ignore[method-assign]
     commands = []
