@@ -34,7 +34,7 @@ import redis
 from orchestrator.cli.demo_run import run_demo
 from orchestrator.http.console import create_console
 from orchestrator.http.console.auth import User, hash_password
-from orchestrator.http.console.lift import lift_source
+from orchestrator.http.console.lift import record_sources
 from orchestrator.language.loader import load_journeys
 from orchestrator.settings import load_settings
 from orchestrator.store import Store, keys, snapshot
@@ -108,8 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         journeys = load_journeys(settings.journeys_dir, settings.templates_dir, vouchers=settings.vouchers)
         users = {"bench": User("bench", hash_password(PASSWORD, n=2**12), "viewer")}
-        records = Store(client).version_figures
-        # As serve and loyaloop console build it: the measurement records and the report's lift.
+        # As serve and loyaloop console build it: the measurement records and the report's lift on
+        # one shared reading (without the reading serve starts beside start-up: every first request is cold).
+        records, lift = record_sources(Store(client).version_figures)
         console = create_console(
             settings,
             client,
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             users,
             b"b" * 32,
             figures=None if args.send_logs else records,
-            lift=None if args.send_logs else lift_source(records),
+            lift=None if args.send_logs else lift,
         )
         timed = Timed(console)
         pages = ["/", *(f"/journeys/{journey_id}" for journey_id in sorted(journeys)), "/customers/cust-0001"]
