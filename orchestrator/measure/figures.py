@@ -110,5 +110,7 @@ def _summed(counts: Iterable[ArmCounts]) -> ArmCounts:
 
 
 def _within(day: str, since: date | None, until: date | None) -> bool:
+    if since is None and until is None:
+        return True  # every day: no date to parse
     when = date.fromisoformat(day)
     return (since is None or when >= since) and (until is None or when <= until)
