@@ -5,8 +5,9 @@ With ``--simulation DIR`` it reads a simulation's files (``loyaloop simulate --o
 and the messages.  Against production (``REDIS_URL``) it shows what Redis holds now: the profile's
 consent and addresses (whether each channel has one, never the address itself), the live runs
 with their step, status and next timer, the finished runs still kept, and the timeline from the
-customer's journal (entries, ends, every held send with its reason, staff actions), send log (with
-provider feedback) and consent history.  Both timelines are built by
+customer's newest events (those no journey listens to and those refused marked so), journal
+(entries, ends, every held send with its reason, staff actions), send log (with provider
+feedback) and consent history.  Both timelines are built by
 :mod:`orchestrator.runtime.story`, the code the console's customer page uses.
 """
 

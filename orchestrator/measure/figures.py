@@ -8,6 +8,7 @@ window, which is all the Welch interval needs.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 from typing import Literal
 
@@ -82,8 +83,7 @@ class VersionFigures(BaseModel):
     def arm_totals(self, since: date | None = None, until: date | None = None) -> dict[str, ArmCounts]:
         """Each arm's counts summed over entry days in ``[since, until]`` (both inclusive)."""
         return {
-            arm: sum((c for day, c in days.items() if _within(day, since, until)), ArmCounts())
-            for arm, days in self.arms.items()
+            arm: _summed(c for day, c in days.items() if _within(day, since, until)) for arm, days in self.arms.items()
         }
 
     def step_totals(self, since: date | None = None, until: date | None = None) -> dict[str, dict[str, int]]:
@@ -98,6 +98,19 @@ class VersionFigures(BaseModel):
         return totals
 
 
+def _summed(counts: Iterable[ArmCounts]) -> ArmCounts:
+    """The sum of many counts, added as plain numbers and validated once (a report sums thousands)."""
+    names = tuple(ArmCounts.model_fields)
+    total = dict.fromkeys(names, 0)
+    for one in counts:
+        fields = one.__dict__
+        for name in names:
+            total[name] += fields[name]
+    return ArmCounts(**total)
+
+
 def _within(day: str, since: date | None, until: date | None) -> bool:
+    if since is None and until is None:
+        return True  # every day: no date to parse
     when = date.fromisoformat(day)
     return (since is None or when >= since) and (until is None or when <= until)

@@ -215,23 +215,38 @@ def t_sf(t: float, df: float) -> float:
 
 
 def t_quantile(p: float, df: float) -> float:
-    """The ``p`` quantile of Student's t (bisection on :func:`t_sf`; 1e-10 is plenty for intervals)."""
+    """The ``p`` quantile of Student's t: Newton's steps on :func:`t_sf` inside a bracket that each
+    evaluation narrows (a step leaving it bisects instead), to 1e-10, plenty for intervals.  A
+    handful of evaluations instead of bisection's ~40: a report computes one per comparison."""
     if not 0 < p < 1 or df <= 0:
         raise ValueError(f"t_quantile needs 0 < p < 1 and df > 0, got p={p!r}, df={df!r}")
     if p < 0.5:
         return -t_quantile(1 - p, df)
+    target = 1 - p
     low, high = 0.0, 1.0
-    while t_sf(high, df) > 1 - p:
-        high *= 2
+    while t_sf(high, df) > target:
+        low, high = high, high * 2
+    t = (low + high) / 2
     for _ in range(200):
-        mid = (low + high) / 2
-        if t_sf(mid, df) > 1 - p:
-            low = mid
+        tail = t_sf(t, df)
+        if tail > target:
+            low = t
         else:
-            high = mid
-        if high - low < 1e-10:
-            break
-    return (low + high) / 2
+            high = t
+        step = (tail - target) / _t_density(t, df)
+        following = t + step
+        if not low < following < high:
+            following = (low + high) / 2
+        if abs(following - t) < 1e-11 or high - low < 1e-10:
+            return following
+        t = following
+    return t
+
+
+def _t_density(t: float, df: float) -> float:
+    """Student's t density at ``t``."""
+    log_front = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+    return math.exp(log_front - (df + 1) / 2 * math.log1p(t * t / df))
 
 
 def _incomplete_beta(a: float, b: float, x: float) -> float:

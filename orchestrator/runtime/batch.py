@@ -42,7 +42,7 @@ from orchestrator.runtime.events import EventRunner
 from orchestrator.runtime.referrals import CODE_PROPERTY
 from orchestrator.runtime.timer_firing import TimerRunner
 from orchestrator.runtime.transitions import pending_updates
-from orchestrator.store import EventState, StoredEnrollment
+from orchestrator.store import EventState, StoredEnrollment, event_log
 
 Notes = tuple[tuple[str, str | None, str, int], ...]
 
@@ -137,6 +137,9 @@ class BatchRunner(EventRunner, TimerRunner):
         finally:
             self._local.deferred = self._local.tally = None
         count_unknown = self.unknown_counter(event.name for event in finished)
+        logged = [
+            (e.customer_id, self.event_entry(e.name, e.event_id, e.timestamp, e.properties, now)) for e in finished
+        ]
 
         def close(pipe: Any) -> None:
             for build in deferred:
@@ -146,6 +149,7 @@ class BatchRunner(EventRunner, TimerRunner):
                 count(pipe)
             for event in finished:
                 self.store.finish_event(event.customer_id, event.event_id, pipe)
+            event_log.append_many(pipe, logged)
             if finished:
                 self.store.count("events_handled", len(finished), pipe)
             if duplicates:

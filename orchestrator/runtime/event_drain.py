@@ -29,9 +29,10 @@ import redis
 
 from orchestrator.errors import InputError
 from orchestrator.runtime.event_queue import BUG, DRAIN_LEASE, INPUT, EventQueue, QueuedEvent, decode
+from orchestrator.runtime.event_record import REFUSED, event_entry
 from orchestrator.runtime.failures import log_failure
 from orchestrator.runtime.runtime import Runtime
-from orchestrator.store import keys
+from orchestrator.store import event_log, keys
 
 log = logging.getLogger(__name__)
 
@@ -172,20 +173,31 @@ def handle_records(runtime: Runtime, queue: EventQueue, records: list[str]) -> N
         except OUTAGE:
             raise
         except Exception as exc:
-            _keep_aside(runtime, queue, record, exc, trace=type(exc) not in traced)
+            _keep_aside(runtime, queue, record, exc, trace=type(exc) not in traced, event=event)
             traced.add(type(exc))
 
 
-def _keep_aside(runtime: Runtime, queue: EventQueue, record: str, exc: Exception, *, trace: bool = True) -> None:
-    """Keep a record aside as bad input (an ``InputError``: counted as refused, like at every door)
-    or as a bug (anything else: counted apart and logged with its traceback, once per batch and
-    error type, since a bug usually fails a whole batch the same way)."""
+def _keep_aside(
+    runtime: Runtime,
+    queue: EventQueue,
+    record: str,
+    exc: Exception,
+    *,
+    trace: bool = True,
+    event: QueuedEvent | None = None,
+) -> None:
+    """Keep a record aside as bad input (an ``InputError``: counted as refused, like at every door,
+    and, when it decoded, on the customer's event log marked refused) or as a bug (anything else:
+    counted apart and logged with its traceback, once per batch and error type, since a bug
+    usually fails a whole batch the same way)."""
     reason = type(exc).__name__
     # The record may carry personal data: the log names only the reason and where it was kept.
     if isinstance(exc, InputError):
         queue.bury(record, reason, INPUT)
         runtime.store.refuse(f"message:event:{reason}")
         field = f", {exc.field}" if exc.field else ""
+        if event is not None:
+            _log_refused(runtime, event, f"{reason}{field}")
         log.warning("kept aside a queued event with bad input (%s%s) in %s", reason, field, keys.dead_events())
         return
     queue.bury(record, reason, BUG)
@@ -194,3 +206,10 @@ def _keep_aside(runtime: Runtime, queue: EventQueue, record: str, exc: Exception
         log_failure(log, logging.ERROR, message, reason, keys.dead_events(), exc=exc)
     else:
         log.error(message + " (traceback logged with the first one of this batch)", reason, keys.dead_events())
+
+
+def _log_refused(runtime: Runtime, event: QueuedEvent, reason: str) -> None:
+    """A refused event on its customer's event log (one round trip, on this rare path only)."""
+    now = runtime.clock()
+    text = event_entry(event.name, event.event_id, event.timestamp, event.properties, now, REFUSED, reason)
+    runtime.store.run(lambda pipe: event_log.append(pipe, event.customer_id, [text]))

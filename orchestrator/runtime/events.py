@@ -17,7 +17,8 @@ from orchestrator.engine.measuring import epoch, event_hits
 from orchestrator.engine.run_ids import run_id_for
 from orchestrator.language.profile import Profile
 from orchestrator.runtime.entries import EntryRunner
-from orchestrator.store import EventState, StoredEnrollment, decode_windows
+from orchestrator.runtime.event_record import UNKNOWN, event_entry
+from orchestrator.store import EventState, StoredEnrollment, decode_windows, event_log
 
 
 class EventRunner(EntryRunner):
@@ -58,6 +59,7 @@ class EventRunner(EntryRunner):
             self._local.deferred = None
 
         count_unknown = self.unknown_counter([name])
+        logged = self.event_entry(name, event_id, timestamp, properties, now)
 
         def finished(pipe: Any) -> None:
             for build in deferred:
@@ -65,12 +67,21 @@ class EventRunner(EntryRunner):
             if counted is not None:
                 counted(pipe)
             self.store.finish_event(customer_id, event_id, pipe)
+            event_log.append(pipe, customer_id, [logged])
             self.store.count("events_handled", 1, pipe)
             count_unknown(pipe)
 
         self.store.run(finished)
         metrics.event("handled")
         return "handled"
+
+    def event_entry(
+        self, name: str, event_id: str, timestamp: datetime, properties: dict[str, Any], now: datetime
+    ) -> str:
+        """The customer's event log entry of a handled event (marked when no journey listens to it),
+        written with the event's ``done`` mark: once per event, on the pipeline that closes it."""
+        mark = "" if name in self.journeys.known_events else UNKNOWN
+        return event_entry(name, event_id, timestamp, properties, now, mark)
 
     def unknown_counter(self, names: Iterable[str]) -> Callable[[Any], None]:
         """What to add to the closing pipeline for the handled events ``names``: a count per name no

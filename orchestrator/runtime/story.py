@@ -2,9 +2,11 @@
 page shows, built by one piece of code for every place a story is kept.
 
 * :class:`StoreStory` reads it from Redis (production, and ``loyaloop console`` after ``loyaloop
-  demo``): the customer's journal (ends of runs, every held send with its reason, support staff's
-  actions; :mod:`orchestrator.store.journal`), the runs it names and the live ones (their entry
-  times), the frequency-cap send log with each message's provider feedback, and the consent history.
+  demo``): the customer's newest events (:mod:`orchestrator.store.event_log`, those no journey
+  listens to and those refused marked so), the journal (ends of runs, every held send with its
+  reason, support staff's actions; :mod:`orchestrator.store.journal`), the runs it names and the
+  live ones (their entry times), the frequency-cap send log with each message's provider feedback,
+  and the consent history.
 * :class:`FolderStory` reads it from a simulation's output (``loyaloop simulate --out DIR``):
   ``runs.jsonl``, ``decisions.jsonl``, ``messages.jsonl``, plus the simulated events when given.
 
@@ -29,7 +31,7 @@ from orchestrator.errors import InputError
 from orchestrator.gate.caps import SEP
 from orchestrator.gate.consent import consent_history
 from orchestrator.runtime.journal import ENDINGS
-from orchestrator.store import Store, journal, keys
+from orchestrator.store import Store, event_log, journal, keys
 from orchestrator.store.run_codec import split_runs
 
 #: Why a run ended when support staff removed the customer (``Runtime.end_run``'s reason).
@@ -130,6 +132,24 @@ def journal_moment(entry: Mapping[str, str]) -> tuple[int, Moment]:
     return 6, Moment(at, kind or "note", journey, step, entry.get("reason", ""))
 
 
+def event_moment(entry: Mapping[str, Any]) -> tuple[int, Moment]:
+    """An event log entry as a timeline row (first among rows of the same moment: it causes them):
+    ``event``, or ``unknown_event`` (no journey listens to it) or ``refused_event`` (bad input)."""
+    properties = entry.get("p")
+    text = str(entry.get("n", ""))
+    if isinstance(properties, dict) and properties:
+        text += f" {json.dumps(properties, sort_keys=True)}"
+    if entry.get("i"):
+        text += f" (id {entry['i']})"
+    mark = entry.get("k", "")
+    if mark == "unknown":
+        text += ": no journey listens to this event"
+    elif mark == "refused":
+        text += f": refused ({entry.get('r') or 'bad input'}), not applied"
+    kind = f"{mark}_event" if mark in ("unknown", "refused") else "event"
+    return 0, Moment(_iso(float(entry["t"]) / 1000), kind, "", "", text)
+
+
 def feedback_text(status: Mapping[str, str]) -> str:
     """A message's provider feedback: ``delivered (processed 10:00, delivered 10:01)`` or ``no report``."""
     if not status.get("status"):
@@ -155,12 +175,14 @@ class StoreStory:
         pipe.lrange(keys.journal(customer_id), -journal.MAX_ENTRIES, -1)
         pipe.zrange(keys.send_log(customer_id), -MAX_SENDS, -1, withscores=True)
         pipe.hgetall(keys.runs(customer_id))
-        raw, sends, runs_hash = pipe.execute()
+        pipe.lrange(keys.event_log(customer_id), 0, -1)
+        raw, sends, runs_hash, events = pipe.execute()
         entries = journal.parse(raw)
         ended = list(dict.fromkeys(e["run"] for e in reversed(entries) if e.get("kind") == "ended" and e.get("run")))
         live = sorted(split_runs(runs_hash)[0])
         runs = [stored.enrollment for stored in self.store.get_enrollments(customer_id, [*live, *ended])]
-        return Told(self._moments(customer_id, entries, sends, runs), self._ended(runs, entries))
+        moments = self._moments(customer_id, entries, sends, runs, event_log.parse(events))
+        return Told(moments, self._ended(runs, entries))
 
     def _moments(
         self,
@@ -168,8 +190,10 @@ class StoreStory:
         entries: list[dict[str, str]],
         sends: list[tuple[str, float]],
         runs: list[Enrollment],
+        events: list[dict[str, Any]],
     ) -> list[Moment]:
-        rows = [journal_moment(entry) for entry in entries]
+        rows = [event_moment(event) for event in events]
+        rows.extend(journal_moment(entry) for entry in entries)
         for run in runs:  # entries into journeys: the runs keep their entry time
             at = run.entered_at.isoformat()
             for kind in ("entered", "entered_holdout") if run.holdout else ("entered",):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 
 import redis
 from redis.crc import key_slot
@@ -11,6 +11,9 @@ from redis.crc import key_slot
 from orchestrator.store import keys
 from orchestrator.store.batch import Batch
 from orchestrator.store.scripts import SCRIPTS
+
+#: A stored journey version's name, category, holdout percentage and step ids, in order.
+Outline = tuple[str, Literal["marketing", "transactional"], float, tuple[str, ...]]
 
 
 class StoreBase:
@@ -28,6 +31,9 @@ class StoreBase:
         self.cluster = isinstance(client, redis.RedisCluster)
         #: Figures shards this store listed in the index itself (a Cluster's, see ``index_figures``).
         self.listed_shards: set[str] = set()
+        #: (journey, version) → what the measurement records show of that stored version (its name,
+        #: category, holdout and step ids), read once: a stored version never changes (see ``figures``).
+        self.outlines: dict[tuple[str, str], Outline] = {}
         for script in SCRIPTS.values():
             self.redis.script_load(script.source)
 

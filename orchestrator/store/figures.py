@@ -16,16 +16,18 @@ string of ``|``-separated slots, described in ``scripts.lib_figures.lua``.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 from redis.crc import key_slot
 
 from orchestrator.engine.measuring import Hit, Tally, Window, base36, day_of
 from orchestrator.measure.figures import CONTROL, HOLDOUT, TREATED, ArmCounts, VersionFigures
 from orchestrator.store import keys
+from orchestrator.store.base import Outline
 from orchestrator.store.run_codec import derived_journey
 from orchestrator.store.scripts import SEEN_TTL
 from orchestrator.store.stats import JourneyStore
@@ -212,46 +214,105 @@ class FiguresStore(JourneyStore):
 
     def version_figures(self, journey_id: str | None = None) -> list[VersionFigures]:
         """Every version of every journey (or of ``journey_id``) with its exact counts, summed over
-        the slot shards; name, category, holdout and step order from the stored journey version."""
+        the slot shards; name, category, holdout and step order from the stored journey version.
+
+        Two round trips whatever the number of versions and shards: the index and the journeys'
+        current versions, then every shard with the stored versions not read before (a version
+        never changes once stored, so each process reads one once).  The counts are summed as plain
+        numbers, each field split once per version and made into :class:`ArmCounts` once per arm
+        and day: the console reads this cold on a page's first request."""
+        index, current = self.run(
+            lambda pipe: (pipe.smembers(keys.figures_index()), pipe.hgetall(keys.journeys_index()))
+        )
         shards: dict[tuple[str, str], list[str]] = {}
-        for member in self.redis.smembers(keys.figures_index()):
+        for member in index:
             journey, version, tag = member.split("|")
             if journey_id is None or journey == journey_id:
                 shards.setdefault((journey, version), []).append(tag)
-        for journey, version in self.journey_ids().items():
+        for journey, version in current.items():
             if journey_id is None or journey == journey_id:
                 shards.setdefault((journey, version), [])
         ordered = sorted(shards)
-        pipe = self.redis.pipeline(transaction=False)
-        for journey, version in ordered:
-            for tag in shards[(journey, version)]:
-                pipe.hgetall(keys.figures(tag, journey, version))
-        replies = iter(pipe.execute() if any(shards.values()) else [])
+        outlines = self.outlines
+        unknown = [pair for pair in ordered if pair not in outlines]
+
+        def build(pipe: Any) -> None:
+            for journey, version in unknown:
+                pipe.get(keys.journey_version(journey, version))
+            for journey, version in ordered:
+                for tag in shards[(journey, version)]:
+                    pipe.hgetall(keys.figures(tag, journey, version))
+
+        replies = iter(self.run(build) if unknown or any(shards.values()) else [])
+        for pair in unknown:
+            _remember(outlines, pair, next(replies))
         result: list[VersionFigures] = []
         for journey, version in ordered:
             figures = VersionFigures(journey_id=journey, version=version)
-            stored = self.load_journey(journey, version)
-            if stored is not None:
-                figures.name = stored.name
-                figures.category = stored.category
-                figures.holdout_percent = stored.holdout
-                figures.step_order = [step.id for step in stored.steps]
+            outline = outlines.get((journey, version))
+            if outline is not None:
+                figures.name, figures.category, figures.holdout_percent, steps = outline
+                figures.step_order = list(steps)
+            tally = _Tally()
             for _tag in shards[(journey, version)]:
-                _add(figures, next(replies))
+                tally.add(next(replies))
+            tally.into(figures)
             result.append(figures)
         return result
 
 
-def _add(figures: VersionFigures, fields: dict[str, str]) -> None:
-    for name, raw in fields.items():
-        kind, _, rest = name.partition("|")
-        if kind == "a":
-            arm, day, figure = rest.rsplit("|", 2)
-            counts = figures.arms.setdefault(arm, {}).setdefault(day, ArmCounts())
-            if figure in ArmCounts.model_fields:
-                current = getattr(counts, figure)
-                setattr(counts, figure, current + (float(raw) if isinstance(current, float) else int(raw)))
-        elif kind == "s":
-            step, day, outcome = rest.split("|", 2)
-            outcomes = figures.steps.setdefault(step, {}).setdefault(day, {})
-            outcomes[outcome] = outcomes.get(outcome, 0) + int(raw)
+#: Versions a store remembers the outline of at most (a handful in use; the bound is for a store that had many).
+MAX_OUTLINES = 4096
+
+
+def _remember(outlines: dict[tuple[str, str], Outline], pair: tuple[str, str], raw: str | None) -> None:
+    """Keep a stored version's outline (json, not the journey model: four fields are wanted)."""
+    if not raw:
+        return  # not stored: nothing to remember, the next reading looks again
+    try:
+        data = json.loads(raw)
+        steps = tuple(str(step["id"]) for step in data.get("steps", ()))
+        category: Literal["marketing", "transactional"] = (
+            "transactional" if data.get("category") == "transactional" else "marketing"
+        )
+        outline = (str(data["name"]), category, float(data.get("holdout") or 0), steps)
+    except (ValueError, KeyError, TypeError):
+        return
+    if len(outlines) >= MAX_OUTLINES:
+        outlines.clear()
+    outlines[pair] = outline
+
+
+class _Tally:
+    """One version's counts summed over its shards: first per field as plain numbers (the shards
+    of a version hold mostly the same fields), then each distinct field split into arm, day and
+    figure or step, day and outcome once."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+
+    def add(self, fields: dict[str, str]) -> None:
+        sums = self.sums
+        get = sums.get
+        for name, raw in fields.items():
+            sums[name] = get(name, 0) + (int(raw) if raw.isdigit() else float(raw))
+
+    def into(self, figures: VersionFigures) -> None:
+        arms: dict[tuple[str, str], dict[str, float]] = {}
+        steps: dict[str, dict[str, dict[str, int]]] = {}
+        for name, total in self.sums.items():
+            kind, _, rest = name.partition("|")
+            if kind == "a":
+                arm, day, figure = rest.rsplit("|", 2)
+                if figure in _ARM_FIELDS:
+                    arms.setdefault((arm, day), {})[figure] = total
+            elif kind == "s":
+                step, day, outcome = rest.split("|", 2)
+                steps.setdefault(step, {}).setdefault(day, {})[outcome] = int(total)
+        for (arm, day), counts in arms.items():
+            figures.arms.setdefault(arm, {})[day] = ArmCounts(**counts)
+        figures.steps = steps
+
+
+#: The counts an arm's fields may name (a field of another name, from a newer version, is left out).
+_ARM_FIELDS = frozenset(ArmCounts.model_fields)

@@ -82,6 +82,11 @@ def journal(customer_id: str) -> str:
     return _customer(customer_id, "journal")
 
 
+def event_log(customer_id: str) -> str:
+    """List of the customer's newest events the runtime applied or refused (``store.event_log``)."""
+    return _customer(customer_id, "events")
+
+
 def delivered(customer_id: str) -> str:
     """Hash idempotency key → ``claimed:<lease expiry>`` or ``done:<outcome>``: a send is carried
     out once; ``<key>#attempts`` counts transient failures."""

@@ -34,9 +34,10 @@ import redis
 from orchestrator.cli.demo_run import run_demo
 from orchestrator.http.console import create_console
 from orchestrator.http.console.auth import User, hash_password
-from orchestrator.http.console.lift import lift_source
+from orchestrator.http.console.lift import record_sources
+from orchestrator.language.journey import Journey
 from orchestrator.language.loader import load_journeys
-from orchestrator.settings import load_settings
+from orchestrator.settings import Settings, load_settings
 from orchestrator.store import Store, keys, snapshot
 from tests.http.helpers import serve
 from tests.redis_server import RedisServer
@@ -92,6 +93,28 @@ def seed(client: redis.Redis, url: str, customers: int, folder: Path) -> tuple[i
     return copied, time.perf_counter() - started
 
 
+#: Pages whose first request is also timed on a console just built (no reading of the records kept
+#: yet, not even the calendar's): the overview reads every journey's records and builds the report.
+COLD = ("/", "/journeys/welcome", "/calendar")
+
+
+def cold_first(
+    client: redis.Redis, settings: Settings, journeys: dict[str, Journey], users: dict[str, User], path: str
+) -> float:
+    """The server time (ms) of ``path``'s first request on a console of its own, built as the
+    benchmark's (without ``serve``'s reading beside start-up)."""
+    records, lift = record_sources(Store(client).version_figures)
+    timed = Timed(create_console(settings, client, journeys, users, b"c" * 32, figures=records, lift=lift))
+    with serve(timed) as base, httpx.Client(base_url=base, timeout=120) as http:
+        token = re.search(r'name="csrf" value="([^"]+)"', http.get("/login").text)
+        assert token is not None
+        answer = http.post("/login", data={"user": "bench", "password": PASSWORD, "csrf": token.group(1)})
+        assert answer.status_code == 303, answer.text
+        timed.times.clear()
+        assert http.get(path).status_code == 200, path
+        return timed.times[path][0]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=100_000)
@@ -108,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         journeys = load_journeys(settings.journeys_dir, settings.templates_dir, vouchers=settings.vouchers)
         users = {"bench": User("bench", hash_password(PASSWORD, n=2**12), "viewer")}
-        records = Store(client).version_figures
-        # As serve and loyaloop console build it: the measurement records and the report's lift.
+        # As serve and loyaloop console build it: the measurement records and the report's lift on
+        # one shared reading (without the reading serve starts beside start-up: every first request is cold).
+        records, lift = record_sources(Store(client).version_figures)
         console = create_console(
             settings,
             client,
@@ -117,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             users,
             b"b" * 32,
             figures=None if args.send_logs else records,
-            lift=None if args.send_logs else lift_source(records),
+            lift=None if args.send_logs else lift,
         )
         timed = Timed(console)
         pages = ["/", *(f"/journeys/{journey_id}" for journey_id in sorted(journeys)), "/customers/cust-0001"]
@@ -144,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                 samples = sorted(timed.times[path])
                 p95 = samples[max(0, int(len(samples) * 0.95) - 1)]
                 rows.append((path, statistics.median(samples), p95, max(samples), first))
+        cold = {} if args.send_logs else {path: cold_first(client, settings, journeys, users, path) for path in COLD}
         width = max(len(path) for path, *_ in rows) + 2
         print(
             f"{'page':<{width}} {'median ms':>10} {'p95 ms':>8} {'max ms':>8} {'first ms':>9}  target {TARGET_MS:.0f}"
@@ -153,9 +178,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{path:<{width}} {median:>10.1f} {p95:>8.1f} {worst:>8.1f} {first:>9.1f}  {verdict}")
         verdict = "ok" if first_calendar <= TARGET_MS else "MISSED"
         print(f"{'/calendar (first request)':<{width}} {first_calendar:>10.1f} {'':>8} {'':>8}  {verdict}")
+        for path, took in cold.items():
+            verdict = "ok" if took <= TARGET_MS else "MISSED"
+            print(f"{path + ' (cold console)':<{width}} {took:>10.1f} {'':>8} {'':>8}  {verdict}")
         source = "send logs" if args.send_logs else "measurement records"
         print(f"the calendar's first reading ({source}) took {reading_seconds:.1f} s, in the background")
         print("first ms: a page's first request, which reads the records (kept 15 s) and draws the flow")
+        print("cold console: the first request of a page on a console just built, nothing read before it")
         missed = any(p95 > TARGET_MS for _path, _median, p95, _worst, _first in rows)
         return 1 if missed else 0
     finally:

@@ -24,6 +24,7 @@ from orchestrator.runtime.story import (
 from orchestrator.simulate.driver import Driver, WorkerPump
 from orchestrator.simulate.simulation import load_setup, simulate, write_output
 from orchestrator.simulate.source import parse_mapping, read_history, read_profiles
+from orchestrator.simulate.timeline import events_of
 from orchestrator.store import Store, journal, keys
 from orchestrator.workers.embedded import Embedded, SimClock
 
@@ -59,6 +60,10 @@ def test_production_journal_tells_what_the_simulation_tells(tmp_path: Path, redi
 
             assert decisions(produced.moments) == decisions(simulated.moments), customer
             assert runs(produced.moments) == runs(simulated.moments), customer
+            # The events the workers applied are the history's, at the same moments, first on ties.
+            history = events_of(lines)(customer)
+            assert events(produced.moments) == [(m.at, m.text.split(" ")[0]) for m in history if m.kind == "event"]
+            assert produced.moments[0].kind == "event", customer
             sent = [(m.at, m.journey_id, m.step_id) for m in simulated.moments if m.kind == "sent"]
             assert [(m.at, m.journey_id, m.step_id) for m in produced.moments if m.kind == "sent"] == sent
             assert [(r.run_id, r.journey_id, r.ended_at, r.how) for r in produced.ended] == [
@@ -83,7 +88,14 @@ def decisions(moments: list[Moment]) -> list[tuple[str, ...]]:
 
 def runs(moments: list[Moment]) -> list[tuple[str, ...]]:
     """Entries and ends (consent changes are production's only: a simulation has no history of them)."""
-    return [(m.at, m.kind, m.journey_id) for m in moments if m.kind not in HELD | {"sent", "consent"}]
+    return [(m.at, m.kind, m.journey_id) for m in moments if m.kind not in HELD | {"sent", "consent"} | EVENTS]
+
+
+EVENTS = {"event", "unknown_event", "refused_event"}
+
+
+def events(moments: list[Moment]) -> list[tuple[str, str]]:
+    return [(m.at, m.text.split(" ")[0]) for m in moments if m.kind in EVENTS]
 
 
 def test_the_journal_keeps_only_known_fields_and_expires(redis_client: redis.Redis) -> None:

@@ -16,6 +16,7 @@ from orchestrator.engine.enrollment import Enrollment
 from orchestrator.engine.measuring import Hit, Tally, Window
 from orchestrator.store import FigureArgs, Store, keys, lua
 from orchestrator.store.figures import decode_window, decode_windows, encode_window, shard_key, slot_tag
+from tests.runtime.harness import journey
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
@@ -150,3 +151,56 @@ def test_the_scripts_file_counts_under_the_same_utc_day_as_python(store: Store, 
     source = lua.source("orchestrator.store.scripts", "lib_figures") + "return day_of(tonumber(ARGV[1]))"
     at = datetime.fromisoformat(moment).replace(tzinfo=UTC)
     assert store.redis.eval(source, 0, int(at.timestamp())) == at.date().isoformat()
+
+
+def test_a_reading_costs_two_round_trips_and_reads_a_stored_version_once(store: Store) -> None:
+    """Every shard of every version comes back in one round trip after the index's; a stored
+    version's outline (name, category, holdout, steps) is read with the first reading only, and
+    revenue sums keep their fractions while counts stay integers."""
+    welcome = journey(
+        {
+            "id": "welcome",
+            "name": "Welcome",
+            "trigger": {"event": "signup"},
+            "holdout": 10,
+            "steps": [{"id": "hello", "send": "email", "template": "hello"}, {"id": "bye", "wait": "1d"}],
+        }
+    )
+    store.save_journey(welcome)
+    for customer_id in ("c1", "c2", "c3"):
+        enrollment = run(customer_id).model_copy(update={"journey_version": welcome.version})
+        window = replace(opened(customer_id), version=welcome.version)
+        counted = Tally(arms=(("treated", "2026-03-02", "entrants", 1),), window=window)
+
+        def write(pipe: object, enrollment: Enrollment = enrollment, counted: Tally = counted) -> None:
+            store.index_figures(pipe, {store.figures_member(enrollment)})
+            store.write_enrollment(
+                pipe, enrollment, expected=-1, send=None, timer=None, figures=FigureArgs.of(counted, enrollment.run_id)
+            )
+
+        store.run(write)
+    hit = Hit("welcome-c1", goal=True, value=2.25)
+    windows = store.open_windows("c1")
+    store.run(lambda pipe: store.measure_event(pipe, "c1", "e1", NOW.timestamp() + 60, [hit], windows))
+    trips: list[int] = []
+    original = store.run
+
+    def counting(build: object) -> list[object]:
+        trips.append(1)
+        return original(build)  # type: ignore[arg-type]
+
+    store.run = counting  # type: ignore[method-assign]
+    (found,) = store.version_figures()
+    assert len(trips) == 2 and len({slot_tag(c) for c in ("c1", "c2", "c3")}) > 1
+    assert (found.name, found.category, found.holdout_percent, found.step_order) == (
+        "Welcome",
+        "marketing",
+        10.0,
+        ["hello", "bye"],
+    )
+    totals = found.arm_totals()["treated"]
+    assert (totals.entrants, totals.converters, totals.revenue_sum) == (3, 1, 2.25)
+    assert isinstance(totals.entrants, int)
+    store.redis.delete(keys.journey_version("welcome", welcome.version))
+    (again,) = store.version_figures()
+    assert again.name == "Welcome" and again.arm_totals() == found.arm_totals()

@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from orchestrator.http.console.actions import Actions
 from orchestrator.http.console.auth import Revocations, Sessions, User
-from orchestrator.http.console.caching import Memo
+from orchestrator.http.console.caching import Memo, RecordsMemo
 from orchestrator.http.console.extensions import LiftSource, Panel, RunEnder, TimelineSource
 from orchestrator.http.console.measured import FiguresSource
 from orchestrator.http.console.pages import Pages
@@ -86,8 +86,8 @@ def create_console(
         templates=environment(),
         timeline=timeline if timeline is not None else StoreStory(client),
         end_run=end_run,
-        figures=Memo(figures) if figures is not None else None,
-        lift=Memo(lift) if lift is not None else None,
+        figures=_records(figures) if figures is not None else None,
+        lift=(lift if isinstance(lift, Memo) else Memo(lift)) if lift is not None else None,
         secure_cookies=secure_cookies,
         clock=clock,
         failures=RateLimiter.for_failed_auth(client, per_minute=failures_per_minute),
@@ -138,6 +138,12 @@ def create_console(
         Route("/calendar", guarded(console, pages.calendar), methods=["GET"]),
     ]
     return Starlette(routes=routes)
+
+
+def _records(read: FiguresSource) -> FiguresSource:
+    """The records kept for a while: ``read`` as it is when it is a memo already (shared with the
+    lift panels, :func:`~orchestrator.http.console.lift.record_sources`)."""
+    return read if isinstance(read, Memo) else RecordsMemo(read)
 
 
 async def _logged_in(console: Console, request: Request) -> bool:

@@ -1,11 +1,13 @@
 """A short-lived memo for the console's readings of the measurement records and the report.
 
-Reading every version's records takes ~100 ms and building the report from them ~30 ms (300-customer
-demo, 9 journeys, on the 2-core test machine), independent of the number of customers: too much for
-every page view, and the overview needs both.  Each reading is kept ``seconds`` per argument (the
-journey id, or None for all), so a page shows the records as they were at most that long ago; the
-console says so under its panels.  Readings are made under a lock per memo, so a burst of requests
-reads once.
+Reading every version's records takes tens of milliseconds and building the report from them a few
+more (docs/benchmarks.md, the console's section): too much for every page view, and the overview
+needs both.  Each reading is kept ``seconds`` per argument (the journey id, or None for all), so a
+page shows the records as they were at most that long ago; the console says so under its panels.
+Readings are made under a lock per memo, so a burst of requests reads once.  The records' memo
+(:class:`RecordsMemo`) answers a journey from a fresh reading of all journeys, and the report is
+built on that memo (:func:`record_sources`), so the calendar, the overview, its report and every
+journey page share one reading.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
+
+from orchestrator.measure.figures import VersionFigures
 
 Key = TypeVar("Key", bound=Hashable)
 Value = TypeVar("Value")
@@ -40,3 +44,21 @@ class Memo(Generic[Key, Value]):
             value = self._read(key)
             self._kept[key] = (time.monotonic(), value)
             return value
+
+    def fresh(self, key: Key) -> Value | None:
+        """The kept reading of ``key`` if it is still within its period, else None (nothing is read)."""
+        with self._lock:
+            kept = self._kept.get(key)
+            return kept[1] if kept is not None and time.monotonic() - kept[0] <= self.seconds else None
+
+
+class RecordsMemo(Memo[str | None, list[VersionFigures]]):
+    """The records' memo: a journey's figures are cut from a fresh reading of all journeys when
+    there is one (the overview or the calendar read them all), else read on their own."""
+
+    def __call__(self, key: str | None, /) -> list[VersionFigures]:
+        if key is not None:
+            every = self.fresh(None)
+            if every is not None:
+                return [version for version in every if version.journey_id == key]
+        return super().__call__(key)

@@ -10,6 +10,7 @@ verdict of its version with the most entrants.
 
 from __future__ import annotations
 
+from orchestrator.http.console.caching import Memo, RecordsMemo
 from orchestrator.http.console.extensions import LiftSource, Panel
 from orchestrator.http.console.measured import FiguresSource
 from orchestrator.measure.report import VersionReport, build_report, pp
@@ -71,6 +72,13 @@ def _overview_panel(versions: list[VersionReport]) -> Panel | None:
         note="The same statistics and verdicts as `loyaloop report` (docs/measuring.md).",
         flags=flags,
     )
+
+
+def record_sources(read: FiguresSource) -> tuple[RecordsMemo, Memo[str | None, Panel | None]]:
+    """The console's two readers of the records ``read`` gives, sharing one reading: the records'
+    memo and the lift panels built from it (each kept :data:`~orchestrator.http.console.caching.RECORDS_SECONDS`)."""
+    records = read if isinstance(read, RecordsMemo) else RecordsMemo(read)
+    return records, Memo(lift_source(records))
 
 
 def lift_source(figures: FiguresSource) -> LiftSource:

@@ -56,7 +56,7 @@ class Pages:
 
     async def overview(self, request: Request, session: Session) -> Response:
         rows = await run_in_threadpool(journey_rows, self.c.store, self.c.journeys)
-        lift = self.c.lift(None) if self.c.lift is not None else None
+        lift = await run_in_threadpool(self.c.lift, None) if self.c.lift is not None else None
         measures = None
         if self.c.figures is not None:
             recorded = await run_in_threadpool(self.c.figures, None)
@@ -86,7 +86,7 @@ class Pages:
             for channel in step.channels
             for locale in self.c.settings.locales
         ]
-        lift = self.c.lift(journey.id) if self.c.lift is not None else None
+        lift = await run_in_threadpool(self.c.lift, journey.id) if self.c.lift is not None else None
         conversion = conversion_panel(journey.id, recorded) if recorded is not None else None
         return self.c.page(
             request,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
@@ -13,7 +14,7 @@ from starlette.applications import Starlette
 from orchestrator.http.console import create_console
 from orchestrator.http.console.auth import USERS_VARIABLE, User, parse_users, session_key
 from orchestrator.http.console.extensions import LiftSource, RunEnder, TimelineSource
-from orchestrator.http.console.lift import lift_source
+from orchestrator.http.console.lift import record_sources
 from orchestrator.http.console.measured import FiguresSource
 from orchestrator.language.journey import Journey
 from orchestrator.language.loader import load_journeys
@@ -51,8 +52,8 @@ def console_from_environment(
     env = environ if environ is not None else os.environ
     if figures is None:
         figures = Store(client).version_figures
-    if lift is None:
-        lift = lift_source(figures)
+    if lift is None:  # one reading of the records serves the pages and the report's panels
+        figures, lift = record_sources(figures)
     found = dict(users) if users is not None else console_users(env)
     if not found:
         log.warning("%s is empty: the console under /console is not served", USERS_VARIABLE)
@@ -60,7 +61,7 @@ def console_from_environment(
     key = session_key(env, fallback_key)
     if journeys is None:
         journeys = load_journeys(settings.journeys_dir, settings.templates_dir, vouchers=settings.vouchers)
-    return create_console(
+    app = create_console(
         settings,
         client,
         journeys,
@@ -73,3 +74,21 @@ def console_from_environment(
         secure_cookies=settings.public_url.startswith("https://"),
         clock=clock or (lambda: datetime.now(UTC)),
     )
+    warm(figures, lift)
+    return app
+
+
+def warm(figures: FiguresSource, lift: LiftSource) -> threading.Thread:
+    """Read the records and build the report once, beside start-up, so the first visitor finds
+    them kept (each page still reads them itself when they are older than their period)."""
+
+    def read() -> None:
+        try:
+            figures(None)
+            lift(None)
+        except Exception as exc:  # the first page reads again and shows what goes wrong
+            log.info("the console could not read the measurement records at start-up (%s)", type(exc).__name__)
+
+    thread = threading.Thread(target=read, name="console-warm", daemon=True)
+    thread.start()
+    return thread

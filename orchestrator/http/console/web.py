@@ -55,7 +55,8 @@ Handler = Callable[[Request, Session], Awaitable[Response]]
 
 
 def environment() -> jinja2.Environment:
-    """The console's own templates (trusted, shipped with the package), escaping every value."""
+    """The console's own templates (trusted, shipped with the package), escaping every value,
+    every one compiled up front."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("orchestrator.http.console", "templates"),
         autoescape=True,
@@ -65,6 +66,9 @@ def environment() -> jinja2.Environment:
     )
     env.filters["count"] = lambda value: f"{int(value):,}"
     env.filters["when"] = lambda value: "" if value is None else f"{value.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    # Compiled now, not on each page's first request (tens of milliseconds a page on a busy machine).
+    for name in env.list_templates(extensions=["html"]):
+        env.get_template(name)
     return env
 
 

@@ -22,7 +22,7 @@ from orchestrator.cli.demo_run import run_demo
 from orchestrator.http import create_app
 from orchestrator.http.console import create_console
 from orchestrator.http.console.auth import User, hash_password
-from orchestrator.http.console.lift import lift_source
+from orchestrator.http.console.lift import record_sources
 from orchestrator.language.journey import Journey
 from orchestrator.language.loader import load_journeys
 from orchestrator.runtime.compose import build_runtime
@@ -83,6 +83,7 @@ def site(redis_server: RedisServer, demo_state: Path, tmp_path_factory: pytest.T
     journeys = dict(runtime.journeys.current)
     # The demo's clock is simulated: the console looks at its state as of the demo's last moment.
     now = datetime.fromisoformat(snapshot.meta(demo_state)["now"])
+    records, lift = record_sources(Store(client).version_figures)  # as serve builds it
     console = create_console(
         settings,
         client,
@@ -90,8 +91,8 @@ def site(redis_server: RedisServer, demo_state: Path, tmp_path_factory: pytest.T
         fast_users(),
         SESSION_KEY,
         end_run=runtime.end_run,
-        figures=Store(client).version_figures,
-        lift=lift_source(Store(client).version_figures),
+        figures=records,
+        lift=lift,
         clock=lambda: now,
     )
     app = create_app(settings, RecordingIntake(), client, config=make_config(SendGridSigner()), console=console)

@@ -13,13 +13,15 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 from PIL import Image, ImageStat
 
 from orchestrator.gate.consent import read_consent
+from orchestrator.runtime.compose import build_runtime
+from orchestrator.runtime.event_queue import QueuedEvent
 from orchestrator.store import Store
 from tests.http.console.conftest import PASSWORDS, Site
 from tests.http.console.test_console_http import customer_with_email_consent
@@ -236,6 +238,33 @@ def test_the_customer_timeline_in_the_browser_is_the_stores_story(browser: objec
     # Put the consent back as it was, for the other tests on this store.
     page.locator("tr[data-channel] button").first.click()  # type: ignore[attr-defined]
     page.wait_for_url("**?done=consent-*")  # type: ignore[attr-defined]
+
+
+def test_the_customers_events_are_on_the_timeline_in_the_browser(browser: object, site: Site) -> None:
+    """The events the demo's workers applied are on the page's timeline, each below (before) the
+    entry it caused; an event with a typo'd name, applied now by the real runtime, is on top,
+    marked as one no journey listens to."""
+    customer, told = richest_customer(site)
+    now = datetime.now(UTC)  # after the staff actions other tests took (the console writes them at the wall clock)
+    runtime = build_runtime(site.settings, site.redis, check_endpoints=False, clock=lambda: now)
+    try:
+        typo = QueuedEvent(customer, "ordr.placed", {"total": 30}, "typo-1", now)
+        assert runtime.handle_events([typo]) == 1
+    finally:
+        runtime.close()
+    page = new_page(browser, site)
+    log_in(page, "vic")
+    page.goto(f"/console/customers/{customer}")  # type: ignore[attr-defined]
+    rows = page.eval_on_selector_all(  # type: ignore[attr-defined]
+        "#timeline tbody tr", "rows => rows.map(r => [r.dataset.kind, r.cells[0].innerText, r.cells[4].innerText])"
+    )
+    assert rows[0][0] == "unknown_event" and rows[0][2].startswith('ordr.placed {"total": 30} (id typo-1)')
+    assert "no journey listens to this event" in rows[0][2]
+    oldest_first = list(reversed(rows))
+    events = [row for row in oldest_first if row[0] == "event"]
+    assert len(events) == len([m for m in told.moments if m.kind == "event"]) > 0
+    entered = next(index for index, row in enumerate(oldest_first) if row[0] == "entered")
+    assert any(row[0] == "event" and row[1] <= oldest_first[entered][1] for row in oldest_first[:entered])
 
 
 def test_a_revoked_cookie_is_refused_in_the_browser(browser: object, site: Site) -> None:
