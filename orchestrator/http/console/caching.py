@@ -4,7 +4,11 @@ Reading every version's records takes tens of milliseconds and building the repo
 more (docs/benchmarks.md, the console's section): too much for every page view, and the overview
 needs both.  Each reading is kept ``seconds`` per argument (the journey id, or None for all), so a
 page shows the records as they were at most that long ago; the console says so under its panels.
-Readings are made under a lock per memo, so a burst of requests reads once.  The records' memo
+Readings are made under a lock per memo, so a burst of requests reads once.  Past its period a
+reading is still served, for up to :data:`STALE_LIMIT` periods, while a thread reads it again: a
+page then never waits for the records (whose reading grows with the journeys and, on a Cluster,
+with the slots that hold them); only a key never read, or read too long ago, is read while the page
+waits.  The records' memo
 (:class:`RecordsMemo`) answers a journey from a fresh reading of all journeys, and the report is
 built on that memo (:func:`record_sources`), so the calendar, the overview, its report and every
 journey page share one reading.
@@ -12,6 +16,7 @@ journey page share one reading.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Hashable
@@ -24,6 +29,11 @@ Value = TypeVar("Value")
 
 #: How long one reading of the records serves the pages.
 RECORDS_SECONDS = 15.0
+#: Periods an old reading is still served while a new one is made beside the pages; past that
+#: (the store has been failing that long) a page waits for a reading of its own, or its error.
+STALE_LIMIT = 10
+
+log = logging.getLogger("loyaloop.console")
 
 
 class Memo(Generic[Key, Value]):
@@ -34,6 +44,7 @@ class Memo(Generic[Key, Value]):
         self.seconds = seconds
         self._lock = threading.Lock()
         self._kept: dict[Key, tuple[float, Value]] = {}
+        self._refreshing: set[Key] = set()
 
     def __call__(self, key: Key, /) -> Value:
         with self._lock:
@@ -41,9 +52,29 @@ class Memo(Generic[Key, Value]):
             kept = self._kept.get(key)
             if kept is not None and now - kept[0] <= self.seconds:
                 return kept[1]
+            if kept is not None and now - kept[0] <= self.seconds * STALE_LIMIT:
+                if key not in self._refreshing:
+                    self._refreshing.add(key)
+                    threading.Thread(target=self._refresh, args=(key,), name="console-records", daemon=True).start()
+                return kept[1]
             value = self._read(key)
             self._kept[key] = (time.monotonic(), value)
             return value
+
+    def _refresh(self, key: Key) -> None:
+        """Read ``key`` again beside the pages; a failure leaves the old reading to be served."""
+        try:
+            value = self._read(key)
+        except Exception as exc:  # the pages go on with the old reading; the next one tries again
+            log.warning(
+                "could not read the measurement records again (%s); the pages show the last reading", type(exc).__name__
+            )
+        else:
+            with self._lock:
+                self._kept[key] = (time.monotonic(), value)
+        finally:
+            with self._lock:
+                self._refreshing.discard(key)
 
     def fresh(self, key: Key) -> Value | None:
         """The kept reading of ``key`` if it is still within its period, else None (nothing is read)."""

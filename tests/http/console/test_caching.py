@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
-from orchestrator.http.console.caching import Memo, RecordsMemo
+from orchestrator.http.console.caching import STALE_LIMIT, Memo, RecordsMemo
 from orchestrator.http.console.lift import record_sources
 from orchestrator.http.console.startup import warm
 from orchestrator.measure.figures import VersionFigures
@@ -27,7 +28,71 @@ def test_a_reading_is_kept_per_key_for_its_period() -> None:
     assert reads == [None, "welcome"]
     time.sleep(0.25)
     memo(None)
+    wait_for(lambda: memo.fresh(None) is not None)
     assert reads == [None, "welcome", None]
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.01)
+
+
+def test_past_its_period_the_old_reading_is_served_while_a_thread_reads_again() -> None:
+    """A page never waits for the records once they were read: the reading that follows the period
+    is made beside the pages, once however many pages ask meanwhile."""
+    readings = iter(["first", "second"])
+    release = threading.Event()
+    reads: list[str] = []
+
+    def read(key: str) -> str:
+        value = next(readings)
+        reads.append(value)
+        if value == "second":
+            release.wait(5)
+        return value
+
+    memo = Memo(read, seconds=0.05)
+    assert memo("all") == "first"
+    time.sleep(0.08)
+    started = time.monotonic()
+    assert [memo("all") for _ in range(5)] == ["first"] * 5
+    assert time.monotonic() - started < 0.5
+    release.set()
+    wait_for(lambda: memo.fresh("all") == "second")
+    assert reads == ["first", "second"]
+
+
+def test_a_failed_reading_again_keeps_the_old_one_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    calls: list[int] = []
+
+    def read(key: str) -> str:
+        calls.append(1)
+        if len(calls) > 1:
+            raise ConnectionError("redis down")
+        return "first"
+
+    memo = Memo(read, seconds=0.05)
+    memo("all")
+    time.sleep(0.08)
+    with caplog.at_level(logging.WARNING, logger="loyaloop.console"):
+        assert memo("all") == "first"
+        wait_for(lambda: "could not read the measurement records again (ConnectionError)" in caplog.text)
+    wait_for(lambda: memo("all") == "first" and len(calls) >= 3)
+
+
+def test_a_reading_too_old_to_serve_is_read_while_the_page_waits() -> None:
+    reads: list[int] = []
+
+    def read(key: str) -> int:
+        reads.append(1)
+        return len(reads)
+
+    memo = Memo(read, seconds=0.01)
+    assert memo("all") == 1
+    time.sleep(0.01 * STALE_LIMIT + 0.05)
+    assert memo("all") == 2 and reads == [1, 1]
 
 
 def test_a_burst_of_requests_reads_once() -> None:
@@ -64,7 +129,7 @@ def test_a_journey_is_cut_from_a_fresh_reading_of_all_and_read_alone_otherwise()
     assert [v.journey_id for v in memo("winback")] == ["winback"] and reads == ["welcome", None]
     time.sleep(0.25)
     memo("winback")
-    assert reads == ["welcome", None, "winback"]
+    wait_for(lambda: reads == ["welcome", None, "winback"])
 
 
 def test_the_pages_and_the_report_share_one_reading_of_the_records() -> None:
