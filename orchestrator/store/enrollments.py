@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from orchestrator.engine.enrollment import Enrollment, SendAction
 from orchestrator.language.profile import Profile
-from orchestrator.store import date_index, keys
+from orchestrator.store import keys, profile_index
 from orchestrator.store.base import StoreBase
 from orchestrator.store.codec import (
     PendingUpdate,
@@ -202,11 +202,11 @@ class EnrollmentStore(StoreBase):
             current = Profile.model_validate_json(raw) if raw else Profile(id=update.customer_id)
             changed = with_updates(current, update.set, update.increment)
             written = profile_json(changed)
-            dates = date_index.change(update.customer_id, raw, written)
-            date_index.join(self, [dates])
+            indexed = profile_index.change(update.customer_id, raw, written)
+            profile_index.join(self, [indexed])
             result = self._script("apply", [profile_key, applied_key], [raw or "", written, update.key, SEEN_TTL])
             if result == "new":
-                date_index.leave(self, [dates])
+                profile_index.leave(self, [indexed])
                 return True
             if result != "conflict":
                 return False
