@@ -28,6 +28,9 @@ class StoreBase:
         self.cluster = isinstance(client, redis.RedisCluster)
         #: Figures shards this store listed in the index itself (a Cluster's, see ``index_figures``).
         self.listed_shards: set[str] = set()
+        #: Profile writes this store began (counted before each, see ``profile_index.join``): a
+        #: profile this store read while the count stood still is still the one it last wrote.
+        self.profile_writes = 0
         for script in SCRIPTS.values():
             self.redis.script_load(script.source)
 

@@ -43,7 +43,9 @@ def change(customer_id: str, stored: str | None, written: str) -> Changes | None
 
 def join(store: StoreBase, changes: Iterable[Changes | None]) -> None:
     """Add customers to their new days and zones: one round trip, none when nothing moves.  Before
-    the write."""
+    the write, which every writer calls it for, moving or not: so it also counts the write
+    (``store.profile_writes``)."""
+    store.profile_writes += 1
     _write(store, changes, joining=True)
 
 

@@ -63,6 +63,23 @@ def _flag(granted: bool) -> str:
     return "1" if granted else "0"
 
 
+def queue_profiles(pipe: Any, ids: list[str]) -> None:
+    """Queue the reads of ``ids``' profiles with their consent (two replies each, for :func:`parse_profiles`)."""
+    for customer_id in ids:
+        pipe.get(keys.profile(customer_id))
+        pipe.hgetall(keys.consent(customer_id))
+
+
+def parse_profiles(ids: list[str], replies: list[Any]) -> dict[str, Profile]:
+    """The profiles of :func:`queue_profiles`' replies; customers never seen are left out."""
+    found: dict[str, Profile] = {}
+    for index, customer_id in enumerate(ids):
+        raw, consent = replies[2 * index], replies[2 * index + 1]
+        if raw is not None:
+            found[customer_id] = with_consent(Profile.model_validate_json(raw), consent)
+    return found
+
+
 class ProfileStore(StoreBase):
     """Profiles with their consent, and the events applied to them."""
 
@@ -76,17 +93,8 @@ class ProfileStore(StoreBase):
         if not ids:
             return {}
         pipe: Any = Batch(self.redis)  # the packer: a timer's or a send's single read is a hot path
-        for customer_id in ids:
-            pipe.get(keys.profile(customer_id))
-            pipe.hgetall(keys.consent(customer_id))
-        replies = pipe.execute()
-        found: dict[str, Profile] = {}
-        for index, customer_id in enumerate(ids):
-            raw, consent = replies[2 * index], replies[2 * index + 1]
-            if raw is None:
-                continue
-            found[customer_id] = with_consent(Profile.model_validate_json(raw), consent)
-        return found
+        queue_profiles(pipe, ids)
+        return parse_profiles(ids, pipe.execute())
 
     def save_profile(self, profile: Profile, *, source: str = "profile") -> None:
         """Write a whole profile; the consent channels it changes are recorded with ``source`` in the
