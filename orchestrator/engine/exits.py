@@ -35,9 +35,17 @@ def check_exit(
     exit condition that cannot be evaluated for this customer counts as not met: a typo must not
     end every run, and the validator is where such mistakes are caught.
 
-    ``re_entry: restart`` journeys (win-back): an event that also triggers the journey restarts
-    the countdown.  A run that already messaged the customer and sees a goal converts; one that
-    sent nothing yet was merely overtaken and ends as ``exited``/``restarted``.
+    One event may end a run for several reasons at once; they are taken in a fixed order, the
+    same on every code path and whatever the run did before: a **goal** met by the event ends it
+    as ``converted``/``goal``, else an ``exit_when`` rule as ``exited``/``exit_when``, else the
+    event triggering a ``re_entry: restart`` journey (win-back, replenishment) as
+    ``exited``/``restarted``.  The runtime asks this before the event's entries
+    (:meth:`orchestrator.runtime.events.EventRunner._journeys_see`), so an order that is both the
+    goal and the restart first converts the live run, then enters the customer anew.  Whether the
+    run had messaged the customer yet plays no part: a held-out run (which never sends) converts
+    exactly as a treated one, and the run's end agrees with the measurement, which counts every
+    goal event within the window after entry as a conversion, whatever became of the run
+    (docs/measuring.md, "Intention to treat").
     """
     if enrollment.finished:
         return None
@@ -51,7 +59,7 @@ def check_exit(
     )
     outcome: tuple[FinishStatus, str] | None = None
     if any(_goal_met(goal, event, ctx) for goal in journey.goals):
-        outcome = ("exited", "restarted") if restarting and enrollment.sent == 0 else ("converted", "goal")
+        outcome = ("converted", "goal")
     elif any(_goal_met(rule, event, ctx) for rule in journey.exit_when):
         outcome = ("exited", "exit_when")
     elif restarting:

@@ -122,6 +122,11 @@ class EventRunner(EntryRunner):
         seen: EventState,
         now: datetime,
     ) -> None:
+        """The event's journey part, in a fixed order: the live runs first (each ends on a goal as
+        converted, else on ``exit_when``, else on a restart: :func:`orchestrator.engine.check_exit`),
+        then the entries, against the live runs read again.  So an event that is both a run's goal
+        and its journey's ``restart`` trigger converts the run, then enters the customer anew; an
+        entry's own restart ending (:meth:`enter`) only meets runs the event did not end."""
         profile = seen.profile
         live = seen.live
         if live:

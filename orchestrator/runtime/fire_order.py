@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from orchestrator.engine.run_ids import DATE_RUN_PREFIX, UPDATE_RUN_PREFIX
+from orchestrator.language.profile import Profile
 from orchestrator.runtime.runtime import Runtime
 from orchestrator.store import StoredEnrollment
 
@@ -37,6 +38,10 @@ class DueTimer:
     step_id: str
     #: The run as read to order the batch (None for pseudo runs and gone runs): firing reuses it.
     stored: StoredEnrollment | None = field(default=None, compare=False, repr=False)
+    #: The customer's profile, read with the run, and the store's profile-write count then
+    #: (``Store.profile_writes``): firing reuses it while nothing wrote a profile since.
+    profile: Profile | None = field(default=None, compare=False, repr=False)
+    profile_mark: int = field(default=-1, compare=False, repr=False)
 
     def key(self) -> tuple[float, int, str, str, str, int]:
         return (self.due, -self.priority, self.journey_id, self.step_id, self.run_id, self.revision)
@@ -44,16 +49,22 @@ class DueTimer:
 
 def due_order(runtime: Runtime, timers: Sequence[tuple[str, str, int]]) -> list[DueTimer]:
     """The timers in firing order: customers in order of first appearance, and each customer's
-    timers by (due time, priority desc, journey id, step id).  Costs one pipelined read."""
+    timers by (due time, priority desc, journey id, step id).  Costs one pipelined read, which also
+    reads the customers' profiles (see :func:`fresh_profile`)."""
     real = [(c, r, v) for c, r, v in timers if not r.startswith((DATE_RUN_PREFIX, UPDATE_RUN_PREFIX))]
     stored: dict[tuple[str, str], StoredEnrollment | None] = {}
+    profiles: dict[str, Profile] = {}
+    mark = runtime.store.profile_writes
     if real:
         runs = [(customer_id, run_id) for customer_id, run_id, _ in real]
-        stored.update(zip(runs, runtime.store.get_runs(runs), strict=True))
+        found, profiles = runtime.store.get_runs_and_profiles(runs)
+        stored.update(zip(runs, found, strict=True))
     first_seen: dict[str, int] = {}
     ordered: list[tuple[int, tuple[float, int, str, str, str, int], DueTimer]] = []
     for customer_id, run_id, revision in timers:
         due_timer = _describe(runtime, customer_id, run_id, revision, stored.get((customer_id, run_id)))
+        if customer_id in profiles:
+            due_timer = replace(due_timer, profile=profiles[customer_id], profile_mark=mark)
         position = first_seen.setdefault(customer_id, len(first_seen))
         ordered.append((position, due_timer.key(), due_timer))
     ordered.sort(key=lambda item: (item[0], item[1]))
@@ -75,3 +86,14 @@ def _describe(
     step = found.send.step_id if found.send is not None else (enrollment.step_id or "")
     priority = journey.priority if journey is not None else 0
     return DueTimer(customer_id, run_id, revision, due, priority, enrollment.journey_id, step, found)
+
+
+def fresh_profile(runtime: Runtime, timer: DueTimer, fired: set[str]) -> Profile | None:
+    """The profile the batch read for ``timer``'s customer, while it is still theirs: for their
+    first timer of the batch (``fired`` holds the customers already fired: a decision may have
+    changed their profile) and only if no profile was written through this store since the read.
+    None means read it again.  A write by another process in between is as possible as between
+    any read and decision: the run's compare-and-set, not the profile, guards the state."""
+    if timer.profile is None or timer.customer_id in fired or runtime.store.profile_writes != timer.profile_mark:
+        return None
+    return timer.profile

@@ -19,13 +19,23 @@ from orchestrator.store import StoredEnrollment
 class TimerRunner(EntryRunner):
     """Due timers."""
 
-    def fire_timer(self, customer_id: str, run_id: str, revision: int, *, read: StoredEnrollment | None = None) -> str:
+    def fire_timer(
+        self,
+        customer_id: str,
+        run_id: str,
+        revision: int,
+        *,
+        read: StoredEnrollment | None = None,
+        profile: Profile | None = None,
+    ) -> str:
         """A timer came due: advance a wait, re-drive a send, or enter a date-triggered journey.
 
         ``read`` is the run as the caller read it moments ago (a batch of fired timers reads its
         runs together to order them): used when it is at the timer's revision and still going,
         else the run is read again.  Should it have moved on since, the compare-and-set finds out,
-        and the run read afresh is decided only if it is still at the timer's revision.
+        and the run read afresh is decided only if it is still at the timer's revision.  ``profile``
+        likewise: the customer's profile as the batch read it (:func:`~orchestrator.runtime.fire_order.fresh_profile`),
+        else it is read here.
         """
         if run_id.startswith(DATE_RUN_PREFIX):
             return self._fire_date(customer_id, run_id)
@@ -38,7 +48,8 @@ class TimerRunner(EntryRunner):
             return "stale"
         if stored.enrollment.status == "sending":
             return self.deliver(customer_id, run_id, revision)
-        profile = self.store.get_profile(customer_id) or Profile(id=customer_id)
+        if profile is None:
+            profile = self.store.get_profile(customer_id) or Profile(id=customer_id)
         now = self.clock()
 
         def decide(current: StoredEnrollment) -> Decision | None:

@@ -34,6 +34,9 @@ class StoreBase:
         #: (journey, version) → what the measurement records show of that stored version (its name,
         #: category, holdout and step ids), read once: a stored version never changes (see ``figures``).
         self.outlines: dict[tuple[str, str], Outline] = {}
+        #: Profile writes this store began (counted before each, see ``profile_index.join``): a
+        #: profile this store read while the count stood still is still the one it last wrote.
+        self.profile_writes = 0
         for script in SCRIPTS.values():
             self.redis.script_load(script.source)
 

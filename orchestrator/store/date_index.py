@@ -10,9 +10,10 @@ a date trigger on it, or on any name :func:`indexed` refuses, is planned by a pr
 
 **Kept by the writers, exactly once per change.**  Every write of a profile's JSON goes through
 the store (:mod:`orchestrator.store.profiles`, ``apply_update`` in
-:mod:`orchestrator.store.enrollments`), which compares the month-days of the JSON it read with
-those of the JSON it writes and, only when one differs, adds the customer to the new day *before*
-the write and removes them from the old day *after* it succeeded.  The day keys live in other
+:mod:`orchestrator.store.enrollments`, both by way of :mod:`orchestrator.store.profile_index`,
+which keeps the zone index in the same round trips), which compares the month-days of the JSON it
+read with those of the JSON it writes and, only when one differs, adds the customer to the new day
+*before* the write and removes them from the old day *after* it succeeded.  The day keys live in other
 Cluster slots than the customer's keys, so this cannot be one script; the order makes every
 failure leave an extra member (a crash, a lost compare-and-set), never a missing one, and the
 planner checks each member against the profile it reads anyway.  The one way to lose a member is
@@ -20,18 +21,18 @@ a date changed and changed back by two writers within the same milliseconds (the
 removal landing after the second's addition); deleting ``lp:dates:ready`` repairs any doubt.
 
 **Backfill (the migration).**  Profiles written before the index existed are added by
-:func:`reindex` (a SCAN of the profiles, adding only), which the planning pass runs by itself
-when ``lp:dates:ready`` is missing: the first pass after an upgrade costs one scan, as every pass
-did before.  Writers keep the index whether or not it is ready, so a profile written during the
-scan is in it either way (upgrade every worker before the scheduler, or delete the mark once
-they all run this version).
+:func:`orchestrator.store.profile_index.reindex` (a SCAN of the profiles, adding only), which the
+planning pass runs by itself when ``lp:dates:ready`` is missing: the first pass after an upgrade
+costs one scan, as every pass did before.  Writers keep the index whether or not it is ready, so a
+profile written during the scan is in it either way (upgrade every worker before the scheduler, or
+delete the mark once they all run this version).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 from typing import Any
 
@@ -66,9 +67,11 @@ def _month_day(value: Any) -> str | None:
 
 def month_days(stored: str | None) -> dict[str, str]:
     """Attribute → ``MM-DD`` of every indexed date of a profile's stored JSON (``""``/None: none)."""
-    if not stored:
-        return {}
-    doc = json.loads(stored)
+    return month_days_of(json.loads(stored)) if stored else {}
+
+
+def month_days_of(doc: dict[str, Any]) -> dict[str, str]:
+    """:func:`month_days` of a profile's parsed JSON."""
     found: dict[str, str] = {}
     for name, value in (doc.get("attributes") or {}).items():
         if name not in Profile.model_fields and _NAME.fullmatch(name) and (day := _month_day(value)):
@@ -90,25 +93,16 @@ class Change:
         self.leave = [(name, day) for name, day in before.items() if after.get(name) != day]
 
 
-def change(customer_id: str, stored: str | None, written: str) -> Change | None:
-    """The index change of writing JSON ``written`` over ``stored``; None when no date moves (the
-    usual case: no index write at all)."""
-    found = Change(customer_id, month_days(stored), month_days(written))
-    return found if found.join or found.leave else None
+def queue_join(pipe: Any, item: Change) -> None:
+    """Add a customer to their new days (before the profile write)."""
+    for day in item.join:
+        pipe.sadd(keys.date_day(*day), item.customer_id)
 
 
-def join(store: StoreBase, changes: Iterable[Change | None]) -> None:
-    """Add customers to their new days (one round trip; none when nothing moves).  Before the write."""
-    todo = [(c.customer_id, day) for c in changes if c is not None for day in c.join]
-    if todo:
-        store.run(lambda pipe: [pipe.sadd(keys.date_day(*day), customer) for customer, day in todo])
-
-
-def leave(store: StoreBase, changes: Iterable[Change | None]) -> None:
-    """Remove customers from their old days.  Only after the write succeeded."""
-    todo = [(c.customer_id, day) for c in changes if c is not None for day in c.leave]
-    if todo:
-        store.run(lambda pipe: [pipe.srem(keys.date_day(*day), customer) for customer, day in todo])
+def queue_leave(pipe: Any, item: Change) -> None:
+    """Remove a customer from their old days (only after the profile write succeeded)."""
+    for day in item.leave:
+        pipe.srem(keys.date_day(*day), item.customer_id)
 
 
 def near_days(today: date) -> list[str]:
@@ -125,20 +119,3 @@ def customers_on(store: StoreBase, attributes: Iterable[str], days: Iterable[str
     wanted = [keys.date_day(name, day) for name in sorted(set(attributes)) for day in days]
     replies = store.run(lambda pipe: [pipe.smembers(key) for key in wanted])
     return {customer for members in replies for customer in members}
-
-
-def reindex(store: StoreBase, customers: Iterator[list[str]]) -> int:
-    """Add every profile of ``customers`` (batches of ids, a SCAN) to the index: the backfill.  Only
-    adds (a member left over is harmless, the planner checks it); returns the profiles read."""
-    read = 0
-    for ids in customers:
-
-        def build(pipe: Any, ids: list[str] = ids) -> None:
-            for customer in ids:
-                pipe.get(keys.profile(customer))
-
-        stored = store.run(build)
-        changes = [change(customer, None, raw) for customer, raw in zip(ids, stored, strict=True) if raw]
-        join(store, changes)
-        read += len(ids)
-    return read

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from orchestrator.engine.enrollment import Enrollment, SendAction
 from orchestrator.language.profile import Profile
-from orchestrator.store import date_index, keys
+from orchestrator.store import keys, profile_index
 from orchestrator.store.base import StoreBase
 from orchestrator.store.codec import (
     PendingUpdate,
@@ -26,6 +26,7 @@ from orchestrator.store.codec import (
     with_updates,
 )
 from orchestrator.store.figures import NO_FIGURES, FigureArgs, deferred_text, index_member, shard_key
+from orchestrator.store.profiles import parse_profiles, queue_profiles
 from orchestrator.store.run_codec import split_runs
 from orchestrator.store.scripts import SEEN_TTL
 
@@ -44,23 +45,35 @@ class EnrollmentStore(StoreBase):
     def get_runs(self, runs: Sequence[tuple[str, str]]) -> list[StoredEnrollment | None]:
         """Many runs (customer id, run id), live or finished: one script call per customer, one
         round trip in all."""
+        return self.get_runs_and_profiles(runs, with_profiles=False)[0]
+
+    def get_runs_and_profiles(
+        self, runs: Sequence[tuple[str, str]], *, with_profiles: bool = True
+    ) -> tuple[list[StoredEnrollment | None], dict[str, Profile]]:
+        """:meth:`get_runs`, and the profiles of the runs' customers in the same round trip (a batch
+        of fired timers orders its timers by the runs and decides them on the profiles)."""
         if not runs:
-            return []
+            return [], {}
         by_customer: dict[str, list[int]] = {}
         for index, (customer_id, _run) in enumerate(runs):
             by_customer.setdefault(customer_id, []).append(index)
+        customers = list(by_customer)
 
         def build(pipe: Any) -> None:
             for customer_id, indices in by_customer.items():
                 run_ids = [runs[index][1] for index in indices]
                 names = [keys.runs(customer_id), *(keys.finished_run(customer_id, run) for run in run_ids)]
                 self.evalsha(pipe, "get", names, run_ids)
+            if with_profiles:
+                queue_profiles(pipe, customers)
 
+        replies = self.run(build)
         found: list[StoredEnrollment | None] = [None] * len(runs)
-        for (customer_id, indices), replies in zip(by_customer.items(), self.run(build), strict=True):
-            for index, values in zip(indices, replies, strict=True):
+        for (customer_id, indices), reply in zip(by_customer.items(), replies, strict=False):
+            for index, values in zip(indices, reply, strict=True):
                 found[index] = parse_stored(customer_id, runs[index][1], values)
-        return found
+        profiles = parse_profiles(customers, replies[len(customers) :]) if with_profiles else {}
+        return found, profiles
 
     def live_runs(self, customer_id: str) -> dict[str, str]:
         """Run id → journey id of the customer's unfinished enrollments."""
@@ -202,11 +215,11 @@ class EnrollmentStore(StoreBase):
             current = Profile.model_validate_json(raw) if raw else Profile(id=update.customer_id)
             changed = with_updates(current, update.set, update.increment)
             written = profile_json(changed)
-            dates = date_index.change(update.customer_id, raw, written)
-            date_index.join(self, [dates])
+            indexed = profile_index.change(update.customer_id, raw, written)
+            profile_index.join(self, [indexed])
             result = self._script("apply", [profile_key, applied_key], [raw or "", written, update.key, SEEN_TTL])
             if result == "new":
-                date_index.leave(self, [dates])
+                profile_index.leave(self, [indexed])
                 return True
             if result != "conflict":
                 return False

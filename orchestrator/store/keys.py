@@ -287,3 +287,20 @@ def saved_responses(customer_id: str) -> str:
 def referral_codes() -> str:
     """Hash referral code (upper-cased) → the customer who shares it (first owner keeps it)."""
     return f"{PREFIX}:referral-codes"
+
+
+def zone_shard(zone: str, shard: int) -> str:
+    """Set of the ids of customers whose profile's ``timezone`` is ``zone`` (one of its shards): the
+    index a ``timezone: local`` broadcast reads (:mod:`orchestrator.store.zone_index`).  Untagged,
+    so a zone's shards spread over a Cluster's nodes."""
+    return f"{PREFIX}:tz:{zone}:{shard}"
+
+
+def zone_names() -> str:
+    """Set of every zone name the zone index has held (it only grows)."""
+    return f"{PREFIX}:tz:names"
+
+
+def zone_index_ready() -> str:
+    """String set once the zone index holds every profile (after its backfill)."""
+    return f"{PREFIX}:tz:ready"

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import redis
 
 from orchestrator.language.profile import Profile
-from orchestrator.store import date_index, keys
+from orchestrator.store import date_index, keys, profile_index, zone_index
 from orchestrator.store.base import StoreBase
 from orchestrator.store.batch import Batch
 from orchestrator.store.codec import (
@@ -63,6 +63,23 @@ def _flag(granted: bool) -> str:
     return "1" if granted else "0"
 
 
+def queue_profiles(pipe: Any, ids: list[str]) -> None:
+    """Queue the reads of ``ids``' profiles with their consent (two replies each, for :func:`parse_profiles`)."""
+    for customer_id in ids:
+        pipe.get(keys.profile(customer_id))
+        pipe.hgetall(keys.consent(customer_id))
+
+
+def parse_profiles(ids: list[str], replies: list[Any]) -> dict[str, Profile]:
+    """The profiles of :func:`queue_profiles`' replies; customers never seen are left out."""
+    found: dict[str, Profile] = {}
+    for index, customer_id in enumerate(ids):
+        raw, consent = replies[2 * index], replies[2 * index + 1]
+        if raw is not None:
+            found[customer_id] = with_consent(Profile.model_validate_json(raw), consent)
+    return found
+
+
 class ProfileStore(StoreBase):
     """Profiles with their consent, and the events applied to them."""
 
@@ -76,17 +93,8 @@ class ProfileStore(StoreBase):
         if not ids:
             return {}
         pipe: Any = Batch(self.redis)  # the packer: a timer's or a send's single read is a hot path
-        for customer_id in ids:
-            pipe.get(keys.profile(customer_id))
-            pipe.hgetall(keys.consent(customer_id))
-        replies = pipe.execute()
-        found: dict[str, Profile] = {}
-        for index, customer_id in enumerate(ids):
-            raw, consent = replies[2 * index], replies[2 * index + 1]
-            if raw is None:
-                continue
-            found[customer_id] = with_consent(Profile.model_validate_json(raw), consent)
-        return found
+        queue_profiles(pipe, ids)
+        return parse_profiles(ids, pipe.execute())
 
     def save_profile(self, profile: Profile, *, source: str = "profile") -> None:
         """Write a whole profile; the consent channels it changes are recorded with ``source`` in the
@@ -116,13 +124,13 @@ class ProfileStore(StoreBase):
                         return current
                     changes = consent_changes(current.consent, changed.consent)
                     written = profile_json(changed)
-                    dates = date_index.change(customer_id, raw, written)
-                    date_index.join(self, [dates])
+                    indexed = profile_index.change(customer_id, raw, written)
+                    profile_index.join(self, [indexed])
                     pipe.multi()
                     pipe.set(key, written)
                     queue_consent(pipe, customer_id, changes, source=source, at=time.time())
                     pipe.execute()
-                    date_index.leave(self, [dates])
+                    profile_index.leave(self, [indexed])
                     return changed.model_copy(update={"consent": {**current.consent, **changed.consent}})
                 except redis.WatchError:
                     continue
@@ -163,15 +171,15 @@ class ProfileStore(StoreBase):
                     changed = self.change_profile(customer_id, change)
                 return EventState("new", changed, lua_pairs(live), entries, windows=open_)
             written = profile_json(changed)
-            dates = date_index.change(customer_id, raw, written)
-            date_index.join(self, [dates])
+            indexed = profile_index.change(customer_id, raw, written)
+            profile_index.join(self, [indexed])
             result = self._script(
                 "apply",
                 [keys.profile(customer_id), keys.seen_events(customer_id)],
                 [raw or "", written, event_id, SEEN_TTL],
             )
             if result == "new":
-                date_index.leave(self, [dates])
+                profile_index.leave(self, [indexed])
                 return EventState("new", changed, lua_pairs(live), entries, windows=open_)
 
     def read_events(self, items: list[tuple[str, str]], now: float | None = None) -> list[EventState]:
@@ -205,15 +213,15 @@ class ProfileStore(StoreBase):
         if not items:
             return []
         written = [profile_json(profile) for profile, _raw in items]
-        dates = [date_index.change(p.id, raw, text) for (p, raw), text in zip(items, written, strict=True)]
-        date_index.join(self, dates)
+        indexed = [profile_index.change(p.id, raw, text) for (p, raw), text in zip(items, written, strict=True)]
+        profile_index.join(self, indexed)
 
         def build(pipe: Any) -> None:
             for (profile, raw), text in zip(items, written, strict=True):
                 self.evalsha(pipe, "set_profile", [keys.profile(profile.id)], [raw, text])
 
         done = [bool(ok) for ok in self.run(build)]
-        date_index.leave(self, [change for change, ok in zip(dates, done, strict=True) if ok])
+        profile_index.leave(self, [change for change, ok in zip(indexed, done, strict=True) if ok])
         return done
 
     def finish_event(self, customer_id: str, event_id: str, pipe: Any = None) -> None:
@@ -238,9 +246,10 @@ class ProfileStore(StoreBase):
 
     def reindex_dates(self) -> int:
         """Add every profile to the date index (the backfill; see :mod:`orchestrator.store.date_index`)
-        and mark the index ready; returns the profiles read."""
-        read = date_index.reindex(self, self.scan_customers())
+        and mark the index ready; returns the profiles read.  The scan fills the zone index too."""
+        read = profile_index.reindex(self, self.scan_customers())
         self.redis.set(keys.date_index_ready(), "1")
+        self.redis.set(keys.zone_index_ready(), "1")
         return read
 
     def customers_on_days(self, attributes: Iterable[str], days: Iterable[str]) -> set[str]:
@@ -249,3 +258,12 @@ class ProfileStore(StoreBase):
         if not self.redis.exists(keys.date_index_ready()):
             self.reindex_dates()
         return date_index.customers_on(self, attributes, days)
+
+    def customers_in_zone(self, zone: str, default: str, count: int = 1000) -> Iterator[list[str]]:
+        """The customers whose home zone is ``zone`` (``default`` for those without a valid one), in
+        batches (:func:`orchestrator.store.zone_index.members`), backfilling the index first when it
+        was never built.  May hold a customer who moved away since: the cohort entry checks."""
+        if not self.redis.exists(keys.zone_index_ready()):
+            self.reindex_dates()
+        names = zone_index.resolving_to(zone_index.names(self), zone, default)
+        return zone_index.members(self, names, count)

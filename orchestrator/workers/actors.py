@@ -39,7 +39,7 @@ from orchestrator.language.inputs import (
 from orchestrator.runtime.event_drain import OUTAGE, drain
 from orchestrator.runtime.event_queue import EventQueue, QueuedEvent
 from orchestrator.runtime.failures import log_failure
-from orchestrator.runtime.fire_order import due_order
+from orchestrator.runtime.fire_order import due_order, fresh_profile
 from orchestrator.runtime.runtime import Runtime
 from orchestrator.store import layout
 from orchestrator.store.timers import parse_member
@@ -288,6 +288,9 @@ def fire_claimed(runtime: Runtime, members: list[tuple[str, str, int]]) -> None:
     handled: list[tuple[str, str, int]] = []
     with runtime.closing_pipeline() as closing:
         closing.append(lambda pipe: runtime.timers.ack_members(handled, pipe=pipe))
+        fired: set[str] = set()
         for timer in due_order(runtime, members):
-            runtime.fire_timer(timer.customer_id, timer.run_id, timer.revision, read=timer.stored)
+            profile = fresh_profile(runtime, timer, fired)
+            fired.add(timer.customer_id)
+            runtime.fire_timer(timer.customer_id, timer.run_id, timer.revision, read=timer.stored, profile=profile)
             handled.append((timer.customer_id, timer.run_id, timer.revision))

@@ -206,9 +206,16 @@ class Scheduler:
         trigger_data: dict[str, Any] = {"fired_at": fire.isoformat()}
         if local:
             trigger_data["zone"] = zone
-        for ids in self.parts.store.scan_customers(self.cohort_chunk):
+        store = self.parts.store
+        # A local-time fire reads its zone's customers from the zone index, not every profile.
+        chunks = (
+            store.customers_in_zone(zone, self.parts.settings.default_timezone, self.cohort_chunk)
+            if local
+            else store.scan_customers(self.cohort_chunk)
+        )
+        for ids in chunks:
             self.enter_batch(journey_id, ids, f"schedule:{epoch}", trigger_data)
-        self.parts.store.record(journey_id, None, "broadcast")
+        store.record(journey_id, None, "broadcast")
         return 1
 
     # --- anniversaries -------------------------------------------------------------------------

@@ -44,7 +44,12 @@ def test_explain_a_simulated_customer_step_by_step(tmp_path: Path, capsys: pytes
     assert code == 0, output
     rows = [line for line in output.splitlines() if line.startswith("│ 2026")]
     kinds = [row.split("│")[2].strip() for row in rows]
-    assert kinds == ["event", "entered", "event", "entered", "exited", "sent", "deferred", "sent", "sent", "completed"]
+    # The second order is the win-back's goal and its restart: the first run converts, a new one starts.
+    assert kinds == [
+        *("event", "entered", "event", "entered", "converted"),
+        *("sent", "deferred", "sent", "sent", "completed"),
+    ]
+    assert "run winback-1c54405f596e697b (goal)" in output
     deferred = output[output.index("deferred") :]
     assert "quiet hours 21:00-08:00 on sms in Europe/Amsterdam" in deferred.replace("│", "").replace("\n", "")
     assert "2026-04-11 06:00:00 │ sent" in output

@@ -165,13 +165,14 @@ def test_replenishment_reminds_three_days_before_running_out() -> None:
     assert only(walk.decision, Finish) == Finish("completed", "completed")
 
 
-def test_replenishment_reorder_restarts_or_converts() -> None:
-    """A re-order before the reminder restarts the countdown; after the reminder it converts."""
+def test_replenishment_reorder_converts_and_restarts() -> None:
+    """A re-order is the goal, before the reminder or after it: the run converts, and the order
+    (the trigger of a ``restart`` journey) starts the countdown anew."""
     flow = shipped("replenishment")
     who = Profile(id="c1")
     waiting = Walker(flow, who, ORDER)
-    restarted = check_exit(flow, waiting.decision.enrollment, who, event("order.placed", **ORDER), now=NOW)
-    assert restarted is not None and only(restarted, Finish) == Finish("exited", "restarted")
+    early = check_exit(flow, waiting.decision.enrollment, who, event("order.placed", **ORDER), now=NOW)
+    assert early is not None and only(early, Finish) == Finish("converted", "goal")
     assert may_enter(flow, has_live=True, last_entered_at=NOW, now=NOW)
     reminded = Walker(flow, who, ORDER).fire().deliver()
     converted = check_exit(flow, reminded.decision.enrollment, who, event("order.placed", **ORDER), now=NOW)
@@ -194,12 +195,14 @@ def test_winback_countdown_then_three_messages() -> None:
     assert walk.decision.enrollment.sent == 3
 
 
-def test_winback_order_during_countdown_restarts() -> None:
-    """Every order restarts the 60-day countdown instead of counting as a win."""
+def test_winback_order_during_countdown_converts_and_restarts() -> None:
+    """An order during the 60-day countdown meets the goal (the measurement counts it, so the run
+    says so too), and restarts the countdown: the journey may be entered again at once."""
     flow = shipped("winback")
     walk = Walker(flow, Profile(id="c1"), {"order_id": "o1"})
     ended = check_exit(flow, walk.decision.enrollment, Profile(id="c1"), event("order.placed"), now=NOW)
-    assert ended is not None and only(ended, Finish) == Finish("exited", "restarted")
+    assert ended is not None and only(ended, Finish) == Finish("converted", "goal")
+    assert may_enter(flow, has_live=True, last_entered_at=NOW, now=NOW)
 
 
 @pytest.mark.parametrize("name", ["referral", "referral_third_order"])

@@ -1,7 +1,10 @@
 """Ending a live run early: goals convert it, ``exit_when`` exits it, and a ``restart`` journey's
-trigger ends the old run (converted once it messaged the customer, restarted before that)."""
+trigger ends the old run (converted when it is also a goal, before any send or after, held out or
+not; restarted when it is not)."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from orchestrator.engine import advance, check_exit, enter, may_enter
 from orchestrator.engine.enrollment import CancelTimer, EventArrived, Finish, Record, TimerFired
@@ -54,13 +57,15 @@ def test_goal_condition_that_cannot_be_evaluated_is_not_met() -> None:
     assert check_exit(flow, start(flow).enrollment, profile(), None, now=NOW) is None
 
 
-def test_restart_before_any_send_is_not_a_conversion() -> None:
-    """Win-back: a new order during the 60-day countdown restarts it rather than converting."""
+def test_a_goal_that_also_restarts_converts_before_any_send() -> None:
+    """Win-back: a new order during the 60-day countdown is the goal: the run converts (as the
+    measurement counts it), then the same order enters the customer anew."""
     d = start(WINBACK)
+    assert d.enrollment.sent == 0
     out = check_exit(WINBACK, d.enrollment, profile(), event("order.placed"), now=NOW)
     assert out is not None
-    assert only(out, Finish) == Finish("exited", "restarted")
-    assert CancelTimer() in out.actions
+    assert only(out, Finish) == Finish("converted", "goal")
+    assert CancelTimer() in out.actions and Record(None, "converted") in out.actions
     assert may_enter(WINBACK, has_live=False, last_entered_at=NOW, now=NOW)
 
 
@@ -68,6 +73,16 @@ def test_restart_after_a_send_converts() -> None:
     """An order after the 'we miss you' e-mail is the goal: converted."""
     d = deliver(WINBACK, fire(WINBACK, start(WINBACK)))
     assert d.enrollment.sent == 1
+    out = check_exit(WINBACK, d.enrollment, profile(), event("order.placed"), now=NOW)
+    assert out is not None and only(out, Finish) == Finish("converted", "goal")
+
+
+def test_a_held_out_run_converts_as_a_treated_one() -> None:
+    """A holdout run past its send step has sent nothing (the send was held): the goal still
+    converts it, so the two arms' runs end alike."""
+    began = start(WINBACK)
+    d = fire(WINBACK, replace(began, enrollment=began.enrollment.model_copy(update={"holdout": True})))
+    assert d.enrollment.sent == 0 and d.enrollment.outcomes == {"miss_you": "holdout"}
     out = check_exit(WINBACK, d.enrollment, profile(), event("order.placed"), now=NOW)
     assert out is not None and only(out, Finish) == Finish("converted", "goal")
 

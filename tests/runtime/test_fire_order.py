@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from orchestrator.engine.run_ids import date_timer_run
 from orchestrator.language.journey import Journey
-from orchestrator.runtime.fire_order import due_order
+from orchestrator.runtime.fire_order import due_order, fresh_profile
+from orchestrator.workers.actors import fire_claimed
 from tests.runtime.harness import journey, running
 
 
@@ -75,3 +78,49 @@ def test_a_run_read_before_it_moved_fires_nothing_twice(redis_url: str, tmp_path
         assert h.runtime.fire_timer("c1", timer.run_id, timer.revision, read=read) == "stale"
         h.settle()
         assert [m["journey_id"] for m in h.outbox()] == ["alpha"]
+
+
+def test_a_batch_decides_on_the_profiles_it_read_until_one_is_written(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch's one read brings the profiles too: a customer's first timer decides on it without
+    reading it again; their next timer, after a decision that updated the profile, reads it afresh
+    (the branch sees ``tier`` the first journey just set)."""
+    promote = journey(
+        {"id": "promote", "name": "promote", "trigger": {"event": "signup"}, "priority": 90,
+         "steps": [{"id": "pause", "wait": "1h"}, {"id": "gold", "update": {"set": {"tier": "gold"}}}]}
+    )  # fmt: skip
+    greet = journey(
+        {"id": "greet", "name": "greet", "trigger": {"event": "signup"}, "priority": 10,
+         "steps": [{"id": "pause", "wait": "1h"},
+                   {"id": "which", "branch": [{"if": "profile.tier == 'gold'", "goto": "vip"}], "else": "plain"},
+                   {"id": "vip", "send": "email", "template": "tips"}, {"id": "stop", "exit": True},
+                   {"id": "plain", "send": "email", "template": "hello"}]}
+    )  # fmt: skip
+    with running(redis_url, tmp_path, [promote, greet, _waiter("alpha", 50, "1h")]) as h:
+        for cid in ("c1", "c2"):
+            h.api.identify(cid, {"email": f"{cid}@example.com", "consent": {"email": True}})
+        h.api.track("c1", "signup")
+        h.api.track("c2", "signup")
+        h.settle()
+        h.clock.advance(hours=1, minutes=1)
+        reads: list[str] = []
+        real = h.runtime.store.get_profile
+        monkeypatch.setattr(h.runtime.store, "get_profile", lambda cid: reads.append(cid) or real(cid))
+        claimed = [(t.customer_id, t.run_id, t.revision) for t in h.runtime.timers.claim_due(h.clock().timestamp())]
+        c1 = [member for member in claimed if member[0] == "c1"]
+        ordered = due_order(h.runtime, c1)
+        assert [t.journey_id for t in ordered] == ["promote", "alpha", "greet"]
+        assert all(t.profile is not None and t.profile.id == "c1" for t in ordered)
+        fire_claimed(h.runtime, c1)
+        h.settle()
+        # promote fired on the profile the batch read; alpha and greet came after it: read again.
+        assert reads.count("c1") == 2
+        sent = {(m["journey_id"], m["step_id"]) for m in h.outbox() if m["customer_id"] == "c1"}
+        assert sent == {("alpha", "offer"), ("greet", "vip")}
+        # c2: its first timer may reuse the read profile, until anything writes a profile.
+        first = due_order(h.runtime, [member for member in claimed if member[0] == "c2"])[0]
+        assert fresh_profile(h.runtime, first, set()) is first.profile is not None
+        assert fresh_profile(h.runtime, first, {"c2"}) is None
+        h.runtime.store.update_profile("c1", {"seen": True}, {})
+        assert fresh_profile(h.runtime, first, set()) is None

@@ -163,7 +163,7 @@ def test_a_redis_outage_is_retried_without_a_traceback(
 def test_a_bad_timer_member_does_not_hold_up_the_good_ones(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     """The well-formed members of a batch fire and are acknowledged; the message is counted once as malformed."""
     fired: list[tuple[str, str, int]] = []
-    monkeypatch.setattr(h.runtime, "fire_timer", lambda c, r, v, read=None: fired.append((c, r, v)) or "stale")
+    monkeypatch.setattr(h.runtime, "fire_timer", lambda c, r, v, **_: fired.append((c, r, v)) or "stale")
     call(h.actors.fire_timers, ["c-1|@date:ping:2026|0", "c-1|run|x", "{c}|run|1", "c-2|@date:ping:2026|0"])
     assert fired == [("c-1", "@date:ping:2026", 0), ("c-2", "@date:ping:2026", 0)]
     assert h.runtime.store.refused_counts() == {"message:timers:InputError": 1}
