@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,6 +34,7 @@ __all__ = [
     "Window",
     "arm_of",
     "day_of",
+    "entry_shape",
     "event_hits",
     "number_at",
     "tally",
@@ -153,6 +154,25 @@ def tally(journey: Journey | None, decision: Decision, *, created: bool, rules: 
     arms.insert(0, (arm, entry_day, "entrants", 1))
     window = open_window(journey, enrollment, rules, (arm, split) if split else (arm,)) if watched(journey) else None
     return Tally(tuple(arms), tuple(steps), window, first_sent)
+
+
+def entry_shape(decision: Decision) -> Hashable:
+    """Everything :func:`tally` reads of a decision that creates a run, but the journey and the
+    rules: two entries into one journey with equal shapes earn equal tallies.  The entrants of a
+    cohort chunk mostly share one shape (arm, steps, day, window), so the chunk tallies each shape
+    once instead of every entrant (a test holds this in step with :func:`tally`)."""
+    enrollment = decision.enrollment
+    return (
+        enrollment.control,
+        enrollment.holdout,
+        enrollment.journey_id,
+        enrollment.journey_version,
+        enrollment.entered_at,
+        enrollment.updated_at,
+        enrollment.trigger_event_id,
+        decision.reached,
+        tuple((a.step_id, a.stat, a.channel) for a in decision.actions if isinstance(a, Record)),
+    )
 
 
 def watched(journey: Journey | None) -> bool:

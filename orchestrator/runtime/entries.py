@@ -17,7 +17,7 @@ from orchestrator.engine.run_ids import UPDATE_RUN_PREFIX, home_zone, run_id_for
 from orchestrator.language.journey import Journey
 from orchestrator.language.profile import Profile
 from orchestrator.runtime.transitions import DecisionRunner, pending_updates
-from orchestrator.store import FigureArgs, StoredEnrollment, pending_json
+from orchestrator.store import StoredEnrollment, entry_figures, pending_json
 
 
 class EntryRunner(DecisionRunner):
@@ -171,7 +171,7 @@ class EntryRunner(DecisionRunner):
                     for (d, send, timer, _p), mine in zip(planned, updates, strict=True)
                 ],
                 claims,
-                [FigureArgs.of(self._tally(d, created=True), d.enrollment.run_id) for d, _s, _t, _p in planned],
+                entry_figures((d for d, _s, _t, _p in planned), lambda d: self._tally(d, created=True)),
             )
 
         groups: list[list[int]] = []

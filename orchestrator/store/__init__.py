@@ -15,8 +15,9 @@ see docs/architecture.md).
 This module is the store's public face (:class:`Store`); each concern lives in its own module:
 ``profiles`` (profiles, consent, seen events), ``enrollments`` (compare-and-set, live runs, pending
 updates), ``deliveries`` (claims, provider ids), ``stats`` (journey versions, counters),
-``figures`` (the exact measurement record, sharded per slot), ``date_index`` (customers by the
-month-day of their date attributes, for the daily planning of date triggers), ``codec`` (record formats),
+``figures`` (the exact measurement record: one shard per journey version, per slot on a cluster),
+``date_index`` (customers by the month-day of their date attributes, for the daily planning of date
+triggers), ``codec`` (record formats),
 ``run_codec`` (the compact layout of a run: a waiting customer is one small listpack hash),
 ``scripts`` (the store's Lua, in ``scripts.*.lua``), ``lua`` (reading ``.lua`` files) and ``batch``
 (the one pipeline packer).  No module of this package imports this face.
@@ -40,7 +41,7 @@ from orchestrator.store.codec import (
 )
 from orchestrator.store.deliveries import DeliveryStore
 from orchestrator.store.enrollments import EnrollmentStore
-from orchestrator.store.figures import NO_FIGURES, FigureArgs, FiguresStore, decode_windows
+from orchestrator.store.figures import NO_FIGURES, FigureArgs, FiguresStore, decode_windows, entry_figures
 from orchestrator.store.profiles import ProfileStore
 from orchestrator.store.scripts import FINISHED_TTL, PROVIDER_ID_TTL, SCRIPTS, SEEN_TTL
 from orchestrator.store.stats import JourneyStore, StatsStore
@@ -71,6 +72,7 @@ __all__ = [
     "StoredEnrollment",
     "conflict",
     "decode_windows",
+    "entry_figures",
     "parse_stored",
     "pending_from_json",
     "pending_json",

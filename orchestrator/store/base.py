@@ -27,8 +27,11 @@ class StoreBase:
     def __init__(self, client: redis.Redis) -> None:
         #: Typed loosely: redis-py's stubs cannot express ``decode_responses=True`` (str replies).
         self.redis: Any = client
-        #: On a Redis Cluster a script may only touch keys of one hash slot (see slot_groups).
+        #: A Redis Cluster client: its pipelines send each node its share apart.
         self.cluster = isinstance(client, redis.RedisCluster)
+        #: Whether a script may only touch keys of one hash slot (see slot_groups): on a Redis
+        #: Cluster, and on any server in cluster mode, even one node reached by a plain client.
+        self.slotted = self.cluster or _cluster_mode(client)
         #: Figures shards this store listed in the index itself (a Cluster's, see ``index_figures``).
         self.listed_shards: set[str] = set()
         #: (journey, version) → what the measurement records show of that stored version (its name,
@@ -58,16 +61,26 @@ class StoreBase:
 
     def slot_groups(self, customer_ids: Iterable[str]) -> list[list[str]]:
         """Customers whose keys one script may touch together: all of them on a single Redis, those
-        of one hash slot on a Redis Cluster (every per-customer key carries the ``{id}`` tag).
+        of one hash slot on a Redis Cluster or a server in cluster mode (every per-customer key
+        carries the ``{id}`` tag).
 
         On a cluster that is usually one customer per group: a script may not cross slots.  The
         batching is then per node instead: the packer (:mod:`orchestrator.store.cluster`) writes each
         node's share of the groups' script calls in one go, every node before reading any reply, so a
         300-customer chunk still costs one round trip (to three nodes at once), not 300."""
         ids = list(customer_ids)
-        if not self.cluster:
+        if not self.slotted:
             return [ids] if ids else []
         groups: dict[int, list[str]] = {}
         for customer_id in ids:
             groups.setdefault(key_slot(keys.profile(customer_id).encode()), []).append(customer_id)
         return list(groups.values())
+
+
+def _cluster_mode(client: Any) -> bool:
+    """Whether the server runs in cluster mode (``INFO cluster``); False when it cannot say (the
+    embedded demo's fakeredis has no ``INFO``)."""
+    try:
+        return bool(int(client.info("cluster").get("cluster_enabled", 0)))
+    except redis.exceptions.ResponseError:
+        return False

@@ -76,15 +76,14 @@ def conflict(enrollment: Enrollment, expected: int) -> StateConflict:
     )
 
 
-def enrollment_keys(customer_id: str, run_id: str, figures: str) -> list[str]:
-    """The compare-and-set's keys; ``figures`` is the run's journey version's shard in the
-    customer's slot (see :mod:`orchestrator.store.figures`)."""
+def enrollment_keys(customer_id: str, run_id: str) -> list[str]:
+    """The compare-and-set's keys (see scripts.lib_cas.lua); the figures shard of the run's journey
+    version follows them (see :mod:`orchestrator.store.figures`)."""
     return [
         keys.runs(customer_id),
         keys.finished_run(customer_id, run_id),
         keys.pending_updates(customer_id),
         keys.delivered(customer_id),
-        figures,
     ]
 
 
@@ -96,8 +95,8 @@ def cas_args(
     claim: tuple[str, float] | None,
     pending: str,
 ) -> list[str]:
-    """The compare-and-set script's first 17 arguments (see scripts.lib_cas.lua); the measurement
-    ones follow (:meth:`orchestrator.store.figures.FigureArgs.args`)."""
+    """The compare-and-set's 17 arguments (see scripts.lib_cas.lua); the measurement ones follow
+    (:meth:`orchestrator.store.figures.FigureArgs.args`, or a shape in scripts.cas_many.lua)."""
     parts = encode_run(enrollment, send, timer)
     return [
         str(expected),

@@ -25,7 +25,7 @@ from orchestrator.store.codec import (
     read_keys,
     with_updates,
 )
-from orchestrator.store.figures import NO_FIGURES, FigureArgs, deferred_text, index_member, shard_key
+from orchestrator.store.figures import NO_FIGURES, FigureArgs, deferred_text, index_member, shard_key, shard_tag
 from orchestrator.store.profiles import parse_profiles, queue_profiles
 from orchestrator.store.run_codec import split_runs
 from orchestrator.store.scripts import SEEN_TTL
@@ -146,7 +146,13 @@ class EnrollmentStore(StoreBase):
 
     def figures_member(self, enrollment: Enrollment) -> str:
         """The figures index member of the enrollment's shard (see :mod:`orchestrator.store.figures`)."""
-        return index_member(enrollment.customer_id, enrollment.journey_id, enrollment.journey_version)
+        tag = shard_tag(enrollment.customer_id, slotted=self.slotted)
+        return index_member(tag, enrollment.journey_id, enrollment.journey_version)
+
+    def figures_shard(self, enrollment: Enrollment) -> str:
+        """The figures shard of the enrollment's journey version that counts its customer."""
+        customer, journey, version = enrollment.customer_id, enrollment.journey_id, enrollment.journey_version
+        return shard_key(customer, journey, version, slotted=self.slotted)
 
     def cas_enrollment(
         self,
@@ -187,9 +193,8 @@ class EnrollmentStore(StoreBase):
         ``figures`` its measurement counts (the caller queued :meth:`index_figures` before).
         """
         args = cas_args(enrollment, expected, send, timer, claim, pending) + figures.args()
-        customer, run = enrollment.customer_id, enrollment.run_id
-        shard = shard_key(customer, enrollment.journey_id, enrollment.journey_version)
-        self.evalsha(pipe, "cas", enrollment_keys(customer, run, shard), args)
+        names = [*enrollment_keys(enrollment.customer_id, enrollment.run_id), self.figures_shard(enrollment)]
+        self.evalsha(pipe, "cas", names, args)
 
     def pending_updates(self, customer_id: str, run_id: str, revision: int) -> list[PendingUpdate]:
         """The profile updates recorded with this revision and not yet cleared (re-drive after a crash)."""
@@ -232,30 +237,45 @@ class EnrollmentStore(StoreBase):
         figures: list[FigureArgs] | None = None,
     ) -> list[list[int]]:
         """Queue the creation of many enrollments (enrollment, send, timer, pending updates) with one
-        compare-and-set script call per slot group.  Returns, per queued call, the indices of the
-        items it carries: its reply lists 1 (created) or 0 (the run existed) for each, in that order.
+        compare-and-set script call per slot group and journey version.  Returns, per queued call,
+        the indices of the items it carries: its reply lists 1 (created) or 0 (the run existed) for
+        each, in that order.
 
         ``claims`` (per item: idempotency key and lease expiry, or None) claims each new send for
         the caller when its creation wins, as :meth:`write_enrollment` does for one; ``figures``
-        (per item) counts each entry with its creation, the shards indexed first."""
-        if figures is not None:
-            self.index_figures(pipe, {self.figures_member(enrollment) for enrollment, _s, _t, _p in items})
+        (per item) counts each entry with its creation, the shards indexed first.  A call sends each
+        distinct :class:`FigureArgs` once (a chunk's entrants mostly share one) and each item refers
+        to it: the script adds each one's counts once, times the items whose creation won."""
         by_customer: dict[str, list[int]] = {}
         for index, (enrollment, _s, _t, _p) in enumerate(items):
             by_customer.setdefault(enrollment.customer_id, []).append(index)
-        groups = self.slot_groups(by_customer)
-        for group in groups:
-            names: list[str] = []
-            args: list[Any] = []
+        calls: list[list[int]] = []
+        for group in self.slot_groups(by_customer):
+            by_version: dict[tuple[str, str], list[int]] = {}
             for customer_id in group:
                 for index in by_customer[customer_id]:
-                    enrollment, send, timer, pending = items[index]
-                    shard = shard_key(customer_id, enrollment.journey_id, enrollment.journey_version)
-                    names.extend(enrollment_keys(customer_id, enrollment.run_id, shard))
-                    args.extend(cas_args(enrollment, -1, send, timer, claims[index] if claims else None, pending))
-                    args.extend((figures[index] if figures is not None else NO_FIGURES).args())
-            self.evalsha(pipe, "cas_many", names, args)
-        return [[index for customer_id in group for index in by_customer[customer_id]] for group in groups]
+                    enrollment = items[index][0]
+                    by_version.setdefault((enrollment.journey_id, enrollment.journey_version), []).append(index)
+            calls.extend(by_version.values())
+        tags = [shard_tag(items[call[0]][0].customer_id, slotted=self.slotted) for call in calls]
+        versions = [(items[call[0]][0].journey_id, items[call[0]][0].journey_version) for call in calls]
+        if figures is not None:
+            self.index_figures(pipe, {index_member(tag, *version) for tag, version in zip(tags, versions, strict=True)})
+        for call, tag, version in zip(calls, tags, versions, strict=True):
+            names: list[str] = [keys.figures(tag, *version)]
+            args: list[str] = []
+            shapes: dict[FigureArgs, str] = {}
+            for index in call:
+                enrollment, send, timer, pending = items[index]
+                names.extend(enrollment_keys(enrollment.customer_id, enrollment.run_id))
+                args.extend(cas_args(enrollment, -1, send, timer, claims[index] if claims else None, pending))
+                counted = figures[index] if figures is not None else NO_FIGURES
+                args.append("0" if counted is NO_FIGURES else shapes.setdefault(counted, str(len(shapes) + 1)))
+            head = [str(len(shapes))]
+            for shape in shapes:
+                head.extend(shape.args())
+            self.evalsha(pipe, "cas_many", names, head + args)
+        return calls
 
     def set_timer_field(
         self,
@@ -275,10 +295,7 @@ class EnrollmentStore(StoreBase):
         args = [run_id, str(revision), f"!{due!r}"]
         if deferred is not None:
             enrollment, step_id, now = deferred
-            names += [
-                keys.delivered(customer_id),
-                shard_key(customer_id, enrollment.journey_id, enrollment.journey_version),
-            ]
+            names += [keys.delivered(customer_id), self.figures_shard(enrollment)]
             args += [f"d|{run_id}|{revision}", deferred_text(step_id, now)]
             if pipe is not None:
                 self.index_figures(pipe, {self.figures_member(enrollment)})

@@ -2,11 +2,14 @@
 each entry's open measurement window.  See docs/measuring.md, "How the counts are kept".
 
 Counts are written only by the scripts that move a customer's state (the compare-and-set of a run,
-the script that marks an event counted), so they are as exact as that state.  A script may touch
-only keys of one Cluster slot, so a journey version's counts are **sharded per slot**: the shard
-``lp:fig:{<tag>}:<journey>:<version>`` carries a tag chosen to hash to the slot of the customers
-it counts (:func:`slot_tag`).  The reader sums the shards listed in ``lp:fig:index``, which is
-written (idempotently) on the same pipeline just before the script that first counts in a shard.
+the script that marks an event counted), so they are as exact as that state.  A journey version's
+counts live in the hash ``lp:fig:{<tag>}:<journey>:<version>``.  On a server that enforces Cluster
+slots a script may touch only keys of one slot, so there the counts are **sharded per slot**: the
+tag is chosen to hash to the slot of the customers it counts (:func:`slot_tag`).  A single Redis
+has no slots, and a version keeps **one** shard (tag :data:`ONE_SHARD`): a cohort chunk then adds
+its entrants' counts to one hash in a few commands (scripts.cas_many.lua).  The reader sums the
+shards listed in ``lp:fig:index``, which is written (idempotently) on the same pipeline just before
+the script that first counts in a shard; counts written under either layout are read alike.
 
 Fields of a shard hash: ``a|<arm>|<entry day>|<figure>`` (an :class:`ArmCounts` field) and
 ``s|<step>|<day>|<outcome>``.  A window is the field ``~|<run>`` of the customer's runs hash (it
@@ -17,6 +20,7 @@ string of ``|``-separated slots, described in ``scripts.lib_figures.lua``.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cache
@@ -24,7 +28,8 @@ from typing import Any, Literal
 
 from redis.crc import key_slot
 
-from orchestrator.engine.measuring import Hit, Tally, Window, base36, day_of
+from orchestrator.engine.enrollment import Decision
+from orchestrator.engine.measuring import Hit, Tally, Window, base36, day_of, entry_shape
 from orchestrator.measure.figures import CONTROL, HOLDOUT, TREATED, ArmCounts, VersionFigures
 from orchestrator.store import keys
 from orchestrator.store.base import Outline
@@ -34,6 +39,8 @@ from orchestrator.store.stats import JourneyStore
 
 #: Redis Cluster's number of hash slots.
 SLOTS = 16384
+#: The tag of a journey version's one shard on a server without slots (no hex number: never a slot's).
+ONE_SHARD = "all"
 
 #: A window's arm codes (split arms are written out).
 ARM_CODES = {TREATED: "t", HOLDOUT: "h", CONTROL: "c"}
@@ -59,12 +66,18 @@ def slot_tag(customer_id: str) -> str:
     return _tags()[key_slot(keys.profile(customer_id).encode())]
 
 
-def shard_key(customer_id: str, journey_id: str, version: str) -> str:
-    return keys.figures(slot_tag(customer_id), journey_id, version)
+def shard_tag(customer_id: str, *, slotted: bool) -> str:
+    """The tag of the shard that counts the customer: the slot's where scripts are held to one slot,
+    else the version's one shard."""
+    return _tags()[key_slot(keys.profile(customer_id).encode())] if slotted else ONE_SHARD
 
 
-def index_member(customer_id: str, journey_id: str, version: str) -> str:
-    return f"{journey_id}|{version}|{slot_tag(customer_id)}"
+def shard_key(customer_id: str, journey_id: str, version: str, *, slotted: bool) -> str:
+    return keys.figures(shard_tag(customer_id, slotted=slotted), journey_id, version)
+
+
+def index_member(tag: str, journey_id: str, version: str) -> str:
+    return f"{journey_id}|{version}|{tag}"
 
 
 def _amount(value: float) -> str:
@@ -178,6 +191,24 @@ class FigureArgs:
 NO_FIGURES = FigureArgs()
 
 
+def entry_figures(decisions: Iterable[Decision], tally_of: Callable[[Decision], Tally | None]) -> list[FigureArgs]:
+    """The measurement arguments of many decisions that create runs (a cohort chunk), each tallied
+    (``tally_of``) and encoded once per shape (:func:`~orchestrator.engine.measuring.entry_shape`)
+    and per journey its run id names (a window leaves the journey out when the run id names it):
+    the entrants of a chunk mostly share one, and equal arguments make one shape for
+    ``cas_many``."""
+    made: dict[Hashable, FigureArgs] = {}
+    found: list[FigureArgs] = []
+    for decision in decisions:
+        run_id = decision.enrollment.run_id
+        key = (entry_shape(decision), derived_journey(run_id))
+        figures = made.get(key)
+        if figures is None:
+            figures = made[key] = FigureArgs.of(tally_of(decision), run_id)
+        found.append(figures)
+    return found
+
+
 def hit_args(hit: Hit) -> list[str]:
     return [
         hit.run_id,
@@ -203,7 +234,7 @@ class FiguresStore(JourneyStore):
         args: list[str] = [event_id, repr(at), str(SEEN_TTL)]
         for hit in hits:
             window = windows[hit.run_id]
-            names.append(shard_key(customer_id, window.journey_id, window.version))
+            names.append(shard_key(customer_id, window.journey_id, window.version, slotted=self.slotted))
             args.extend(hit_args(hit))
         self.evalsha(pipe, "measure", names, args)
 

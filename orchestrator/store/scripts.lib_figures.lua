@@ -1,11 +1,14 @@
--- incr(K, text): add a figures text ("<field>\t<amount>" lines) to the shard hash K.  Money fields
--- (names ending in "sum" or "sumsq") by HINCRBYFLOAT, every other count by HINCRBY.
-local function incr(K, text)
+-- incr(K, text, times): add a figures text ("<field>\t<amount>" lines) to the shard hash K, times
+-- over (1 when not given: a cohort chunk adds each shape of entry once, times its entrants).  Money
+-- fields (names ending in "sum" or "sumsq") by HINCRBYFLOAT once per time, as one at a time would
+-- have added them; every other count by one HINCRBY of its amount times the times.
+local function incr(K, text, times)
+  times = times or 1
   for f, n in string.gmatch(text, '([^\t\n]+)\t([^\n]+)') do
     if string.sub(f, -3) == 'sum' or string.sub(f, -5) == 'sumsq' then
-      redis.call('HINCRBYFLOAT', K, f, n)
+      for _ = 1, times do redis.call('HINCRBYFLOAT', K, f, n) end
     else
-      redis.call('HINCRBY', K, f, n)
+      redis.call('HINCRBY', K, f, string.format('%d', tonumber(n) * times))
     end
   end
 end
@@ -24,6 +27,25 @@ local function joined(s)
   for i = 1, WINDOW_SLOTS do if slot(s, i) ~= '' then last = i end end
   for i = 1, last do out[i] = slot(s, i) end
   return table.concat(out, '|')
+end
+-- mark_window(R, run, window, first_sent, split_arm): open the run's measurement window (the
+-- window text, when it has one: a new run) in the runs hash R, or stamp on its open window the
+-- epoch of a first delivered message (slot 7, once) and a split arm it joined ("" = none of these).
+local function mark_window(R, run, window, first_sent, split_arm)
+  local wf = '~|' .. run
+  if window ~= '' then
+    redis.call('HSETNX', R, wf, window)
+  elseif first_sent ~= '' or split_arm ~= '' then
+    local rec = redis.call('HGET', R, wf)
+    if rec then
+      local s = split(rec)
+      if split_arm ~= '' then s[2] = s[2] .. ',' .. split_arm end
+      if first_sent ~= '' and slot(s, 7) == '' then
+        s[7] = tostring(math.max(0, math.floor(tonumber(first_sent) - tonumber(s[3], 36))))
+      end
+      redis.call('HSET', R, wf, joined(s))
+    end
+  end
 end
 -- window_end(s): the epoch second after which a (split) window counts nothing.
 local function window_end(s)

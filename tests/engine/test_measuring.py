@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from orchestrator.engine import advance, enter
 from orchestrator.engine.bucketing import is_global_control, is_holdout
-from orchestrator.engine.enrollment import Delivered, EventArrived
-from orchestrator.engine.measuring import Window, arm_of, event_hits, number_at, tally, trigger_tag
+from orchestrator.engine.enrollment import Delivered, EventArrived, Record
+from orchestrator.engine.measuring import Tally, Window, arm_of, entry_shape, event_hits, number_at, tally, trigger_tag
 from orchestrator.settings import MeasureSettings
 from tests.engine.builders import NOW, journey, profile, start
 
@@ -153,3 +153,43 @@ def test_a_transactional_journey_without_goals_or_holdout_opens_no_window() -> N
     assert counted.window is None and counted.arms == (("treated", "2026-03-02", "entrants", 1),)
     with_goal = journey(FLOW_STEPS, category="transactional", goals=[{"event": "order.placed"}])
     assert tally(with_goal, start(with_goal), created=True, rules=RULES).window is not None
+
+
+def test_entries_of_one_shape_earn_one_tally() -> None:
+    """A cohort chunk tallies each shape of entry once (``orchestrator.store.entry_figures``), so
+    equal shapes must mean equal tallies whatever else differs (customer, run id, profile); the
+    arm, the steps taken, the entry moment and the trigger event each make shapes of their own."""
+    steps = [
+        {"id": "ordered", "branch": [{"if": "profile.orders_count == 0", "goto": "offer"}]},
+        {"id": "pick", "split": [{"name": "a", "percent": 50, "goto": "x"}, {"name": "b", "percent": 50, "goto": "x"}]},
+        {"id": "offer", "send": "email", "template": "welcome"},
+        {"id": "x", "wait": "1d"},
+    ]
+    flow = journey(steps, holdout=30, goals=[{"event": "order.placed", "within": "7d"}])
+    shapes: dict[object, list[Tally]] = {}
+    for n in range(120):
+        who = profile(f"c{n}", attributes={"orders_count": n % 2})
+        decision = enter(
+            flow,
+            who,
+            trigger={},
+            run_id=f"flow-{n}",
+            now=NOW + timedelta(days=n % 3),
+            event_id=f"e{n % 2}",
+            global_holdout=10,
+        )
+        shapes.setdefault(entry_shape(decision), []).append(tally(flow, decision, created=True, rules=RULES))
+    assert len(shapes) > 12  # arms x branches x days x trigger events, not all alike
+    for tallies in shapes.values():
+        assert all(counted == tallies[0] for counted in tallies)
+
+
+def test_the_channel_of_a_recorded_send_is_part_of_the_shape() -> None:
+    """``Record`` compares without its channel; the shape must not (``sent:email`` is a figure)."""
+    decision = start(FLOW)
+    by_email, by_sms = (
+        replace(decision, actions=(*decision.actions, Record("hello", "sent", channel)), reached=decision.reached)
+        for channel in ("email", "sms")
+    )
+    assert tally(FLOW, by_email, created=True, rules=RULES) != tally(FLOW, by_sms, created=True, rules=RULES)
+    assert entry_shape(by_email) != entry_shape(by_sms)

@@ -1,21 +1,22 @@
-"""The exact measurement record in Redis: counted only by a compare-and-set that wins, an event
-counted once, shards in the customer's own Cluster slot, summed back by ``version_figures``."""
+"""The exact measurement record in Redis: counted only by a compare-and-set that wins (one at a
+time, or a cohort chunk's shapes times their winners), an event counted once, one shard per journey
+version on a single Redis, summed back by ``version_figures`` (per-slot shards: test_figures_cluster)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import fakeredis
 import pytest
 import redis
-from redis.crc import key_slot
 
 from orchestrator.engine.enrollment import Enrollment
 from orchestrator.engine.measuring import Hit, Tally, Window
 from orchestrator.store import FigureArgs, Store, keys, lua
-from orchestrator.store.figures import decode_window, decode_windows, encode_window, shard_key, slot_tag
+from orchestrator.store.figures import ONE_SHARD, decode_window, decode_windows, encode_window, slot_tag
 from tests.runtime.harness import journey
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -104,18 +105,72 @@ def test_an_event_is_counted_once_with_per_customer_sums_of_squares(store: Store
     assert (stored.converted, stored.revenue, stored.orders, stored.nps_answered) == (True, 7.5, 2, True)
 
 
-def test_shards_live_in_their_customers_slots_and_are_summed_back(store: Store) -> None:
+def test_on_one_redis_a_version_keeps_one_shard_and_older_slot_shards_still_count(store: Store) -> None:
+    """A single Redis has no slots: every customer's counts go to the version's one shard, listed
+    once.  Shards written per slot by earlier releases stay listed and are summed in."""
+    assert not store.slotted
     ids = [f"cust-{n}" for n in range(40)]
     for customer_id in ids:
-        tag = slot_tag(customer_id)
-        assert key_slot(shard_key(customer_id, "welcome", "v1").encode()) == key_slot(
-            keys.profile(customer_id).encode()
-        )
-        assert tag
+        assert store.figures_shard(run(customer_id)) == keys.figures(ONE_SHARD, "welcome", "v1")
         create(store, customer_id)
-    assert len(store.redis.smembers(keys.figures_index())) == len({slot_tag(c) for c in ids}) > 1
+    assert store.redis.smembers(keys.figures_index()) == {f"welcome|v1|{ONE_SHARD}"}
+    older = slot_tag("cust-0")
+    store.redis.hincrby(keys.figures(older, "welcome", "v1"), "a|treated|2026-03-01|entrants", 2)
+    store.redis.sadd(keys.figures_index(), f"welcome|v1|{older}")
     (found,) = store.version_figures()
-    assert found.arm_totals()["treated"].entrants == 40
+    assert found.arm_totals()["treated"].entrants == 42
+
+
+def chunk(store: Store, ids: list[str], figures: list[FigureArgs]) -> dict[str, int]:
+    """Create a chunk of runs with their figures; each customer's reply (1 created, 0 existed)."""
+    items = [(run(customer_id), None, None, "") for customer_id in ids]
+    calls: list[list[int]] = []
+
+    def write(pipe: Any) -> None:
+        calls[:] = store.create_enrollments(pipe, items, None, figures)
+
+    replies = store.run(write)[-len(calls) :]
+    found: dict[str, int] = {}
+    for call, oks in zip(calls, replies, strict=True):
+        found.update((ids[index], ok) for index, ok in zip(call, oks, strict=True))
+    return found
+
+
+def shaped(arm: str, customer_id: str) -> FigureArgs:
+    window = replace(opened(customer_id), arms=(arm,))
+    counted = Tally(
+        arms=((arm, "2026-03-02", "entrants", 1),),
+        steps=(("hello", "2026-03-02", "reached", 1),),
+        window=window,
+    )
+    return FigureArgs.of(counted, f"welcome-{customer_id}")
+
+
+def test_a_chunk_adds_each_shape_once_times_the_entrants_whose_creation_won(store: Store) -> None:
+    """A cohort chunk sends each distinct shape once; the script counts it for every entrant whose
+    compare-and-set won and opens only their windows: a run that existed counts nothing again."""
+    ids = [f"k{n}" for n in range(9)]
+    assert create(store, "k0")  # k0 entered before, with its own counts
+    figures = [shaped("holdout" if n % 3 == 0 else "treated", customer_id) for n, customer_id in enumerate(ids)]
+    assert chunk(store, ids, figures) == {customer_id: int(customer_id != "k0") for customer_id in ids}
+    assert chunk(store, ids, figures) == dict.fromkeys(ids, 0)  # the chunk redelivered
+    (found,) = store.version_figures("welcome")
+    arms = found.arm_totals()
+    assert (arms["treated"].entrants, arms["holdout"].entrants) == (1 + 6, 2)  # k0 by create(), as treated
+    assert found.step_totals() == {"hello": {"reached": 9}}
+    assert [w.arms for w in (store.open_windows(c)["welcome-" + c] for c in ids)] == [("treated",)] + [
+        ("holdout",) if n % 3 == 0 else ("treated",) for n in range(1, 9)
+    ]
+
+
+def test_a_shape_s_money_figures_are_added_once_per_entrant(store: Store) -> None:
+    """Money is added by HINCRBYFLOAT once per entrant, as one at a time would (no entry carries
+    any today; the scripts keep the rule all the same), counts by one HINCRBY times the entrants."""
+    money = FigureArgs("a|treated|2026-03-02|revenue_sum\t2.5\na|treated|2026-03-02|converters\t1")
+    assert chunk(store, ["m1", "m2", "m3"], [money] * 3) == {"m1": 1, "m2": 1, "m3": 1}
+    (found,) = store.version_figures("welcome")
+    treated = found.arm_totals()["treated"]
+    assert (treated.converters, treated.revenue_sum) == (3, 7.5)
 
 
 def test_a_window_round_trips_and_stays_short() -> None:
@@ -182,6 +237,9 @@ def test_a_reading_costs_two_round_trips_and_reads_a_stored_version_once(store: 
     hit = Hit("welcome-c1", goal=True, value=2.25)
     windows = store.open_windows("c1")
     store.run(lambda pipe: store.measure_event(pipe, "c1", "e1", NOW.timestamp() + 60, [hit], windows))
+    older = slot_tag("c9")  # a shard of an earlier release's per-slot layout: read in the same trip
+    store.redis.hincrby(keys.figures(older, "welcome", welcome.version), "a|treated|2026-03-01|entrants", 1)
+    store.redis.sadd(keys.figures_index(), f"welcome|{welcome.version}|{older}")
     trips: list[int] = []
     original = store.run
 
@@ -191,7 +249,7 @@ def test_a_reading_costs_two_round_trips_and_reads_a_stored_version_once(store: 
 
     store.run = counting  # type: ignore[method-assign]
     (found,) = store.version_figures()
-    assert len(trips) == 2 and len({slot_tag(c) for c in ("c1", "c2", "c3")}) > 1
+    assert len(trips) == 2 and len(store.redis.smembers(keys.figures_index())) == 2
     assert (found.name, found.category, found.holdout_percent, found.step_order) == (
         "Welcome",
         "marketing",
@@ -199,7 +257,7 @@ def test_a_reading_costs_two_round_trips_and_reads_a_stored_version_once(store: 
         ["hello", "bye"],
     )
     totals = found.arm_totals()["treated"]
-    assert (totals.entrants, totals.converters, totals.revenue_sum) == (3, 1, 2.25)
+    assert (totals.entrants, totals.converters, totals.revenue_sum) == (4, 1, 2.25)
     assert isinstance(totals.entrants, int)
     store.redis.delete(keys.journey_version("welcome", welcome.version))
     (again,) = store.version_figures()

@@ -8,11 +8,13 @@ from datetime import UTC, datetime
 
 import pytest
 import redis
+from redis.crc import key_slot
 
 from orchestrator.engine.measuring import Hit
 from orchestrator.store import Store, keys
+from orchestrator.store.figures import slot_tag
 from tests.redis_server import RedisServer, start_cluster_node
-from tests.store.test_figures import create, run
+from tests.store.test_figures import chunk, create, run, shaped
 
 CUSTOMERS = ["ann", "c-42", "x{y", "用户7", "0123456789abcdef" * 4]
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -44,6 +46,28 @@ def test_every_counting_script_keeps_to_the_customers_slot(cluster_node: RedisSe
     treated = found.arm_totals()["treated"]
     assert (treated.entrants, treated.converters, treated.revenue_sum) == (5, 5, 10.0)
     assert found.step_totals()["hello"] == {"reached": 5, "deferred": 5}
+    client.close()
+
+
+def test_on_a_server_in_cluster_mode_shards_live_in_their_customers_slots(cluster_node: RedisServer) -> None:
+    """A server in cluster mode refuses a script across slots, even to a plain client: there a
+    version's counts are sharded per slot, each in its customers' slot, and summed back; a cohort
+    chunk's creations (one script call per slot) count in their own slot's shard."""
+    client = redis.Redis.from_url(cluster_node.url, decode_responses=True)
+    client.flushall()
+    store = Store(client)
+    assert store.slotted and not store.cluster
+    ids = [f"cust-{n}" for n in range(40)]
+    for customer_id in ids[:20]:
+        assert key_slot(store.figures_shard(run(customer_id)).encode()) == key_slot(keys.profile(customer_id).encode())
+        assert create(store, customer_id)
+    entered = chunk(store, ids[10:], [shaped("treated", customer_id) for customer_id in ids[10:]])
+    assert entered == {customer_id: int(customer_id in ids[20:]) for customer_id in ids[10:]}
+    assert client.smembers(keys.figures_index()) == {f"welcome|v1|{slot_tag(c)}" for c in ids}
+    assert len({slot_tag(c) for c in ids}) > 1
+    (found,) = store.version_figures()
+    assert found.arm_totals()["treated"].entrants == 40
+    assert found.step_totals() == {"hello": {"reached": 40}}
     client.close()
 
 
