@@ -171,7 +171,7 @@ def entry_shape(decision: Decision) -> Hashable:
         enrollment.updated_at,
         enrollment.trigger_event_id,
         decision.reached,
-        tuple((a.step_id, a.stat, a.channel) for a in decision.actions if isinstance(a, Record)),
+        tuple([(a.step_id, a.stat, a.channel) for a in decision.actions if isinstance(a, Record)]),
     )
 
 

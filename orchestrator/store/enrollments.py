@@ -244,8 +244,9 @@ class EnrollmentStore(StoreBase):
         ``claims`` (per item: idempotency key and lease expiry, or None) claims each new send for
         the caller when its creation wins, as :meth:`write_enrollment` does for one; ``figures``
         (per item) counts each entry with its creation, the shards indexed first.  A call sends each
-        distinct :class:`FigureArgs` once (a chunk's entrants mostly share one) and each item refers
-        to it: the script adds each one's counts once, times the items whose creation won."""
+        :class:`FigureArgs` object once (:func:`~orchestrator.store.figures.entry_figures` gives the
+        entrants of one shape one object) and each item refers to it: the script adds each one's
+        counts once, times the items whose creation won."""
         by_customer: dict[str, list[int]] = {}
         for index, (enrollment, _s, _t, _p) in enumerate(items):
             by_customer.setdefault(enrollment.customer_id, []).append(index)
@@ -264,13 +265,18 @@ class EnrollmentStore(StoreBase):
         for call, tag, version in zip(calls, tags, versions, strict=True):
             names: list[str] = [keys.figures(tag, *version)]
             args: list[str] = []
-            shapes: dict[FigureArgs, str] = {}
+            shapes: list[FigureArgs] = []
+            numbers = {id(NO_FIGURES): "0"}  # by identity: cheaper than hashing, and the list keeps them alive
             for index in call:
                 enrollment, send, timer, pending = items[index]
                 names.extend(enrollment_keys(enrollment.customer_id, enrollment.run_id))
                 args.extend(cas_args(enrollment, -1, send, timer, claims[index] if claims else None, pending))
                 counted = figures[index] if figures is not None else NO_FIGURES
-                args.append("0" if counted is NO_FIGURES else shapes.setdefault(counted, str(len(shapes) + 1)))
+                number = numbers.get(id(counted))
+                if number is None:
+                    shapes.append(counted)
+                    number = numbers[id(counted)] = str(len(shapes))
+                args.append(number)
             head = [str(len(shapes))]
             for shape in shapes:
                 head.extend(shape.args())

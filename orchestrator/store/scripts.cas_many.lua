@@ -9,7 +9,11 @@
 -- call instead of a few per entrant, in the same atomic step, and nothing for a run that existed.
 local shapes = tonumber(ARGV[1])
 local first = 1 + shapes * 4
-local out, won = {}, {}
+local out, won, marks = {}, {}, {}
+for g = 1, shapes do
+  local s = 1 + (g - 1) * 4
+  marks[g] = ARGV[s + 2] ~= '' or ARGV[s + 3] ~= '' or ARGV[s + 4] ~= ''  -- a window to open or stamp
+end
 for i = 0, (#KEYS - 1) / 4 - 1 do
   local a = first + i * 18
   local ok = cas(1 + i * 4, a)
@@ -17,8 +21,10 @@ for i = 0, (#KEYS - 1) / 4 - 1 do
   local g = tonumber(ARGV[a + 18])
   if ok == 1 and g > 0 then
     won[g] = (won[g] or 0) + 1
-    local s = 1 + (g - 1) * 4
-    mark_window(KEYS[2 + i * 4], ARGV[a + 3], ARGV[s + 2], ARGV[s + 3], ARGV[s + 4])
+    if marks[g] then
+      local s = 1 + (g - 1) * 4
+      mark_window(KEYS[2 + i * 4], ARGV[a + 3], ARGV[s + 2], ARGV[s + 3], ARGV[s + 4])
+    end
   end
 end
 for g = 1, shapes do
