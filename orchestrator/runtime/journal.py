@@ -61,11 +61,14 @@ def _fallback(outcome: str, channel: str) -> str:
 def decision_entries(decision: Decision, now: datetime) -> list[dict[str, str]]:
     """The journal entries of a stored decision: holdout steps and the run's end.  Entries into a
     journey are not written: the run keeps its entry time (and a waiting customer no journal)."""
-    run = decision.enrollment
-    at = now.isoformat()
-    base = {"at": at, "journey": run.journey_id, "run": run.run_id}
     entries: list[dict[str, str]] = []
+    base: dict[str, str] = {}
     for action in decision.actions:
+        # Most decisions (a cohort's entries) have nothing to write: the common fields are built
+        # only for the first entry there is.
+        if not base and (isinstance(action, Finish) or (isinstance(action, Record) and action.stat == "holdout")):
+            run = decision.enrollment
+            base = {"at": now.isoformat(), "journey": run.journey_id, "run": run.run_id}
         if isinstance(action, Record) and action.stat == "holdout" and action.step_id is not None:
             entries.append(
                 base
