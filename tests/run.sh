@@ -10,8 +10,9 @@ fi
 # `tests/run.sh --bench [options]`: what the benchmarks need (wrk for the HTTP one), then the harness.
 if [[ "${1:-}" == "--bench" ]]; then
   shift
-  if ! command -v wrk >/dev/null 2>&1; then
-    apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+  # wrk for the HTTP benchmark; valgrind for instruction counts (tests/benchmarks/cohort_cost.py --instructions).
+  if ! command -v wrk >/dev/null 2>&1 || ! command -v valgrind >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq wrk valgrind >/dev/null
   fi
   BENCH=1
 fi
