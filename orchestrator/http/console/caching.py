@@ -5,10 +5,13 @@ more (docs/benchmarks.md, the console's section): too much for every page view, 
 needs both.  Each reading is kept ``seconds`` per argument (the journey id, or None for all), so a
 page shows the records as they were at most that long ago; the console says so under its panels.
 Readings are made under a lock per memo, so a burst of requests reads once.  Past its period a
-reading is still served, for up to :data:`STALE_LIMIT` periods, while a thread reads it again: a
-page then never waits for the records (whose reading grows with the journeys and, on a Cluster,
-with the slots that hold them); only a key never read, or read too long ago, is read while the page
-waits.  The records' memo
+reading that took longer than :data:`INLINE_READING` is still served, for up to :data:`STALE_LIMIT`
+periods, while a thread reads it again: a page then never waits seconds for the records (whose
+reading grows with the journeys and, on a Cluster, with the slots that hold them).  A quicker
+reading is made again inside the request that finds it old: a reading beside the requests competes
+with them for the interpreter, and every request it overlaps pays a few milliseconds at each of its
+thread hand-overs (measured: a calendar request of 6 ms took 110 to 129 ms beside a 35 ms reading,
+docs/benchmarks.md), more in all than the one request that reads.  The records' memo
 (:class:`RecordsMemo`) answers a journey from a fresh reading of all journeys, and the report is
 built on that memo (:func:`record_sources`), so the calendar, the overview, its report and every
 journey page share one reading.
@@ -29,6 +32,8 @@ Value = TypeVar("Value")
 
 #: How long one reading of the records serves the pages.
 RECORDS_SECONDS = 15.0
+#: Seconds a reading may take and still be made again inside a request (see the module's text).
+INLINE_READING = 0.15
 #: Periods an old reading is still served while a new one is made beside the pages; past that
 #: (the store has been failing that long) a page waits for a reading of its own, or its error.
 STALE_LIMIT = 10
@@ -37,7 +42,7 @@ log = logging.getLogger("loyaloop.console")
 
 
 class Memo(Generic[Key, Value]):
-    """``read(key)`` remembered for ``seconds`` per key."""
+    """``read(key)`` remembered for ``seconds`` per key (then read again inline or beside, by its cost)."""
 
     def __init__(self, read: Callable[[Key], Value], seconds: float = RECORDS_SECONDS) -> None:
         self._read = read
@@ -45,6 +50,8 @@ class Memo(Generic[Key, Value]):
         self._lock = threading.Lock()
         self._kept: dict[Key, tuple[float, Value]] = {}
         self._refreshing: set[Key] = set()
+        #: Seconds the latest reading of each key took.
+        self._took: dict[Key, float] = {}
 
     def __call__(self, key: Key, /) -> Value:
         with self._lock:
@@ -52,19 +59,26 @@ class Memo(Generic[Key, Value]):
             kept = self._kept.get(key)
             if kept is not None and now - kept[0] <= self.seconds:
                 return kept[1]
-            if kept is not None and now - kept[0] <= self.seconds * STALE_LIMIT:
+            slow = self._took.get(key, 0.0) > INLINE_READING
+            if kept is not None and slow and now - kept[0] <= self.seconds * STALE_LIMIT:
                 if key not in self._refreshing:
                     self._refreshing.add(key)
                     threading.Thread(target=self._refresh, args=(key,), name="console-records", daemon=True).start()
                 return kept[1]
-            value = self._read(key)
+            value = self._timed_read(key)
             self._kept[key] = (time.monotonic(), value)
             return value
+
+    def _timed_read(self, key: Key) -> Value:
+        started = time.monotonic()
+        value = self._read(key)
+        self._took[key] = time.monotonic() - started
+        return value
 
     def _refresh(self, key: Key) -> None:
         """Read ``key`` again beside the pages; a failure leaves the old reading to be served."""
         try:
-            value = self._read(key)
+            value = self._timed_read(key)
         except Exception as exc:  # the pages go on with the old reading; the next one tries again
             log.warning(
                 "could not read the measurement records again (%s); the pages show the last reading", type(exc).__name__

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from orchestrator.http.console.caching import STALE_LIMIT, Memo, RecordsMemo
+from orchestrator.http.console.caching import INLINE_READING, STALE_LIMIT, Memo, RecordsMemo
 from orchestrator.http.console.lift import record_sources
 from orchestrator.http.console.startup import warm
 from orchestrator.measure.figures import VersionFigures
@@ -39,8 +39,8 @@ def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-def test_past_its_period_the_old_reading_is_served_while_a_thread_reads_again() -> None:
-    """A page never waits for the records once they were read: the reading that follows the period
+def test_past_its_period_a_slow_reading_is_served_while_a_thread_reads_again() -> None:
+    """A page never waits for slow records once they were read: the reading that follows the period
     is made beside the pages, once however many pages ask meanwhile."""
     readings = iter(["first", "second"])
     release = threading.Event()
@@ -49,6 +49,8 @@ def test_past_its_period_the_old_reading_is_served_while_a_thread_reads_again() 
     def read(key: str) -> str:
         value = next(readings)
         reads.append(value)
+        if value == "first":
+            time.sleep(INLINE_READING + 0.05)
         if value == "second":
             release.wait(5)
         return value
@@ -76,10 +78,26 @@ def test_a_failed_reading_again_keeps_the_old_one_and_says_so(caplog: pytest.Log
     memo = Memo(read, seconds=0.05)
     memo("all")
     time.sleep(0.08)
+    memo._took["all"] = INLINE_READING * 2  # as if the first reading had been slow
     with caplog.at_level(logging.WARNING, logger="loyaloop.console"):
         assert memo("all") == "first"
         wait_for(lambda: "could not read the measurement records again (ConnectionError)" in caplog.text)
     wait_for(lambda: memo("all") == "first" and len(calls) >= 3)
+
+
+def test_a_quick_reading_is_made_again_inside_the_request_that_finds_it_old() -> None:
+    """A reading beside the requests slows every request it overlaps; a quick one is cheaper made
+    by the one request that finds the kept one old."""
+    reads: list[str] = []
+
+    def read(key: str) -> int:
+        reads.append(threading.current_thread().name)
+        return len(reads)
+
+    memo = Memo(read, seconds=0.05)
+    assert memo("all") == 1
+    time.sleep(0.08)
+    assert memo("all") == 2 and reads == [threading.current_thread().name] * 2
 
 
 def test_a_reading_too_old_to_serve_is_read_while_the_page_waits() -> None:
@@ -91,6 +109,7 @@ def test_a_reading_too_old_to_serve_is_read_while_the_page_waits() -> None:
 
     memo = Memo(read, seconds=0.01)
     assert memo("all") == 1
+    memo._took["all"] = INLINE_READING * 2  # slow: only its age makes the page wait
     time.sleep(0.01 * STALE_LIMIT + 0.05)
     assert memo("all") == 2 and reads == [1, 1]
 
