@@ -98,6 +98,14 @@ def seed(client: redis.Redis, url: str, customers: int, folder: Path) -> tuple[i
 COLD = ("/", "/journeys/welcome", "/calendar")
 
 
+def log_in(http: httpx.Client) -> None:
+    """Log the benchmark's viewer in (its session cookie stays on ``http``)."""
+    token = re.search(r'name="csrf" value="([^"]+)"', http.get("/login").text)
+    assert token is not None
+    answer = http.post("/login", data={"user": "bench", "password": PASSWORD, "csrf": token.group(1)})
+    assert answer.status_code == 303, answer.text
+
+
 def cold_first(
     client: redis.Redis, settings: Settings, journeys: dict[str, Journey], users: dict[str, User], path: str
 ) -> float:
@@ -106,10 +114,7 @@ def cold_first(
     records, lift = record_sources(Store(client).version_figures)
     timed = Timed(create_console(settings, client, journeys, users, b"c" * 32, figures=records, lift=lift))
     with serve(timed) as base, httpx.Client(base_url=base, timeout=120) as http:
-        token = re.search(r'name="csrf" value="([^"]+)"', http.get("/login").text)
-        assert token is not None
-        answer = http.post("/login", data={"user": "bench", "password": PASSWORD, "csrf": token.group(1)})
-        assert answer.status_code == 303, answer.text
+        log_in(http)
         timed.times.clear()
         assert http.get(path).status_code == 200, path
         return timed.times[path][0]
@@ -148,10 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         pages.append(f"/customers/bench-{max(0, args.customers - 300) // 2:06d}")
         rows: list[tuple[str, float, float, float, float]] = []
         with serve(timed) as base, httpx.Client(base_url=base, timeout=120) as http:
-            token = re.search(r'name="csrf" value="([^"]+)"', http.get("/login").text)
-            assert token is not None
-            answer = http.post("/login", data={"user": "bench", "password": PASSWORD, "csrf": token.group(1)})
-            assert answer.status_code == 303, answer.text
+            log_in(http)
             timed.times.clear()
             began = time.perf_counter()
             assert http.get("/calendar").status_code == 200

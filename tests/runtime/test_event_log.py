@@ -16,19 +16,8 @@ from orchestrator.runtime.event_drain import drain
 from orchestrator.runtime.event_queue import EventQueue, encode
 from orchestrator.runtime.story import StoreStory
 from orchestrator.store import SEEN_TTL, event_log, keys
-from tests.runtime.harness import START, Harness, journey
-from tests.runtime.test_event_drain import fail_one
-
-PING = journey(
-    {
-        "id": "ping",
-        "name": "Ping",
-        "trigger": {"event": "ping.sent"},
-        "re_entry": "always",
-        "category": "transactional",
-        "steps": [{"id": "hello", "send": "email", "template": "hello"}],
-    }
-)
+from tests.runtime.harness import START, Harness
+from tests.runtime.test_event_drain import PING, fail_one
 
 
 @pytest.fixture
