@@ -114,22 +114,24 @@ def simulate(
     ``state``: where to keep that Redis's keys when the run ends (with ``meta`` beside them), so
     ``loyaloop console --simulation DIR`` can show the simulated customers after the run."""
     with private_redis(backend) as client:
-        result = _simulate(setup, lines, client, until=until, progress=progress, warn=warn)
+        result = simulate_on(setup, lines, client, until=until, progress=progress, warn=warn)
         if state is not None:
             state.parent.mkdir(parents=True, exist_ok=True)
             snapshot.dump(client, state, {"now": until.isoformat(), **(meta or {})})
         return result
 
 
-def _simulate(
+def simulate_on(
     setup: Setup,
     lines: list[Line],
     client: Any,
     *,
     until: datetime,
-    progress: Progress | None,
-    warn: Callable[[str], None],
+    progress: Progress | None = None,
+    warn: Callable[[str], None] = lambda text: None,
 ) -> Result:
+    """The run of :func:`simulate` on a Redis the caller provides and looks at afterwards (the
+    benchmark reads the private server's processor time and memory there); it must be empty."""
     clock = SimClock(lines[0].at if lines else until)
     recorder = Recorder(clock)
     runtime = build_runtime(
