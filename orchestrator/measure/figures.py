@@ -81,9 +81,13 @@ class VersionFigures(BaseModel):
     step_order: list[str] = Field(default_factory=list)
 
     def arm_totals(self, since: date | None = None, until: date | None = None) -> dict[str, ArmCounts]:
-        """Each arm's counts summed over entry days in ``[since, until]`` (both inclusive)."""
+        """Each arm's counts summed over entry days in ``[since, until]`` (both inclusive), day by day
+        in calendar order: money is summed in floating point, and the days arrive in the order of a
+        Redis hash, which differs from one server to the next, so another order would change the
+        last digits of the same figures between two readings."""
         return {
-            arm: _summed(c for day, c in days.items() if _within(day, since, until)) for arm, days in self.arms.items()
+            arm: _summed(c for day, c in sorted(days.items()) if _within(day, since, until))
+            for arm, days in self.arms.items()
         }
 
     def step_totals(self, since: date | None = None, until: date | None = None) -> dict[str, dict[str, int]]:

@@ -264,6 +264,8 @@ class FiguresStore(JourneyStore):
             if journey_id is None or journey == journey_id:
                 shards.setdefault((journey, version), [])
         ordered = sorted(shards)
+        for tags in shards.values():
+            tags.sort()  # money sums over the shards in one order, whatever order SMEMBERS gave
         outlines = self.outlines
         unknown = [pair for pair in ordered if pair not in outlines]
 

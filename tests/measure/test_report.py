@@ -198,3 +198,21 @@ def test_one_conversion_is_singular() -> None:
     a, b = ArmCounts(entrants=500, converters=40), ArmCounts(entrants=50, converters=1)
     verdict = compare("holdout", "treated vs holdout", "treated", a, "holdout", b).verdict
     assert verdict == "not enough data yet: 1 conversion in the holdout, need 10"
+
+
+def test_money_sums_do_not_depend_on_the_order_the_days_were_read() -> None:
+    """The days of an arm come in a Redis hash's order, which differs between servers: the same
+    days read in another order give the same totals to the last digit (0.1 + 0.2 + 0.3 is not
+    0.3 + 0.2 + 0.1 in floating point)."""
+    days = {"2026-01-01": 0.1, "2026-01-02": 0.2, "2026-01-03": 0.3}
+
+    def figures(order: list[str]) -> VersionFigures:
+        arm = {day: ArmCounts(entrants=1, revenue_sum=days[day], order_revenue_sum=days[day]) for day in order}
+        return VersionFigures(journey_id="winback", version="v1", arms={"treated": arm})
+
+    forward = figures(sorted(days)).arm_totals()["treated"]
+    backward = figures(sorted(days, reverse=True)).arm_totals()["treated"]
+    assert (0.1 + 0.2) + 0.3 != (0.3 + 0.2) + 0.1
+    assert forward == backward
+    report = build_report([figures(sorted(days))]), build_report([figures(sorted(days, reverse=True))])
+    assert render_json(report[0]) == render_json(report[1])
