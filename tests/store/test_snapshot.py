@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,24 @@ def test_a_file_that_is_not_a_snapshot_is_refused(redis_client: redis.Redis, tmp
         snapshot.load(redis_client, path)
     with pytest.raises(InputError, match="cannot read"):
         snapshot.load(redis_client, tmp_path / "missing.json")
+
+
+def test_a_dump_of_many_chunks_is_one_json_document_in_key_order(
+    redis_client: redis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Written chunk by chunk, the file is still the one document ``json.dumps`` would write for the
+    whole list: every key once, sorted, with its value and time to live."""
+    monkeypatch.setattr(snapshot, "DUMP_CHUNK", 3)
+    for index in range(10):
+        redis_client.hset(f"lp:c:{{c{index}}}:profile", mapping={"n": str(index)})
+    redis_client.sadd("lp:set", "b", "a")
+    redis_client.set("lp:gone-soon", "x", px=60_000)
+    path = tmp_path / "state.json"
+    assert snapshot.dump(redis_client, path, {"now": "t"}) == 12
+    text = path.read_text(encoding="utf-8")
+    document = json.loads(text)
+    assert text == json.dumps(document)
+    assert [item["key"] for item in document["keys"]] == sorted(item["key"] for item in document["keys"])
+    assert {"key": "lp:set", "type": "set", "value": ["a", "b"], "pttl": 0} in document["keys"]
+    assert next(item for item in document["keys"] if item["key"] == "lp:gone-soon")["pttl"] > 0
+    assert document["meta"] == {"now": "t"}
