@@ -4,8 +4,9 @@ The demo runs on an in-process Redis that is gone when the command ends; ``loyal
 wants to show what it did.  :func:`dump` writes every ``lp:`` key (strings, hashes, lists, sets,
 sorted sets and streams, with their time to live) and :func:`load` puts them into another Redis,
 so the console reads the demo's customers, runs, send logs and stats exactly as the workers left
-them.  It is meant for demo-sized databases (a few thousand customers), not for backups: a real
-deployment points the console at its Redis.
+them.  It is meant for the private databases of a demo or a simulation (the dump streams, so a
+simulation of tens of thousands of customers fits), not for backups: a real deployment points the
+console at its Redis.
 """
 
 from __future__ import annotations
